@@ -1,0 +1,187 @@
+//! The admin HTTP server: `/healthz`, `/readyz` and `/metrics` (OpenMetrics text).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("cannot listen on {address}")]
+    Bind {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("admin server failed")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Readiness as shown on `/readyz`: ready, or not ready with the reason an operator reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    NotReady(String),
+}
+
+/// What the admin endpoints serve; cheap to clone and shared with the components that report.
+#[derive(Debug, Clone)]
+pub struct AdminState {
+    registry: Arc<Registry>,
+    readiness: Arc<RwLock<Readiness>>,
+}
+
+impl AdminState {
+    /// Creates the state with a registry whose metrics are prefixed `baremetal_ccm_`.
+    pub fn new(component: &str, register: impl FnOnce(&mut Registry)) -> Self {
+        let mut registry = Registry::with_prefix("baremetal_ccm");
+        registry.register(
+            "build",
+            "Build information of the running binary",
+            Info::new(vec![
+                ("version", env!("CARGO_PKG_VERSION").to_owned()),
+                ("component", component.to_owned()),
+            ]),
+        );
+        register(&mut registry);
+        Self {
+            registry: Arc::new(registry),
+            readiness: Arc::new(RwLock::new(Readiness::NotReady("starting".to_owned()))),
+        }
+    }
+
+    pub fn set_readiness(&self, readiness: Readiness) {
+        *self
+            .readiness
+            .write()
+            .expect("readiness lock is never poisoned: writers do not panic") = readiness;
+    }
+
+    fn readiness(&self) -> Readiness {
+        self.readiness
+            .read()
+            .expect("readiness lock is never poisoned: writers do not panic")
+            .clone()
+    }
+
+    /// The admin router; exposed for tests that drive it without a socket.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/readyz", get(readyz))
+            .route("/metrics", get(metrics))
+            .with_state(self.clone())
+    }
+
+    /// Serves the admin endpoints until the listener fails.
+    pub async fn serve(&self, address: SocketAddr) -> Result<(), AdminError> {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|source| AdminError::Bind { address, source })?;
+        tracing::info!(%address, "admin server listening");
+        axum::serve(listener, self.router())
+            .await
+            .map_err(AdminError::Serve)
+    }
+}
+
+async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
+    match state.readiness() {
+        Readiness::Ready => (StatusCode::OK, "ok\n".to_owned()),
+        Readiness::NotReady(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {reason}\n"),
+        ),
+    }
+}
+
+async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
+    let mut body = String::new();
+    match encode(&mut body, &state.registry) {
+        Ok(()) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            body,
+        ),
+        Err(error) => {
+            tracing::error!(%error, "encoding metrics failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                "encoding metrics failed\n".to_owned(),
+            )
+        }
+    }
+}
+
+/// Runs a component that has no working controllers yet: only the admin server, reporting
+/// not-ready with the reason, so nothing pretends to work.
+pub async fn serve_placeholder(component: &str, address: SocketAddr) -> anyhow::Result<()> {
+    let state = AdminState::new(component, |_| {});
+    let reason = format!("the {component} has no controllers implemented in this build");
+    tracing::warn!(component, "{reason}");
+    state.set_readiness(Readiness::NotReady(reason));
+    state.serve(address).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt as _;
+
+    async fn get_path(state: &AdminState, path: &str) -> (StatusCode, String) {
+        let response = state
+            .router()
+            .oneshot(
+                Request::get(path)
+                    .body(Body::empty())
+                    .expect("static request is valid"),
+            )
+            .await
+            .expect("router is infallible");
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body fits");
+        (
+            status,
+            String::from_utf8(bytes.to_vec()).expect("utf-8 body"),
+        )
+    }
+
+    #[tokio::test]
+    async fn readyz_reports_the_reason_until_ready() {
+        let state = AdminState::new("controller", |_| {});
+        state.set_readiness(Readiness::NotReady("waiting for the initial lists".into()));
+        let (status, body) = get_path(&state, "/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("waiting for the initial lists"), "{body}");
+
+        state.set_readiness(Readiness::Ready);
+        assert_eq!(get_path(&state, "/readyz").await.0, StatusCode::OK);
+        assert_eq!(get_path(&state, "/healthz").await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn metrics_carry_the_project_prefix() {
+        let state = AdminState::new("speaker", |_| {});
+        let (status, body) = get_path(&state, "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("baremetal_ccm_build_info{"), "{body}");
+        assert!(body.contains("component=\"speaker\""), "{body}");
+        assert!(body.trim_end().ends_with("# EOF"), "{body}");
+    }
+}

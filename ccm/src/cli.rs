@@ -1,0 +1,140 @@
+//! Command-line interface: subcommands and their argument groups (clap derive).
+//!
+//! Every flag can also be set through an environment variable prefixed `BAREMETAL_CCM_`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Kubernetes cloud-controller-manager and LoadBalancer for bare metal and OpenNebula.
+#[derive(Debug, Parser)]
+#[command(name = "baremetal-ccm", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Cloud controllers (node, node lifecycle, service load balancers) and central BGP announcing.
+    Controller(ControllerArgs),
+    /// Node-local agent: layer-2 responder and node-local BGP announcing.
+    Speaker(SpeakerArgs),
+    /// Print the CustomResourceDefinitions generated from the Rust types, as YAML.
+    Crd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Plain,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Log line format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Plain, env = "BAREMETAL_CCM_LOG_FORMAT", global = true)]
+    pub log_format: LogFormat,
+    /// Log filter in `tracing` EnvFilter syntax, e.g. `info` or `baremetal_ccm=debug,kube=info`.
+    #[arg(long, default_value = "info", env = "BAREMETAL_CCM_LOG", global = true)]
+    pub log_filter: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// Address of the admin server that serves /healthz, /readyz and /metrics.
+    #[arg(
+        long = "admin-bind-address",
+        default_value = "0.0.0.0:10258",
+        env = "BAREMETAL_CCM_ADMIN_BIND_ADDRESS"
+    )]
+    pub bind_address: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct KubeArgs {
+    /// Path to a kubeconfig; in-cluster configuration when absent.
+    #[arg(long, env = "BAREMETAL_CCM_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Client-side queries per second towards the API server.
+    #[arg(long, default_value_t = 20.0, env = "BAREMETAL_CCM_KUBE_API_QPS")]
+    pub kube_api_qps: f32,
+    /// Client-side burst towards the API server.
+    #[arg(long, default_value_t = 30, env = "BAREMETAL_CCM_KUBE_API_BURST")]
+    pub kube_api_burst: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    #[command(flatten)]
+    pub admin: AdminArgs,
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    /// Provider settings file (instance provider, defaults, per-node entries).
+    #[arg(long, env = "BAREMETAL_CCM_CLOUD_CONFIG")]
+    pub cloud_config: Option<PathBuf>,
+    /// Controllers to run: `*` for all, a name to add one, `-name` to remove one.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "*",
+        env = "BAREMETAL_CCM_CONTROLLERS"
+    )]
+    pub controllers: Vec<String>,
+    /// Hold the `kube-system/baremetal-ccm` Lease before writing cluster state.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, env = "BAREMETAL_CCM_LEADER_ELECT")]
+    pub leader_elect: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SpeakerArgs {
+    #[command(flatten)]
+    pub admin: AdminArgs,
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    /// Name of the node this speaker runs on (normally from the downward API).
+    #[arg(long, env = "BAREMETAL_CCM_NODE_NAME")]
+    pub node_name: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn controller_flags_parse_with_upstream_spelling() {
+        let cli = Cli::try_parse_from([
+            "baremetal-ccm",
+            "controller",
+            "--controllers",
+            "*,-cloud-node-lifecycle",
+            "--leader-elect=false",
+            "--admin-bind-address",
+            "127.0.0.1:9999",
+            "--log-format",
+            "json",
+        ])
+        .expect("valid flags parse");
+        let Command::Controller(args) = cli.command else {
+            panic!("expected the controller subcommand");
+        };
+        assert_eq!(args.controllers, ["*", "-cloud-node-lifecycle"]);
+        assert!(!args.leader_elect);
+        assert_eq!(args.admin.bind_address.port(), 9999);
+        assert_eq!(cli.log.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn unknown_subcommand_is_rejected() {
+        assert!(Cli::try_parse_from(["baremetal-ccm", "announce"]).is_err());
+    }
+}

@@ -1,0 +1,29 @@
+//! The `baremetal-ccm` program: subcommand wiring over the controller, speaker and CRD modules.
+
+pub mod admin;
+pub mod cli;
+pub mod crd;
+pub mod telemetry;
+
+use cli::{Cli, Command};
+
+/// Runs the parsed command line to completion.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    telemetry::init(&cli.log)?;
+    match cli.command {
+        Command::Crd => crd::print(&mut std::io::stdout().lock()),
+        Command::Controller(args) => runtime()?.block_on(admin::serve_placeholder(
+            "controller",
+            args.admin.bind_address,
+        )),
+        Command::Speaker(args) => {
+            runtime()?.block_on(admin::serve_placeholder("speaker", args.admin.bind_address))
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}

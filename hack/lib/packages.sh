@@ -1,0 +1,33 @@
+# Debian packages the tests and the lab need. Sourced after common.sh.
+# shellcheck shell=bash
+
+# package:command-it-provides pairs; the command proves the package is usable.
+DEBIAN_PACKAGES=(
+  bird2:bird
+  arping:arping
+  ndisc6:ndisc6
+  iproute2:ip
+  tcpdump:tcpdump
+  iputils-ping:ping
+  procps:sysctl
+)
+
+ensure_packages() {
+  local missing=() entry
+  for entry in "${DEBIAN_PACKAGES[@]}"; do
+    command -v "${entry#*:}" >/dev/null 2>&1 || [ -x "/usr/sbin/${entry#*:}" ] || missing+=("${entry%%:*}")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  command -v apt-get >/dev/null 2>&1 \
+    || die "missing packages: ${missing[*]}; install them with your package manager (Debian/Ubuntu names given)"
+  [ "$(id -u)" -eq 0 ] \
+    || die "missing packages: ${missing[*]}; run: sudo apt-get update && sudo apt-get install -y ${missing[*]}"
+  log "installing Debian packages: ${missing[*]}"
+  apt-get update -qq >/dev/null || die "apt-get update failed"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    || die "apt-get install ${missing[*]} failed"
+  # BIRD's Debian package starts a system daemon; the tests run their own instances.
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet bird 2>/dev/null; then
+    systemctl disable --now bird >/dev/null 2>&1 || true
+  fi
+}

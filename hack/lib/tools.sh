@@ -1,0 +1,87 @@
+# Builds the Go-based test and lab components from their Go modules at the versions pinned in
+# hack/versions.env, caching the binaries under $CACHE_ROOT/bin/<name>-<version>/.
+# Sourced after common.sh.
+# shellcheck shell=bash
+
+# go_wrapper_build DIR OUT PKG...: build PKG(s) inside the wrapper module in DIR into OUT.
+go_wrapper_build() {
+  local dir=$1 out=$2; shift 2
+  ( cd "$dir" && go mod tidy >"$dir/tidy.log" 2>&1 ) || { cat "$dir/tidy.log" >&2; die "go mod tidy failed in $dir"; }
+  local pkg
+  for pkg in "$@"; do
+    log "go build $pkg"
+    ( cd "$dir" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$out/" "$pkg" ) \
+      || die "building $pkg failed (needs Go and the Go module proxy)"
+  done
+}
+
+# ensure_kube: kube-apiserver and etcd. Honours KUBEBUILDER_ASSETS when it holds both.
+ensure_kube() {
+  if [ -n "${KUBEBUILDER_ASSETS:-}" ]; then
+    [ -x "$KUBEBUILDER_ASSETS/kube-apiserver" ] && [ -x "$KUBEBUILDER_ASSETS/etcd" ] \
+      || die "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS lacks kube-apiserver or etcd; unset it to build them"
+    KUBE_APISERVER_BIN=$KUBEBUILDER_ASSETS/kube-apiserver
+    ETCD_BIN=$KUBEBUILDER_ASSETS/etcd
+    return
+  fi
+  need_cmd go "Install Go 1.24+ (Debian: golang-go, or the upstream tarball)."
+  local kdir=$TOOLS_BIN/kubernetes-$KUBERNETES_VERSION
+  if [ ! -x "$kdir/kube-apiserver" ]; then
+    log "building kube-apiserver $KUBERNETES_VERSION from its Go module (first run only; several minutes)"
+    local w; w=$(mktemp -d)
+    local gomod
+    gomod=$(cd "$w" && go mod download -json "k8s.io/kubernetes@v$KUBERNETES_VERSION" | sed -n 's/^\s*"GoMod": "\(.*\)",\?$/\1/p')
+    [ -f "$gomod" ] || die "could not download k8s.io/kubernetes@v$KUBERNETES_VERSION"
+    local staging="0.${KUBERNETES_VERSION#1.}"
+    {
+      echo "module baremetal-ccm.io/hack/kube"
+      echo
+      echo "go 1.24"
+      echo
+      echo "require k8s.io/kubernetes v$KUBERNETES_VERSION"
+      echo
+      # Every staging module k8s.io/kubernetes replaces with ./staging/... is pinned to its
+      # published twin, as upstream documents for depending on k8s.io/kubernetes.
+      sed -n 's#^\s*\(k8s\.io/[a-z0-9-]*\) => \./staging/.*#replace \1 => \1 v'"$staging"'#p' "$gomod"
+    } >"$w/go.mod"
+    printf 'package hack\n\nimport _ "k8s.io/kubernetes/cmd/kube-apiserver/app"\n' >"$w/tools.go"
+    mkdir -p "$kdir.tmp"
+    go_wrapper_build "$w" "$kdir.tmp" k8s.io/kubernetes/cmd/kube-apiserver
+    rm -rf "$kdir" && mv "$kdir.tmp" "$kdir" && rm -rf "$w"
+  fi
+  local edir=$TOOLS_BIN/etcd-$ETCD_VERSION
+  if [ ! -x "$edir/etcd" ]; then
+    log "building etcd $ETCD_VERSION from its Go module (first run only)"
+    local w; w=$(mktemp -d)
+    printf 'module baremetal-ccm.io/hack/etcd\n\ngo 1.24\n\nrequire go.etcd.io/etcd/server/v3 v%s\n' "$ETCD_VERSION" >"$w/go.mod"
+    printf 'package hack\n\nimport _ "go.etcd.io/etcd/server/v3/etcdmain"\n' >"$w/tools.go"
+    mkdir -p "$edir.tmp"
+    go_wrapper_build "$w" "$edir.tmp" go.etcd.io/etcd/server/v3
+    mv "$edir.tmp/v3" "$edir.tmp/etcd" 2>/dev/null || mv "$edir.tmp/server" "$edir.tmp/etcd"
+    rm -rf "$edir" && mv "$edir.tmp" "$edir" && rm -rf "$w"
+  fi
+  KUBE_APISERVER_BIN=$kdir/kube-apiserver
+  ETCD_BIN=$edir/etcd
+}
+
+# ensure_gobgp: gobgpd and the gobgp CLI from the pinned GoBGP v4 module.
+ensure_gobgp() {
+  need_cmd go "Install Go 1.24+ (Debian: golang-go, or the upstream tarball)."
+  local gdir=$TOOLS_BIN/gobgp-$GOBGP_VERSION
+  if [ ! -x "$gdir/gobgpd" ] || [ ! -x "$gdir/gobgp" ]; then
+    log "building gobgpd/gobgp $GOBGP_VERSION from the GoBGP v4 module (first run only)"
+    local w; w=$(mktemp -d)
+    printf 'module baremetal-ccm.io/hack/gobgp\n\ngo 1.24\n\nrequire github.com/osrg/gobgp/v4 v%s\n' "$GOBGP_VERSION" >"$w/go.mod"
+    printf 'package hack\n\nimport (\n\t_ "github.com/osrg/gobgp/v4/cmd/gobgp"\n\t_ "github.com/osrg/gobgp/v4/cmd/gobgpd"\n)\n' >"$w/tools.go"
+    mkdir -p "$gdir.tmp"
+    go_wrapper_build "$w" "$gdir.tmp" github.com/osrg/gobgp/v4/cmd/gobgpd github.com/osrg/gobgp/v4/cmd/gobgp
+    rm -rf "$gdir" && mv "$gdir.tmp" "$gdir" && rm -rf "$w"
+  fi
+  GOBGPD_BIN=$gdir/gobgpd
+  GOBGP_BIN=$gdir/gobgp
+  # The upstream .proto files, for the test that checks our own definitions against them.
+  local moddir
+  moddir=$(go mod download -json "github.com/osrg/gobgp/v4@v$GOBGP_VERSION" | sed -n 's/^\s*"Dir": "\(.*\)",\?$/\1/p')
+  [ -d "$moddir/proto/api" ] || die "could not download github.com/osrg/gobgp/v4@v$GOBGP_VERSION"
+  GOBGP_API_UPSTREAM_DIR=$moddir/proto
+}

@@ -1,0 +1,134 @@
+//! A real `gobgpd` inside a lab namespace, its gRPC API on a unix socket the test can reach.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use gobgp_api_proto::GoBgpServiceClient;
+use gobgp_api_proto::api::GetBgpRequest;
+use hyper_util::rt::TokioIo;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+use crate::netns::Host;
+use crate::process::{Process, ProcessError, run, wait_for};
+use crate::tools::{Tool, ToolError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GobgpdError {
+    #[error(transparent)]
+    Tool(#[from] ToolError),
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error("cannot create a directory for gobgpd")]
+    TempDir(#[source] std::io::Error),
+    #[error("connecting to gobgpd at {socket} failed")]
+    Connect {
+        socket: PathBuf,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("gobgpd did not answer GetBgp within {seconds}s; log tail:\n{log}")]
+    NotReady { seconds: u64, log: String },
+}
+
+/// A running `gobgpd` with pprof and metrics off and no configuration file.
+#[derive(Debug)]
+pub struct Gobgpd {
+    process: Process,
+    socket: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Gobgpd {
+    /// Starts gobgpd in `host`; returns once its API answers.
+    pub async fn start(host: &Host) -> Result<Self, GobgpdError> {
+        let bin = Tool::Gobgpd.path()?;
+        let dir = tempfile::Builder::new()
+            .prefix("bmccm-gobgpd-")
+            .tempdir()
+            .map_err(GobgpdError::TempDir)?;
+        let socket = dir.path().join("gobgpd.sock");
+        let mut cmd = host.command(bin);
+        cmd.arg(format!("--api-hosts=unix://{}", socket.display()))
+            .arg("--pprof-disable")
+            .arg("--metrics-path=")
+            .arg("--log-plain")
+            .arg("--log-level=debug");
+        let process = Process::spawn("gobgpd", cmd, &dir.path().join("gobgpd.log"))?;
+        let mut daemon = Self {
+            process,
+            socket,
+            dir,
+        };
+        daemon.wait_ready().await?;
+        Ok(daemon)
+    }
+
+    async fn wait_ready(&mut self) -> Result<(), GobgpdError> {
+        const TIMEOUT: Duration = Duration::from_secs(20);
+        let socket = self.socket.clone();
+        let ready = wait_for(TIMEOUT, || {
+            let socket = socket.clone();
+            async move {
+                let mut client = connect(&socket).await.ok()?;
+                client.get_bgp(GetBgpRequest {}).await.ok().map(drop)
+            }
+        })
+        .await;
+        ready.ok_or_else(|| GobgpdError::NotReady {
+            seconds: TIMEOUT.as_secs(),
+            log: self.process.log_tail(4000),
+        })
+    }
+
+    /// A fresh gRPC client of this daemon.
+    pub async fn client(&self) -> Result<GoBgpServiceClient<Channel>, GobgpdError> {
+        connect(&self.socket).await
+    }
+
+    /// The API socket path.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// Runs the `gobgp` CLI against this daemon (e.g. `["global", "rib", "-a", "ipv4", "-j"]`).
+    pub fn cli(&self, args: &[&str]) -> Result<String, GobgpdError> {
+        let mut cmd = std::process::Command::new(Tool::Gobgp.path()?);
+        cmd.arg(format!("--target=unix://{}", self.socket.display()))
+            .args(args);
+        Ok(run(cmd)?)
+    }
+
+    /// gobgpd's log so far.
+    pub fn log_tail(&self, max_bytes: usize) -> String {
+        self.process.log_tail(max_bytes)
+    }
+
+    /// Kills the daemon (SIGKILL), as a crash would; everything it held is gone.
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    /// The directory holding the socket and log.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Connects a tonic channel to a gobgpd API unix socket.
+pub async fn connect(socket: &Path) -> Result<GoBgpServiceClient<Channel>, GobgpdError> {
+    let path = socket.to_owned();
+    // The URI is required by tonic but unused: the connector always dials the socket.
+    let channel = Endpoint::from_static("http://gobgpd.invalid")
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let path = path.clone();
+            async move {
+                Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?))
+            }
+        }))
+        .await
+        .map_err(|source| GobgpdError::Connect {
+            socket: socket.to_owned(),
+            source,
+        })?;
+    Ok(GoBgpServiceClient::new(channel))
+}

@@ -1,0 +1,26 @@
+//! Test rig for baremetal-ccm: real components brought up per test and torn down on drop.
+//!
+//! - [`cluster`]: etcd + kube-apiserver on free loopback ports, admin and ServiceAccount clients,
+//!   CRD installation;
+//! - [`netns`]: network-namespace topologies (hosts, bridges, veth links);
+//! - [`gobgpd`]: a real gobgpd in a namespace, driven through `gobgp-api-proto`;
+//! - [`bird`]: a real BIRD 2 in a namespace, with its routes parsed;
+//! - [`tools`]: where the binaries are, at the versions pinned in `hack/versions.env`.
+
+pub mod bird;
+pub mod cluster;
+pub mod gobgpd;
+pub mod netns;
+pub mod process;
+pub mod tools;
+
+/// Installs a `tracing` subscriber for test output once (RUST_LOG controls it).
+pub fn init_test_logging() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    });
+}
