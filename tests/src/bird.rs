@@ -147,10 +147,8 @@ pub fn parse_show_route_all(text: &str) -> Vec<BirdRoute> {
                 continue;
             };
             let body = line.trim();
-            if let Some(rest) = body.strip_prefix("via ") {
-                if let Some(hop) = rest.split_whitespace().next().and_then(|h| h.parse().ok()) {
-                    route.next_hops.push(hop);
-                }
+            if body.starts_with("via ") {
+                route.next_hops.extend(via_hop(body));
             } else if let Some((key, value)) = body.split_once(": ") {
                 route.attributes.insert(key.to_owned(), value.to_owned());
             } else if let Some(key) = body.strip_suffix(':') {
@@ -190,14 +188,16 @@ pub fn parse_show_route_all(text: &str) -> Vec<BirdRoute> {
             attributes: BTreeMap::new(),
         };
         // Single-line form: `... via 192.0.2.2 on eth0 ...` on the route line itself.
-        if let Some((_, rest)) = trimmed.split_once(" via ") {
-            if let Some(hop) = rest.split_whitespace().next().and_then(|h| h.parse().ok()) {
-                route.next_hops.push(hop);
-            }
-        }
+        route.next_hops.extend(via_hop(trimmed));
         routes.push(route);
     }
     routes
+}
+
+/// The address after the first `via ` in `text`, if any.
+fn via_hop(text: &str) -> Option<IpAddr> {
+    let (_, rest) = text.split_once("via ")?;
+    rest.split_whitespace().next()?.parse().ok()
 }
 
 #[cfg(test)]

@@ -3,6 +3,11 @@
 //! another namespace installs both in its kernel table, the `gobgp` CLI shows the same paths,
 //! and deleting them through the API removes them from BIRD.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 use std::net::IpAddr;
 use std::time::Duration;
 

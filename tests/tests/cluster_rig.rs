@@ -2,6 +2,11 @@
 //! a real etcd) are seen by kube-runtime watchers, RBAC is enforced for ServiceAccount
 //! clients, and CRDs install and serve.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 use std::time::Duration;
 
 use futures::{StreamExt as _, TryStreamExt as _};
@@ -46,10 +51,10 @@ where
         .expect("create succeeds");
     let seen = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(event) = stream.next().await {
-            if let Ok(Event::Apply(obj)) = event {
-                if obj.meta().name.as_deref() == Some(&name) {
-                    return obj;
-                }
+            if let Ok(Event::Apply(obj)) = event
+                && obj.meta().name.as_deref() == Some(&name)
+            {
+                return obj;
             }
         }
         panic!("watch stream ended")

@@ -1,6 +1,11 @@
 //! The rig's layer-2 half is real: `arping` in one namespace resolves an address configured on
 //! another namespace's interface across a bridge, and `ndisc6` does the same for IPv6.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 use rig::netns::Lab;
 use rig::tools::Tool;
 
