@@ -3,6 +3,9 @@
 pub mod admin;
 pub mod cli;
 pub mod crd;
+pub mod ipam;
+pub mod leader;
+pub mod service_lb;
 pub mod telemetry;
 
 use cli::{Cli, Command};

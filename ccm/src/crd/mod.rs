@@ -1,14 +1,23 @@
 //! The CustomResourceDefinitions this program owns, rendered as the YAML in `manifests/crds/`.
 
+pub mod ippool;
+
 use std::io::Write;
 
-/// Writes every CRD as a YAML document. No kinds are defined yet (IPPool and BGPPeer arrive
-/// with their features), so the stream holds only a comment saying so.
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt as _;
+
+/// Every CRD of the project, in a stable order.
+pub fn all() -> Vec<CustomResourceDefinition> {
+    vec![ippool::IPPool::crd()]
+}
+
+/// Writes every CRD as a YAML document.
 pub fn print(out: &mut impl Write) -> anyhow::Result<()> {
-    writeln!(
-        out,
-        "# baremetal-ccm.io CustomResourceDefinitions: none are defined yet"
-    )?;
+    for crd in all() {
+        writeln!(out, "---")?;
+        out.write_all(serde_yaml::to_string(&crd)?.as_bytes())?;
+    }
     Ok(())
 }
 

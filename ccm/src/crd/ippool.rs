@@ -1,0 +1,137 @@
+//! The `IPPool` custom resource (`baremetal-ccm.io/v1alpha1`): the address pools LoadBalancer
+//! Services draw from, with their allocation scope, sharing policy and announcement mode.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
+use kube::CustomResource;
+use serde::{Deserialize, Serialize};
+
+/// CEL: one `addresses` entry is a canonical CIDR (no host bits) or a range `a-b` of one family,
+/// with `a <= b` checked here for IPv4 (CEL has no IPv6 ordering; the controller checks it and
+/// reports `Valid=False`).
+const ADDRESS_RULE: &str = "self.all(a, a.contains('-') \
+ ? (a.split('-').size() == 2 \
+    && isIP(a.split('-')[0].trim()) && isIP(a.split('-')[1].trim()) \
+    && ip(a.split('-')[0].trim()).family() == ip(a.split('-')[1].trim()).family() \
+    && (ip(a.split('-')[0].trim()).family() == 6 \
+        || [a.split('-').map(e, e.trim().split('.')) \
+              .map(o, int(o[0]) * 16777216 + int(o[1]) * 65536 + int(o[2]) * 256 + int(o[3]))] \
+              .all(p, p[0] <= p[1]))) \
+ : (isCIDR(a) && cidr(a).masked().ip() == cidr(a).ip()))";
+
+const ADDRESS_MESSAGE: &str = "each address must be a CIDR without host bits (192.0.2.0/24) or a range of one family with start <= end (192.0.2.10-192.0.2.20)";
+
+/// Specification of an address pool.
+#[derive(CustomResource, schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "baremetal-ccm.io",
+    version = "v1alpha1",
+    kind = "IPPool",
+    plural = "ippools",
+    shortname = "ippool",
+    status = "IPPoolStatus",
+    printcolumn = r#"{"name":"Addresses","type":"string","jsonPath":".spec.addresses"}"#,
+    printcolumn = r#"{"name":"Used","type":"integer","jsonPath":".status.used"}"#,
+    printcolumn = r#"{"name":"Free","type":"string","jsonPath":".status.free"}"#,
+    printcolumn = r#"{"name":"Mode","type":"string","jsonPath":".spec.announce.mode"}"#,
+    printcolumn = r#"{"name":"Valid","type":"string","jsonPath":".status.conditions[?(@.type==\"Valid\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct IPPoolSpec {
+    /// Addresses of the pool: CIDRs (`192.0.2.0/24`, `2001:db8::/64`) and ranges
+    /// (`192.0.2.10-192.0.2.20`); IPv4 and IPv6 may be mixed in one pool.
+    #[schemars(
+        length(min = 1, max = 64),
+        inner(length(min = 1, max = 100)),
+        extend("x-kubernetes-validations" = [{"rule": ADDRESS_RULE, "message": ADDRESS_MESSAGE}])
+    )]
+    pub addresses: Vec<String>,
+    /// Never hand out IPv4 addresses ending in `.0` or `.255` (some clients mistreat them).
+    #[serde(default)]
+    pub avoid_buggy_ips: bool,
+    /// Whether Services that do not name a pool or an address may get addresses from this pool.
+    #[serde(default = "default_true")]
+    pub auto_assign: bool,
+    /// Preference among eligible pools for automatic assignment: lower first, ties by name.
+    #[serde(default)]
+    pub priority: i32,
+    /// Which Services may draw from this pool; all Services when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocation_scope: Option<AllocationScope>,
+    /// Whether Services in different namespaces may share an address of this pool through the
+    /// same `baremetal-ccm.io/sharing-key` (off by default: a shared key is a hijack vector).
+    #[serde(default)]
+    pub allow_cross_namespace_sharing: bool,
+    /// How addresses of this pool are announced to the network.
+    pub announce: Announce,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Which Services may draw from a pool. All given criteria must match.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AllocationScope {
+    /// Namespaces by name; any namespace when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub namespaces: Vec<String>,
+    /// Namespaces by label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+    /// Services by label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_selector: Option<LabelSelector>,
+}
+
+/// Announcement of a pool's addresses. Mode-specific options (BGP communities and peers,
+/// layer-2 interfaces) arrive with the BGP and layer-2 features.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Announce {
+    /// `bgp` (routers learn the address over BGP), `l2` (a node answers ARP/NDP for it) or
+    /// `none` (allocated and reported only; the network is configured by other means).
+    pub mode: AnnounceMode,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AnnounceMode {
+    Bgp,
+    L2,
+    None,
+}
+
+/// Observed state of a pool.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IPPoolStatus {
+    /// Addresses held by Services, all families.
+    #[serde(default)]
+    pub used: u64,
+    /// Free addresses, all families, as a decimal string (an IPv6 pool exceeds 64 bits).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub free: String,
+    /// Per family (`IPv4`, `IPv6`): total, used and free, counts as decimal strings.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub families: BTreeMap<String, FamilyUsage>,
+    /// `Valid`, `Overlapping` (naming the other pool), `Degraded` (Services holding addresses
+    /// outside the pool after an edit).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// Usage of one address family of a pool.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FamilyUsage {
+    pub total: String,
+    pub used: String,
+    pub free: String,
+}

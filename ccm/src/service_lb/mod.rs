@@ -1,0 +1,9 @@
+//! The `service-lb` controller: addresses for LoadBalancer Services from IPPools, written back
+//! to the Service (status, annotation, conditions, events) by the leader only.
+//!
+//! The controller is stateless: the truth is each Service's `status.loadBalancer.ingress`. On
+//! start it allocates nothing until the initial lists of Services, pools and namespaces are
+//! complete and every existing allocation has been rebuilt into the allocator.
+
+pub mod class;
+pub mod status;
