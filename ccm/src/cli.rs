@@ -87,6 +87,19 @@ pub struct ControllerArgs {
     /// Hold the `kube-system/baremetal-ccm` Lease before writing cluster state.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, env = "BAREMETAL_CCM_LEADER_ELECT")]
     pub leader_elect: bool,
+    /// Identity in the leader Lease and in Events; defaults to the host name and process id.
+    #[arg(long, env = "BAREMETAL_CCM_IDENTITY")]
+    pub identity: Option<String>,
+    /// Serve only Services with `loadBalancerClass: baremetal-ccm.io/lb` (not class-less ones).
+    #[arg(long, env = "BAREMETAL_CCM_LB_CLASS_ONLY")]
+    pub lb_class_only: bool,
+    /// Services reconciled concurrently.
+    #[arg(
+        long,
+        default_value_t = 4,
+        env = "BAREMETAL_CCM_CONCURRENT_SERVICE_SYNCS"
+    )]
+    pub concurrent_service_syncs: u16,
 }
 
 #[derive(Debug, Args)]

@@ -90,10 +90,67 @@ impl std::fmt::Debug for TestCluster {
     }
 }
 
+/// Options for [`TestCluster::start_with`].
+#[derive(Debug, Clone, Default)]
+pub struct ClusterOptions {
+    /// Record every write (create, update, patch, delete) in an audit log readable through
+    /// [`TestCluster::audited_writes`], so tests can count writes from the apiserver's side.
+    pub audit_writes: bool,
+}
+
+/// One write as the apiserver's audit log recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditedWrite {
+    pub verb: String,
+    pub user: AuditUser,
+    #[serde(default)]
+    pub object_ref: Option<AuditObject>,
+    #[serde(default)]
+    pub response_status: Option<AuditStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct AuditUser {
+    pub username: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct AuditObject {
+    #[serde(default)]
+    pub resource: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub subresource: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct AuditStatus {
+    #[serde(default)]
+    pub code: u16,
+}
+
+const AUDIT_POLICY: &str = "apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+  verbs: [create, update, patch, delete, deletecollection]
+- level: None
+";
+
 impl TestCluster {
     /// Starts etcd and the apiserver and waits until the apiserver is ready and has created
     /// the `default` namespace.
     pub async fn start() -> Result<Self, ClusterError> {
+        Self::start_with(ClusterOptions::default()).await
+    }
+
+    /// [`TestCluster::start`] with options.
+    pub async fn start_with(options: ClusterOptions) -> Result<Self, ClusterError> {
         let apiserver_bin = Tool::KubeApiserver.path()?;
         let etcd_bin = Tool::Etcd.path()?;
         let dir = tempfile::Builder::new()
@@ -106,7 +163,7 @@ impl TestCluster {
         let (etcd_client, etcd_peer, secure_port) = (port(())?, port(())?, port(())?);
         let etcd = start_etcd(&etcd_bin, &root, etcd_client, etcd_peer)?;
         write_credentials(&root)?;
-        let apiserver = start_apiserver(&apiserver_bin, &root, etcd_client, secure_port)?;
+        let apiserver = start_apiserver(&apiserver_bin, &root, etcd_client, secure_port, &options)?;
         let url = format!("https://127.0.0.1:{secure_port}");
         write_kubeconfig(
             &root.join("admin.kubeconfig"),
@@ -217,6 +274,21 @@ impl TestCluster {
         write_kubeconfig(&path, &self.url, &self.dir.path().join("ca.crt"), &token)?;
         let client = client_from_kubeconfig(&path).await?;
         Ok((path, client))
+    }
+
+    /// Every write the apiserver has completed so far (needs [`ClusterOptions::audit_writes`]).
+    /// With the blocking audit mode a write is logged before its response is sent.
+    pub fn audited_writes(&self) -> Result<Vec<AuditedWrite>, ClusterError> {
+        let path = self.dir.path().join("audit.log");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(source) => return Err(ClusterError::Io { path, source }),
+        };
+        Ok(text
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect())
     }
 
     /// Installs CRDs and waits until each is Established.
@@ -363,9 +435,18 @@ fn start_apiserver(
     root: &Path,
     etcd_port: u16,
     secure_port: u16,
+    options: &ClusterOptions,
 ) -> Result<Process, ClusterError> {
     let p = |name: &str| root.join(name).display().to_string();
     let mut cmd = Command::new(bin);
+    if options.audit_writes {
+        let policy = root.join("audit-policy.yaml");
+        std::fs::write(&policy, AUDIT_POLICY).map_err(io_err(&policy))?;
+        cmd.arg(format!("--audit-policy-file={}", policy.display()))
+            .arg(format!("--audit-log-path={}", p("audit.log")))
+            .arg("--audit-log-mode=blocking")
+            .arg("--audit-log-format=json");
+    }
     cmd.arg(format!("--etcd-servers=http://127.0.0.1:{etcd_port}"))
         .arg(format!("--secure-port={secure_port}"))
         .arg("--bind-address=127.0.0.1")

@@ -19,7 +19,7 @@ use kube::api::{Api, DynamicObject, ObjectMeta, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, Resource};
-use rig::cluster::TestCluster;
+use rig::cluster::{ClusterOptions, TestCluster};
 use serde::de::DeserializeOwned;
 
 fn meta(name: &str) -> ObjectMeta {
@@ -72,7 +72,10 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_nodes_endpointslices_and_leases_are_created_and_watched() {
     rig::init_test_logging();
-    let cluster = TestCluster::start().await.expect("cluster starts");
+    let options = ClusterOptions { audit_writes: true };
+    let cluster = TestCluster::start_with(options)
+        .await
+        .expect("cluster starts");
     let client = cluster.client();
 
     let service = Service {

@@ -6,4 +6,7 @@
 //! complete and every existing allocation has been rebuilt into the allocator.
 
 pub mod class;
+pub mod events;
+pub mod metrics;
+pub mod request;
 pub mod status;
