@@ -463,8 +463,9 @@ fn start_apiserver(
             "--service-account-signing-key-file={}",
             p("sa.key")
         ))
-        // Only a range to allocate ClusterIPs from; no traffic goes there.
-        .arg("--service-cluster-ip-range=10.96.0.0/16")
+        // Dual-stack ranges to allocate ClusterIPs from (so dual-stack Services are accepted);
+        // no traffic goes there.
+        .arg("--service-cluster-ip-range=10.96.0.0/16,fd00:10:96::/112")
         .arg("--allow-privileged=true")
         .arg("--disable-admission-plugins=ServiceAccount")
         .arg("--v=1");

@@ -1,0 +1,235 @@
+//! Shared helpers of the ccm integration tests: the real binary against a real apiserver.
+
+#![allow(dead_code, reason = "each test file uses a different subset of the helpers")]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Event, Service, ServicePort, ServiceSpec};
+use kube::api::{Api, ListParams, ObjectMeta, PostParams};
+use kube::Client;
+use rig::cluster::{TestCluster, free_port};
+use rig::process::{Process, wait_for};
+
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// Starts `baremetal-ccm controller` against `kubeconfig` as a separate process.
+pub fn start_controller(kubeconfig: &Path, identity: &str, extra: &[&str]) -> Process {
+    let port = free_port().expect("a free port");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_baremetal-ccm"));
+    cmd.arg("controller")
+        .arg(format!("--kubeconfig={}", kubeconfig.display()))
+        .arg(format!("--admin-bind-address=127.0.0.1:{port}"))
+        .arg(format!("--identity={identity}"))
+        .arg("--controllers=service-lb")
+        .arg("--log-filter=info,baremetal_ccm=debug")
+        .args(extra);
+    let log = std::env::temp_dir().join(format!("bmccm-controller-{identity}-{}.log", std::process::id()));
+    Process::spawn(identity, cmd, &log).expect("controller binary starts")
+}
+
+/// Starts a cluster with the project CRDs installed.
+pub async fn cluster(audit: bool) -> TestCluster {
+    rig::init_test_logging();
+    let cluster = TestCluster::start_with(rig::cluster::ClusterOptions { audit_writes: audit }).await.expect("cluster starts");
+    cluster.install_project_crds().await.expect("CRDs install");
+    cluster
+}
+
+/// Creates an IPPool from its spec as JSON.
+pub async fn create_pool(client: &Client, name: &str, spec: serde_json::Value) {
+    let api: Api<baremetal_ccm::crd::ippool::IPPool> = Api::all(client.clone());
+    let pool = serde_json::from_value(serde_json::json!({
+        "apiVersion": "baremetal-ccm.io/v1alpha1", "kind": "IPPool", "metadata": {"name": name}, "spec": spec,
+    }))
+    .expect("pool fixture is well-formed");
+    api.create(&PostParams::default(), &pool).await.expect("pool created");
+}
+
+/// A Service fixture builder.
+#[derive(Debug, Clone)]
+pub struct Svc {
+    pub service: Service,
+}
+
+impl Svc {
+    pub fn lb(namespace: &str, name: &str) -> Self {
+        Self {
+            service: Service {
+                metadata: ObjectMeta { name: Some(name.into()), namespace: Some(namespace.into()), ..ObjectMeta::default() },
+                spec: Some(ServiceSpec {
+                    type_: Some("LoadBalancer".into()),
+                    ports: Some(vec![ServicePort { port: 80, protocol: Some("TCP".into()), ..ServicePort::default() }]),
+                    ..ServiceSpec::default()
+                }),
+                ..Service::default()
+            },
+        }
+    }
+
+    pub fn annotate(mut self, key: &str, value: &str) -> Self {
+        self.service.metadata.annotations.get_or_insert_default().insert(key.into(), value.into());
+        self
+    }
+
+    pub fn port(mut self, protocol: &str, port: i32) -> Self {
+        let spec = self.service.spec.as_mut().expect("fixture has a spec");
+        spec.ports = Some(vec![ServicePort { port, protocol: Some(protocol.into()), ..ServicePort::default() }]);
+        self
+    }
+
+    pub fn class(mut self, class: &str) -> Self {
+        self.service.spec.as_mut().expect("fixture has a spec").load_balancer_class = Some(class.into());
+        self
+    }
+
+    pub fn families(mut self, policy: &str, families: &[&str]) -> Self {
+        let spec = self.service.spec.as_mut().expect("fixture has a spec");
+        spec.ip_family_policy = Some(policy.into());
+        spec.ip_families = Some(families.iter().map(|f| (*f).to_owned()).collect());
+        self
+    }
+
+    pub fn load_balancer_ip(mut self, ip: &str) -> Self {
+        self.service.spec.as_mut().expect("fixture has a spec").load_balancer_ip = Some(ip.into());
+        self
+    }
+
+    pub async fn create(self, client: &Client) -> Service {
+        let namespace = self.service.metadata.namespace.clone().expect("fixture has a namespace");
+        Api::<Service>::namespaced(client.clone(), &namespace)
+            .create(&PostParams::default(), &self.service)
+            .await
+            .expect("service created")
+    }
+}
+
+/// The `ip`s in the Service's status, with their `ipMode`.
+pub fn ingress(service: &Service) -> Vec<(String, Option<String>)> {
+    service
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|i| (i.ip.unwrap_or_default(), i.ip_mode))
+        .collect()
+}
+
+/// Waits until the Service has `count` ingress addresses and returns them.
+pub async fn wait_addresses(client: &Client, namespace: &str, name: &str, count: usize) -> Vec<String> {
+    let api: Api<Service> = Api::namespaced(client.clone(), namespace);
+    let found = wait_for(WAIT, || {
+        let api = api.clone();
+        async move {
+            let service = api.get(name).await.ok()?;
+            let ips = ingress(&service);
+            (ips.len() == count).then(|| ips.into_iter().map(|(ip, _)| ip).collect::<Vec<_>>())
+        }
+    })
+    .await;
+    found.unwrap_or_else(|| panic!("{namespace}/{name} did not get {count} address(es) within {WAIT:?}"))
+}
+
+/// Our condition of type `type_` on the Service: (status, reason, message).
+pub fn condition(service: &Service, type_: &str) -> Option<(String, String, String)> {
+    service
+        .status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+/// Waits until the Service carries condition `type_` with `status` and returns (reason, message).
+pub async fn wait_condition(client: &Client, namespace: &str, name: &str, type_: &str, status: &str) -> (String, String) {
+    let api: Api<Service> = Api::namespaced(client.clone(), namespace);
+    let found = wait_for(WAIT, || {
+        let api = api.clone();
+        async move {
+            let service = api.get(name).await.ok()?;
+            let (s, reason, message) = condition(&service, type_)?;
+            (s == status).then_some((reason, message))
+        }
+    })
+    .await;
+    found.unwrap_or_else(|| panic!("{namespace}/{name} did not get {type_}={status} within {WAIT:?}"))
+}
+
+/// Events about one object, as (type, reason, message).
+pub async fn events_for(client: &Client, namespace: &str, name: &str) -> Vec<(String, String, String)> {
+    let api: Api<Event> = Api::namespaced(client.clone(), namespace);
+    let params = ListParams::default().fields(&format!("involvedObject.name={name}"));
+    api.list(&params)
+        .await
+        .expect("events list")
+        .items
+        .into_iter()
+        .map(|e| (e.type_.unwrap_or_default(), e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
+        .collect()
+}
+
+/// Waits until an Event with `reason` exists for the object and returns its message.
+pub async fn wait_event(client: &Client, namespace: &str, name: &str, reason: &str) -> String {
+    let found = wait_for(WAIT, || async {
+        events_for(client, namespace, name).await.into_iter().find(|(_, r, _)| r == reason).map(|(_, _, m)| m)
+    })
+    .await;
+    found.unwrap_or_else(|| panic!("no {reason} event for {namespace}/{name} within {WAIT:?}"))
+}
+
+/// Creates a namespace with labels.
+pub async fn create_namespace(client: &Client, name: &str, labels: &[(&str, &str)]) {
+    let namespace = k8s_openapi::api::core::v1::Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            labels: Some(labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect::<BTreeMap<_, _>>()),
+            ..ObjectMeta::default()
+        },
+        ..Default::default()
+    };
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+        .expect("namespace created");
+}
+
+/// Waits until the audit log has not grown for `quiet` (at most 60 s). Proving that nothing
+/// is written needs an interval of observation; this bounds it by the log's own activity.
+pub async fn settle(cluster: &TestCluster, quiet: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut count = cluster.audited_writes().map(|w| w.len()).unwrap_or(0);
+    let mut since = tokio::time::Instant::now();
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = cluster.audited_writes().map(|w| w.len()).unwrap_or(0);
+        if now != count {
+            count = now;
+            since = tokio::time::Instant::now();
+        } else if since.elapsed() >= quiet {
+            return true;
+        }
+    }
+    false
+}
+
+/// Binds a ServiceAccount to `cluster-admin` (the controller's own RBAC arrives with its manifests).
+pub async fn make_cluster_admin(client: &Client, namespace: &str, account: &str) {
+    use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
+    let binding = ClusterRoleBinding {
+        metadata: ObjectMeta { name: Some(format!("{account}-admin")), ..ObjectMeta::default() },
+        role_ref: RoleRef { api_group: Some("rbac.authorization.k8s.io".into()), kind: "ClusterRole".into(), name: "cluster-admin".into() },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: account.into(),
+            namespace: Some(namespace.into()),
+            ..Subject::default()
+        }]),
+    };
+    Api::<ClusterRoleBinding>::all(client.clone()).create(&PostParams::default(), &binding).await.expect("binding created");
+}
