@@ -54,11 +54,11 @@ pub enum Pending {
     NoEligiblePool,
     #[error("requested address {address} is not in {searched}")]
     RequestedOutsidePools { address: IpAddr, searched: Searched },
-    #[error("requested address {address} is {family}, but the Service asks for {asked:?} only")]
+    #[error("requested address {address} is {family}, but the Service asks for {asked} only")]
     RequestedFamilyNotAsked {
         address: IpAddr,
         family: Family,
-        asked: Vec<Family>,
+        asked: Family,
     },
     #[error("address {address} is in use by {holder}")]
     AddressInUse { address: IpAddr, holder: ServiceKey },

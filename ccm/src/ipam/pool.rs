@@ -220,10 +220,6 @@ impl Pool {
         &self.name
     }
 
-    pub(crate) fn shared_name(&self) -> &Arc<str> {
-        &self.name
-    }
-
     /// The entries as parsed, in spec order.
     pub fn entries(&self) -> &[AddressRange] {
         &self.entries
@@ -259,9 +255,14 @@ impl Pool {
         self.total(family) > 0
     }
 
+    /// Whether `.0`/`.255` addresses of `family` are skipped (`avoidBuggyIPs`, IPv4 only).
+    pub fn avoids_buggy(&self, family: Family) -> bool {
+        self.avoid_buggy_ips && family == Family::V4
+    }
+
     /// Whether `value` is skipped in `family` because of `avoidBuggyIPs`.
     pub fn skips(&self, family: Family, value: u128) -> bool {
-        self.avoid_buggy_ips && family == Family::V4 && range::is_buggy_v4(value)
+        self.avoids_buggy(family) && range::is_buggy_v4(value)
     }
 
     /// Whether the address numbered `value` belongs to the pool.
@@ -407,7 +408,12 @@ mod tests {
     fn validation_names_every_offending_entry() {
         let mut spec = PoolSpec::new(
             "broken",
-            &["192.0.2.0/24", "10.0.0.0/8", "192.0.2.1/24", "2001:db8::2-2001:db8::1"],
+            &[
+                "192.0.2.0/24",
+                "10.0.0.0/8",
+                "192.0.2.1/24",
+                "2001:db8::2-2001:db8::1",
+            ],
         );
         spec.scope.namespaces = vec!["ok".into(), "Not_OK".into()];
         spec.scope.service_selector = Some(SelectorSpec {
@@ -423,7 +429,9 @@ mod tests {
         let text = err.to_string();
         assert!(text.starts_with("pool broken is invalid: addresses[2]: 192.0.2.1/24 has host bits set; the network is 192.0.2.0/24; addresses[3]: range"), "{text}");
         assert!(text.contains("scope.namespaces[1]: \"Not_OK\" is not a namespace name"));
-        assert!(text.contains("scope.serviceSelector.matchExpressions[0]: unknown operator \"Like\""));
+        assert!(
+            text.contains("scope.serviceSelector.matchExpressions[0]: unknown operator \"Like\"")
+        );
         assert_eq!(
             Pool::new(&PoolSpec::new("", &[])).unwrap_err().problems,
             [PoolProblem::EmptyName, PoolProblem::NoAddresses]
@@ -465,7 +473,10 @@ mod tests {
         let pools = [
             pool(PoolSpec::new("a", &["192.0.2.0/24"])),
             pool(PoolSpec::new("b", &["198.51.100.0/24", "2001:db8::/64"])),
-            pool(PoolSpec::new("c", &["192.0.2.128/25", "2001:db8::ff-2001:db8::1:0"])),
+            pool(PoolSpec::new(
+                "c",
+                &["192.0.2.128/25", "2001:db8::ff-2001:db8::1:0"],
+            )),
             pool(PoolSpec::new("d", &["192.0.3.0/24"])),
         ];
         assert_eq!(

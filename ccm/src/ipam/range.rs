@@ -88,7 +88,7 @@ impl FromStr for Family {
 }
 
 /// `ip` as its family and its number within the family.
-pub fn to_number(ip: IpAddr) -> (Family, u128) {
+pub(crate) fn to_number(ip: IpAddr) -> (Family, u128) {
     match ip {
         IpAddr::V4(v4) => (Family::V4, u128::from(u32::from(v4))),
         IpAddr::V6(v6) => (Family::V6, u128::from(v6)),
@@ -98,7 +98,7 @@ pub fn to_number(ip: IpAddr) -> (Family, u128) {
 /// The address numbered `value` in `family`. IPv4 numbers above `u32::MAX` do not occur: every
 /// IPv4 number in this module comes from an IPv4 address or from arithmetic bounded by
 /// [`Family::max_value`].
-pub fn to_ip(family: Family, value: u128) -> IpAddr {
+pub(crate) fn to_ip(family: Family, value: u128) -> IpAddr {
     match family {
         Family::V4 => {
             let v4 = u32::try_from(value).expect("IPv4 numbers are bounded by u32::MAX");
@@ -109,7 +109,7 @@ pub fn to_ip(family: Family, value: u128) -> IpAddr {
 }
 
 /// Whether an IPv4 number ends in `.0` or `.255`, the addresses `avoidBuggyIPs` excludes.
-pub fn is_buggy_v4(value: u128) -> bool {
+pub(crate) fn is_buggy_v4(value: u128) -> bool {
     matches!(value & 0xff, 0 | 0xff)
 }
 
@@ -125,7 +125,7 @@ fn congruent_up_to(n: u128, residue: u128) -> u128 {
 /// Number of addresses in `start..=end` (requires `start <= end`), leaving out the `.0` and
 /// `.255` IPv4 addresses when `avoid_buggy` is set. The whole IPv6 space (2^128 addresses) does
 /// not fit a `u128`; counts saturate at `u128::MAX`.
-pub fn count(family: Family, start: u128, end: u128, avoid_buggy: bool) -> u128 {
+pub(crate) fn count(family: Family, start: u128, end: u128, avoid_buggy: bool) -> u128 {
     let all = (end - start).saturating_add(1);
     if family == Family::V6 || !avoid_buggy {
         return all;
@@ -160,12 +160,17 @@ impl Span {
 }
 
 /// Sorts `spans` and merges overlapping and adjacent ones.
-pub fn merge_spans(mut spans: Vec<Span>) -> Vec<Span> {
+pub(crate) fn merge_spans(mut spans: Vec<Span>) -> Vec<Span> {
     spans.sort_unstable();
     let mut merged: Vec<Span> = Vec::with_capacity(spans.len());
     for span in spans {
         match merged.last_mut() {
-            Some(last) if last.end.checked_add(1).is_none_or(|next| span.start <= next) => {
+            Some(last)
+                if last
+                    .end
+                    .checked_add(1)
+                    .is_none_or(|next| span.start <= next) =>
+            {
                 last.end = last.end.max(span.end);
             }
             _ => merged.push(span),
@@ -195,7 +200,11 @@ pub enum RangeError {
     #[error("{text:?} is not a prefix length")]
     InvalidPrefixLength { text: String },
     #[error("prefix length {length} is longer than the {max} bits of an {family} address")]
-    PrefixTooLong { length: u32, max: u8, family: Family },
+    PrefixTooLong {
+        length: u32,
+        max: u8,
+        family: Family,
+    },
     #[error("{given} has host bits set; the network is {canonical}")]
     HostBitsSet { given: String, canonical: String },
     #[error("range {start}-{end} mixes IPv4 and IPv6")]
@@ -392,8 +401,17 @@ mod tests {
     #[test]
     fn malformed_entries_are_refused() {
         for bad in [
-            "", "  ", "192.0.2.0/", "192.0.2.0/+4", "192.0.2.0/33", "2001:db8::/129",
-            "192.0.2.0/24/1", "300.0.0.1", "192.0.2.1-", "a-b", "192.0.2.0/2x",
+            "",
+            "  ",
+            "192.0.2.0/",
+            "192.0.2.0/+4",
+            "192.0.2.0/33",
+            "2001:db8::/129",
+            "192.0.2.0/24/1",
+            "300.0.0.1",
+            "192.0.2.1-",
+            "a-b",
+            "192.0.2.0/2x",
         ] {
             assert!(bad.parse::<AddressRange>().is_err(), "{bad:?} accepted");
         }
@@ -401,7 +419,13 @@ mod tests {
 
     #[test]
     fn display_round_trips_cidrs() {
-        for text in ["192.0.2.0/24", "2001:db8::/64", "::/0", "0.0.0.0/0", "192.0.2.9/32"] {
+        for text in [
+            "192.0.2.0/24",
+            "2001:db8::/64",
+            "::/0",
+            "0.0.0.0/0",
+            "192.0.2.9/32",
+        ] {
             assert_eq!(range(text).to_string(), text);
         }
     }

@@ -223,7 +223,9 @@ pub enum RequestError {
     EmptySharingKey,
     #[error("the sharing key is {0} characters long; at most 63 are allowed")]
     SharingKeyTooLong(usize),
-    #[error("the sharing key {key:?} contains {character:?}; only letters, digits, '.', '_' and '-' are allowed")]
+    #[error(
+        "the sharing key {key:?} contains {character:?}; only letters, digits, '.', '_' and '-' are allowed"
+    )]
     SharingKeyCharacter { key: String, character: char },
     #[error("unknown protocol {0:?} (expected TCP, UDP or SCTP)")]
     UnknownProtocol(String),
@@ -243,10 +245,12 @@ pub fn parse_requested_ips(value: &str) -> Result<Vec<IpAddr>, RequestError> {
         if item.is_empty() {
             return Err(RequestError::EmptyItem { position: i + 1 });
         }
-        let ip: IpAddr = item.parse().map_err(|source| RequestError::InvalidAddress {
-            text: item.to_owned(),
-            source,
-        })?;
+        let ip: IpAddr = item
+            .parse()
+            .map_err(|source| RequestError::InvalidAddress {
+                text: item.to_owned(),
+                source,
+            })?;
         ips.push(ip);
     }
     one_per_family(&ips)?;
@@ -318,10 +322,7 @@ mod tests {
     #[test]
     fn sharing_keys_are_short_and_plain() {
         assert!(validate_sharing_key("web.frontend_1-a").is_ok());
-        assert_eq!(
-            validate_sharing_key(""),
-            Err(RequestError::EmptySharingKey)
-        );
+        assert_eq!(validate_sharing_key(""), Err(RequestError::EmptySharingKey));
         assert_eq!(
             validate_sharing_key(&"k".repeat(64)),
             Err(RequestError::SharingKeyTooLong(64))
@@ -351,10 +352,7 @@ mod tests {
         r.ip_families = vec![Family::V4];
         assert_eq!(ask(&r).families, [Family::V4, Family::V6]);
         r.ip_families = vec![Family::V4, Family::V4];
-        assert_eq!(
-            r.families(),
-            Err(RequestError::DuplicateFamily(Family::V4))
-        );
+        assert_eq!(r.families(), Err(RequestError::DuplicateFamily(Family::V4)));
     }
 
     #[test]

@@ -287,8 +287,14 @@ mod tests {
         assert_eq!(text.len(), 6, "{text:?}");
         assert!(text[0].starts_with("matchLabels[bad key!]: invalid label key"));
         assert!(text[1].starts_with("matchExpressions[1]: unknown operator \"Matches\""));
-        assert_eq!(text[2], "matchExpressions[2]: operator In needs at least one value");
-        assert_eq!(text[3], "matchExpressions[3]: operator Exists takes no values");
+        assert_eq!(
+            text[2],
+            "matchExpressions[2]: operator In needs at least one value"
+        );
+        assert_eq!(
+            text[3],
+            "matchExpressions[3]: operator Exists takes no values"
+        );
         assert!(text[4].starts_with("matchExpressions[4]: invalid label value \"-bad\""));
         assert!(text[5].contains("prefix must be a lowercase DNS subdomain"));
     }
@@ -297,7 +303,11 @@ mod tests {
     fn prefixed_keys_and_empty_values_are_valid() {
         let s = selector(
             &[("example.com/team", "")],
-            vec![expression("kubernetes.io/metadata.name", "In", &["a.b_c-d"])],
+            vec![expression(
+                "kubernetes.io/metadata.name",
+                "In",
+                &["a.b_c-d"],
+            )],
         );
         assert!(s.matches(&labels(&[
             ("example.com/team", ""),
