@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod apiserver;
 pub mod cli;
+pub mod controller;
 pub mod crd;
 pub mod ipam;
 pub mod leader;
@@ -16,10 +17,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     telemetry::init(&cli.log)?;
     match cli.command {
         Command::Crd => crd::print(&mut std::io::stdout().lock()),
-        Command::Controller(args) => runtime()?.block_on(admin::serve_placeholder(
-            "controller",
-            args.admin.bind_address,
-        )),
+        Command::Controller(args) => runtime()?.block_on(controller::run(args)),
         Command::Speaker(args) => {
             runtime()?.block_on(admin::serve_placeholder("speaker", args.admin.bind_address))
         }

@@ -1,25 +1,29 @@
 //! The service-lb reconcile loop (kube-runtime): gate on the initial lists, rebuild, then
-//! decide per Service with the IPAM core and apply the planned writes.
+//! decide per Service with the IPAM core and apply the planned writes; a second task keeps the
+//! `IPPool` statuses and the pool metrics current.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt as _;
+use futures::{Stream, StreamExt as _};
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::{Api, PatchParams};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt as _, metadata_watcher, watcher};
+use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, ResourceExt as _};
-use tokio::sync::OnceCell;
+use tokio::sync::{Notify, OnceCell, mpsc};
 
 use super::class::{ClassPolicy, is_ours};
 use super::decide::{Decider, Outcome};
 use super::events::{self, ServiceEvents};
-use super::metrics::{Metrics, Reason};
+use super::metrics::{Metrics, PoolFamily, Reason};
+use super::pool_status;
 use super::status::{self, Patch};
 use crate::crd::ippool::IPPool;
+use crate::ipam::{Family, ServiceKey};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
@@ -38,7 +42,10 @@ impl ReconcileError {
     /// Bounded label for the error metric.
     fn class(&self) -> &'static str {
         match self {
-            ReconcileError::Write { source: kube::Error::Api(s), .. } if s.code == 409 => "conflict",
+            ReconcileError::Write {
+                source: kube::Error::Api(s),
+                ..
+            } if s.code == 409 => "conflict",
             ReconcileError::Write { .. } => "api",
             ReconcileError::NotSynced(_) => "not_synced",
         }
@@ -54,56 +61,113 @@ pub struct Settings {
     pub identity: String,
 }
 
-pub(super) struct Context {
+type NamespaceMeta = PartialObjectMeta<Namespace>;
+
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+struct Context {
     client: Client,
     settings: Settings,
     services: Store<Service>,
     pools: Store<IPPool>,
-    namespaces: Store<kube::core::PartialObjectMeta<Namespace>>,
+    namespaces: Store<NamespaceMeta>,
     decider: Mutex<Decider>,
     rebuilt: OnceCell<()>,
     events: ServiceEvents,
     metrics: Metrics,
     attempts: Mutex<HashMap<ObjectRef<Service>, u32>>,
-    /// Wakes every Service after a release, so pending ones can take the freed address.
-    wake_all: tokio::sync::mpsc::UnboundedSender<()>,
+    /// Services to reconcile again: pending ones after a release, displaced ones.
+    wake: mpsc::UnboundedSender<ObjectRef<Service>>,
+    /// Something the pool status depends on changed.
+    pools_dirty: Notify,
 }
 
 /// Runs the controller until the watch streams end (they do not, short of shutdown).
-pub async fn run(client: Client, settings: Settings, metrics: Metrics) {
-    let services: Api<Service> = Api::all(client.clone());
-    let controller = Controller::new(services, watcher::Config::default().any_semantic())
-        .concurrency(settings.concurrency);
+/// `events_client` publishes Events (give it its own rate-limit budget).
+pub async fn run(client: Client, events_client: Client, settings: Settings, metrics: Metrics) {
+    let (services, service_writer) = reflector::store();
+    let (gone_tx, gone_rx) = mpsc::unbounded_channel();
+    // The cache keeps only what deciding reads: managedFields and kubectl's copy of the last
+    // applied object are most of a Service's size and are never needed here.
+    let service_stream = reflector::reflector(
+        service_writer,
+        watcher(
+            Api::<Service>::all(client.clone()),
+            watcher::Config::default().any_semantic(),
+        )
+        .default_backoff()
+        .modify(|service| {
+            service.managed_fields_mut().clear();
+            service.annotations_mut().remove(LAST_APPLIED);
+        }),
+    )
+    .inspect(move |event| match event {
+        // A Service that vanished without passing through our finalizer (it was removed by
+        // hand) is never reconciled again; its addresses are freed here.
+        Ok(watcher::Event::Delete(service)) => {
+            let key = ServiceKey::new(
+                &service.namespace().unwrap_or_default(),
+                &service.name_any(),
+            );
+            let _ = gone_tx.send(Gone::Service(key));
+        }
+        Ok(watcher::Event::InitDone) => {
+            let _ = gone_tx.send(Gone::Relisted);
+        }
+        _ => {}
+    })
+    .applied_objects();
+    let controller = Controller::for_stream(service_stream, services.clone()).with_config(
+        kube::runtime::controller::Config::default().concurrency(settings.concurrency),
+    );
 
     let (pools, pool_writer) = reflector::store();
-    let pool_events = reflector::reflector(pool_writer, watcher(Api::<IPPool>::all(client.clone()), watcher::Config::default()))
-        .default_backoff()
-        .touched_objects()
-        .map(|_| ());
+    let pool_stream = reflector::reflector(
+        pool_writer,
+        watcher(
+            Api::<IPPool>::all(client.clone()),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff();
     let (namespaces, ns_writer) = reflector::store();
-    let ns_events = reflector::reflector(ns_writer, metadata_watcher(Api::<Namespace>::all(client.clone()), watcher::Config::default()))
-        .default_backoff()
-        .touched_objects()
-        .map(|_| ());
-    let (wake_all, wakes) = tokio::sync::mpsc::unbounded_channel();
-    let wakes = tokio_stream_from(wakes);
-    let triggers = futures::stream::select(futures::stream::select(pool_events, ns_events), wakes);
+    let ns_events = reflector::reflector(
+        ns_writer,
+        watcher(
+            Api::<NamespaceMeta>::all(client.clone()),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff()
+    .touched_objects()
+    .map(|_| ());
+    let (wake, wakes) = mpsc::unbounded_channel();
 
     let context = Arc::new(Context {
-        events: ServiceEvents::new(client.clone(), &settings.identity),
+        events: ServiceEvents::start(
+            events_client,
+            &settings.identity,
+            metrics.events_dropped.clone(),
+        ),
         client,
-        services: controller.store(),
+        services,
         pools,
         namespaces,
         decider: Mutex::new(Decider::default()),
         rebuilt: OnceCell::new(),
         metrics,
         attempts: Mutex::new(HashMap::new()),
-        wake_all,
+        wake,
+        pools_dirty: Notify::new(),
         settings,
     });
+    let pool_changes = spec_changes(pool_stream, context.clone());
+    let triggers = futures::stream::select(pool_changes, ns_events);
+    let status_task = tokio::spawn(write_pool_statuses(context.clone()));
+    let gone_task = tokio::spawn(release_vanished(context.clone(), gone_rx));
     controller
         .reconcile_all_on(triggers)
+        .reconcile_on(receiver_stream(wakes))
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {
             if let Err(error) = result {
@@ -111,10 +175,102 @@ pub async fn run(client: Client, settings: Settings, metrics: Metrics) {
             }
         })
         .await;
+    status_task.abort();
+    gone_task.abort();
 }
 
-fn tokio_stream_from(mut rx: tokio::sync::mpsc::UnboundedReceiver<()>) -> impl futures::Stream<Item = ()> + Send {
+/// A Service deletion seen by the watch, or the end of a (re)list.
+enum Gone {
+    Service(ServiceKey),
+    Relisted,
+}
+
+/// Frees the addresses of Services that disappeared without being released: deleted after
+/// their finalizer was removed by hand, or deleted while the watch was relisting.
+async fn release_vanished(ctx: Arc<Context>, mut gone: mpsc::UnboundedReceiver<Gone>) {
+    if ctx.ready().await.is_err() {
+        return;
+    }
+    while let Some(event) = gone.recv().await {
+        let vanished: Vec<ServiceKey> = match event {
+            Gone::Service(key) => vec![key],
+            Gone::Relisted => (ctx.lock().holders().into_iter())
+                .filter(|key| {
+                    ctx.services
+                        .get(&ObjectRef::new(&key.name).within(&key.namespace))
+                        .is_none()
+                })
+                .collect(),
+        };
+        let pending = {
+            let mut decider = ctx.lock();
+            let freed = vanished
+                .iter()
+                .filter(|key| decider.release_key(key))
+                .count();
+            if freed == 0 {
+                continue;
+            }
+            tracing::info!(
+                services = freed,
+                "freed the addresses of Services that vanished"
+            );
+            decider.pending_services()
+        };
+        ctx.pools_dirty.notify_one();
+        ctx.wake(pending);
+    }
+}
+
+/// One item per change of a pool that matters to Services (spec change, creation, deletion,
+/// relist); our own status writes are filtered out, or every status write would reconcile
+/// every Service. Every pool event marks the pool status dirty.
+fn spec_changes(
+    events: impl Stream<Item = Result<watcher::Event<IPPool>, watcher::Error>> + Send + 'static,
+    ctx: Arc<Context>,
+) -> impl Stream<Item = ()> + Send + 'static {
+    let mut generations: BTreeMap<String, Option<i64>> = BTreeMap::new();
+    events.filter_map(move |event| {
+        ctx.pools_dirty.notify_one();
+        let relevant = match event {
+            Ok(watcher::Event::Apply(pool)) => {
+                generations.insert(pool.name_any(), pool.metadata.generation)
+                    != Some(pool.metadata.generation)
+            }
+            Ok(watcher::Event::Delete(pool)) => {
+                generations.remove(&pool.name_any());
+                true
+            }
+            Ok(watcher::Event::InitApply(pool)) => {
+                generations.insert(pool.name_any(), pool.metadata.generation);
+                false
+            }
+            Ok(watcher::Event::Init) => {
+                generations.clear();
+                false
+            }
+            Ok(watcher::Event::InitDone) => true,
+            Err(_) => false,
+        };
+        std::future::ready(relevant.then_some(()))
+    })
+}
+
+fn receiver_stream<T: Send + 'static>(
+    mut rx: mpsc::UnboundedReceiver<T>,
+) -> impl Stream<Item = T> + Send {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+fn namespace_labels(
+    store: &Store<NamespaceMeta>,
+) -> impl Fn(&str) -> BTreeMap<String, String> + '_ {
+    |name| {
+        store
+            .get(&ObjectRef::new(name))
+            .and_then(|ns| ns.metadata.labels.clone())
+            .unwrap_or_default()
+    }
 }
 
 impl Context {
@@ -122,12 +278,31 @@ impl Context {
     async fn ready(&self) -> Result<(), ReconcileError> {
         self.rebuilt
             .get_or_try_init(|| async {
-                self.services.wait_until_ready().await.map_err(ReconcileError::NotSynced)?;
-                self.pools.wait_until_ready().await.map_err(ReconcileError::NotSynced)?;
-                self.namespaces.wait_until_ready().await.map_err(ReconcileError::NotSynced)?;
-                let mut decider = self.lock();
-                let report = decider.rebuild(&self.pools.state(), &self.namespaces.state(), &self.services.state(), self.settings.class_policy);
-                tracing::info!(services = report.services, conflicts = report.conflicts, "rebuilt existing allocations");
+                self.services
+                    .wait_until_ready()
+                    .await
+                    .map_err(ReconcileError::NotSynced)?;
+                self.pools
+                    .wait_until_ready()
+                    .await
+                    .map_err(ReconcileError::NotSynced)?;
+                self.namespaces
+                    .wait_until_ready()
+                    .await
+                    .map_err(ReconcileError::NotSynced)?;
+                let summary = self.lock().rebuild(
+                    &self.pools.state(),
+                    &namespace_labels(&self.namespaces),
+                    &self.services.state(),
+                    self.settings.class_policy,
+                );
+                tracing::info!(
+                    services = summary.services,
+                    conflicts = summary.conflicts,
+                    outside_pools = summary.outside_pools,
+                    "rebuilt existing allocations"
+                );
+                self.pools_dirty.notify_one();
                 Ok(())
             })
             .await
@@ -135,7 +310,9 @@ impl Context {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Decider> {
-        self.decider.lock().expect("the decider lock is never poisoned: deciding does not panic")
+        self.decider
+            .lock()
+            .expect("the decider lock is never poisoned: deciding does not panic")
     }
 
     async fn apply(&self, service: &Service, patch: &Patch) -> Result<(), ReconcileError> {
@@ -144,10 +321,29 @@ impl Context {
         let api: Api<Service> = Api::namespaced(self.client.clone(), &namespace);
         let params = PatchParams::default();
         let result = match patch {
-            Patch::Metadata(value) => api.patch(&name, &params, &kube::api::Patch::Merge(value)).await,
-            Patch::Status(value) => api.patch_status(&name, &params, &kube::api::Patch::Merge(value)).await,
+            Patch::Metadata(value) => {
+                api.patch(&name, &params, &kube::api::Patch::Merge(value))
+                    .await
+            }
+            Patch::Status(value) => {
+                api.patch_status(&name, &params, &kube::api::Patch::Merge(value))
+                    .await
+            }
         };
-        result.map(drop).map_err(|source| ReconcileError::Write { namespace, name, source })
+        result.map(drop).map_err(|source| ReconcileError::Write {
+            namespace,
+            name,
+            source,
+        })
+    }
+
+    /// Reconciles these Services again.
+    fn wake(&self, keys: impl IntoIterator<Item = ServiceKey>) {
+        for key in keys {
+            let _ = self
+                .wake
+                .send(ObjectRef::new(&key.name).within(&key.namespace));
+        }
     }
 }
 
@@ -156,9 +352,14 @@ async fn reconcile(service: Arc<Service>, ctx: Arc<Context>) -> Result<Action, R
     ctx.ready().await?;
     let started = std::time::Instant::now();
     let result = reconcile_ready(&service, &ctx).await;
-    ctx.metrics.sync_seconds.observe(started.elapsed().as_secs_f64());
+    ctx.metrics
+        .sync_seconds
+        .observe(started.elapsed().as_secs_f64());
     if result.is_ok() {
-        ctx.attempts.lock().expect("attempts lock is never poisoned").remove(&ObjectRef::from_obj(&*service));
+        (ctx.attempts
+            .lock()
+            .expect("attempts lock is never poisoned"))
+        .remove(&ObjectRef::from_obj(&*service));
     }
     result
 }
@@ -168,86 +369,131 @@ async fn reconcile_ready(service: &Service, ctx: &Context) -> Result<Action, Rec
     if deleting || !is_ours(service, ctx.settings.class_policy) {
         return release(service, ctx, deleting).await;
     }
-    if let Some(patch) = status::add_finalizer(service) {
-        // Allocation waits for the finalizer; the write triggers the next reconcile.
-        ctx.apply(service, &patch).await?;
-        return Ok(Action::await_change());
-    }
-    let outcome = {
+    let (outcome, displaced) = {
         let mut decider = ctx.lock();
         decider.refresh_pools(&ctx.pools.state());
-        decider.decide(service, &ctx.namespaces.state())
+        let outcome = decider.decide(service, &namespace_labels(&ctx.namespaces));
+        (outcome, decider.take_displaced())
     };
-    let patches = status::plan(service, &outcome.desired, k8s_openapi::jiff::Timestamp::now());
+    ctx.wake(displaced);
+    // The finalizer goes in the first write, before any address is written to the Service.
+    let patches = status::plan_with_finalizer(
+        service,
+        &outcome.desired,
+        k8s_openapi::jiff::Timestamp::now(),
+    );
     if patches.is_empty() {
         return Ok(requeue_for(&outcome));
     }
-    let ingress_changes = patches.iter().any(|p| matches!(p, Patch::Status(_))) && outcome.desired.ingress != super::request::held_addresses(service);
-    if ingress_changes && !outcome.desired.ingress.is_empty() {
-        ctx.events.normal(service, events::ENSURING, "Ensuring load balancer".into()).await;
+    let held = super::request::held_addresses(service);
+    let ingress_changed = outcome.desired.ingress != held;
+    if ingress_changed && !outcome.desired.ingress.is_empty() {
+        ctx.events
+            .normal(service, events::ENSURING, "Ensuring load balancer".into());
     }
     for patch in &patches {
         ctx.apply(service, patch).await?;
     }
-    announce_outcome(service, ctx, &outcome, ingress_changes).await;
+    ctx.pools_dirty.notify_one();
+    announce_outcome(service, ctx, &outcome, ingress_changed);
     Ok(requeue_for(&outcome))
 }
 
-async fn announce_outcome(service: &Service, ctx: &Context, outcome: &Outcome, ingress_changed: bool) {
+fn announce_outcome(service: &Service, ctx: &Context, outcome: &Outcome, ingress_changed: bool) {
     if ingress_changed && !outcome.desired.ingress.is_empty() {
-        let addresses: Vec<String> = outcome.desired.ingress.iter().map(ToString::to_string).collect();
-        tracing::info!(addresses = %addresses.join(","), "assigned load-balancer addresses");
-        ctx.events.normal(service, events::ENSURED, outcome.summary.clone()).await;
+        tracing::info!(addresses = %outcome.summary, "assigned load-balancer addresses");
+        ctx.events
+            .normal(service, events::ENSURED, outcome.summary.clone());
         if outcome.deprecated_field {
-            let note = "spec.loadBalancerIP is deprecated; use the baremetal-ccm.io/ips annotation".to_owned();
-            ctx.events.warning(service, events::DEPRECATED_FIELD, note).await;
+            let note = "spec.loadBalancerIP is deprecated; use the baremetal-ccm.io/ips annotation"
+                .to_owned();
+            ctx.events.warning(service, events::DEPRECATED_FIELD, note);
         }
     }
     if let Some(pending) = &outcome.pending {
-        ctx.events.warning(service, events::SYNC_FAILED, pending.message.clone()).await;
+        ctx.events.warning(
+            service,
+            events::SYNC_FAILED,
+            format!("{}: {}", pending.reason, pending.message),
+        );
     }
     if let Some(note) = &outcome.outside_pool {
-        ctx.events.warning(service, events::OUTSIDE_POOL, note.clone()).await;
+        ctx.events
+            .warning(service, events::OUTSIDE_POOL, note.clone());
     }
 }
 
 /// Pending Services are retried on pool, namespace and release triggers; a slow periodic
 /// retry covers anything those miss.
 fn requeue_for(outcome: &Outcome) -> Action {
-    if outcome.pending.is_some() { Action::requeue(Duration::from_secs(300)) } else { Action::await_change() }
+    if outcome.pending.is_some() {
+        Action::requeue(Duration::from_secs(300))
+    } else {
+        Action::await_change()
+    }
 }
 
-async fn release(service: &Service, ctx: &Context, deleting: bool) -> Result<Action, ReconcileError> {
-    let freed = ctx.lock().release(service);
+async fn release(
+    service: &Service,
+    ctx: &Context,
+    deleting: bool,
+) -> Result<Action, ReconcileError> {
+    let (freed, pending) = {
+        let mut decider = ctx.lock();
+        let freed = decider.release(service);
+        (
+            freed,
+            if freed {
+                decider.pending_services()
+            } else {
+                Vec::new()
+            },
+        )
+    };
+    if freed {
+        ctx.pools_dirty.notify_one();
+        ctx.wake(pending);
+    }
     let patches = status::plan_release(service);
     if patches.is_empty() {
-        if freed {
-            let _ = ctx.wake_all.send(());
-        }
         return Ok(Action::await_change());
     }
     if deleting {
-        ctx.events.normal(service, events::DELETING, "Deleting load balancer".into()).await;
+        ctx.events
+            .normal(service, events::DELETING, "Deleting load balancer".into());
     }
     for patch in &patches {
         ctx.apply(service, patch).await?;
     }
-    let reason = if deleting { events::DELETED } else { events::UPDATED };
-    ctx.events.normal(service, reason, "Released the load-balancer addresses".into()).await;
+    let reason = if deleting {
+        events::DELETED
+    } else {
+        events::UPDATED
+    };
+    ctx.events.normal(
+        service,
+        reason,
+        "Released the load-balancer addresses".into(),
+    );
     tracing::info!(deleting, "released load-balancer addresses");
-    let _ = ctx.wake_all.send(());
     Ok(Action::await_change())
 }
 
 fn error_policy(service: Arc<Service>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
     let key = ObjectRef::from_obj(&*service);
     let attempt = {
-        let mut attempts = ctx.attempts.lock().expect("attempts lock is never poisoned");
+        let mut attempts = ctx
+            .attempts
+            .lock()
+            .expect("attempts lock is never poisoned");
         let n = attempts.entry(key).or_insert(0);
         *n = n.saturating_add(1);
         *n
     };
-    ctx.metrics.sync_errors.get_or_create(&Reason { reason: error.class().to_owned() }).inc();
+    let reason = Reason {
+        reason: error.class().to_owned(),
+    };
+    ctx.metrics.sync_errors.get_or_create(&reason).inc();
     let delay = backoff(attempt);
     tracing::warn!(error = %error, attempt, delay_ms = delay.as_millis(), "reconcile failed; retrying");
     Action::requeue(delay)
@@ -257,6 +503,112 @@ fn error_policy(service: Arc<Service>, error: &ReconcileError, ctx: Arc<Context>
 pub fn backoff(attempt: u32) -> Duration {
     let factor = 2u64.saturating_pow(attempt.saturating_sub(1).min(20));
     Duration::from_millis(100u64.saturating_mul(factor)).min(Duration::from_secs(60))
+}
+
+/// Keeps every pool's status and the pool metrics current: after the rebuild, whenever
+/// something they depend on changed (debounced), and every minute.
+async fn write_pool_statuses(ctx: Arc<Context>) {
+    if ctx.ready().await.is_err() {
+        return;
+    }
+    let mut known_reasons: Vec<&'static str> = Vec::new();
+    loop {
+        let _ = tokio::time::timeout(Duration::from_secs(60), ctx.pools_dirty.notified()).await;
+        // Collects the changes of a burst into one round of writes.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let (reports, pending, outside) = {
+            let mut decider = ctx.lock();
+            decider.refresh_pools(&ctx.pools.state());
+            (
+                decider.pool_reports(),
+                decider.pending_by_reason(),
+                decider.outside_count(),
+            )
+        };
+        update_metrics(
+            &ctx.metrics,
+            &reports,
+            &pending,
+            outside,
+            &mut known_reasons,
+        );
+        let now = k8s_openapi::jiff::Timestamp::now();
+        for pool in ctx.pools.state() {
+            let Some(report) = reports.get(&pool.name_any()) else {
+                continue;
+            };
+            let desired = pool_status::desired(&pool, report, now);
+            let Some(patch) = pool_status::patch(&pool, &desired) else {
+                continue;
+            };
+            let api: Api<IPPool> = Api::all(ctx.client.clone());
+            let params = PatchParams::default();
+            if let Err(error) = api
+                .patch_status(&pool.name_any(), &params, &kube::api::Patch::Merge(&patch))
+                .await
+            {
+                ctx.metrics.pool_status_errors.inc();
+                tracing::warn!(%error, pool = pool.name_any(), "writing the pool status failed; retrying");
+                ctx.pools_dirty.notify_one();
+            }
+        }
+    }
+}
+
+fn saturating_i64(value: u128) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn update_metrics(
+    metrics: &Metrics,
+    reports: &BTreeMap<String, super::decide::PoolReport>,
+    pending: &BTreeMap<&'static str, usize>,
+    outside: usize,
+    known_reasons: &mut Vec<&'static str>,
+) {
+    metrics.allocated.clear();
+    metrics.pool_size.clear();
+    for (pool, report) in reports {
+        let Ok(usage) = &report.validity else {
+            continue;
+        };
+        for family in Family::ALL {
+            let counts = usage.family(family);
+            if counts.total == 0 {
+                continue;
+            }
+            let labels = PoolFamily {
+                pool: pool.clone(),
+                family: family.to_string(),
+            };
+            metrics
+                .allocated
+                .get_or_create(&labels)
+                .set(saturating_i64(counts.used));
+            metrics
+                .pool_size
+                .get_or_create(&labels)
+                .set(saturating_i64(counts.total));
+        }
+    }
+    for reason in pending.keys() {
+        if !known_reasons.contains(reason) {
+            known_reasons.push(reason);
+        }
+    }
+    for reason in known_reasons.iter() {
+        let count = pending.get(reason).copied().unwrap_or(0);
+        let labels = Reason {
+            reason: (*reason).to_owned(),
+        };
+        metrics
+            .pending
+            .get_or_create(&labels)
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+    metrics
+        .outside_pool
+        .set(i64::try_from(outside).unwrap_or(i64::MAX));
 }
 
 #[cfg(test)]

@@ -1,9 +1,12 @@
 //! Kubernetes Events of the service-lb controller, with the upstream CCM reasons.
 
+use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::{ObjectReference, Service};
 use kube::Client;
 use kube::Resource as _;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use prometheus_client::metrics::counter::Counter;
+use tokio::sync::mpsc;
 
 pub const ENSURING: &str = "EnsuringLoadBalancer";
 pub const ENSURED: &str = "EnsuredLoadBalancer";
@@ -16,10 +19,18 @@ pub const DEPRECATED_FIELD: &str = "DeprecatedLoadBalancerIP";
 /// Warning: a held address is no longer inside any pool.
 pub const OUTSIDE_POOL: &str = "AddressOutsidePool";
 
-/// Publishes Events about Services; failures are logged, never fatal (events are best effort).
+/// How many Events may wait to be published before new ones are dropped.
+const QUEUE: usize = 8192;
+/// Events published at once.
+const PUBLISHERS: usize = 4;
+
+/// Publishes Events about Services in the background: recording an Event never delays an
+/// address. Give it its own client (its own rate-limit budget). Failures are logged and
+/// counted, never fatal: Events are best effort.
 #[derive(Clone)]
 pub struct ServiceEvents {
-    recorder: Recorder,
+    queue: mpsc::Sender<(ObjectReference, Event)>,
+    dropped: Counter,
 }
 
 impl std::fmt::Debug for ServiceEvents {
@@ -29,26 +40,41 @@ impl std::fmt::Debug for ServiceEvents {
 }
 
 impl ServiceEvents {
-    pub fn new(client: Client, instance: &str) -> Self {
+    /// Starts the publisher task. `dropped` counts Events lost to a full queue or an error.
+    pub fn start(client: Client, instance: &str, dropped: Counter) -> Self {
         let reporter = Reporter {
             controller: "baremetal-ccm".into(),
             instance: Some(instance.to_owned()),
         };
-        Self {
-            recorder: Recorder::new(client, reporter),
-        }
+        let recorder = Recorder::new(client, reporter);
+        let (queue, receiver) = mpsc::channel::<(ObjectReference, Event)>(QUEUE);
+        let failed = dropped.clone();
+        tokio::spawn(async move {
+            ReceiverStream(receiver)
+                .for_each_concurrent(PUBLISHERS, |(reference, event)| {
+                    let recorder = recorder.clone();
+                    let failed = failed.clone();
+                    async move {
+                        if let Err(error) = recorder.publish(&event, &reference).await {
+                            failed.inc();
+                            tracing::warn!(%error, reason = event.reason, "publishing an event failed");
+                        }
+                    }
+                })
+                .await;
+        });
+        Self { queue, dropped }
     }
 
-    pub async fn normal(&self, service: &Service, reason: &str, note: String) {
-        self.publish(service, EventType::Normal, reason, note).await;
+    pub fn normal(&self, service: &Service, reason: &str, note: String) {
+        self.publish(service, EventType::Normal, reason, note);
     }
 
-    pub async fn warning(&self, service: &Service, reason: &str, note: String) {
-        self.publish(service, EventType::Warning, reason, note)
-            .await;
+    pub fn warning(&self, service: &Service, reason: &str, note: String) {
+        self.publish(service, EventType::Warning, reason, note);
     }
 
-    async fn publish(&self, service: &Service, type_: EventType, reason: &str, note: String) {
+    fn publish(&self, service: &Service, type_: EventType, reason: &str, note: String) {
         let reference: ObjectReference = service.object_ref(&());
         let event = Event {
             type_,
@@ -57,8 +83,23 @@ impl ServiceEvents {
             action: "Reconcile".into(),
             secondary: None,
         };
-        if let Err(error) = self.recorder.publish(&event, &reference).await {
-            tracing::warn!(%error, reason, "publishing an event failed");
+        if self.queue.try_send((reference, event)).is_err() {
+            self.dropped.inc();
+            tracing::warn!(reason, "event queue full; event dropped");
         }
+    }
+}
+
+/// A receiver as a stream.
+struct ReceiverStream<T>(mpsc::Receiver<T>);
+
+impl<T> futures::Stream for ReceiverStream<T> {
+    type Item = T;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<T>> {
+        self.0.poll_recv(cx)
     }
 }

@@ -34,6 +34,10 @@ pub struct Metrics {
     pub sync_errors: Family<Reason, Counter>,
     /// Reconcile duration in seconds.
     pub sync_seconds: Histogram,
+    /// Events not published (queue full or API error).
+    pub events_dropped: Counter,
+    /// Pool status writes that failed.
+    pub pool_status_errors: Counter,
 }
 
 impl Metrics {
@@ -45,6 +49,8 @@ impl Metrics {
             pending: Family::default(),
             sync_errors: Family::default(),
             sync_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            events_dropped: Counter::default(),
+            pool_status_errors: Counter::default(),
         };
         let sub = registry.sub_registry_with_prefix("service_lb");
         sub.register(
@@ -76,6 +82,16 @@ impl Metrics {
             "sync_duration_seconds",
             "Service reconcile duration",
             metrics.sync_seconds.clone(),
+        );
+        sub.register(
+            "events_dropped",
+            "Events not published (queue full or API error)",
+            metrics.events_dropped.clone(),
+        );
+        sub.register(
+            "pool_status_errors",
+            "Failed IPPool status writes",
+            metrics.pool_status_errors.clone(),
         );
         metrics
     }

@@ -6,7 +6,10 @@
 //! complete and every existing allocation has been rebuilt into the allocator.
 
 pub mod class;
+pub mod controller;
+pub mod decide;
 pub mod events;
 pub mod metrics;
+pub mod pool_status;
 pub mod request;
 pub mod status;

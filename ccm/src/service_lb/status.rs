@@ -109,6 +109,22 @@ pub fn plan(service: &Service, desired: &Desired, now: Timestamp) -> Vec<Patch> 
     patches
 }
 
+/// [`plan`], with the finalizer added by the first patch when it is missing: no address is
+/// written to a Service before it carries the finalizer, and one metadata write does both.
+pub fn plan_with_finalizer(service: &Service, desired: &Desired, now: Timestamp) -> Vec<Patch> {
+    let mut patches = plan(service, desired, now);
+    let Some(Patch::Metadata(finalizer)) = add_finalizer(service) else {
+        return patches;
+    };
+    match patches.first_mut() {
+        Some(Patch::Metadata(first)) => {
+            first["metadata"]["finalizers"] = finalizer["metadata"]["finalizers"].clone();
+        }
+        _ => patches.insert(0, Patch::Metadata(finalizer)),
+    }
+    patches
+}
+
 /// Patches for a Service that is no longer ours (deleted, or type/class changed): clear the
 /// ingress and our conditions and annotation, then drop the finalizer.
 pub fn plan_release(service: &Service) -> Vec<Patch> {

@@ -1,6 +1,13 @@
 //! Shared helpers of the ccm integration tests: the real binary against a real apiserver.
 
-#![allow(dead_code, reason = "each test file uses a different subset of the helpers")]
+#![allow(
+    dead_code,
+    reason = "each test file uses a different subset of the helpers"
+)]
+#![allow(
+    unreachable_pub,
+    reason = "helpers shared by several test crates through `mod support`"
+)]
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -8,8 +15,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Event, Service, ServicePort, ServiceSpec};
-use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use kube::Client;
+use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use rig::cluster::{TestCluster, free_port};
 use rig::process::{Process, wait_for};
 
@@ -17,6 +24,15 @@ pub const WAIT: Duration = Duration::from_secs(30);
 
 /// Starts `baremetal-ccm controller` against `kubeconfig` as a separate process.
 pub fn start_controller(kubeconfig: &Path, identity: &str, extra: &[&str]) -> Process {
+    start_controller_with_admin(kubeconfig, identity, extra).0
+}
+
+/// [`start_controller`], also returning the admin server's address.
+pub fn start_controller_with_admin(
+    kubeconfig: &Path,
+    identity: &str,
+    extra: &[&str],
+) -> (Process, std::net::SocketAddr) {
     let port = free_port().expect("a free port");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_baremetal-ccm"));
     cmd.arg("controller")
@@ -26,14 +42,68 @@ pub fn start_controller(kubeconfig: &Path, identity: &str, extra: &[&str]) -> Pr
         .arg("--controllers=service-lb")
         .arg("--log-filter=info,baremetal_ccm=debug")
         .args(extra);
-    let log = std::env::temp_dir().join(format!("bmccm-controller-{identity}-{}.log", std::process::id()));
-    Process::spawn(identity, cmd, &log).expect("controller binary starts")
+    let log = std::env::temp_dir().join(format!(
+        "bmccm-controller-{identity}-{}.log",
+        std::process::id()
+    ));
+    let process = Process::spawn(identity, cmd, &log).expect("controller binary starts");
+    (process, std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// `GET path` on a local HTTP/1.1 server; the body, or `None` if it cannot be reached.
+pub async fn http_get(address: std::net::SocketAddr, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+}
+
+/// Waits until the pool's status satisfies `check`; returns it.
+pub async fn wait_pool_status(
+    client: &Client,
+    name: &str,
+    check: impl Fn(&baremetal_ccm::crd::ippool::IPPoolStatus) -> bool,
+) -> baremetal_ccm::crd::ippool::IPPoolStatus {
+    let api: Api<baremetal_ccm::crd::ippool::IPPool> = Api::all(client.clone());
+    let found = wait_for(WAIT, || async {
+        let status = api.get(name).await.ok()?.status?;
+        check(&status).then_some(status)
+    })
+    .await;
+    match found {
+        Some(status) => status,
+        None => panic!(
+            "pool {name} status did not match within {WAIT:?}: {:?}",
+            api.get(name).await.map(|p| p.status)
+        ),
+    }
+}
+
+/// A pool condition: (status, reason, message).
+pub fn pool_condition(
+    status: &baremetal_ccm::crd::ippool::IPPoolStatus,
+    type_: &str,
+) -> Option<(String, String, String)> {
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
 }
 
 /// Starts a cluster with the project CRDs installed.
 pub async fn cluster(audit: bool) -> TestCluster {
     rig::init_test_logging();
-    let cluster = TestCluster::start_with(rig::cluster::ClusterOptions { audit_writes: audit }).await.expect("cluster starts");
+    let cluster = TestCluster::start_with(rig::cluster::ClusterOptions {
+        audit_writes: audit,
+    })
+    .await
+    .expect("cluster starts");
     cluster.install_project_crds().await.expect("CRDs install");
     cluster
 }
@@ -45,7 +115,9 @@ pub async fn create_pool(client: &Client, name: &str, spec: serde_json::Value) {
         "apiVersion": "baremetal-ccm.io/v1alpha1", "kind": "IPPool", "metadata": {"name": name}, "spec": spec,
     }))
     .expect("pool fixture is well-formed");
-    api.create(&PostParams::default(), &pool).await.expect("pool created");
+    api.create(&PostParams::default(), &pool)
+        .await
+        .expect("pool created");
 }
 
 /// A Service fixture builder.
@@ -58,10 +130,18 @@ impl Svc {
     pub fn lb(namespace: &str, name: &str) -> Self {
         Self {
             service: Service {
-                metadata: ObjectMeta { name: Some(name.into()), namespace: Some(namespace.into()), ..ObjectMeta::default() },
+                metadata: ObjectMeta {
+                    name: Some(name.into()),
+                    namespace: Some(namespace.into()),
+                    ..ObjectMeta::default()
+                },
                 spec: Some(ServiceSpec {
                     type_: Some("LoadBalancer".into()),
-                    ports: Some(vec![ServicePort { port: 80, protocol: Some("TCP".into()), ..ServicePort::default() }]),
+                    ports: Some(vec![ServicePort {
+                        port: 80,
+                        protocol: Some("TCP".into()),
+                        ..ServicePort::default()
+                    }]),
                     ..ServiceSpec::default()
                 }),
                 ..Service::default()
@@ -70,18 +150,30 @@ impl Svc {
     }
 
     pub fn annotate(mut self, key: &str, value: &str) -> Self {
-        self.service.metadata.annotations.get_or_insert_default().insert(key.into(), value.into());
+        self.service
+            .metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(key.into(), value.into());
         self
     }
 
     pub fn port(mut self, protocol: &str, port: i32) -> Self {
         let spec = self.service.spec.as_mut().expect("fixture has a spec");
-        spec.ports = Some(vec![ServicePort { port, protocol: Some(protocol.into()), ..ServicePort::default() }]);
+        spec.ports = Some(vec![ServicePort {
+            port,
+            protocol: Some(protocol.into()),
+            ..ServicePort::default()
+        }]);
         self
     }
 
     pub fn class(mut self, class: &str) -> Self {
-        self.service.spec.as_mut().expect("fixture has a spec").load_balancer_class = Some(class.into());
+        self.service
+            .spec
+            .as_mut()
+            .expect("fixture has a spec")
+            .load_balancer_class = Some(class.into());
         self
     }
 
@@ -93,12 +185,21 @@ impl Svc {
     }
 
     pub fn load_balancer_ip(mut self, ip: &str) -> Self {
-        self.service.spec.as_mut().expect("fixture has a spec").load_balancer_ip = Some(ip.into());
+        self.service
+            .spec
+            .as_mut()
+            .expect("fixture has a spec")
+            .load_balancer_ip = Some(ip.into());
         self
     }
 
     pub async fn create(self, client: &Client) -> Service {
-        let namespace = self.service.metadata.namespace.clone().expect("fixture has a namespace");
+        let namespace = self
+            .service
+            .metadata
+            .namespace
+            .clone()
+            .expect("fixture has a namespace");
         Api::<Service>::namespaced(client.clone(), &namespace)
             .create(&PostParams::default(), &self.service)
             .await
@@ -120,7 +221,12 @@ pub fn ingress(service: &Service) -> Vec<(String, Option<String>)> {
 }
 
 /// Waits until the Service has `count` ingress addresses and returns them.
-pub async fn wait_addresses(client: &Client, namespace: &str, name: &str, count: usize) -> Vec<String> {
+pub async fn wait_addresses(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    count: usize,
+) -> Vec<String> {
     let api: Api<Service> = Api::namespaced(client.clone(), namespace);
     let found = wait_for(WAIT, || {
         let api = api.clone();
@@ -131,7 +237,9 @@ pub async fn wait_addresses(client: &Client, namespace: &str, name: &str, count:
         }
     })
     .await;
-    found.unwrap_or_else(|| panic!("{namespace}/{name} did not get {count} address(es) within {WAIT:?}"))
+    found.unwrap_or_else(|| {
+        panic!("{namespace}/{name} did not get {count} address(es) within {WAIT:?}")
+    })
 }
 
 /// Our condition of type `type_` on the Service: (status, reason, message).
@@ -147,7 +255,13 @@ pub fn condition(service: &Service, type_: &str) -> Option<(String, String, Stri
 }
 
 /// Waits until the Service carries condition `type_` with `status` and returns (reason, message).
-pub async fn wait_condition(client: &Client, namespace: &str, name: &str, type_: &str, status: &str) -> (String, String) {
+pub async fn wait_condition(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    type_: &str,
+    status: &str,
+) -> (String, String) {
     let api: Api<Service> = Api::namespaced(client.clone(), namespace);
     let found = wait_for(WAIT, || {
         let api = api.clone();
@@ -158,11 +272,17 @@ pub async fn wait_condition(client: &Client, namespace: &str, name: &str, type_:
         }
     })
     .await;
-    found.unwrap_or_else(|| panic!("{namespace}/{name} did not get {type_}={status} within {WAIT:?}"))
+    found.unwrap_or_else(|| {
+        panic!("{namespace}/{name} did not get {type_}={status} within {WAIT:?}")
+    })
 }
 
 /// Events about one object, as (type, reason, message).
-pub async fn events_for(client: &Client, namespace: &str, name: &str) -> Vec<(String, String, String)> {
+pub async fn events_for(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Vec<(String, String, String)> {
     let api: Api<Event> = Api::namespaced(client.clone(), namespace);
     let params = ListParams::default().fields(&format!("involvedObject.name={name}"));
     api.list(&params)
@@ -170,14 +290,24 @@ pub async fn events_for(client: &Client, namespace: &str, name: &str) -> Vec<(St
         .expect("events list")
         .items
         .into_iter()
-        .map(|e| (e.type_.unwrap_or_default(), e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
+        .map(|e| {
+            (
+                e.type_.unwrap_or_default(),
+                e.reason.unwrap_or_default(),
+                e.message.unwrap_or_default(),
+            )
+        })
         .collect()
 }
 
 /// Waits until an Event with `reason` exists for the object and returns its message.
 pub async fn wait_event(client: &Client, namespace: &str, name: &str, reason: &str) -> String {
     let found = wait_for(WAIT, || async {
-        events_for(client, namespace, name).await.into_iter().find(|(_, r, _)| r == reason).map(|(_, _, m)| m)
+        events_for(client, namespace, name)
+            .await
+            .into_iter()
+            .find(|(_, r, _)| r == reason)
+            .map(|(_, _, m)| m)
     })
     .await;
     found.unwrap_or_else(|| panic!("no {reason} event for {namespace}/{name} within {WAIT:?}"))
@@ -188,7 +318,12 @@ pub async fn create_namespace(client: &Client, name: &str, labels: &[(&str, &str
     let namespace = k8s_openapi::api::core::v1::Namespace {
         metadata: ObjectMeta {
             name: Some(name.into()),
-            labels: Some(labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect::<BTreeMap<_, _>>()),
+            labels: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect::<BTreeMap<_, _>>(),
+            ),
             ..ObjectMeta::default()
         },
         ..Default::default()
@@ -222,8 +357,15 @@ pub async fn settle(cluster: &TestCluster, quiet: Duration) -> bool {
 pub async fn make_cluster_admin(client: &Client, namespace: &str, account: &str) {
     use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
     let binding = ClusterRoleBinding {
-        metadata: ObjectMeta { name: Some(format!("{account}-admin")), ..ObjectMeta::default() },
-        role_ref: RoleRef { api_group: Some("rbac.authorization.k8s.io".into()), kind: "ClusterRole".into(), name: "cluster-admin".into() },
+        metadata: ObjectMeta {
+            name: Some(format!("{account}-admin")),
+            ..ObjectMeta::default()
+        },
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "ClusterRole".into(),
+            name: "cluster-admin".into(),
+        },
         subjects: Some(vec![Subject {
             kind: "ServiceAccount".into(),
             name: account.into(),
@@ -231,5 +373,8 @@ pub async fn make_cluster_admin(client: &Client, namespace: &str, account: &str)
             ..Subject::default()
         }]),
     };
-    Api::<ClusterRoleBinding>::all(client.clone()).create(&PostParams::default(), &binding).await.expect("binding created");
+    Api::<ClusterRoleBinding>::all(client.clone())
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("binding created");
 }

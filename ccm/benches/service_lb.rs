@@ -1,0 +1,372 @@
+//! Benchmark of the service-lb controller (the release binary) against a real apiserver and
+//! etcd from the test rig. Prints a table:
+//!
+//! - latency: Service create → address in status, one Service at a time, over 1,000 Services;
+//! - burst: 5,000 Services created while the controller is stopped, then the controller
+//!   started: time until all hold an address, beside floors measured in the same run by a
+//!   minimal client with the same rate limit and concurrency (5,000 status patches; and the
+//!   5,000 finalizer + 5,000 status patches the CCM contract needs);
+//! - memory: the controller's resident set with 10,000 of its Services allocated (plus the
+//!   5,000 Services of another class used by the floors, which it also watches).
+//!
+//! Needs the rig's tools: `eval "$(hack/tools)"` first, or run `hack/bench`.
+
+#![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark fails loudly"
+)]
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use baremetal_ccm::apiserver::RateLimit;
+use futures::{StreamExt as _, TryStreamExt as _};
+use k8s_openapi::api::core::v1::{Namespace, Service, ServicePort, ServiceSpec};
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::runtime::{WatchStreamExt as _, watcher};
+use kube::{Client, ResourceExt as _};
+use rig::cluster::{TestCluster, free_port};
+use rig::process::{Process, wait_for};
+use tokio::sync::{Mutex, Notify};
+
+const QPS: &str = "500";
+const BURST: &str = "1000";
+const CONCURRENCY: usize = 4;
+const LATENCY_SERVICES: usize = 1000;
+const BURST_SERVICES: usize = 5000;
+const RSS_SERVICES: usize = 10_000;
+
+fn controller(kubeconfig: &Path, identity: &str) -> (Process, std::net::SocketAddr) {
+    let port = free_port().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_baremetal-ccm"));
+    cmd.arg("controller")
+        .arg(format!("--kubeconfig={}", kubeconfig.display()))
+        .arg(format!("--admin-bind-address=127.0.0.1:{port}"))
+        .arg(format!("--identity={identity}"))
+        .arg("--controllers=service-lb")
+        .arg(format!("--kube-api-qps={QPS}"))
+        .arg(format!("--kube-api-burst={BURST}"))
+        .arg(format!("--concurrent-service-syncs={CONCURRENCY}"))
+        .arg("--log-filter=warn");
+    let log =
+        std::env::temp_dir().join(format!("bmccm-bench-{identity}-{}.log", std::process::id()));
+    let process = Process::spawn(identity, cmd, &log).unwrap();
+    (process, std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+fn service(namespace: &str, name: &str, class: Option<&str>) -> Service {
+    Service {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(namespace.into()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(ServiceSpec {
+            type_: Some("LoadBalancer".into()),
+            load_balancer_class: class.map(Into::into),
+            ip_families: Some(vec!["IPv6".into()]),
+            ip_family_policy: Some("SingleStack".into()),
+            ports: Some(vec![ServicePort {
+                port: 80,
+                protocol: Some("TCP".into()),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    }
+}
+
+async fn create_many(
+    client: &Client,
+    namespace: &str,
+    prefix: &str,
+    count: usize,
+    class: Option<&str>,
+) {
+    let api: Api<Service> = Api::namespaced(client.clone(), namespace);
+    futures::stream::iter(0..count)
+        .map(|i| {
+            let api = api.clone();
+            let svc = service(namespace, &format!("{prefix}-{i:05}"), class);
+            async move { api.create(&PostParams::default(), &svc).await.map(drop) }
+        })
+        .buffer_unordered(16)
+        .try_collect::<Vec<()>>()
+        .await
+        .unwrap();
+}
+
+/// When each Service (namespace/name) was first seen with an address.
+#[derive(Default)]
+struct Seen {
+    at: Mutex<HashMap<String, Instant>>,
+    changed: Notify,
+}
+
+fn watch_addresses(client: Client, seen: Arc<Seen>) {
+    tokio::spawn(async move {
+        let api: Api<Service> = Api::all(client);
+        let mut events = watcher(api, watcher::Config::default())
+            .applied_objects()
+            .boxed();
+        while let Some(Ok(svc)) = events.next().await {
+            let has_ip = (svc.status.as_ref().and_then(|s| s.load_balancer.as_ref()))
+                .and_then(|lb| lb.ingress.as_ref())
+                .is_some_and(|i| !i.is_empty());
+            if has_ip {
+                let key = format!("{}/{}", svc.namespace().unwrap_or_default(), svc.name_any());
+                seen.at.lock().await.entry(key).or_insert_with(Instant::now);
+                seen.changed.notify_waiters();
+            }
+        }
+    });
+}
+
+async fn wait_count(seen: &Seen, namespace: &str, count: usize, timeout: Duration) -> Instant {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let notified = seen.changed.notified();
+        {
+            let at = seen.at.lock().await;
+            let prefix = format!("{namespace}/");
+            let done: Vec<&Instant> = at
+                .iter()
+                .filter(|(k, _)| k.starts_with(&prefix))
+                .map(|(_, t)| t)
+                .collect();
+            if done.len() >= count {
+                return **done.iter().max().unwrap();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{namespace}: not all {count} Services got addresses within {timeout:?}"
+        );
+        let _ = tokio::time::timeout(Duration::from_millis(200), notified).await;
+    }
+}
+
+async fn create_namespace(client: &Client, name: &str) {
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+}
+
+/// A client with the controller's rate limit, for the floors.
+async fn limited_client(cluster: &TestCluster) -> Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(cluster.admin_kubeconfig()).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    kube::client::ClientBuilder::try_from(config)
+        .unwrap()
+        .with_layer(&RateLimit::new(
+            QPS.parse().unwrap(),
+            BURST.parse().unwrap(),
+        ))
+        .build()
+}
+
+/// The minimal client: for each Service of `namespace`, optionally the finalizer patch, then
+/// one status patch, `CONCURRENCY` Services at a time.
+async fn floor(client: &Client, namespace: &str, with_finalizer: bool, prefix: &str) -> Duration {
+    let api: Api<Service> = Api::namespaced(client.clone(), namespace);
+    let names: Vec<String> = api
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|s| s.name_any())
+        .collect();
+    let started = Instant::now();
+    futures::stream::iter(names.into_iter().enumerate())
+        .map(|(i, name)| {
+            let api = api.clone();
+            async move {
+                let params = PatchParams::default();
+                if with_finalizer {
+                    let meta = serde_json::json!({"metadata": {"finalizers": ["service.kubernetes.io/load-balancer-cleanup"]}});
+                    api.patch(&name, &params, &Patch::Merge(&meta)).await?;
+                }
+                let ip = format!("{prefix}{:x}", i + 1);
+                let status = serde_json::json!({"status": {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}}});
+                api.patch_status(&name, &params, &Patch::Merge(&status)).await.map(drop)
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await
+        .unwrap();
+    started.elapsed()
+}
+
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1000.0)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let cluster = TestCluster::start()
+        .await
+        .expect("the rig's apiserver starts (run `eval \"$(hack/tools)\"` first)");
+    cluster.install_project_crds().await.unwrap();
+    let client = cluster.client();
+    for ns in ["latency", "floor", "burst", "rss"] {
+        create_namespace(&client, ns).await;
+    }
+    let pools: Api<baremetal_ccm::crd::ippool::IPPool> = Api::all(client.clone());
+    let pool = serde_json::from_value(serde_json::json!({
+        "apiVersion": "baremetal-ccm.io/v1alpha1", "kind": "IPPool", "metadata": {"name": "bench"},
+        "spec": {"addresses": ["2001:db8:100::/104"], "announce": {"mode": "none"}},
+    }))
+    .unwrap();
+    pools.create(&PostParams::default(), &pool).await.unwrap();
+    let seen = Arc::new(Seen::default());
+    watch_addresses(client.clone(), seen.clone());
+
+    // Latency, one Service at a time.
+    let (mut ccm, admin) = controller(&cluster.admin_kubeconfig(), "bench-a");
+    let ready = wait_for(Duration::from_secs(30), || async {
+        tokio::net::TcpStream::connect(admin).await.ok().map(drop)
+    })
+    .await;
+    assert!(ready.is_some(), "controller admin port came up");
+    let api: Api<Service> = Api::namespaced(client.clone(), "latency");
+    let mut latencies = Vec::with_capacity(LATENCY_SERVICES);
+    for i in 0..LATENCY_SERVICES {
+        let name = format!("lat-{i:05}");
+        let started = Instant::now();
+        api.create(&PostParams::default(), &service("latency", &name, None))
+            .await
+            .unwrap();
+        let key = format!("latency/{name}");
+        let at = loop {
+            let notified = seen.changed.notified();
+            if let Some(at) = seen.at.lock().await.get(&key) {
+                break *at;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{key} got no address"
+            );
+            let _ = tokio::time::timeout(Duration::from_millis(50), notified).await;
+        };
+        latencies.push(at.saturating_duration_since(started));
+    }
+    latencies.sort();
+    ccm.terminate(Duration::from_secs(5));
+
+    // Floors: a minimal client with the same rate limit and concurrency, on Services of
+    // another class (the controller leaves them alone).
+    create_many(
+        &client,
+        "floor",
+        "floor",
+        BURST_SERVICES,
+        Some("bench.example/other"),
+    )
+    .await;
+    let limited = limited_client(&cluster).await;
+    let floor_status = floor(&limited, "floor", false, "2001:db8:200::").await;
+    let floor_contract = floor(&limited, "floor", true, "2001:db8:300::").await;
+
+    // Burst from cold.
+    create_many(&client, "burst", "burst", BURST_SERVICES, None).await;
+    let started = Instant::now();
+    let (mut ccm, _) = controller(&cluster.admin_kubeconfig(), "bench-b");
+    let done = wait_count(&seen, "burst", BURST_SERVICES, Duration::from_secs(900)).await;
+    let burst = done.saturating_duration_since(started);
+
+    // Memory with 10,000 allocated Services.
+    let rest = RSS_SERVICES - LATENCY_SERVICES - BURST_SERVICES;
+    create_many(&client, "rss", "rss", rest, None).await;
+    wait_count(&seen, "rss", rest, Duration::from_secs(900)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (rss, hwm) = rss_kib(ccm.pid());
+    ccm.terminate(Duration::from_secs(5));
+
+    let ratio = |floor: Duration| burst.as_secs_f64() / floor.as_secs_f64();
+    println!(
+        "settings: --kube-api-qps={QPS} --kube-api-burst={BURST} --concurrent-service-syncs={CONCURRENCY}; release build; 2-core machine"
+    );
+    println!("| measure | value | target |");
+    println!("|---|---:|---|");
+    println!(
+        "| create → IP p50 ({LATENCY_SERVICES} Services, ms) | {} | ≤ 10 |",
+        ms(percentile(&latencies, 50.0))
+    );
+    println!(
+        "| create → IP p99 (ms) | {} | — |",
+        ms(percentile(&latencies, 99.0))
+    );
+    println!(
+        "| create → IP max (ms) | {} | — |",
+        ms(*latencies.last().unwrap())
+    );
+    println!(
+        "| burst of {BURST_SERVICES} from cold, all addressed (s) | {:.2} | — |",
+        burst.as_secs_f64()
+    );
+    println!(
+        "| floor: {BURST_SERVICES} status patches (s) | {:.2} | — |",
+        floor_status.as_secs_f64()
+    );
+    println!(
+        "| floor: {BURST_SERVICES} finalizer + status patches (s) | {:.2} | — |",
+        floor_contract.as_secs_f64()
+    );
+    println!(
+        "| burst ÷ status-patch floor | {:.2} | ≤ 1.5 |",
+        ratio(floor_status)
+    );
+    println!(
+        "| burst ÷ finalizer+status floor | {:.2} | — |",
+        ratio(floor_contract)
+    );
+    println!(
+        "| controller RSS with {RSS_SERVICES} Services (+{BURST_SERVICES} foreign) (MiB) | {:.1} | ≤ 64 |",
+        rss as f64 / 1024.0
+    );
+    println!(
+        "| controller peak RSS (MiB) | {:.1} | — |",
+        hwm as f64 / 1024.0
+    );
+}

@@ -1,0 +1,775 @@
+//! The bridge between Kubernetes objects and the IPAM core: `IPPool`s become pools, Services
+//! become requests, and the allocator's answers become the desired Service state (addresses,
+//! `allocated-from` annotation, conditions). Pure apart from the allocator it owns; the
+//! controller applies what it decides.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::ResourceExt as _;
+
+use super::class::{ClassPolicy, is_ours};
+use super::request::{self as asks, RequestSource};
+use super::status::{ALLOCATED_FROM, COND_ALLOCATED, COND_OUTSIDE_POOL, Desired, WantedCondition};
+use crate::crd::ippool::IPPool;
+use crate::ipam::{
+    Allocator, AssignedAddress, Existing, Family, InvalidPool, IpFamilyPolicy, Overlap, Pending,
+    Pool, PoolSpec, PoolUsage, Protocol, RequestError, RequirementSpec, ScopeSpec, SelectorSpec,
+    ServiceKey, ServiceRequest, overlaps, parse_requested_ips,
+};
+
+/// The labels of a namespace by name (empty for an unknown namespace).
+pub type NamespaceLabels<'a> = &'a dyn Fn(&str) -> BTreeMap<String, String>;
+
+/// Why a Service is pending, for its Warning event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingNote {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// What the controller should make of one Service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub desired: Desired,
+    /// Set when the Service does not get (all of) what it asks for.
+    pub pending: Option<PendingNote>,
+    /// Set when a held address lies outside every pool that serves the Service.
+    pub outside_pool: Option<String>,
+    /// One line naming the addresses and their pools, for the Ensured event.
+    pub summary: String,
+    /// Whether the request came from the deprecated `spec.loadBalancerIP`.
+    pub deprecated_field: bool,
+}
+
+/// What rebuilding found, for the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RebuildSummary {
+    pub services: usize,
+    pub conflicts: usize,
+    pub outside_pools: usize,
+}
+
+/// The state of one `IPPool` as the controller sees it, for its status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolReport {
+    /// `Err` when the pool is invalid (it then serves nothing).
+    pub validity: Result<PoolUsage, InvalidPool>,
+    /// Earlier pools this one shares addresses with.
+    pub overlaps_with: Vec<String>,
+    /// Services holding an address reported from this pool that the pool no longer contains.
+    pub degraded_services: Vec<ServiceKey>,
+}
+
+/// Decides addresses for Services. Holds the allocator and what the pool status and the
+/// metrics need (pending reasons, Services outside their pools).
+#[derive(Debug, Default)]
+pub struct Decider {
+    allocator: Allocator,
+    /// (name, resourceVersion) of the pools the allocator was last given.
+    fingerprint: Vec<(String, Option<String>)>,
+    invalid: BTreeMap<String, InvalidPool>,
+    overlaps: Vec<Overlap>,
+    /// Pending Services and their reason.
+    pending: HashMap<ServiceKey, &'static str>,
+    /// Services holding addresses outside the pools that serve them: each such address with
+    /// the pool it is reported from (the `allocated-from` annotation once no pool has it).
+    outside: HashMap<ServiceKey, Vec<(IpAddr, Option<String>)>>,
+}
+
+impl Decider {
+    /// Replaces the pool set when any pool changed. Invalid pools serve nothing and are kept
+    /// for their status.
+    pub fn refresh_pools(&mut self, pools: &[Arc<IPPool>]) {
+        let mut fingerprint: Vec<(String, Option<String>)> = pools
+            .iter()
+            .map(|p| (p.name_any(), p.resource_version()))
+            .collect();
+        fingerprint.sort();
+        if fingerprint == self.fingerprint {
+            return;
+        }
+        self.fingerprint = fingerprint;
+        let mut ordered: Vec<&Arc<IPPool>> = pools.iter().collect();
+        // Creation order, so that the Overlapping condition lands on the later pool.
+        ordered.sort_by_key(|p| (p.creation_timestamp().map(|t| t.0), p.name_any()));
+        let mut valid = Vec::with_capacity(ordered.len());
+        self.invalid.clear();
+        for pool in ordered {
+            match Pool::new(&pool_spec(pool)) {
+                Ok(pool) => valid.push(pool),
+                Err(invalid) => {
+                    self.invalid.insert(invalid.pool.clone(), invalid);
+                }
+            }
+        }
+        self.overlaps = overlaps(&valid);
+        let outside = match self.allocator.set_pools(valid) {
+            Ok(outside) => outside,
+            Err(duplicate) => {
+                // Cluster-scoped names are unique; a duplicate means a bug upstream of us.
+                tracing::error!(%duplicate, "pool list holds a name twice; pools not updated");
+                Vec::new()
+            }
+        };
+        for degraded in outside {
+            tracing::warn!(
+                address = %degraded.address,
+                holders = degraded.holders.len(),
+                "a held address is outside every pool after a pool change; it is kept"
+            );
+        }
+    }
+
+    /// Forgets every allocation and records those the Services hold, in creation order.
+    /// Deleted Services that still carry our finalizer are included: their addresses are not
+    /// free until they are released.
+    pub fn rebuild(
+        &mut self,
+        pools: &[Arc<IPPool>],
+        namespaces: NamespaceLabels<'_>,
+        services: &[Arc<Service>],
+        policy: ClassPolicy,
+    ) -> RebuildSummary {
+        self.fingerprint.clear();
+        self.refresh_pools(pools);
+        let holding: Vec<(&Arc<Service>, Existing)> = services
+            .iter()
+            .filter(|s| is_ours(s, policy) || s.metadata.deletion_timestamp.is_some())
+            .filter_map(|service| {
+                let addresses = asks::held_addresses(service);
+                let existing = Existing {
+                    request: read(service, namespaces).request,
+                    addresses,
+                };
+                (!existing.addresses.is_empty()).then_some((service, existing))
+            })
+            .collect();
+        let services = holding.len();
+        let report = (self.allocator).rebuild(
+            holding
+                .iter()
+                .map(|(_, existing)| existing.clone())
+                .collect(),
+        );
+        self.pending.clear();
+        self.outside.clear();
+        // Restore which Services are outside their pools now, so that pool status computed
+        // before every Service is reconciled again is already right (an idle restart writes
+        // nothing).
+        for (service, existing) in &holding {
+            let addresses = self.allocator.allocations(&existing.request);
+            let key = existing.request.key.clone();
+            self.note_outside(key, &addresses, &previous_pools(service));
+        }
+        for conflict in &report.conflicts {
+            tracing::warn!(
+                service = %conflict.service,
+                address = %conflict.address,
+                holder = %conflict.holder,
+                clash = %conflict.clash,
+                "two Services hold one address they may not share; the later one will get another"
+            );
+        }
+        RebuildSummary {
+            services,
+            conflicts: report.conflicts.len(),
+            outside_pools: report.outside_pools.len(),
+        }
+    }
+
+    /// Decides the state of a Service that is ours and not being deleted.
+    pub fn decide(&mut self, service: &Service, namespaces: NamespaceLabels<'_>) -> Outcome {
+        let read = read(service, namespaces);
+        let key = read.request.key.clone();
+        let (addresses, problem) = match read.problem {
+            Some(problem) => (self.allocator.allocations(&read.request), Some(problem)),
+            None => match self.allocator.assign(&read.request) {
+                Ok(assignment) => (assignment.addresses, assignment.unmet.map(Problem::Partial)),
+                Err(pending) => (
+                    self.allocator.allocations(&read.request),
+                    Some(Problem::Pending(as_annotation_problem(pending))),
+                ),
+            },
+        };
+        match &problem {
+            Some(Problem::Pending(pending)) => {
+                self.pending.insert(key.clone(), pending.reason());
+            }
+            _ => {
+                self.pending.remove(&key);
+            }
+        }
+        let previous_pools = previous_pools(service);
+        let outside = self.note_outside(key, &addresses, &previous_pools);
+        outcome(
+            &addresses,
+            &previous_pools,
+            problem,
+            &outside,
+            read.deprecated_field,
+        )
+    }
+
+    /// Records which of `addresses` lie outside the pools that serve the Service, with the pool
+    /// each was reported from; returns those addresses.
+    fn note_outside(
+        &mut self,
+        key: ServiceKey,
+        addresses: &[AssignedAddress],
+        previous_pools: &[String],
+    ) -> Vec<IpAddr> {
+        let outside: Vec<(IpAddr, Option<String>)> = (addresses.iter().enumerate())
+            .filter(|(_, a)| !a.in_eligible_pool)
+            .map(|(i, a)| {
+                (
+                    a.address,
+                    a.pool.clone().or_else(|| previous_pools.get(i).cloned()),
+                )
+            })
+            .collect();
+        let ips = outside.iter().map(|(ip, _)| *ip).collect();
+        if outside.is_empty() {
+            self.outside.remove(&key);
+        } else {
+            self.outside.insert(key, outside);
+        }
+        ips
+    }
+
+    /// Frees what a Service holds (deleted, or no longer ours); whether it held anything.
+    pub fn release(&mut self, service: &Service) -> bool {
+        self.release_key(&service_key(service))
+    }
+
+    /// [`Decider::release`] by key.
+    pub fn release_key(&mut self, key: &ServiceKey) -> bool {
+        self.pending.remove(key);
+        self.outside.remove(key);
+        !self.allocator.release(key).is_empty()
+    }
+
+    /// Every Service holding an address.
+    pub fn holders(&self) -> Vec<ServiceKey> {
+        self.allocator.assignments().into_keys().collect()
+    }
+
+    /// Services the allocator took an address from (a later claimant of a conflict another
+    /// Service's change created); they need reconciling.
+    pub fn take_displaced(&mut self) -> Vec<ServiceKey> {
+        self.allocator.take_displaced()
+    }
+
+    /// The state of every pool in `pools`, for their status.
+    pub fn pool_reports(&self) -> BTreeMap<String, PoolReport> {
+        // A pool is degraded by a Service reported from it that holds an address it no longer
+        // contains (a Service that merely left the pool's scope does not degrade the pool).
+        let mut degraded: BTreeMap<&str, Vec<ServiceKey>> = BTreeMap::new();
+        for (service, addresses) in &self.outside {
+            for (address, pool) in addresses {
+                let Some(pool) = pool else { continue };
+                let contained = self
+                    .allocator
+                    .pool(pool)
+                    .is_some_and(|p| p.contains(*address));
+                let listed = degraded.entry(pool).or_default();
+                if !contained && listed.last() != Some(service) {
+                    listed.push(service.clone());
+                }
+            }
+        }
+        let mut reports = BTreeMap::new();
+        for pool in self.allocator.pools() {
+            let mut services = degraded.remove(pool.name()).unwrap_or_default();
+            services.sort();
+            let overlaps_with = (self.overlaps.iter())
+                .find(|o| o.pool == pool.name())
+                .map(|o| o.earlier.clone())
+                .unwrap_or_default();
+            reports.insert(
+                pool.name().to_owned(),
+                PoolReport {
+                    validity: Ok(self.allocator.pool_usage(pool)),
+                    overlaps_with,
+                    degraded_services: services,
+                },
+            );
+        }
+        for (name, invalid) in &self.invalid {
+            let mut services = degraded.remove(name.as_str()).unwrap_or_default();
+            services.sort();
+            reports.insert(
+                name.clone(),
+                PoolReport {
+                    validity: Err(invalid.clone()),
+                    overlaps_with: Vec::new(),
+                    degraded_services: services,
+                },
+            );
+        }
+        reports
+    }
+
+    /// The pending Services, to retry when an address is freed.
+    pub fn pending_services(&self) -> Vec<ServiceKey> {
+        self.pending.keys().cloned().collect()
+    }
+
+    /// Number of pending Services per reason.
+    pub fn pending_by_reason(&self) -> BTreeMap<&'static str, usize> {
+        let mut counts = BTreeMap::new();
+        for reason in self.pending.values() {
+            *counts.entry(*reason).or_default() += 1;
+        }
+        counts
+    }
+
+    /// Number of Services holding an address outside the pools that serve them.
+    pub fn outside_count(&self) -> usize {
+        self.outside.len()
+    }
+}
+
+/// Why a Service does not have everything it asks for.
+#[derive(Debug, Clone)]
+enum Problem {
+    /// It stays pending: required families or the requested addresses are not served.
+    Pending(Pending),
+    /// PreferDualStack's second family is not served; the Service is allocated nonetheless.
+    Partial(Pending),
+}
+
+/// A Service read into a request. A problem found while reading (a malformed annotation)
+/// stops the assignment; the request is then what can be read, for keeping held addresses.
+struct Read {
+    request: ServiceRequest,
+    problem: Option<Problem>,
+    deprecated_field: bool,
+}
+
+fn service_key(service: &Service) -> ServiceKey {
+    ServiceKey::new(
+        &service.namespace().unwrap_or_default(),
+        &service.name_any(),
+    )
+}
+
+fn read(service: &Service, namespaces: NamespaceLabels<'_>) -> Read {
+    let raw = asks::asks(service);
+    let namespace = service.namespace().unwrap_or_default();
+    let mut request = ServiceRequest::new(service_key(service), raw.created);
+    request.namespace_labels = namespaces(&namespace);
+    request.service_labels = service.labels().clone();
+    let mut problems: Vec<Pending> = Vec::new();
+    match raw.family_policy.parse::<IpFamilyPolicy>() {
+        Ok(policy) => request.ip_family_policy = policy,
+        Err(error) => problems.push(Pending::InvalidRequest { error }),
+    }
+    // The apiserver validates ipFamilies; an unknown spelling can only come from a newer
+    // Kubernetes and is skipped rather than blocking the Service.
+    request.ip_families = raw
+        .families
+        .iter()
+        .filter_map(|f| f.parse::<Family>().ok())
+        .collect();
+    request.pool = raw.pool.filter(|p| !p.is_empty());
+    request.sharing_key = raw.sharing_key;
+    for (protocol, port) in &raw.ports {
+        match protocol.parse::<Protocol>() {
+            Ok(protocol) => request.ports.push((protocol, *port)),
+            Err(error) => problems.push(Pending::InvalidRequest { error }),
+        }
+    }
+    if let Some(text) = &raw.requested {
+        match parse_requested_ips(text) {
+            Ok(ips) => request.requested = ips,
+            Err(error) => {
+                let source = match raw.source {
+                    RequestSource::DeprecatedField => "spec.loadBalancerIP",
+                    RequestSource::Annotation | RequestSource::None => asks::IPS,
+                };
+                problems.push(Pending::malformed(source, error));
+            }
+        }
+    }
+    Read {
+        request,
+        problem: problems.into_iter().next().map(Problem::Pending),
+        deprecated_field: raw.source == RequestSource::DeprecatedField,
+    }
+}
+
+/// The IPAM core reports a bad sharing key as an invalid request; name the annotation.
+fn as_annotation_problem(pending: Pending) -> Pending {
+    match pending {
+        Pending::InvalidRequest {
+            error:
+                error @ (RequestError::EmptySharingKey
+                | RequestError::SharingKeyTooLong(_)
+                | RequestError::SharingKeyCharacter { .. }),
+        } => Pending::malformed(asks::SHARING_KEY, error),
+        other => other,
+    }
+}
+
+/// The pools the `allocated-from` annotation names, one per held address in order.
+fn previous_pools(service: &Service) -> Vec<String> {
+    service
+        .annotations()
+        .get(ALLOCATED_FROM)
+        .map(|v| v.split(',').map(|p| p.trim().to_owned()).collect())
+        .unwrap_or_default()
+}
+
+fn outcome(
+    addresses: &[AssignedAddress],
+    previous_pools: &[String],
+    problem: Option<Problem>,
+    outside: &[IpAddr],
+    deprecated_field: bool,
+) -> Outcome {
+    // An address outside every pool keeps the pool it was reported from, so that the pool's
+    // Degraded condition survives restarts.
+    let pools: Vec<Option<String>> = addresses
+        .iter()
+        .enumerate()
+        .map(|(i, a)| a.pool.clone().or_else(|| previous_pools.get(i).cloned()))
+        .collect();
+    let summary = addresses
+        .iter()
+        .zip(&pools)
+        .map(|(a, pool)| match pool {
+            Some(pool) => format!("{} from pool {pool}", a.address),
+            None => format!("{} (outside every pool)", a.address),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let allocated_from = (!pools.is_empty() && pools.iter().all(Option::is_some)).then(|| {
+        pools
+            .iter()
+            .flatten()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(",")
+    });
+    let mut conditions = Vec::with_capacity(2);
+    let pending = match &problem {
+        Some(Problem::Pending(pending)) => {
+            conditions.push(WantedCondition {
+                type_: COND_ALLOCATED,
+                status: false,
+                reason: pending.reason().to_owned(),
+                message: pending.to_string(),
+            });
+            Some(PendingNote {
+                reason: pending.reason(),
+                message: pending.to_string(),
+            })
+        }
+        Some(Problem::Partial(unmet)) => {
+            conditions.push(WantedCondition {
+                type_: COND_ALLOCATED,
+                status: true,
+                reason: "PartiallyAllocated".to_owned(),
+                message: format!("{summary}; the second family is not allocated: {unmet}"),
+            });
+            None
+        }
+        None => {
+            conditions.push(WantedCondition {
+                type_: COND_ALLOCATED,
+                status: true,
+                reason: "Allocated".to_owned(),
+                message: summary.clone(),
+            });
+            None
+        }
+    };
+    let outside_pool = (!outside.is_empty()).then(|| {
+        let list = outside
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "{list} no longer in a pool that serves this Service (the pool was edited or deleted, \
+             or the Service left its scope); kept, because allocated addresses never move; \
+             request another address or recreate the Service to move it"
+        )
+    });
+    if let Some(message) = &outside_pool {
+        conditions.push(WantedCondition {
+            type_: COND_OUTSIDE_POOL,
+            status: true,
+            reason: "AddressOutsidePool".to_owned(),
+            message: message.clone(),
+        });
+    }
+    Outcome {
+        desired: Desired {
+            ingress: addresses.iter().map(|a| a.address).collect(),
+            allocated_from,
+            conditions,
+        },
+        pending,
+        outside_pool,
+        summary,
+        deprecated_field,
+    }
+}
+
+/// The IPAM view of an `IPPool`.
+pub fn pool_spec(pool: &IPPool) -> PoolSpec {
+    let scope = pool.spec.allocation_scope.clone().unwrap_or_default();
+    PoolSpec {
+        name: pool.name_any(),
+        addresses: pool.spec.addresses.clone(),
+        avoid_buggy_ips: pool.spec.avoid_buggy_ips,
+        auto_assign: pool.spec.auto_assign,
+        priority: pool.spec.priority,
+        scope: ScopeSpec {
+            namespaces: scope.namespaces,
+            namespace_selector: scope.namespace_selector.as_ref().map(selector_spec),
+            service_selector: scope.service_selector.as_ref().map(selector_spec),
+        },
+        allow_cross_namespace_sharing: pool.spec.allow_cross_namespace_sharing,
+    }
+}
+
+fn selector_spec(selector: &LabelSelector) -> SelectorSpec {
+    SelectorSpec {
+        match_labels: selector.match_labels.clone().unwrap_or_default(),
+        match_expressions: (selector.match_expressions.iter().flatten())
+            .map(|r| RequirementSpec {
+                key: r.key.clone(),
+                operator: r.operator.clone(),
+                values: r.values.clone().unwrap_or_default(),
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::ippool::{Announce, AnnounceMode, IPPoolSpec};
+    use k8s_openapi::api::core::v1::{
+        LoadBalancerIngress, LoadBalancerStatus, ServicePort, ServiceSpec, ServiceStatus,
+    };
+    use kube::api::ObjectMeta;
+
+    fn pool(name: &str, addresses: &[&str]) -> Arc<IPPool> {
+        let mut pool = IPPool::new(
+            name,
+            IPPoolSpec {
+                addresses: addresses.iter().map(|a| (*a).to_owned()).collect(),
+                avoid_buggy_ips: false,
+                auto_assign: true,
+                priority: 0,
+                allocation_scope: None,
+                allow_cross_namespace_sharing: false,
+                announce: Announce {
+                    mode: AnnounceMode::None,
+                },
+            },
+        );
+        pool.metadata.resource_version = Some(format!("{addresses:?}"));
+        Arc::new(pool)
+    }
+
+    fn service(name: &str, annotations: &[(&str, &str)]) -> Service {
+        Service {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("default".into()),
+                annotations: Some(
+                    (annotations.iter())
+                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                        .collect(),
+                ),
+                ..ObjectMeta::default()
+            },
+            spec: Some(ServiceSpec {
+                type_: Some("LoadBalancer".into()),
+                ports: Some(vec![ServicePort {
+                    port: 80,
+                    ..ServicePort::default()
+                }]),
+                ..ServiceSpec::default()
+            }),
+            ..Service::default()
+        }
+    }
+
+    fn holding(mut service: Service, ips: &[&str], from: &str) -> Service {
+        service.status = Some(ServiceStatus {
+            load_balancer: Some(LoadBalancerStatus {
+                ingress: Some(
+                    (ips.iter())
+                        .map(|ip| LoadBalancerIngress {
+                            ip: Some((*ip).into()),
+                            ..LoadBalancerIngress::default()
+                        })
+                        .collect(),
+                ),
+            }),
+            ..ServiceStatus::default()
+        });
+        (service.metadata.annotations.get_or_insert_default())
+            .insert(ALLOCATED_FROM.into(), from.into());
+        service
+    }
+
+    fn no_labels(_: &str) -> BTreeMap<String, String> {
+        BTreeMap::new()
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_service_gets_the_first_free_address_with_its_pool() {
+        let mut decider = Decider::default();
+        decider.refresh_pools(&[pool("a", &["192.0.2.10-192.0.2.11"])]);
+        let outcome = decider.decide(&service("web", &[]), &no_labels);
+        assert_eq!(outcome.desired.ingress, [ip("192.0.2.10")]);
+        assert_eq!(outcome.desired.allocated_from.as_deref(), Some("a"));
+        assert_eq!(outcome.pending, None);
+        assert_eq!(outcome.summary, "192.0.2.10 from pool a");
+        assert!(outcome.desired.conditions[0].status);
+    }
+
+    #[test]
+    fn a_malformed_ips_annotation_is_pending_and_keeps_what_is_held() {
+        let mut decider = Decider::default();
+        let pools = [pool("a", &["192.0.2.0/24"])];
+        let held = holding(
+            service("web", &[(asks::IPS, "not-an-ip")]),
+            &["192.0.2.7"],
+            "a",
+        );
+        decider.rebuild(
+            &pools,
+            &no_labels,
+            &[Arc::new(held.clone())],
+            ClassPolicy::DefaultAndExplicit,
+        );
+        let outcome = decider.decide(&held, &no_labels);
+        assert_eq!(outcome.desired.ingress, [ip("192.0.2.7")]);
+        let pending = outcome.pending.unwrap();
+        assert_eq!(pending.reason, "MalformedAnnotation");
+        assert!(pending.message.contains(asks::IPS), "{}", pending.message);
+        assert_eq!(
+            decider.pending_by_reason().get("MalformedAnnotation"),
+            Some(&1)
+        );
+    }
+
+    #[test]
+    fn a_malformed_sharing_key_names_the_annotation() {
+        let mut decider = Decider::default();
+        decider.refresh_pools(&[pool("a", &["192.0.2.0/24"])]);
+        let outcome = decider.decide(
+            &service("web", &[(asks::SHARING_KEY, "bad key!")]),
+            &no_labels,
+        );
+        let pending = outcome.pending.unwrap();
+        assert_eq!(pending.reason, "MalformedAnnotation");
+        assert!(
+            pending.message.contains(asks::SHARING_KEY),
+            "{}",
+            pending.message
+        );
+        assert!(outcome.desired.ingress.is_empty());
+    }
+
+    #[test]
+    fn a_deleted_pool_leaves_the_address_flagged_and_the_pool_named() {
+        let mut decider = Decider::default();
+        let held = holding(service("web", &[]), &["192.0.2.7"], "a");
+        decider.rebuild(
+            &[],
+            &no_labels,
+            &[Arc::new(held.clone())],
+            ClassPolicy::DefaultAndExplicit,
+        );
+        let outcome = decider.decide(&held, &no_labels);
+        assert_eq!(outcome.desired.ingress, [ip("192.0.2.7")]);
+        assert_eq!(outcome.desired.allocated_from.as_deref(), Some("a"));
+        assert!(outcome.outside_pool.is_some());
+        assert!(
+            outcome
+                .desired
+                .conditions
+                .iter()
+                .any(|c| c.type_ == COND_OUTSIDE_POOL && c.status)
+        );
+        assert_eq!(decider.outside_count(), 1);
+        // The pool comes back: its report names the Service until it is reconciled again.
+        decider.refresh_pools(&[pool("a", &["192.0.2.8/29"])]);
+        let reports = decider.pool_reports();
+        assert_eq!(
+            reports["a"].degraded_services,
+            [ServiceKey::new("default", "web")]
+        );
+    }
+
+    #[test]
+    fn invalid_and_overlapping_pools_are_reported() {
+        let mut decider = Decider::default();
+        let mut first = (*pool("first", &["192.0.2.0/24"])).clone();
+        first.metadata.creation_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::from_second(1).unwrap(),
+            ));
+        let mut second = (*pool("second", &["192.0.2.128/25"])).clone();
+        second.metadata.creation_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::from_second(2).unwrap(),
+            ));
+        decider.refresh_pools(&[
+            Arc::new(second),
+            Arc::new(first),
+            pool("broken", &["2001:db8::9-2001:db8::1"]),
+        ]);
+        let reports = decider.pool_reports();
+        assert_eq!(reports["second"].overlaps_with, ["first"]);
+        assert!(reports["first"].overlaps_with.is_empty());
+        let invalid = reports["broken"].validity.clone().unwrap_err();
+        assert_eq!(invalid.pool, "broken");
+        assert_eq!(reports["first"].validity.clone().unwrap().v4.total, 256);
+    }
+
+    #[test]
+    fn release_frees_the_address_for_the_next_service() {
+        let mut decider = Decider::default();
+        decider.refresh_pools(&[pool("a", &["192.0.2.10/32"])]);
+        let first = service("first", &[]);
+        assert_eq!(
+            decider.decide(&first, &no_labels).desired.ingress,
+            [ip("192.0.2.10")]
+        );
+        let second = decider.decide(&service("second", &[]), &no_labels);
+        assert_eq!(second.pending.unwrap().reason, "PoolExhausted");
+        assert!(decider.release(&first));
+        assert!(!decider.release(&first));
+        let second = decider.decide(&service("second", &[]), &no_labels);
+        assert_eq!(second.desired.ingress, [ip("192.0.2.10")]);
+        assert!(decider.pending_by_reason().is_empty());
+    }
+
+    #[test]
+    fn the_deprecated_field_is_reported() {
+        let mut decider = Decider::default();
+        decider.refresh_pools(&[pool("a", &["192.0.2.0/24"])]);
+        let mut svc = service("web", &[]);
+        svc.spec.get_or_insert_default().load_balancer_ip = Some("192.0.2.99".into());
+        let outcome = decider.decide(&svc, &no_labels);
+        assert!(outcome.deprecated_field);
+        assert_eq!(outcome.desired.ingress, [ip("192.0.2.99")]);
+    }
+}

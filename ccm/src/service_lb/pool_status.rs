@@ -1,0 +1,273 @@
+//! The status of `IPPool`s: usage per family and the `Valid`, `Overlapping` and `Degraded`
+//! conditions, computed from the allocator and written only when it differs from what is
+//! stored (so an idle controller, and an idle restart, write nothing).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use serde_json::{Value, json};
+
+use super::decide::PoolReport;
+use crate::crd::ippool::{FamilyUsage, IPPool, IPPoolStatus};
+use crate::ipam::{Family, FamilyUsage as Usage};
+
+pub const COND_VALID: &str = "Valid";
+pub const COND_OVERLAPPING: &str = "Overlapping";
+pub const COND_DEGRADED: &str = "Degraded";
+
+/// How many Service names a Degraded message lists before summarising.
+const LISTED: usize = 5;
+
+/// The status `pool` should have given `report`, keeping each condition's transition time
+/// while its status is unchanged.
+pub fn desired(pool: &IPPool, report: &PoolReport, now: Timestamp) -> IPPoolStatus {
+    let current = pool.status.clone().unwrap_or_default();
+    let generation = pool.metadata.generation;
+    let mut status = IPPoolStatus {
+        observed_generation: generation,
+        ..IPPoolStatus::default()
+    };
+    let mut wanted = Vec::with_capacity(3);
+    match &report.validity {
+        Ok(usage) => {
+            let mut used: u128 = 0;
+            let mut free: u128 = 0;
+            for family in Family::ALL {
+                let Usage {
+                    total,
+                    used: u,
+                    free: f,
+                } = usage.family(family);
+                if total == 0 {
+                    continue;
+                }
+                used = used.saturating_add(u);
+                free = free.saturating_add(f);
+                status.families.insert(
+                    family.to_string(),
+                    FamilyUsage {
+                        total: total.to_string(),
+                        used: u.to_string(),
+                        free: f.to_string(),
+                    },
+                );
+            }
+            status.used = u64::try_from(used).unwrap_or(u64::MAX);
+            status.free = free.to_string();
+            let sizes: Vec<String> = (status.families.iter())
+                .map(|(family, usage)| format!("{} {family}", usage.total))
+                .collect();
+            wanted.push((
+                COND_VALID,
+                true,
+                "Valid",
+                format!("{} addresses", sizes.join(" and ")),
+            ));
+        }
+        Err(invalid) => {
+            status.free = "0".to_owned();
+            wanted.push((COND_VALID, false, "InvalidPool", invalid.to_string()));
+        }
+    }
+    if report.overlaps_with.is_empty() {
+        wanted.push((
+            COND_OVERLAPPING,
+            false,
+            "NoOverlap",
+            "no other pool shares addresses with this pool".to_owned(),
+        ));
+    } else {
+        wanted.push((
+            COND_OVERLAPPING,
+            true,
+            "Overlapping",
+            format!(
+                "shares addresses with pool {}; an address is never handed out twice, but which pool reports it depends on the Service",
+                report.overlaps_with.join(", ")
+            ),
+        ));
+    }
+    if report.degraded_services.is_empty() {
+        wanted.push((
+            COND_DEGRADED,
+            false,
+            "AllAddressesInside",
+            "every address reported from this pool is inside it".to_owned(),
+        ));
+    } else {
+        let count = report.degraded_services.len();
+        let mut names: Vec<String> = (report.degraded_services.iter().take(LISTED))
+            .map(ToString::to_string)
+            .collect();
+        if count > LISTED {
+            names.push(format!("and {} more", count - LISTED));
+        }
+        wanted.push((
+            COND_DEGRADED,
+            true,
+            "AddressesOutsidePool",
+            format!(
+                "{count} Service(s) hold addresses this pool no longer contains, kept because allocated addresses never move: {}",
+                names.join(", ")
+            ),
+        ));
+    }
+    status.conditions = wanted
+        .into_iter()
+        .map(|(type_, is_true, reason, message)| {
+            let value = if is_true { "True" } else { "False" };
+            let last_transition_time = current
+                .conditions
+                .iter()
+                .find(|c| c.type_ == type_ && c.status == value)
+                .map_or(Time(now), |c| c.last_transition_time.clone());
+            Condition {
+                type_: type_.to_owned(),
+                status: value.to_owned(),
+                reason: reason.to_owned(),
+                message,
+                observed_generation: generation,
+                last_transition_time,
+            }
+        })
+        .collect();
+    status
+}
+
+/// The merge patch taking `pool`'s status to `desired`, or `None` when they are equal. Family
+/// entries that disappear are deleted explicitly (a merge patch keeps absent keys).
+pub fn patch(pool: &IPPool, desired: &IPPoolStatus) -> Option<Value> {
+    let current = pool.status.clone().unwrap_or_default();
+    if current == *desired {
+        return None;
+    }
+    let mut families: BTreeMap<String, Value> = (desired.families.iter())
+        .map(|(family, usage)| (family.clone(), json!(usage)))
+        .collect();
+    for family in current.families.keys() {
+        families.entry(family.clone()).or_insert(Value::Null);
+    }
+    Some(json!({
+        "metadata": {"resourceVersion": pool.metadata.resource_version},
+        "status": {
+            "used": desired.used,
+            "free": desired.free,
+            "families": families,
+            "conditions": desired.conditions,
+            "observedGeneration": desired.observed_generation,
+        },
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::ippool::{Announce, AnnounceMode, IPPoolSpec};
+    use crate::ipam::{InvalidPool, PoolProblem, PoolUsage, ServiceKey};
+
+    fn pool() -> IPPool {
+        let mut pool = IPPool::new(
+            "edge",
+            IPPoolSpec {
+                addresses: vec!["192.0.2.0/24".into()],
+                avoid_buggy_ips: false,
+                auto_assign: true,
+                priority: 0,
+                allocation_scope: None,
+                allow_cross_namespace_sharing: false,
+                announce: Announce {
+                    mode: AnnounceMode::Bgp,
+                },
+            },
+        );
+        pool.metadata.generation = Some(3);
+        pool.metadata.resource_version = Some("42".into());
+        pool
+    }
+
+    fn report(used: u128) -> PoolReport {
+        PoolReport {
+            validity: Ok(PoolUsage {
+                pool: "edge".into(),
+                v4: Usage {
+                    total: 256,
+                    used,
+                    free: 256 - used,
+                },
+                v6: Usage::default(),
+            }),
+            overlaps_with: Vec::new(),
+            degraded_services: Vec::new(),
+        }
+    }
+
+    fn at(second: i64) -> Timestamp {
+        Timestamp::from_second(second).unwrap()
+    }
+
+    #[test]
+    fn usage_and_conditions_are_computed() {
+        let status = desired(&pool(), &report(3), at(10));
+        assert_eq!(status.used, 3);
+        assert_eq!(status.free, "253");
+        assert_eq!(status.families["IPv4"].total, "256");
+        assert!(!status.families.contains_key("IPv6"));
+        assert_eq!(status.observed_generation, Some(3));
+        let valid = &status.conditions[0];
+        assert_eq!(
+            (valid.type_.as_str(), valid.status.as_str()),
+            (COND_VALID, "True")
+        );
+        assert_eq!(valid.message, "256 IPv4 addresses");
+    }
+
+    #[test]
+    fn an_unchanged_status_needs_no_patch_and_keeps_transition_times() {
+        let mut stored = pool();
+        stored.status = Some(desired(&stored, &report(3), at(10)));
+        let again = desired(&stored, &report(3), at(99));
+        assert_eq!(patch(&stored, &again), None);
+        let changed = desired(&stored, &report(4), at(99));
+        let value = patch(&stored, &changed).unwrap();
+        assert_eq!(value["status"]["used"], 4);
+        assert_eq!(value["metadata"]["resourceVersion"], "42");
+        // Conditions did not flip, so their transition time stays.
+        assert_eq!(changed.conditions[0].last_transition_time, Time(at(10)));
+    }
+
+    #[test]
+    fn invalid_overlapping_and_degraded_pools_say_so() {
+        let mut stored = pool();
+        stored.status = Some(desired(&stored, &report(3), at(10)));
+        let bad = PoolReport {
+            validity: Err(InvalidPool {
+                pool: "edge".into(),
+                problems: vec![PoolProblem::NoAddresses],
+            }),
+            overlaps_with: vec!["core".into()],
+            degraded_services: (0..7)
+                .map(|i| ServiceKey::new("ns", &format!("s{i}")))
+                .collect(),
+        };
+        let status = desired(&stored, &bad, at(20));
+        let by_type: BTreeMap<&str, &Condition> = status
+            .conditions
+            .iter()
+            .map(|c| (c.type_.as_str(), c))
+            .collect();
+        assert_eq!(by_type[COND_VALID].status, "False");
+        assert!(
+            by_type[COND_VALID]
+                .message
+                .starts_with("pool edge is invalid")
+        );
+        assert_eq!(by_type[COND_VALID].last_transition_time, Time(at(20)));
+        assert!(by_type[COND_OVERLAPPING].message.contains("core"));
+        assert!(by_type[COND_DEGRADED].message.contains("7 Service(s)"));
+        assert!(by_type[COND_DEGRADED].message.contains("and 2 more"));
+        // The IPv4 entry disappears explicitly.
+        let value = patch(&stored, &status).unwrap();
+        assert_eq!(value["status"]["families"]["IPv4"], Value::Null);
+    }
+}
