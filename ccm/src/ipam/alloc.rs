@@ -3,122 +3,22 @@
 //! `assign`, rebuilding after a restart in `rebuild`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use thiserror::Error;
 
+use super::held::Held;
 use super::index::FreeIndex;
 use super::pool::Pool;
 use super::range::{self, Family};
 use super::request::ServiceKey;
-use super::sharing::Sharing;
-
-/// The Services holding one address: more than one only when shared. Shared holders are kept
-/// sorted by key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Holders {
-    One(ServiceKey),
-    Shared(Vec<ServiceKey>),
-}
-
-impl Holders {
-    pub(crate) fn as_slice(&self) -> &[ServiceKey] {
-        match self {
-            Holders::One(key) => std::slice::from_ref(key),
-            Holders::Shared(keys) => keys,
-        }
-    }
-
-    fn add(&mut self, key: ServiceKey) {
-        match self {
-            Holders::One(first) if *first == key => {}
-            Holders::One(first) => {
-                let mut keys = vec![first.clone(), key];
-                keys.sort_unstable();
-                *self = Holders::Shared(keys);
-            }
-            Holders::Shared(keys) => {
-                if let Err(at) = keys.binary_search(&key) {
-                    keys.insert(at, key);
-                }
-            }
-        }
-    }
-
-    /// Removes `key`; returns whether nobody holds the address any more.
-    fn remove(&mut self, key: &ServiceKey) -> bool {
-        match self {
-            Holders::One(only) => only == key,
-            Holders::Shared(keys) => {
-                keys.retain(|k| k != key);
-                if let [last] = keys.as_slice() {
-                    *self = Holders::One(last.clone());
-                }
-                keys_empty(self)
-            }
-        }
-    }
-}
-
-fn keys_empty(holders: &Holders) -> bool {
-    matches!(holders, Holders::Shared(keys) if keys.is_empty())
-}
-
-/// What the allocator keeps per Service holding addresses. Addresses are stored in their
-/// compact std forms (5 and 17 bytes, byte-aligned) to keep the entry small.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Entry {
-    pub(crate) created: i64,
-    pub(crate) sharing: Option<Box<Sharing>>,
-    v4: Option<Ipv4Addr>,
-    v6: Option<Ipv6Addr>,
-}
-
-impl Entry {
-    pub(crate) fn new(created: i64, sharing: Option<Box<Sharing>>) -> Entry {
-        Entry {
-            created,
-            sharing,
-            v4: None,
-            v6: None,
-        }
-    }
-
-    pub(crate) fn get(&self, family: Family) -> Option<u128> {
-        match family {
-            Family::V4 => self.v4.map(|a| u128::from(u32::from(a))),
-            Family::V6 => self.v6.map(u128::from),
-        }
-    }
-
-    fn set(&mut self, family: Family, value: Option<u128>) {
-        match family {
-            Family::V4 => {
-                self.v4 = value.map(|v| {
-                    Ipv4Addr::from(u32::try_from(v).expect("IPv4 numbers are bounded by u32::MAX"))
-                });
-            }
-            Family::V6 => self.v6 = value.map(Ipv6Addr::from),
-        }
-    }
-
-    /// Held addresses, IPv4 first.
-    pub(crate) fn held(&self) -> impl Iterator<Item = (Family, u128)> + '_ {
-        Family::ALL
-            .into_iter()
-            .filter_map(|f| self.get(f).map(|v| (f, v)))
-    }
-
-    fn is_empty(&self) -> bool {
-        self.v4.is_none() && self.v6.is_none()
-    }
-}
+use super::services::{Profile, ServiceId, Services};
 
 /// Held addresses of one family.
 #[derive(Debug, Clone)]
 pub(crate) struct Space {
-    pub(crate) held: BTreeMap<u128, Holders>,
+    pub(crate) held: Held,
     pub(crate) index: FreeIndex,
 }
 
@@ -184,10 +84,9 @@ pub struct Allocator {
     /// Sorted by (priority, name).
     pub(crate) pools: Vec<Pool>,
     pub(crate) spaces: [Space; 2],
-    pub(crate) services: BTreeMap<ServiceKey, Entry>,
+    pub(crate) services: Services,
     /// For each sharing key, the addresses with a holder using it.
     pub(crate) by_sharing_key: BTreeMap<Arc<str>, BTreeSet<(Family, u128)>>,
-    namespaces: BTreeSet<Arc<str>>,
     pub(crate) displaced: Vec<ServiceKey>,
 }
 
@@ -196,12 +95,11 @@ impl Default for Allocator {
         Allocator {
             pools: Vec::new(),
             spaces: Family::ALL.map(|f| Space {
-                held: BTreeMap::new(),
+                held: Held::new(f),
                 index: FreeIndex::new(f),
             }),
-            services: BTreeMap::new(),
+            services: Services::default(),
             by_sharing_key: BTreeMap::new(),
-            namespaces: BTreeSet::new(),
             displaced: Vec::new(),
         }
     }
@@ -247,14 +145,15 @@ impl Allocator {
     /// Frees every address `key` holds (an address is free once its last holder leaves).
     /// Returns the addresses it held.
     pub fn release(&mut self, key: &ServiceKey) -> Vec<IpAddr> {
-        let Some(entry) = self.services.get(key) else {
+        let Some((id, entry)) = self.services.find(key) else {
             return Vec::new();
         };
-        let held: Vec<(Family, u128)> = entry.held().collect();
-        for (family, value) in &held {
-            self.detach(key, *family, *value);
+        let held: Vec<IpAddr> = entry.held().map(|(f, v)| range::to_ip(f, v)).collect();
+        for &address in &held {
+            let (family, value) = range::to_number(address);
+            self.detach(id, family, value);
         }
-        held.into_iter().map(|(f, v)| range::to_ip(f, v)).collect()
+        held
     }
 
     /// Services that lost an address as the later claimant of a conflict created by another
@@ -270,7 +169,7 @@ impl Allocator {
 
     /// The addresses `key` holds, IPv4 first.
     pub fn addresses(&self, key: &ServiceKey) -> Vec<IpAddr> {
-        self.services.get(key).map_or_else(Vec::new, |e| {
+        self.services.find(key).map_or_else(Vec::new, |(_, e)| {
             e.held().map(|(f, v)| range::to_ip(f, v)).collect()
         })
     }
@@ -278,19 +177,17 @@ impl Allocator {
     /// The Services holding `address`, sorted.
     pub fn holders(&self, address: IpAddr) -> Vec<ServiceKey> {
         let (family, value) = range::to_number(address);
-        self.space(family)
-            .held
-            .get(&value)
-            .map_or_else(Vec::new, |h| h.as_slice().to_vec())
+        self.holders_of(family, value)
+            .map_or_else(Vec::new, |h| self.keys(h))
     }
 
     /// Every Service's addresses, IPv4 first.
     pub fn assignments(&self) -> BTreeMap<ServiceKey, Vec<IpAddr>> {
         self.services
             .iter()
-            .map(|(k, e)| {
+            .map(|(id, e)| {
                 (
-                    k.clone(),
+                    self.services.key(id),
                     e.held().map(|(f, v)| range::to_ip(f, v)).collect(),
                 )
             })
@@ -330,11 +227,11 @@ impl Allocator {
     pub fn outside_pools(&self) -> Vec<Degraded> {
         let mut outside = Vec::new();
         for family in Family::ALL {
-            for (value, holders) in &self.space(family).held {
-                if !self.pools.iter().any(|p| p.contains_value(family, *value)) {
+            for (value, holders) in self.space(family).held.iter() {
+                if !self.pools.iter().any(|p| p.contains_value(family, value)) {
                     outside.push(Degraded {
-                        address: range::to_ip(family, *value),
-                        holders: holders.as_slice().to_vec(),
+                        address: range::to_ip(family, value),
+                        holders: self.keys(holders),
                         former_pools: Vec::new(),
                     });
                 }
@@ -347,95 +244,65 @@ impl Allocator {
         &self.spaces[family.index()]
     }
 
-    fn space_mut(&mut self, family: Family) -> &mut Space {
-        &mut self.spaces[family.index()]
+    /// The holders of `value`, sorted by key; `None` when it is free.
+    pub(crate) fn holders_of(&self, family: Family, value: u128) -> Option<&[ServiceId]> {
+        self.space(family).held.get(value)
     }
 
-    /// The key as stored: the existing one if the Service holds addresses, else `key` with its
-    /// namespace interned.
-    pub(crate) fn stored_key(&mut self, key: &ServiceKey) -> ServiceKey {
-        if let Some((stored, _)) = self.services.get_key_value(key) {
-            return stored.clone();
-        }
-        let namespace = match self.namespaces.get(&key.namespace) {
-            Some(ns) => ns.clone(),
-            None => {
-                self.namespaces.insert(key.namespace.clone());
-                key.namespace.clone()
-            }
-        };
-        ServiceKey {
-            namespace,
-            name: key.name.clone(),
-        }
+    /// The keys of `ids`, in the same order.
+    pub(crate) fn keys(&self, ids: &[ServiceId]) -> Vec<ServiceKey> {
+        ids.iter().map(|&id| self.services.key(id)).collect()
     }
 
     /// Makes `key` a holder of `value`, creating its entry from `profile` if needed.
     pub(crate) fn attach(
         &mut self,
         key: &ServiceKey,
-        profile: &Entry,
+        profile: &Profile,
         family: Family,
         value: u128,
     ) {
-        let entry = self
-            .services
-            .entry(key.clone())
-            .or_insert_with(|| Entry::new(profile.created, profile.sharing.clone()));
+        let id = self.services.ensure(key, profile);
+        let entry = self.services.entry_mut(id);
         entry.set(family, Some(value));
-        if let Some(sharing) = &entry.sharing {
+        if let Some(sharing) = &entry.profile.sharing {
             self.by_sharing_key
                 .entry(sharing.key.clone())
                 .or_default()
                 .insert((family, value));
         }
-        let space = self.space_mut(family);
-        match space.held.get_mut(&value) {
-            Some(holders) => holders.add(key.clone()),
-            None => {
-                space.held.insert(value, Holders::One(key.clone()));
-                space.index.hold(value);
-            }
+        let services = &self.services;
+        let space = &mut self.spaces[family.index()];
+        if space.held.add(value, id, |a, b| services.cmp_ids(a, b)) {
+            space.index.hold(value);
         }
     }
 
-    /// Removes `key` as a holder of `value`, freeing the address when it was the last holder
-    /// and dropping the entry when it holds nothing more.
-    pub(crate) fn detach(&mut self, key: &ServiceKey, family: Family, value: u128) {
-        self.unindex_sharing(key, family, value);
-        if let Some(entry) = self.services.get_mut(key) {
-            entry.set(family, None);
-            if entry.is_empty() {
-                self.services.remove(key);
-            }
-        }
-        let space = self.space_mut(family);
-        if let Some(holders) = space.held.get_mut(&value)
-            && holders.remove(key)
-        {
-            space.held.remove(&value);
+    /// Removes `id` as a holder of `value`, freeing the address when it was the last holder
+    /// and dropping the entry (so that `id` becomes vacant) when it holds nothing more.
+    pub(crate) fn detach(&mut self, id: ServiceId, family: Family, value: u128) {
+        self.unindex_sharing(id, family, value);
+        self.services.entry_mut(id).set(family, None);
+        self.services.remove_if_empty(id);
+        let space = &mut self.spaces[family.index()];
+        if space.held.remove(value, id) {
             space.index.free(value);
         }
     }
 
-    /// Drops `(family, value)` from the sharing-key index under `key`'s sharing key, unless
+    /// Drops `(family, value)` from the sharing-key index under `id`'s sharing key, unless
     /// another holder uses the same key.
-    pub(crate) fn unindex_sharing(&mut self, key: &ServiceKey, family: Family, value: u128) {
-        let Some(sharing_key) = self
-            .services
-            .get(key)
-            .and_then(|e| e.sharing.as_ref())
-            .map(|s| s.key.clone())
+    pub(crate) fn unindex_sharing(&mut self, id: ServiceId, family: Family, value: u128) {
+        let Some(sharing_key) =
+            (self.services.entry(id).profile.sharing.as_ref()).map(|s| s.key.clone())
         else {
             return;
         };
-        let others_use_it = self.space(family).held.get(&value).is_some_and(|h| {
-            h.as_slice().iter().any(|other| {
-                other != key
-                    && self
-                        .services
-                        .get(other)
-                        .and_then(|e| e.sharing.as_ref())
+        let others_use_it = self.holders_of(family, value).is_some_and(|h| {
+            h.iter().any(|&other| {
+                other != id
+                    && (self.services.get(other))
+                        .and_then(|e| e.profile.sharing.as_ref())
                         .is_some_and(|s| s.key == sharing_key)
             })
         });

@@ -4,11 +4,12 @@
 
 use std::net::IpAddr;
 
-use super::alloc::{Allocator, AssignedAddress, Entry, Holders};
+use super::alloc::{Allocator, AssignedAddress};
 use super::pending::{Pending, PoolNames, Searched};
 use super::pool::Pool;
 use super::range::{self, Family};
 use super::request::{FamilyAsk, ServiceKey, ServiceRequest};
+use super::services::{Profile, ServiceId};
 use super::sharing::{self, Clash, Sharing};
 
 /// The addresses a Service holds after a successful `assign`.
@@ -96,9 +97,10 @@ impl Plan {
 /// One assignment in progress: the Service and what it asks.
 struct Asking<'a> {
     request: &'a ServiceRequest,
-    /// The key as stored (namespace interned).
-    key: ServiceKey,
-    profile: Entry,
+    /// The Service's entry, when it holds addresses. Valid while planning, which changes
+    /// nothing.
+    id: Option<ServiceId>,
+    profile: Profile,
     ask: FamilyAsk,
     requested: [Option<IpAddr>; 2],
     eligible: Eligible,
@@ -125,9 +127,8 @@ impl Allocator {
         let invalid = |error| Pending::InvalidRequest { error };
         // Conflicts are settled first, with the profile `rebuild` would record, so that a
         // restart reproduces the state even after a refused request.
-        let profile = Entry::new(request.created, Sharing::recorded(request));
-        let key = self.stored_key(&request.key);
-        self.settle(&key, &profile);
+        let profile = Profile::of(request);
+        self.settle(&request.key, &profile);
         Sharing::of(request).map_err(invalid)?;
         let ask = request.families().map_err(invalid)?;
         let requested = request.requested_by_family().map_err(invalid)?;
@@ -144,19 +145,22 @@ impl Allocator {
         }
         let asking = Asking {
             request,
-            key,
+            id: self.services.id(&request.key),
             profile,
             ask,
             requested,
             eligible: self.eligible(request),
         };
         let plan = self.plan(&asking)?;
-        for (family, value) in &plan.releases {
-            self.detach(&asking.key, *family, *value);
+        for &(family, value) in &plan.releases {
+            // Looked up each time: detaching the last address drops the entry and its id.
+            if let Some(id) = self.services.id(&request.key) {
+                self.detach(id, family, value);
+            }
         }
         for (family, step) in &plan.steps {
             if let Step::Take(value) = step {
-                self.attach(&asking.key, &asking.profile, *family, *value);
+                self.attach(&request.key, &asking.profile, *family, *value);
             }
         }
         let addresses = (plan.steps.iter())
@@ -174,7 +178,7 @@ impl Allocator {
     /// The addresses `request`'s Service holds, in its family order (others last), each with
     /// the pool it is reported from. Changes nothing.
     pub fn allocations(&self, request: &ServiceRequest) -> Vec<AssignedAddress> {
-        let Some(entry) = self.services.get(&request.key) else {
+        let Some((_, entry)) = self.services.find(&request.key) else {
             return Vec::new();
         };
         let eligible = self.eligible(request);
@@ -192,45 +196,46 @@ impl Allocator {
 
     /// Applies a change of the Service's sharing profile and resolves sharing conflicts on its
     /// addresses: of two holders that may not share, the later claimant loses the address.
-    fn settle(&mut self, key: &ServiceKey, profile: &Entry) {
-        let Some(entry) = self.services.get(key) else {
+    fn settle(&mut self, key: &ServiceKey, profile: &Profile) {
+        let Some((id, entry)) = self.services.find(key) else {
             return;
         };
         let held: Vec<(Family, u128)> = entry.held().collect();
-        if entry.sharing != profile.sharing || entry.created != profile.created {
-            for (family, value) in &held {
-                self.unindex_sharing(key, *family, *value);
+        if entry.profile != *profile {
+            for &(family, value) in &held {
+                self.unindex_sharing(id, family, value);
             }
-            if let Some(entry) = self.services.get_mut(key) {
-                entry.sharing.clone_from(&profile.sharing);
-                entry.created = profile.created;
-            }
+            self.services.entry_mut(id).profile.clone_from(profile);
             if let Some(sharing) = &profile.sharing {
                 let addresses = self.by_sharing_key.entry(sharing.key.clone()).or_default();
                 addresses.extend(held.iter().copied());
             }
         }
+        // The entry, and so `id`, lasts until its last address is detached, which ends both
+        // loops.
         for (family, value) in held {
-            let others: Vec<ServiceKey> = self
-                .space(family)
-                .held
-                .get(&value)
-                .map_or_else(Vec::new, |h| {
-                    h.as_slice().iter().filter(|k| *k != key).cloned().collect()
+            let others: Vec<ServiceId> =
+                self.holders_of(family, value).map_or_else(Vec::new, |h| {
+                    h.iter().copied().filter(|&o| o != id).collect()
                 });
             for other in others {
-                let Some(theirs) = self.services.get(&other) else {
+                let Some(theirs) = self.services.get(other) else {
                     continue;
                 };
+                let theirs = &theirs.profile;
                 if sharing::clash(profile.sharing.as_deref(), theirs.sharing.as_deref()).is_none() {
                     continue;
                 }
-                if (theirs.created, &other) < (profile.created, key) {
-                    self.detach(key, family, value);
+                let they_are_earlier = (theirs.created.cmp(&profile.created))
+                    .then_with(|| self.services.cmp_key(other, key))
+                    .is_lt();
+                if they_are_earlier {
+                    self.detach(id, family, value);
                     break;
                 }
-                self.detach(&other, family, value);
-                self.displaced.push(other);
+                let displaced = self.services.key(other);
+                self.detach(other, family, value);
+                self.displaced.push(displaced);
             }
         }
     }
@@ -261,7 +266,7 @@ impl Allocator {
 
     fn plan(&self, asking: &Asking<'_>) -> Result<Plan, Pending> {
         let ask = &asking.ask;
-        let entry = self.services.get(&asking.key);
+        let entry = asking.id.map(|id| self.services.entry(id));
         let held = |family: Family| entry.and_then(|e| e.get(family));
         let mut plan = Plan::default();
         for family in Family::ALL {
@@ -377,7 +382,7 @@ impl Allocator {
         let pool = (pools.iter().map(|&i| &self.pools[i]))
             .find(|p| p.contains_value(family, value))
             .ok_or(Pending::RequestedOutsidePools { address, searched })?;
-        match self.space(family).held.get(&value) {
+        match self.holders_of(family, value) {
             None => Ok(()),
             Some(holders) => self.may_join(asking, pool, holders, address),
         }
@@ -389,30 +394,31 @@ impl Allocator {
         &self,
         asking: &Asking<'_>,
         pool: &Pool,
-        holders: &Holders,
+        holders: &[ServiceId],
         address: IpAddr,
     ) -> Result<(), Pending> {
-        let key = &asking.key;
-        for holder in holders.as_slice().iter().filter(|h| *h != key) {
-            let theirs = self.services.get(holder).and_then(|e| e.sharing.as_deref());
+        let namespace = &*asking.request.key.namespace;
+        for &holder in holders.iter().filter(|&&h| Some(h) != asking.id) {
+            let theirs = self.services.entry(holder).profile.sharing.as_deref();
             let clash = sharing::clash(asking.profile.sharing.as_deref(), theirs);
             if clash == Some(Clash::NotShareable) {
                 return Err(Pending::AddressInUse {
                     address,
-                    holder: holder.clone(),
+                    holder: self.services.key(holder),
                 });
             }
-            if holder.namespace != key.namespace && !pool.allow_cross_namespace_sharing() {
+            if self.services.namespace(holder) != namespace && !pool.allow_cross_namespace_sharing()
+            {
                 return Err(Pending::CrossNamespaceSharing {
                     address,
-                    holder: holder.clone(),
+                    holder: self.services.key(holder),
                     pool: pool.name().to_owned(),
                 });
             }
             if let Some(Clash::Port(protocol, port)) = clash {
                 return Err(Pending::SharingPortClash {
                     address,
-                    holder: holder.clone(),
+                    holder: self.services.key(holder),
                     protocol,
                     port,
                 });
@@ -436,7 +442,7 @@ impl Allocator {
             .find_map(|&(_, value)| {
                 let pool = (pools.iter().map(|&i| &self.pools[i]))
                     .find(|p| p.contains_value(family, value))?;
-                let holders = self.space(family).held.get(&value)?;
+                let holders = self.holders_of(family, value)?;
                 let address = range::to_ip(family, value);
                 self.may_join(asking, pool, holders, address)
                     .is_ok()

@@ -17,6 +17,7 @@
 
 mod alloc;
 mod assign;
+mod held;
 mod index;
 mod pending;
 mod pool;
@@ -24,6 +25,7 @@ mod range;
 mod rebuild;
 mod request;
 mod selector;
+mod services;
 mod sharing;
 
 #[cfg(test)]

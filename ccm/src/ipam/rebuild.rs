@@ -5,10 +5,11 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use super::alloc::{Allocator, Degraded, Entry};
+use super::alloc::{Allocator, Degraded};
 use super::range;
 use super::request::{ServiceKey, ServiceRequest};
-use super::sharing::{self, Clash, Sharing};
+use super::services::Profile;
+use super::sharing::{self, Clash};
 
 /// A Service found holding addresses: its current request and the addresses of its status.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,25 +65,19 @@ impl Allocator {
     }
 
     fn record(&mut self, service: &Existing, report: &mut RebuildReport) {
-        let profile = Entry::new(service.request.created, Sharing::recorded(&service.request));
-        let key = self.stored_key(&service.request.key);
+        let profile = Profile::of(&service.request);
+        let key = &service.request.key;
         for &address in &service.addresses {
             let (family, value) = range::to_number(address);
-            if self
-                .services
-                .get(&key)
-                .is_some_and(|e| e.get(family).is_some())
-            {
+            if (self.services.find(key)).is_some_and(|(_, e)| e.get(family).is_some()) {
                 report.ignored.push((key.clone(), address));
                 continue;
             }
-            let holders = self.space(family).held.get(&value);
-            let conflict = holders.and_then(|h| {
-                h.as_slice().iter().find_map(|holder| {
-                    let theirs = self.services.get(holder)?.sharing.as_deref();
-                    let clash = sharing::clash(profile.sharing.as_deref(), theirs)?;
-                    Some((holder.clone(), clash))
-                })
+            let holders = self.holders_of(family, value).unwrap_or_default();
+            let conflict = holders.iter().find_map(|&holder| {
+                let theirs = self.services.get(holder)?.profile.sharing.as_deref();
+                let clash = sharing::clash(profile.sharing.as_deref(), theirs)?;
+                Some((self.services.key(holder), clash))
             });
             match conflict {
                 Some((holder, clash)) => report.conflicts.push(Conflict {
@@ -91,7 +86,7 @@ impl Allocator {
                     holder,
                     clash,
                 }),
-                None => self.attach(&key, &profile, family, value),
+                None => self.attach(key, &profile, family, value),
             }
         }
     }
