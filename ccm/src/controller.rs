@@ -118,11 +118,28 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             result??;
             anyhow::bail!("the admin server stopped")
         }
-        _ = tokio::signal::ctrl_c() => {
-            tracing::info!("interrupted; releasing leadership");
+        () = shutdown_signal() => {
+            tracing::info!("asked to stop; releasing leadership");
             drop(leadership);
             elector.release().await?;
             Ok(())
+        }
+    }
+}
+
+/// SIGTERM (how Kubernetes stops a pod) or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops gracefully");
+            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }
