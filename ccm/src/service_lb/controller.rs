@@ -14,7 +14,7 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, ResourceExt as _};
-use tokio::sync::{Notify, OnceCell, mpsc};
+use tokio::sync::{Notify, OnceCell, mpsc, watch};
 
 use super::class::{ClassPolicy, is_ours};
 use super::decide::{Decider, Outcome};
@@ -34,8 +34,8 @@ pub enum ReconcileError {
         #[source]
         source: kube::Error,
     },
-    #[error("the controller's initial lists could not be completed")]
-    NotSynced(#[source] reflector::store::WriterDropped),
+    #[error("the controller's initial lists could not be completed: the watch stopped")]
+    NotSynced,
 }
 
 impl ReconcileError {
@@ -47,7 +47,7 @@ impl ReconcileError {
                 ..
             } if s.code == 409 => "conflict",
             ReconcileError::Write { .. } => "api",
-            ReconcileError::NotSynced(_) => "not_synced",
+            ReconcileError::NotSynced => "not_synced",
         }
     }
 }
@@ -62,6 +62,24 @@ pub struct Settings {
 }
 
 type NamespaceMeta = PartialObjectMeta<Namespace>;
+
+/// Whether each watch has completed its first list. (`Store::wait_until_ready` wakes only one
+/// of several concurrent waiters, so the controller keeps its own signals.)
+#[derive(Debug, Clone)]
+struct Listed<T> {
+    services: T,
+    pools: T,
+    namespaces: T,
+}
+
+async fn listed(signal: &watch::Receiver<bool>) -> Result<(), ReconcileError> {
+    let mut signal = signal.clone();
+    signal
+        .wait_for(|done| *done)
+        .await
+        .map(drop)
+        .map_err(|_| ReconcileError::NotSynced)
+}
 
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
@@ -79,12 +97,16 @@ struct Context {
     /// Services to reconcile again: pending ones after a release, displaced ones.
     wake: mpsc::UnboundedSender<ObjectRef<Service>>,
     /// Something the pool status depends on changed.
-    pools_dirty: Notify,
+    pools_dirty: Arc<Notify>,
+    listed: Listed<watch::Receiver<bool>>,
 }
 
 /// Runs the controller until the watch streams end (they do not, short of shutdown).
 /// `events_client` publishes Events (give it its own rate-limit budget).
 pub async fn run(client: Client, events_client: Client, settings: Settings, metrics: Metrics) {
+    let (services_listed, services_listed_rx) = watch::channel(false);
+    let (pools_listed, pools_listed_rx) = watch::channel(false);
+    let (namespaces_listed, namespaces_listed_rx) = watch::channel(false);
     let (services, service_writer) = reflector::store();
     let (gone_tx, gone_rx) = mpsc::unbounded_channel();
     // The cache keeps only what deciding reads: managedFields and kubectl's copy of the last
@@ -112,8 +134,10 @@ pub async fn run(client: Client, events_client: Client, settings: Settings, metr
             let _ = gone_tx.send(Gone::Service(key));
         }
         Ok(watcher::Event::InitDone) => {
+            services_listed.send_replace(true);
             let _ = gone_tx.send(Gone::Relisted);
         }
+        Err(error) => tracing::warn!(%error, "watching Services failed; retrying"),
         _ => {}
     })
     .applied_objects();
@@ -131,16 +155,31 @@ pub async fn run(client: Client, events_client: Client, settings: Settings, metr
     )
     .default_backoff();
     let (namespaces, ns_writer) = reflector::store();
-    let ns_events = reflector::reflector(
+    let ns_stream = reflector::reflector(
         ns_writer,
         watcher(
             Api::<NamespaceMeta>::all(client.clone()),
             watcher::Config::default(),
         ),
     )
-    .default_backoff()
-    .touched_objects()
-    .map(|_| ());
+    .default_backoff();
+    let pools_dirty = Arc::new(Notify::new());
+    let dirty = pools_dirty.clone();
+    let (pool_task, pool_changes) = drive(
+        pool_stream,
+        "IPPools",
+        pools_listed,
+        |pool: &IPPool| pool.metadata.generation,
+        move || dirty.notify_one(),
+    );
+    // Scopes select namespaces by label: only label changes matter.
+    let (ns_task, ns_changes) = drive(
+        ns_stream,
+        "Namespaces",
+        namespaces_listed,
+        |ns: &NamespaceMeta| ns.metadata.labels.clone(),
+        || {},
+    );
     let (wake, wakes) = mpsc::unbounded_channel();
 
     let context = Arc::new(Context {
@@ -158,11 +197,15 @@ pub async fn run(client: Client, events_client: Client, settings: Settings, metr
         metrics,
         attempts: Mutex::new(HashMap::new()),
         wake,
-        pools_dirty: Notify::new(),
+        pools_dirty,
+        listed: Listed {
+            services: services_listed_rx,
+            pools: pools_listed_rx,
+            namespaces: namespaces_listed_rx,
+        },
         settings,
     });
-    let pool_changes = spec_changes(pool_stream, context.clone());
-    let triggers = futures::stream::select(pool_changes, ns_events);
+    let triggers = futures::stream::select(pool_changes, ns_changes);
     let status_task = tokio::spawn(write_pool_statuses(context.clone()));
     let gone_task = tokio::spawn(release_vanished(context.clone(), gone_rx));
     controller
@@ -175,8 +218,9 @@ pub async fn run(client: Client, events_client: Client, settings: Settings, metr
             }
         })
         .await;
-    status_task.abort();
-    gone_task.abort();
+    for task in [status_task, gone_task, pool_task, ns_task] {
+        task.abort();
+    }
 }
 
 /// A Service deletion seen by the watch, or the end of a (re)list.
@@ -222,38 +266,62 @@ async fn release_vanished(ctx: Arc<Context>, mut gone: mpsc::UnboundedReceiver<G
     }
 }
 
-/// One item per change of a pool that matters to Services (spec change, creation, deletion,
-/// relist); our own status writes are filtered out, or every status write would reconcile
-/// every Service. Every pool event marks the pool status dirty.
-fn spec_changes(
-    events: impl Stream<Item = Result<watcher::Event<IPPool>, watcher::Error>> + Send + 'static,
-    ctx: Arc<Context>,
-) -> impl Stream<Item = ()> + Send + 'static {
-    let mut generations: BTreeMap<String, Option<i64>> = BTreeMap::new();
-    events.filter_map(move |event| {
-        ctx.pools_dirty.notify_one();
-        let relevant = match event {
-            Ok(watcher::Event::Apply(pool)) => {
-                generations.insert(pool.name_any(), pool.metadata.generation)
-                    != Some(pool.metadata.generation)
+/// Drives a watch (and the store it feeds) on its own task, so that the stores stay current
+/// even while every reconcile slot is busy (the controller stops polling its triggers then).
+/// Marks `listed` after the first list. Returns the task and a stream with one item per change that matters to Services: an object
+/// created, deleted, or changed in `fingerprint`, and the end of every (re)list. Our own status
+/// writes do not change a pool's generation, so they do not reconcile every Service.
+/// `on_event` runs for every event.
+fn drive<K, F>(
+    events: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    what: &'static str,
+    listed: watch::Sender<bool>,
+    fingerprint: impl Fn(&K) -> F + Send + 'static,
+    on_event: impl Fn() + Send + 'static,
+) -> (tokio::task::JoinHandle<()>, impl Stream<Item = ()> + Send + 'static)
+where
+    K: kube::Resource + Send + 'static,
+    F: PartialEq + Send + 'static,
+{
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        let mut seen: BTreeMap<(Option<String>, String), F> = BTreeMap::new();
+        let mut events = std::pin::pin!(events);
+        while let Some(event) = events.next().await {
+            on_event();
+            let key = |object: &K| (object.meta().namespace.clone(), object.name_any());
+            let relevant = match event {
+                Ok(watcher::Event::Apply(object)) => {
+                    let print = fingerprint(&object);
+                    seen.insert(key(&object), print).is_none_or(|old| old != fingerprint(&object))
+                }
+                Ok(watcher::Event::Delete(object)) => {
+                    seen.remove(&key(&object));
+                    true
+                }
+                Ok(watcher::Event::InitApply(object)) => {
+                    seen.insert(key(&object), fingerprint(&object));
+                    false
+                }
+                Ok(watcher::Event::Init) => {
+                    seen.clear();
+                    false
+                }
+                Ok(watcher::Event::InitDone) => {
+                    listed.send_replace(true);
+                    true
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "watching {what} failed; retrying");
+                    false
+                }
+            };
+            if relevant && tx.send(()).is_err() {
+                return;
             }
-            Ok(watcher::Event::Delete(pool)) => {
-                generations.remove(&pool.name_any());
-                true
-            }
-            Ok(watcher::Event::InitApply(pool)) => {
-                generations.insert(pool.name_any(), pool.metadata.generation);
-                false
-            }
-            Ok(watcher::Event::Init) => {
-                generations.clear();
-                false
-            }
-            Ok(watcher::Event::InitDone) => true,
-            Err(_) => false,
-        };
-        std::future::ready(relevant.then_some(()))
-    })
+        }
+    });
+    (task, receiver_stream(rx))
 }
 
 fn receiver_stream<T: Send + 'static>(
@@ -278,18 +346,9 @@ impl Context {
     async fn ready(&self) -> Result<(), ReconcileError> {
         self.rebuilt
             .get_or_try_init(|| async {
-                self.services
-                    .wait_until_ready()
-                    .await
-                    .map_err(ReconcileError::NotSynced)?;
-                self.pools
-                    .wait_until_ready()
-                    .await
-                    .map_err(ReconcileError::NotSynced)?;
-                self.namespaces
-                    .wait_until_ready()
-                    .await
-                    .map_err(ReconcileError::NotSynced)?;
+                listed(&self.listed.services).await?;
+                listed(&self.listed.pools).await?;
+                listed(&self.listed.namespaces).await?;
                 let summary = self.lock().rebuild(
                     &self.pools.state(),
                     &namespace_labels(&self.namespaces),

@@ -40,7 +40,7 @@ pub fn start_controller_with_admin(
         .arg(format!("--admin-bind-address=127.0.0.1:{port}"))
         .arg(format!("--identity={identity}"))
         .arg("--controllers=service-lb")
-        .arg("--log-filter=info,baremetal_ccm=debug")
+        .arg("--log-filter=debug,hyper_util=info,h2=info,rustls=info,tower=info")
         .args(extra);
     let log = std::env::temp_dir().join(format!(
         "bmccm-controller-{identity}-{}.log",
