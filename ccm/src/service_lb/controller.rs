@@ -278,7 +278,10 @@ fn drive<K, F>(
     listed: watch::Sender<bool>,
     fingerprint: impl Fn(&K) -> F + Send + 'static,
     on_event: impl Fn() + Send + 'static,
-) -> (tokio::task::JoinHandle<()>, impl Stream<Item = ()> + Send + 'static)
+) -> (
+    tokio::task::JoinHandle<()>,
+    impl Stream<Item = ()> + Send + 'static,
+)
 where
     K: kube::Resource + Send + 'static,
     F: PartialEq + Send + 'static,
@@ -293,7 +296,8 @@ where
             let relevant = match event {
                 Ok(watcher::Event::Apply(object)) => {
                     let print = fingerprint(&object);
-                    seen.insert(key(&object), print).is_none_or(|old| old != fingerprint(&object))
+                    seen.insert(key(&object), print)
+                        .is_none_or(|old| old != fingerprint(&object))
                 }
                 Ok(watcher::Event::Delete(object)) => {
                     seen.remove(&key(&object));
@@ -374,26 +378,37 @@ impl Context {
             .expect("the decider lock is never poisoned: deciding does not panic")
     }
 
-    async fn apply(&self, service: &Service, patch: &Patch) -> Result<(), ReconcileError> {
+    /// Applies `patches` in order. Each carries the `resourceVersion` the decision was made on;
+    /// after our own write the next one carries the version that write produced (nothing else
+    /// can have changed in between, or our write would have failed).
+    async fn apply_all(&self, service: &Service, patches: &[Patch]) -> Result<(), ReconcileError> {
         let namespace = service.namespace().unwrap_or_default();
         let name = service.name_any();
         let api: Api<Service> = Api::namespaced(self.client.clone(), &namespace);
         let params = PatchParams::default();
-        let result = match patch {
-            Patch::Metadata(value) => {
-                api.patch(&name, &params, &kube::api::Patch::Merge(value))
-                    .await
+        let mut version: Option<String> = None;
+        for patch in patches {
+            let (mut value, status) = match patch {
+                Patch::Metadata(value) => (value.clone(), false),
+                Patch::Status(value) => (value.clone(), true),
+            };
+            if let Some(version) = &version {
+                value["metadata"]["resourceVersion"] = serde_json::Value::String(version.clone());
             }
-            Patch::Status(value) => {
-                api.patch_status(&name, &params, &kube::api::Patch::Merge(value))
-                    .await
-            }
-        };
-        result.map(drop).map_err(|source| ReconcileError::Write {
-            namespace,
-            name,
-            source,
-        })
+            let merge = kube::api::Patch::Merge(&value);
+            let result = if status {
+                api.patch_status(&name, &params, &merge).await
+            } else {
+                api.patch(&name, &params, &merge).await
+            };
+            let written = result.map_err(|source| ReconcileError::Write {
+                namespace: namespace.clone(),
+                name: name.clone(),
+                source,
+            })?;
+            version = written.metadata.resource_version;
+        }
+        Ok(())
     }
 
     /// Reconciles these Services again.
@@ -450,9 +465,7 @@ async fn reconcile_ready(service: &Service, ctx: &Context) -> Result<Action, Rec
         ctx.events
             .normal(service, events::ENSURING, "Ensuring load balancer".into());
     }
-    for patch in &patches {
-        ctx.apply(service, patch).await?;
-    }
+    ctx.apply_all(service, &patches).await?;
     ctx.pools_dirty.notify_one();
     announce_outcome(service, ctx, &outcome, ingress_changed);
     Ok(requeue_for(&outcome))
@@ -521,9 +534,7 @@ async fn release(
         ctx.events
             .normal(service, events::DELETING, "Deleting load balancer".into());
     }
-    for patch in &patches {
-        ctx.apply(service, patch).await?;
-    }
+    ctx.apply_all(service, &patches).await?;
     let reason = if deleting {
         events::DELETED
     } else {
