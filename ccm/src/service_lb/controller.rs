@@ -78,7 +78,7 @@ async fn listed(signal: &watch::Receiver<bool>) -> Result<(), ReconcileError> {
         .wait_for(|done| *done)
         .await
         .map(drop)
-        .map_err(|_| ReconcileError::NotSynced)
+        .map_err(|_closed| ReconcileError::NotSynced)
 }
 
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
