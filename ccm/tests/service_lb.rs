@@ -61,9 +61,15 @@ async fn a_service_gets_an_address_with_vip_mode_finalizer_annotation_and_events
         condition(&service, ALLOCATED).map(|c| c.0),
         Some("True".into())
     );
-    wait_event(&client, "default", "web", "EnsuringLoadBalancer").await;
     let ensured = wait_event(&client, "default", "web", "EnsuredLoadBalancer").await;
     assert!(ensured.contains("192.0.2.0"), "{ensured}");
+    // One Event per assignment: no EnsuringLoadBalancer before it (see docs/service-lb.md).
+    let reasons: Vec<String> = events_for(&client, "default", "web")
+        .await
+        .into_iter()
+        .map(|e| e.1)
+        .collect();
+    assert_eq!(reasons, ["EnsuredLoadBalancer"], "{reasons:?}");
 
     // A second Service gets the next address; the first keeps its own.
     Svc::lb("default", "api").create(&client).await;

@@ -117,6 +117,8 @@ async fn killed_mid_burst_then_restarted_keeps_every_address_and_idle_restart_wr
     }
     let distinct: BTreeSet<&String> = complete.values().flatten().collect();
     assert_eq!(distinct.len(), 120, "no address held twice");
+    // Settled: the pool status has caught up with the last assignment too.
+    wait_pool_status(&client, "burst", |s| s.used == 120).await;
     // A graceful stop releases the lease, so the next replica takes over at once.
     let mut stopping = _ccm;
     stopping.terminate(Duration::from_secs(10));
@@ -382,4 +384,41 @@ async fn pool_status_reports_usage_overlaps_invalid_pools_and_metrics() {
             .as_deref(),
         Some("ok")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_loses_the_lease_stops() {
+    let cluster = cluster(false).await;
+    let client = cluster.client();
+    let mut ccm = start_controller(&cluster.admin_kubeconfig(), "ccm-a", &[]);
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), "kube-system");
+    let held = wait_for(WAIT, || async {
+        let lease = leases.get("baremetal-ccm").await.ok()?;
+        (lease.spec?.holder_identity.as_deref() == Some("ccm-a")).then_some(())
+    })
+    .await;
+    assert!(held.is_some(), "the controller took the lease");
+    // Another replica takes the lease over (as after a network partition).
+    let steal = serde_json::json!({"spec": {"holderIdentity": "intruder", "leaseTransitions": 9}});
+    leases
+        .patch(
+            "baremetal-ccm",
+            &PatchParams::default(),
+            &Patch::Merge(&steal),
+        )
+        .await
+        .unwrap();
+    let stopped = wait_for(Duration::from_secs(10), || {
+        let running = ccm.is_running();
+        async move { (!running).then_some(()) }
+    })
+    .await;
+    assert!(
+        stopped.is_some(),
+        "the replica exits once another holds the lease: {}",
+        ccm.log_tail(2000)
+    );
+    let log = std::fs::read_to_string(ccm.log_path()).unwrap();
+    assert!(log.contains("lost leadership"), "{log}");
 }

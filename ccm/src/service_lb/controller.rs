@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{Stream, StreamExt as _};
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::core::v1::{Namespace, Service, ServicePort, ServiceSpec};
 use kube::api::{Api, PatchParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
@@ -94,6 +94,9 @@ struct Context {
     events: ServiceEvents,
     metrics: Metrics,
     attempts: Mutex<HashMap<ObjectRef<Service>, u32>>,
+    /// Versions of a Service our own writes produced and then replaced with a later write.
+    /// The cache may still hand them to a reconcile; deciding on them would only earn a 409.
+    superseded: Mutex<HashMap<ObjectRef<Service>, Vec<String>>>,
     /// Services to reconcile again: pending ones after a release, displaced ones.
     wake: mpsc::UnboundedSender<ObjectRef<Service>>,
     /// Something the pool status depends on changed.
@@ -108,6 +111,7 @@ pub async fn run(client: Client, events_client: Client, settings: Settings, metr
     let (pools_listed, pools_listed_rx) = watch::channel(false);
     let (namespaces_listed, namespaces_listed_rx) = watch::channel(false);
     let (services, service_writer) = reflector::store();
+    let class_policy = settings.class_policy;
     let (gone_tx, gone_rx) = mpsc::unbounded_channel();
     // The cache keeps only what deciding reads: managedFields and kubectl's copy of the last
     // applied object are most of a Service's size and are never needed here.
@@ -118,10 +122,7 @@ pub async fn run(client: Client, events_client: Client, settings: Settings, metr
             watcher::Config::default().any_semantic(),
         )
         .default_backoff()
-        .modify(|service| {
-            service.managed_fields_mut().clear();
-            service.annotations_mut().remove(LAST_APPLIED);
-        }),
+        .modify(move |service| slim(service, class_policy)),
     )
     .inspect(move |event| match event {
         // A Service that vanished without passing through our finalizer (it was removed by
@@ -196,6 +197,7 @@ pub async fn run(client: Client, events_client: Client, settings: Settings, metr
         rebuilt: OnceCell::new(),
         metrics,
         attempts: Mutex::new(HashMap::new()),
+        superseded: Mutex::new(HashMap::new()),
         wake,
         pools_dirty,
         listed: Listed {
@@ -220,6 +222,47 @@ pub async fn run(client: Client, events_client: Client, settings: Settings, metr
         .await;
     for task in [status_task, gone_task, pool_task, ns_task] {
         task.abort();
+    }
+}
+
+/// Drops from a cached Service what deciding never reads, so that memory follows the
+/// Services we serve: managedFields and kubectl's last-applied copy (most of an object's
+/// size), the spec fields of routing and node ports, and, for a Service that is not ours and
+/// carries none of our state (no finalizer), everything but what says whether it is ours.
+pub fn slim(service: &mut Service, policy: ClassPolicy) {
+    service.managed_fields_mut().clear();
+    service.annotations_mut().remove(LAST_APPLIED);
+    let finalized = (service.metadata.finalizers.iter().flatten()).any(|f| f == status::FINALIZER);
+    if !is_ours(service, policy) && !finalized && service.metadata.deletion_timestamp.is_none() {
+        service.metadata.annotations = None;
+        service.metadata.labels = None;
+        service.metadata.owner_references = None;
+        service.status = None;
+        service.spec = service.spec.take().map(|spec| ServiceSpec {
+            type_: spec.type_,
+            load_balancer_class: spec.load_balancer_class,
+            ..ServiceSpec::default()
+        });
+        return;
+    }
+    if let Some(spec) = service.spec.as_mut() {
+        *spec = ServiceSpec {
+            type_: spec.type_.take(),
+            load_balancer_class: spec.load_balancer_class.take(),
+            load_balancer_ip: spec.load_balancer_ip.take(),
+            ip_families: spec.ip_families.take(),
+            ip_family_policy: spec.ip_family_policy.take(),
+            ports: spec.ports.take().map(|ports| {
+                (ports.into_iter())
+                    .map(|p| ServicePort {
+                        port: p.port,
+                        protocol: p.protocol,
+                        ..ServicePort::default()
+                    })
+                    .collect()
+            }),
+            ..ServiceSpec::default()
+        };
     }
 }
 
@@ -387,6 +430,7 @@ impl Context {
         let api: Api<Service> = Api::namespaced(self.client.clone(), &namespace);
         let params = PatchParams::default();
         let mut version: Option<String> = None;
+        let mut intermediate = Vec::new();
         for patch in patches {
             let (mut value, status) = match patch {
                 Patch::Metadata(value) => (value.clone(), false),
@@ -406,9 +450,37 @@ impl Context {
                 name: name.clone(),
                 source,
             })?;
+            if let Some(previous) = version.take() {
+                intermediate.push(previous);
+            }
             version = written.metadata.resource_version;
         }
+        if !intermediate.is_empty() {
+            let key = ObjectRef::from_obj(service);
+            (self
+                .superseded
+                .lock()
+                .expect("superseded lock is never poisoned"))
+            .insert(key, intermediate);
+        }
         Ok(())
+    }
+
+    /// Whether `service` is a version our own writes already replaced. Any other version
+    /// clears the record.
+    fn is_superseded(&self, service: &Service) -> bool {
+        let key = ObjectRef::from_obj(service);
+        let mut superseded = self
+            .superseded
+            .lock()
+            .expect("superseded lock is never poisoned");
+        let stale = (superseded.get(&key))
+            .zip(service.metadata.resource_version.as_ref())
+            .is_some_and(|(versions, version)| versions.contains(version));
+        if !stale {
+            superseded.remove(&key);
+        }
+        stale
     }
 
     /// Reconciles these Services again.
@@ -439,6 +511,10 @@ async fn reconcile(service: Arc<Service>, ctx: Arc<Context>) -> Result<Action, R
 }
 
 async fn reconcile_ready(service: &Service, ctx: &Context) -> Result<Action, ReconcileError> {
+    if ctx.is_superseded(service) {
+        // The event of our later write follows and reconciles the current version.
+        return Ok(Action::await_change());
+    }
     let deleting = service.metadata.deletion_timestamp.is_some();
     if deleting || !is_ours(service, ctx.settings.class_policy) {
         return release(service, ctx, deleting).await;
@@ -461,10 +537,6 @@ async fn reconcile_ready(service: &Service, ctx: &Context) -> Result<Action, Rec
     }
     let held = super::request::held_addresses(service);
     let ingress_changed = outcome.desired.ingress != held;
-    if ingress_changed && !outcome.desired.ingress.is_empty() {
-        ctx.events
-            .normal(service, events::ENSURING, "Ensuring load balancer".into());
-    }
     ctx.apply_all(service, &patches).await?;
     ctx.pools_dirty.notify_one();
     announce_outcome(service, ctx, &outcome, ingress_changed);
@@ -684,6 +756,96 @@ fn update_metrics(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+    use kube::api::ObjectMeta;
+
+    fn full(class: Option<&str>, finalized: bool) -> Service {
+        Service {
+            metadata: ObjectMeta {
+                name: Some("web".into()),
+                namespace: Some("default".into()),
+                uid: Some("u1".into()),
+                resource_version: Some("7".into()),
+                labels: Some([("app".to_owned(), "web".to_owned())].into()),
+                annotations: Some(
+                    [
+                        (LAST_APPLIED.to_owned(), "{...}".to_owned()),
+                        ("baremetal-ccm.io/pool".to_owned(), "a".to_owned()),
+                    ]
+                    .into(),
+                ),
+                finalizers: finalized.then(|| vec![status::FINALIZER.to_owned()]),
+                managed_fields: Some(vec![ManagedFieldsEntry::default()]),
+                ..ObjectMeta::default()
+            },
+            spec: Some(ServiceSpec {
+                type_: Some("LoadBalancer".into()),
+                load_balancer_class: class.map(Into::into),
+                cluster_ip: Some("10.96.0.10".into()),
+                selector: Some([("app".to_owned(), "web".to_owned())].into()),
+                ip_families: Some(vec!["IPv4".into()]),
+                ports: Some(vec![ServicePort {
+                    name: Some("http".into()),
+                    port: 80,
+                    protocol: Some("TCP".into()),
+                    node_port: Some(31000),
+                    ..ServicePort::default()
+                }]),
+                ..ServiceSpec::default()
+            }),
+            ..Service::default()
+        }
+    }
+
+    #[test]
+    fn slim_keeps_what_deciding_reads() {
+        let mut ours = full(None, false);
+        slim(&mut ours, ClassPolicy::DefaultAndExplicit);
+        assert!(
+            ours.metadata
+                .managed_fields
+                .as_ref()
+                .is_none_or(Vec::is_empty)
+        );
+        let annotations = ours.metadata.annotations.clone().unwrap();
+        assert!(!annotations.contains_key(LAST_APPLIED));
+        assert_eq!(annotations["baremetal-ccm.io/pool"], "a");
+        assert!(ours.metadata.labels.is_some());
+        let spec = ours.spec.clone().unwrap();
+        assert_eq!(spec.cluster_ip, None);
+        assert_eq!(spec.ip_families, Some(vec!["IPv4".into()]));
+        let port = &spec.ports.unwrap()[0];
+        assert_eq!(
+            (port.port, port.protocol.as_deref(), port.node_port),
+            (80, Some("TCP"), None)
+        );
+        assert!(is_ours(&ours, ClassPolicy::DefaultAndExplicit));
+    }
+
+    #[test]
+    fn slim_reduces_foreign_services_to_what_says_they_are_not_ours() {
+        let mut foreign = full(Some("example.com/other"), false);
+        slim(&mut foreign, ClassPolicy::DefaultAndExplicit);
+        assert!(foreign.metadata.annotations.is_none() && foreign.metadata.labels.is_none());
+        assert_eq!(foreign.metadata.uid.as_deref(), Some("u1"));
+        let spec = foreign.spec.clone().unwrap();
+        assert_eq!(
+            spec.load_balancer_class.as_deref(),
+            Some("example.com/other")
+        );
+        assert!(spec.ports.is_none());
+        // One that still carries our finalizer (its class just changed) keeps its state for
+        // the release.
+        let mut leaving = full(Some("example.com/other"), true);
+        slim(&mut leaving, ClassPolicy::DefaultAndExplicit);
+        assert!(
+            leaving
+                .metadata
+                .annotations
+                .unwrap()
+                .contains_key("baremetal-ccm.io/pool")
+        );
+    }
 
     #[test]
     fn backoff_doubles_and_is_capped() {

@@ -8,7 +8,6 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
 
-pub const ENSURING: &str = "EnsuringLoadBalancer";
 pub const ENSURED: &str = "EnsuredLoadBalancer";
 pub const SYNC_FAILED: &str = "SyncLoadBalancerFailed";
 pub const DELETING: &str = "DeletingLoadBalancer";
