@@ -119,7 +119,7 @@ pub async fn run(client: Client, events_client: Client, settings: Settings, metr
         service_writer,
         watcher(
             Api::<Service>::all(client.clone()),
-            watcher::Config::default().any_semantic(),
+            watcher::Config::default().streaming_lists(),
         )
         .default_backoff()
         .modify(move |service| slim(service, class_policy)),

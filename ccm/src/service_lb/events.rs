@@ -2,11 +2,15 @@
 
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::{ObjectReference, Service};
-use kube::Client;
-use kube::Resource as _;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use kube::api::{Api, ObjectMeta, PostParams};
+use kube::{Client, Resource as _};
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
+
+/// `reportingController` of our Events.
+const CONTROLLER: &str = "baremetal-ccm.io/service-lb";
 
 pub const ENSURED: &str = "EnsuredLoadBalancer";
 pub const SYNC_FAILED: &str = "SyncLoadBalancerFailed";
@@ -26,9 +30,14 @@ const PUBLISHERS: usize = 4;
 /// Publishes Events about Services in the background: recording an Event never delays an
 /// address. Give it its own client (its own rate-limit budget). Failures are logged and
 /// counted, never fatal: Events are best effort.
+///
+/// Each Event is one create (`events.k8s.io/v1`), without client-side aggregation: the
+/// controller emits an Event only when a Service's state changes, so there are no repeats to
+/// aggregate, and an aggregation cache would cost memory and time with every Service.
 #[derive(Clone)]
 pub struct ServiceEvents {
-    queue: mpsc::Sender<(ObjectReference, Event)>,
+    queue: mpsc::Sender<Event>,
+    instance: String,
     dropped: Counter,
 }
 
@@ -41,20 +50,16 @@ impl std::fmt::Debug for ServiceEvents {
 impl ServiceEvents {
     /// Starts the publisher task. `dropped` counts Events lost to a full queue or an error.
     pub fn start(client: Client, instance: &str, dropped: Counter) -> Self {
-        let reporter = Reporter {
-            controller: "baremetal-ccm".into(),
-            instance: Some(instance.to_owned()),
-        };
-        let recorder = Recorder::new(client, reporter);
-        let (queue, receiver) = mpsc::channel::<(ObjectReference, Event)>(QUEUE);
+        let (queue, receiver) = mpsc::channel::<Event>(QUEUE);
         let failed = dropped.clone();
         tokio::spawn(async move {
             ReceiverStream(receiver)
-                .for_each_concurrent(PUBLISHERS, |(reference, event)| {
-                    let recorder = recorder.clone();
+                .for_each_concurrent(PUBLISHERS, |event| {
                     let failed = failed.clone();
+                    let namespace = event.metadata.namespace.clone().unwrap_or_default();
+                    let api: Api<Event> = Api::namespaced(client.clone(), &namespace);
                     async move {
-                        if let Err(error) = recorder.publish(&event, &reference).await {
+                        if let Err(error) = api.create(&PostParams::default(), &event).await {
                             failed.inc();
                             tracing::warn!(%error, reason = event.reason, "publishing an event failed");
                         }
@@ -62,31 +67,66 @@ impl ServiceEvents {
                 })
                 .await;
         });
-        Self { queue, dropped }
+        Self {
+            queue,
+            instance: instance.to_owned(),
+            dropped,
+        }
     }
 
     pub fn normal(&self, service: &Service, reason: &str, note: String) {
-        self.publish(service, EventType::Normal, reason, note);
+        self.publish(service, "Normal", reason, note);
     }
 
     pub fn warning(&self, service: &Service, reason: &str, note: String) {
-        self.publish(service, EventType::Warning, reason, note);
+        self.publish(service, "Warning", reason, note);
     }
 
-    fn publish(&self, service: &Service, type_: EventType, reason: &str, note: String) {
-        let reference: ObjectReference = service.object_ref(&());
-        let event = Event {
-            type_,
-            reason: reason.to_owned(),
-            note: Some(note),
-            action: "Reconcile".into(),
-            secondary: None,
-        };
-        if self.queue.try_send((reference, event)).is_err() {
+    fn publish(&self, service: &Service, type_: &str, reason: &str, note: String) {
+        let event = event(service, &self.instance, type_, reason, note);
+        if self.queue.try_send(event).is_err() {
             self.dropped.inc();
             tracing::warn!(reason, "event queue full; event dropped");
         }
     }
+}
+
+/// The Event object about `service`, named `<service>.<nanoseconds, hex>` as client-go does.
+fn event(service: &Service, instance: &str, type_: &str, reason: &str, note: String) -> Event {
+    let regarding: ObjectReference = service.object_ref(&());
+    let now = k8s_openapi::jiff::Timestamp::now();
+    Event {
+        metadata: ObjectMeta {
+            name: Some(format!(
+                "{}.{:x}",
+                service.metadata.name.clone().unwrap_or_default(),
+                now.as_nanosecond()
+            )),
+            namespace: regarding.namespace.clone(),
+            ..ObjectMeta::default()
+        },
+        event_time: Some(MicroTime(now)),
+        action: Some("Reconcile".to_owned()),
+        reason: Some(reason.to_owned()),
+        // The API limits a note to 1 KiB.
+        note: Some(truncate(note, 1024)),
+        type_: Some(type_.to_owned()),
+        regarding: Some(regarding),
+        reporting_controller: Some(CONTROLLER.to_owned()),
+        reporting_instance: Some(truncate(instance.to_owned(), 128)),
+        ..Event::default()
+    }
+}
+
+fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
 }
 
 /// A receiver as a stream.
@@ -100,5 +140,33 @@ impl<T> futures::Stream for ReceiverStream<T> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<T>> {
         self.0.poll_recv(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_regards_the_service_and_fits_the_api_limits() {
+        let service = Service {
+            metadata: ObjectMeta {
+                name: Some("web".into()),
+                namespace: Some("shop".into()),
+                uid: Some("u1".into()),
+                ..ObjectMeta::default()
+            },
+            ..Service::default()
+        };
+        let event = event(&service, "ccm-a", "Warning", SYNC_FAILED, "é".repeat(600));
+        assert!(event.metadata.name.unwrap().starts_with("web."));
+        assert_eq!(event.metadata.namespace.as_deref(), Some("shop"));
+        let regarding = event.regarding.unwrap();
+        assert_eq!(
+            (regarding.kind.as_deref(), regarding.uid.as_deref()),
+            (Some("Service"), Some("u1"))
+        );
+        assert_eq!(event.note.unwrap().len(), 1024);
+        assert_eq!(event.reporting_controller.as_deref(), Some(CONTROLLER));
     }
 }
