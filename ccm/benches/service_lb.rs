@@ -1,7 +1,8 @@
 //! Benchmark of the service-lb controller (the release binary) against a real apiserver and
 //! etcd from the test rig. Prints a table:
 //!
-//! - latency: Service create → address in status, one Service at a time, over 1,000 Services;
+//! - latency: Service create → address in status, one Service at a time, over 1,000 Services,
+//!   beside the same create and two patches made by a minimal client;
 //! - burst: 5,000 Services created while the controller is stopped, then the controller
 //!   started: time until all hold an address, beside floors measured in the same run by a
 //!   minimal client with the same rate limit and concurrency (5,000 status patches; and the
@@ -38,6 +39,7 @@ const QPS: &str = "500";
 const BURST: &str = "1000";
 const CONCURRENCY: usize = 4;
 const LATENCY_SERVICES: usize = 1000;
+const LATENCY_FLOOR_SERVICES: usize = 300;
 const BURST_SERVICES: usize = 5000;
 const RSS_SERVICES: usize = 10_000;
 
@@ -251,7 +253,7 @@ async fn main() {
         .expect("the rig's apiserver starts (run `eval \"$(hack/tools)\"` first)");
     cluster.install_project_crds().await.unwrap();
     let client = cluster.client();
-    for ns in ["latency", "floor", "burst", "rss"] {
+    for ns in ["latency", "latency-floor", "floor", "burst", "rss"] {
         create_namespace(&client, ns).await;
     }
     let pools: Api<baremetal_ccm::crd::ippool::IPPool> = Api::all(client.clone());
@@ -296,6 +298,49 @@ async fn main() {
     latencies.sort();
     ccm.terminate(Duration::from_secs(5));
 
+    // The same path by a minimal client: create, finalizer patch, status patch, seen by the
+    // same watch; no controller running.
+    let limited = limited_client(&cluster).await;
+    let floor_api: Api<Service> = Api::namespaced(limited.clone(), "latency-floor");
+    let mut floor_latencies = Vec::with_capacity(LATENCY_FLOOR_SERVICES);
+    for i in 0..LATENCY_FLOOR_SERVICES {
+        let name = format!("lat-{i:05}");
+        let started = Instant::now();
+        floor_api
+            .create(
+                &PostParams::default(),
+                &service("latency-floor", &name, Some("bench.example/other")),
+            )
+            .await
+            .unwrap();
+        let params = PatchParams::default();
+        let meta = serde_json::json!({"metadata": {"finalizers": ["service.kubernetes.io/load-balancer-cleanup"]}});
+        floor_api
+            .patch(&name, &params, &Patch::Merge(&meta))
+            .await
+            .unwrap();
+        let ip = format!("2001:db8:400::{:x}", i + 1);
+        let status = serde_json::json!({"status": {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}}});
+        floor_api
+            .patch_status(&name, &params, &Patch::Merge(&status))
+            .await
+            .unwrap();
+        let key = format!("latency-floor/{name}");
+        let at = loop {
+            let notified = seen.changed.notified();
+            if let Some(at) = seen.at.lock().await.get(&key) {
+                break *at;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{key} not seen"
+            );
+            let _ = tokio::time::timeout(Duration::from_millis(50), notified).await;
+        };
+        floor_latencies.push(at.saturating_duration_since(started));
+    }
+    floor_latencies.sort();
+
     // Floors: a minimal client with the same rate limit and concurrency, on Services of
     // another class (the controller leaves them alone).
     create_many(
@@ -306,7 +351,6 @@ async fn main() {
         Some("bench.example/other"),
     )
     .await;
-    let limited = limited_client(&cluster).await;
     let floor_status = floor(&limited, "floor", false, "2001:db8:200::").await;
     let floor_contract = floor(&limited, "floor", true, "2001:db8:300::").await;
 
@@ -342,6 +386,11 @@ async fn main() {
     println!(
         "| create → IP max (ms) | {} | — |",
         ms(*latencies.last().unwrap())
+    );
+    println!(
+        "| floor: create + finalizer patch + status patch by a minimal client, p50 / p99 ({LATENCY_FLOOR_SERVICES} Services, ms) | {} / {} | — |",
+        ms(percentile(&floor_latencies, 50.0)),
+        ms(percentile(&floor_latencies, 99.0))
     );
     println!(
         "| burst of {BURST_SERVICES} from cold, all addressed (s) | {:.2} | — |",
