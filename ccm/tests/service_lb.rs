@@ -393,3 +393,38 @@ async fn dual_stack_follows_the_family_policy_and_order() {
         ["2001:db8::2"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_label_change_brings_a_pending_service_into_scope() {
+    let cluster = cluster(false).await;
+    let client = cluster.client();
+    create_namespace(&client, "shop", &[]).await;
+    create_pool(
+        &client,
+        "public",
+        serde_json::json!({
+            "addresses": ["203.0.113.0/30"],
+            "allocationScope": {"namespaceSelector": {"matchLabels": {"tier": "public"}}},
+            "announce": {"mode": "bgp"},
+        }),
+    )
+    .await;
+    let _ccm = start_controller(&cluster.admin_kubeconfig(), "ccm-a", &[]);
+    Svc::lb("shop", "web").create(&client).await;
+    let (reason, message) = wait_condition(&client, "shop", "web", ALLOCATED, "False").await;
+    assert_eq!(reason, "NoEligiblePool", "{message}");
+
+    // Labelling the namespace puts the Service in the pool's scope: it is retried at once.
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let label = serde_json::json!({"metadata": {"labels": {"tier": "public"}}});
+    namespaces
+        .patch("shop", &PatchParams::default(), &Patch::Merge(&label))
+        .await
+        .unwrap();
+    assert_eq!(
+        wait_addresses(&client, "shop", "web", 1).await,
+        ["203.0.113.0"]
+    );
+    let (reason, _) = wait_condition(&client, "shop", "web", ALLOCATED, "True").await;
+    assert_eq!(reason, "Allocated");
+}
