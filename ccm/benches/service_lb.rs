@@ -156,6 +156,21 @@ async fn wait_count(seen: &Seen, namespace: &str, count: usize, timeout: Duratio
     }
 }
 
+/// When `key` was first seen with an address (waits up to 30 s from `started`).
+async fn first_seen(seen: &Seen, key: &str, started: Instant) -> Instant {
+    loop {
+        let notified = seen.changed.notified();
+        if let Some(at) = seen.at.lock().await.get(key) {
+            return *at;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{key} got no address"
+        );
+        let _ = tokio::time::timeout(Duration::from_millis(50), notified).await;
+    }
+}
+
 async fn create_namespace(client: &Client, name: &str) {
     let ns = Namespace {
         metadata: ObjectMeta {
@@ -282,17 +297,7 @@ async fn main() {
             .await
             .unwrap();
         let key = format!("latency/{name}");
-        let at = loop {
-            let notified = seen.changed.notified();
-            if let Some(at) = seen.at.lock().await.get(&key) {
-                break *at;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "{key} got no address"
-            );
-            let _ = tokio::time::timeout(Duration::from_millis(50), notified).await;
-        };
+        let at = first_seen(&seen, &key, started).await;
         latencies.push(at.saturating_duration_since(started));
     }
     latencies.sort();
@@ -326,17 +331,7 @@ async fn main() {
             .await
             .unwrap();
         let key = format!("latency-floor/{name}");
-        let at = loop {
-            let notified = seen.changed.notified();
-            if let Some(at) = seen.at.lock().await.get(&key) {
-                break *at;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "{key} not seen"
-            );
-            let _ = tokio::time::timeout(Duration::from_millis(50), notified).await;
-        };
+        let at = first_seen(&seen, &key, started).await;
         floor_latencies.push(at.saturating_duration_since(started));
     }
     floor_latencies.sort();
