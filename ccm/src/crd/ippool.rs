@@ -135,3 +135,20 @@ pub struct FamilyUsage {
     pub used: String,
     pub free: String,
 }
+
+/// An `IPPool` with the resource's defaults, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_pool(name: &str, addresses: &[&str], mode: AnnounceMode) -> IPPool {
+    IPPool::new(
+        name,
+        IPPoolSpec {
+            addresses: addresses.iter().map(|a| (*a).to_owned()).collect(),
+            avoid_buggy_ips: false,
+            auto_assign: true,
+            priority: 0,
+            allocation_scope: None,
+            allow_cross_namespace_sharing: false,
+            announce: Announce { mode },
+        },
+    )
+}

@@ -66,10 +66,10 @@ type NamespaceMeta = PartialObjectMeta<Namespace>;
 /// Whether each watch has completed its first list. (`Store::wait_until_ready` wakes only one
 /// of several concurrent waiters, so the controller keeps its own signals.)
 #[derive(Debug, Clone)]
-struct Listed<T> {
-    services: T,
-    pools: T,
-    namespaces: T,
+struct Listed {
+    services: watch::Receiver<bool>,
+    pools: watch::Receiver<bool>,
+    namespaces: watch::Receiver<bool>,
 }
 
 async fn listed(signal: &watch::Receiver<bool>) -> Result<(), ReconcileError> {
@@ -101,7 +101,7 @@ struct Context {
     wake: mpsc::UnboundedSender<ObjectRef<Service>>,
     /// Something the pool status depends on changed.
     pools_dirty: Arc<Notify>,
-    listed: Listed<watch::Receiver<bool>>,
+    listed: Listed,
 }
 
 /// Runs the controller until the watch streams end (they do not, short of shutdown).
@@ -339,8 +339,9 @@ where
             let relevant = match event {
                 Ok(watcher::Event::Apply(object)) => {
                     let print = fingerprint(&object);
-                    seen.insert(key(&object), print)
-                        .is_none_or(|old| old != fingerprint(&object))
+                    let changed = seen.get(&key(&object)) != Some(&print);
+                    seen.insert(key(&object), print);
+                    changed
                 }
                 Ok(watcher::Event::Delete(object)) => {
                     seen.remove(&key(&object));

@@ -3,7 +3,7 @@
 //! `allocated-from` annotation, conditions). Pure apart from the allocator it owns; the
 //! controller applies what it decides.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -267,7 +267,7 @@ impl Decider {
     pub fn pool_reports(&self) -> BTreeMap<String, PoolReport> {
         // A pool is degraded by a Service reported from it that holds an address it no longer
         // contains (a Service that merely left the pool's scope does not degrade the pool).
-        let mut degraded: BTreeMap<&str, Vec<ServiceKey>> = BTreeMap::new();
+        let mut degraded: BTreeMap<&str, BTreeSet<ServiceKey>> = BTreeMap::new();
         for (service, addresses) in &self.outside {
             for (address, pool) in addresses {
                 let Some(pool) = pool else { continue };
@@ -275,16 +275,20 @@ impl Decider {
                     .allocator
                     .pool(pool)
                     .is_some_and(|p| p.contains(*address));
-                let listed = degraded.entry(pool).or_default();
-                if !contained && listed.last() != Some(service) {
-                    listed.push(service.clone());
+                if !contained {
+                    degraded.entry(pool).or_default().insert(service.clone());
                 }
             }
         }
+        let mut services = |pool: &str| -> Vec<ServiceKey> {
+            degraded
+                .remove(pool)
+                .unwrap_or_default()
+                .into_iter()
+                .collect()
+        };
         let mut reports = BTreeMap::new();
         for pool in self.allocator.pools() {
-            let mut services = degraded.remove(pool.name()).unwrap_or_default();
-            services.sort();
             let overlaps_with = (self.overlaps.iter())
                 .find(|o| o.pool == pool.name())
                 .map(|o| o.earlier.clone())
@@ -294,19 +298,17 @@ impl Decider {
                 PoolReport {
                     validity: Ok(self.allocator.pool_usage(pool)),
                     overlaps_with,
-                    degraded_services: services,
+                    degraded_services: services(pool.name()),
                 },
             );
         }
         for (name, invalid) in &self.invalid {
-            let mut services = degraded.remove(name.as_str()).unwrap_or_default();
-            services.sort();
             reports.insert(
                 name.clone(),
                 PoolReport {
                     validity: Err(invalid.clone()),
                     overlaps_with: Vec::new(),
-                    degraded_services: services,
+                    degraded_services: services(name),
                 },
             );
         }
@@ -555,27 +557,14 @@ fn selector_spec(selector: &LabelSelector) -> SelectorSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::ippool::{Announce, AnnounceMode, IPPoolSpec};
+    use crate::crd::ippool::{AnnounceMode, test_pool};
     use k8s_openapi::api::core::v1::{
         LoadBalancerIngress, LoadBalancerStatus, ServicePort, ServiceSpec, ServiceStatus,
     };
     use kube::api::ObjectMeta;
 
     fn pool(name: &str, addresses: &[&str]) -> Arc<IPPool> {
-        let mut pool = IPPool::new(
-            name,
-            IPPoolSpec {
-                addresses: addresses.iter().map(|a| (*a).to_owned()).collect(),
-                avoid_buggy_ips: false,
-                auto_assign: true,
-                priority: 0,
-                allocation_scope: None,
-                allow_cross_namespace_sharing: false,
-                announce: Announce {
-                    mode: AnnounceMode::None,
-                },
-            },
-        );
+        let mut pool = test_pool(name, addresses, AnnounceMode::None);
         pool.metadata.resource_version = Some(format!("{addresses:?}"));
         Arc::new(pool)
     }

@@ -53,7 +53,8 @@ impl ServiceEvents {
         let (queue, receiver) = mpsc::channel::<Event>(QUEUE);
         let failed = dropped.clone();
         tokio::spawn(async move {
-            ReceiverStream(receiver)
+            let mut receiver = receiver;
+            futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
                 .for_each_concurrent(PUBLISHERS, |event| {
                     let failed = failed.clone();
                     let namespace = event.metadata.namespace.clone().unwrap_or_default();
@@ -127,20 +128,6 @@ fn truncate(mut text: String, max: usize) -> String {
         text.truncate(end);
     }
     text
-}
-
-/// A receiver as a stream.
-struct ReceiverStream<T>(mpsc::Receiver<T>);
-
-impl<T> futures::Stream for ReceiverStream<T> {
-    type Item = T;
-
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<T>> {
-        self.0.poll_recv(cx)
-    }
 }
 
 #[cfg(test)]

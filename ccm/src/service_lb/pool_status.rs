@@ -163,24 +163,11 @@ pub fn patch(pool: &IPPool, desired: &IPPoolStatus) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::ippool::{Announce, AnnounceMode, IPPoolSpec};
+    use crate::crd::ippool::{AnnounceMode, test_pool};
     use crate::ipam::{InvalidPool, PoolProblem, PoolUsage, ServiceKey};
 
     fn pool() -> IPPool {
-        let mut pool = IPPool::new(
-            "edge",
-            IPPoolSpec {
-                addresses: vec!["192.0.2.0/24".into()],
-                avoid_buggy_ips: false,
-                auto_assign: true,
-                priority: 0,
-                allocation_scope: None,
-                allow_cross_namespace_sharing: false,
-                announce: Announce {
-                    mode: AnnounceMode::Bgp,
-                },
-            },
-        );
+        let mut pool = test_pool("edge", &["192.0.2.0/24"], AnnounceMode::Bgp);
         pool.metadata.generation = Some(3);
         pool.metadata.resource_version = Some("42".into());
         pool
