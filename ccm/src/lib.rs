@@ -7,6 +7,7 @@ pub mod controller;
 pub mod crd;
 pub mod ipam;
 pub mod leader;
+pub mod provider;
 pub mod service_lb;
 pub mod telemetry;
 
