@@ -3,6 +3,8 @@
 pub mod admin;
 pub mod apiserver;
 pub mod cli;
+pub mod cloud_config;
+pub mod cloud_node;
 pub mod controller;
 pub mod crd;
 pub mod ipam;

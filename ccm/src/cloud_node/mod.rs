@@ -1,0 +1,7 @@
+//! The cloud half of the CCM: `cloud-node` initializes Nodes registered by kubelets in
+//! external mode and keeps their addresses current; `cloud-node-lifecycle` taints shut-down
+//! nodes and deletes Nodes whose machine is certainly gone.
+
+pub mod lifecycle;
+pub mod node_ip;
+pub mod plan;
