@@ -1,17 +1,25 @@
 //! The `controller` subcommand: admin server, leader election and the cloud controllers.
 
 use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use prometheus_client::metrics::counter::Counter;
 
 use crate::admin::{AdminState, Readiness};
 use crate::cli::ControllerArgs;
+use crate::cloud_config::{CloudConfig, ProviderKind};
+use crate::cloud_node;
+use crate::events::Publisher;
 use crate::leader::{Elector, LeaseSettings};
+use crate::provider::InstanceProvider;
+use crate::provider::static_file::StaticProvider;
 use crate::service_lb::class::ClassPolicy;
 use crate::service_lb::{self, metrics::Metrics};
 
 /// The controllers this program knows, by their upstream names.
 pub const KNOWN: [&str; 3] = ["cloud-node", "cloud-node-lifecycle", "service-lb"];
-/// The controllers implemented in this build.
-const IMPLEMENTED: [&str; 1] = ["service-lb"];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SelectionError {
@@ -58,18 +66,33 @@ fn default_identity() -> String {
     )
 }
 
+type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The metrics of every controller, registered once.
+struct AllMetrics {
+    service_lb: Metrics,
+    cloud_node: cloud_node::metrics::Metrics,
+    events_dropped: Counter,
+}
+
 /// Runs the controller subcommand until leadership is lost (then exits non-zero).
 pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let selected = select(&args.controllers)?;
-    for name in selected.iter().filter(|n| !IMPLEMENTED.contains(n)) {
-        tracing::warn!(
-            controller = name,
-            "controller is not implemented in this build; it does not run"
-        );
-    }
+    // A broken cloud config stops the program before it touches the cluster.
+    let cloud_config = CloudConfig::load(args.cloud_config.as_deref())?;
     let mut metrics = None;
     let admin = AdminState::new("controller", |registry| {
-        metrics = Some(Metrics::new(registry))
+        let events_dropped = Counter::default();
+        registry.register(
+            "events_dropped",
+            "Events not published (queue full or API error)",
+            events_dropped.clone(),
+        );
+        metrics = Some(AllMetrics {
+            service_lb: Metrics::new(registry),
+            cloud_node: cloud_node::metrics::Metrics::new(registry),
+            events_dropped,
+        });
     });
     let metrics = metrics.expect("the registration closure ran in AdminState::new");
     let server = admin.clone();
@@ -77,9 +100,18 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let admin_task = tokio::spawn(async move { server.serve(address).await });
 
     let client = crate::apiserver::client(&args.kube).await?;
-    // Events have their own rate-limit budget: recording them never delays an address.
+    // Events have their own rate-limit budget: recording them never delays a write.
     let events_client = crate::apiserver::client(&args.kube).await?;
     let identity = args.identity.clone().unwrap_or_else(default_identity);
+    let events = Publisher::start(events_client, &identity, metrics.events_dropped.clone());
+    let cloud = cloud_controllers(
+        &args,
+        &selected,
+        cloud_config,
+        &client,
+        &events,
+        metrics.cloud_node,
+    )?;
     let elector = Elector::new(client.clone(), LeaseSettings::new(identity.clone()));
     admin.set_readiness(Readiness::NotReady("waiting for leadership".into()));
     let mut leadership = if args.leader_elect {
@@ -100,7 +132,8 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     };
     let service_lb = async {
         if selected.contains("service-lb") {
-            service_lb::controller::run(client.clone(), events_client, settings, metrics).await;
+            service_lb::controller::run(client.clone(), &events, settings, metrics.service_lb)
+                .await;
         } else {
             std::future::pending::<()>().await;
         }
@@ -113,6 +146,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     };
     tokio::select! {
         () = service_lb => anyhow::bail!("the service-lb controller stopped"),
+        () = cloud => anyhow::bail!("the node controllers stopped"),
         () = lost => anyhow::bail!("lost leadership; exiting so that no two replicas write"),
         result = admin_task => {
             result??;
@@ -123,6 +157,51 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             drop(leadership);
             elector.release().await?;
             Ok(())
+        }
+    }
+}
+
+/// The `cloud-node` and `cloud-node-lifecycle` controllers over the configured provider, as
+/// one task (they share the Node watch); a task that never ends when neither is selected.
+fn cloud_controllers(
+    args: &ControllerArgs,
+    selected: &BTreeSet<&'static str>,
+    config: CloudConfig,
+    client: &kube::Client,
+    events: &Publisher,
+    metrics: cloud_node::metrics::Metrics,
+) -> anyhow::Result<Task> {
+    let settings = cloud_node::controller::Settings {
+        initialize: selected.contains("cloud-node"),
+        lifecycle: selected.contains("cloud-node-lifecycle"),
+        concurrency: args.concurrent_node_syncs.max(1),
+        refresh_period: args.node_status_update_frequency,
+        monitor_period: args.node_monitor_period,
+    };
+    if !settings.initialize && !settings.lifecycle {
+        return Ok(Box::pin(std::future::pending()));
+    }
+    fn task<P: InstanceProvider>(
+        client: &kube::Client,
+        events: &Publisher,
+        provider: P,
+        settings: cloud_node::controller::Settings,
+        metrics: cloud_node::metrics::Metrics,
+    ) -> Task {
+        let (client, events) = (client.clone(), events.clone());
+        tracing::info!(provider = provider.name(), "node controllers configured");
+        Box::pin(async move {
+            cloud_node::controller::run(client, &events, Arc::new(provider), settings, metrics)
+                .await;
+        })
+    }
+    match config.provider {
+        ProviderKind::Static => {
+            let provider = StaticProvider::new(config.static_.unwrap_or_default());
+            Ok(task(client, events, provider, settings, metrics))
+        }
+        ProviderKind::OpenNebula => {
+            anyhow::bail!("the opennebula provider is not part of this build yet")
         }
     }
 }

@@ -7,9 +7,11 @@ pub mod cloud_config;
 pub mod cloud_node;
 pub mod controller;
 pub mod crd;
+pub mod events;
 pub mod ipam;
 pub mod leader;
 pub mod provider;
+pub mod retry;
 pub mod service_lb;
 pub mod telemetry;
 

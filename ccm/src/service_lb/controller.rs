@@ -18,7 +18,7 @@ use tokio::sync::{Notify, OnceCell, mpsc, watch};
 
 use super::class::{ClassPolicy, is_ours};
 use super::decide::{Decider, Outcome};
-use super::events::{self, ServiceEvents};
+use super::events;
 use super::metrics::{Metrics, PoolFamily, Reason};
 use super::pool_status;
 use super::status::{self, Patch};
@@ -91,9 +91,9 @@ struct Context {
     namespaces: Store<NamespaceMeta>,
     decider: Mutex<Decider>,
     rebuilt: OnceCell<()>,
-    events: ServiceEvents,
+    events: crate::events::Recorder,
     metrics: Metrics,
-    attempts: Mutex<HashMap<ObjectRef<Service>, u32>>,
+    attempts: crate::retry::Attempts<ObjectRef<Service>>,
     /// Versions of a Service our own writes produced and then replaced with a later write.
     /// The cache may still hand them to a reconcile; deciding on them would only earn a 409.
     superseded: Mutex<HashMap<ObjectRef<Service>, Vec<String>>>,
@@ -105,8 +105,13 @@ struct Context {
 }
 
 /// Runs the controller until the watch streams end (they do not, short of shutdown).
-/// `events_client` publishes Events (give it its own rate-limit budget).
-pub async fn run(client: Client, events_client: Client, settings: Settings, metrics: Metrics) {
+/// `events` publishes the controller's Events (on its own client and rate-limit budget).
+pub async fn run(
+    client: Client,
+    events: &crate::events::Publisher,
+    settings: Settings,
+    metrics: Metrics,
+) {
     let (services_listed, services_listed_rx) = watch::channel(false);
     let (pools_listed, pools_listed_rx) = watch::channel(false);
     let (namespaces_listed, namespaces_listed_rx) = watch::channel(false);
@@ -184,11 +189,7 @@ pub async fn run(client: Client, events_client: Client, settings: Settings, metr
     let (wake, wakes) = mpsc::unbounded_channel();
 
     let context = Arc::new(Context {
-        events: ServiceEvents::start(
-            events_client,
-            &settings.identity,
-            metrics.events_dropped.clone(),
-        ),
+        events: events.recorder(events::CONTROLLER),
         client,
         services,
         pools,
@@ -196,7 +197,7 @@ pub async fn run(client: Client, events_client: Client, settings: Settings, metr
         decider: Mutex::new(Decider::default()),
         rebuilt: OnceCell::new(),
         metrics,
-        attempts: Mutex::new(HashMap::new()),
+        attempts: crate::retry::Attempts::default(),
         superseded: Mutex::new(HashMap::new()),
         wake,
         pools_dirty,
@@ -503,10 +504,7 @@ async fn reconcile(service: Arc<Service>, ctx: Arc<Context>) -> Result<Action, R
         .sync_seconds
         .observe(started.elapsed().as_secs_f64());
     if result.is_ok() {
-        (ctx.attempts
-            .lock()
-            .expect("attempts lock is never poisoned"))
-        .remove(&ObjectRef::from_obj(&*service));
+        ctx.attempts.succeeded(&ObjectRef::from_obj(&*service));
     }
     result
 }
@@ -623,29 +621,14 @@ async fn release(
 }
 
 fn error_policy(service: Arc<Service>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
-    let key = ObjectRef::from_obj(&*service);
-    let attempt = {
-        let mut attempts = ctx
-            .attempts
-            .lock()
-            .expect("attempts lock is never poisoned");
-        let n = attempts.entry(key).or_insert(0);
-        *n = n.saturating_add(1);
-        *n
-    };
+    let attempt = ctx.attempts.failed(ObjectRef::from_obj(&*service));
     let reason = Reason {
         reason: error.class().to_owned(),
     };
     ctx.metrics.sync_errors.get_or_create(&reason).inc();
-    let delay = backoff(attempt);
+    let delay = crate::retry::Backoff::TRANSIENT.delay(attempt);
     tracing::warn!(error = %error, attempt, delay_ms = delay.as_millis(), "reconcile failed; retrying");
     Action::requeue(delay)
-}
-
-/// Per-object exponential backoff: 100 ms doubling to at most 60 s.
-pub fn backoff(attempt: u32) -> Duration {
-    let factor = 2u64.saturating_pow(attempt.saturating_sub(1).min(20));
-    Duration::from_millis(100u64.saturating_mul(factor)).min(Duration::from_secs(60))
 }
 
 /// Keeps every pool's status and the pool metrics current: after the rebuild, whenever
@@ -846,14 +829,5 @@ mod tests {
                 .unwrap()
                 .contains_key("baremetal-ccm.io/pool")
         );
-    }
-
-    #[test]
-    fn backoff_doubles_and_is_capped() {
-        assert_eq!(backoff(1), Duration::from_millis(100));
-        assert_eq!(backoff(2), Duration::from_millis(200));
-        assert_eq!(backoff(5), Duration::from_millis(1600));
-        assert_eq!(backoff(30), Duration::from_secs(60));
-        assert_eq!(backoff(u32::MAX), Duration::from_secs(60));
     }
 }

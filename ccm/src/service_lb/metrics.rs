@@ -34,8 +34,6 @@ pub struct Metrics {
     pub sync_errors: Family<Reason, Counter>,
     /// Reconcile duration in seconds.
     pub sync_seconds: Histogram,
-    /// Events not published (queue full or API error).
-    pub events_dropped: Counter,
     /// Pool status writes that failed.
     pub pool_status_errors: Counter,
 }
@@ -49,7 +47,6 @@ impl Metrics {
             pending: Family::default(),
             sync_errors: Family::default(),
             sync_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
-            events_dropped: Counter::default(),
             pool_status_errors: Counter::default(),
         };
         let sub = registry.sub_registry_with_prefix("service_lb");
@@ -82,11 +79,6 @@ impl Metrics {
             "sync_duration_seconds",
             "Service reconcile duration",
             metrics.sync_seconds.clone(),
-        );
-        sub.register(
-            "events_dropped",
-            "Events not published (queue full or API error)",
-            metrics.events_dropped.clone(),
         );
         sub.register(
             "pool_status_errors",

@@ -1,0 +1,209 @@
+//! Publishing Kubernetes Events (`events.k8s.io/v1`) in the background, for every controller.
+
+use futures::StreamExt as _;
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use kube::api::{Api, ObjectMeta, PostParams};
+use kube::{Client, Resource};
+use prometheus_client::metrics::counter::Counter;
+use tokio::sync::mpsc;
+
+/// How many Events may wait to be published before new ones are dropped.
+const QUEUE: usize = 8192;
+/// Events published at once.
+const PUBLISHERS: usize = 4;
+
+/// Publishes Events in the background: recording an Event never delays the work it reports.
+/// Give it its own client (its own rate-limit budget). Failures are logged and counted, never
+/// fatal: Events are best effort.
+///
+/// Each Event is one create, without client-side aggregation: the controllers emit an Event
+/// only when an object's state changes, so there are no repeats to aggregate, and an
+/// aggregation cache would cost memory and time with every object.
+#[derive(Clone)]
+pub struct Publisher {
+    queue: mpsc::Sender<Event>,
+    instance: String,
+    dropped: Counter,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher").finish_non_exhaustive()
+    }
+}
+
+/// What one controller records through a [`Publisher`]: the `reportingController` name.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    publisher: Publisher,
+    controller: &'static str,
+}
+
+impl Recorder {
+    pub fn normal<K: Resource<DynamicType = ()>>(&self, object: &K, reason: &str, note: String) {
+        self.publisher
+            .publish(self.controller, object, "Normal", reason, note);
+    }
+
+    pub fn warning<K: Resource<DynamicType = ()>>(&self, object: &K, reason: &str, note: String) {
+        self.publisher
+            .publish(self.controller, object, "Warning", reason, note);
+    }
+}
+
+impl Publisher {
+    /// Starts the publisher task. `instance` is the `reportingInstance` (this replica);
+    /// `dropped` counts Events lost to a full queue or an error.
+    pub fn start(client: Client, instance: &str, dropped: Counter) -> Self {
+        let (queue, receiver) = mpsc::channel::<Event>(QUEUE);
+        let failed = dropped.clone();
+        tokio::spawn(async move {
+            let mut receiver = receiver;
+            futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+                .for_each_concurrent(PUBLISHERS, |event| {
+                    let failed = failed.clone();
+                    let namespace = event.metadata.namespace.clone().unwrap_or_default();
+                    let api: Api<Event> = Api::namespaced(client.clone(), &namespace);
+                    async move {
+                        if let Err(error) = api.create(&PostParams::default(), &event).await {
+                            failed.inc();
+                            tracing::warn!(%error, reason = event.reason, "publishing an event failed");
+                        }
+                    }
+                })
+                .await;
+        });
+        Self {
+            queue,
+            instance: instance.to_owned(),
+            dropped,
+        }
+    }
+
+    /// A recorder for the controller named `controller` (e.g. `baremetal-ccm.io/service-lb`).
+    pub fn recorder(&self, controller: &'static str) -> Recorder {
+        Recorder {
+            publisher: self.clone(),
+            controller,
+        }
+    }
+
+    fn publish<K: Resource<DynamicType = ()>>(
+        &self,
+        controller: &'static str,
+        object: &K,
+        type_: &str,
+        reason: &str,
+        note: String,
+    ) {
+        let event = event(object, controller, &self.instance, type_, reason, note);
+        if self.queue.try_send(event).is_err() {
+            self.dropped.inc();
+            tracing::warn!(reason, "event queue full; event dropped");
+        }
+    }
+}
+
+/// The Event object about `object`, named `<object>.<nanoseconds, hex>` as client-go does.
+/// Events about cluster-scoped objects (Nodes) go to the `default` namespace, as upstream's do.
+fn event<K: Resource<DynamicType = ()>>(
+    object: &K,
+    controller: &str,
+    instance: &str,
+    type_: &str,
+    reason: &str,
+    note: String,
+) -> Event {
+    let regarding: ObjectReference = object.object_ref(&());
+    let now = k8s_openapi::jiff::Timestamp::now();
+    Event {
+        metadata: ObjectMeta {
+            name: Some(format!(
+                "{}.{:x}",
+                object.meta().name.clone().unwrap_or_default(),
+                now.as_nanosecond()
+            )),
+            namespace: Some(
+                regarding
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| "default".to_owned()),
+            ),
+            ..ObjectMeta::default()
+        },
+        event_time: Some(MicroTime(now)),
+        action: Some("Reconcile".to_owned()),
+        reason: Some(reason.to_owned()),
+        // The API limits a note to 1 KiB.
+        note: Some(truncate(note, 1024)),
+        type_: Some(type_.to_owned()),
+        regarding: Some(regarding),
+        reporting_controller: Some(controller.to_owned()),
+        reporting_instance: Some(truncate(instance.to_owned(), 128)),
+        ..Event::default()
+    }
+}
+
+fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{Node, Service};
+
+    const CONTROLLER: &str = "baremetal-ccm.io/service-lb";
+
+    #[test]
+    fn an_event_regards_the_service_and_fits_the_api_limits() {
+        let service = Service {
+            metadata: ObjectMeta {
+                name: Some("web".into()),
+                namespace: Some("shop".into()),
+                uid: Some("u1".into()),
+                ..ObjectMeta::default()
+            },
+            ..Service::default()
+        };
+        let note = "é".repeat(600);
+        let event = event(&service, CONTROLLER, "ccm-a", "Warning", "X", note);
+        assert!(event.metadata.name.unwrap().starts_with("web."));
+        assert_eq!(event.metadata.namespace.as_deref(), Some("shop"));
+        let regarding = event.regarding.unwrap();
+        assert_eq!(
+            (regarding.kind.as_deref(), regarding.uid.as_deref()),
+            (Some("Service"), Some("u1"))
+        );
+        assert_eq!(event.note.unwrap().len(), 1024);
+        assert_eq!(event.reporting_controller.as_deref(), Some(CONTROLLER));
+    }
+
+    #[test]
+    fn events_about_nodes_go_to_the_default_namespace() {
+        let node = Node {
+            metadata: ObjectMeta {
+                name: Some("n1".into()),
+                uid: Some("u2".into()),
+                ..ObjectMeta::default()
+            },
+            ..Node::default()
+        };
+        let event = event(&node, "c", "ccm-a", "Normal", "Synced", String::new());
+        assert_eq!(event.metadata.namespace.as_deref(), Some("default"));
+        let regarding = event.regarding.unwrap();
+        assert_eq!(
+            (regarding.kind.as_deref(), regarding.namespace),
+            (Some("Node"), None)
+        );
+    }
+}
