@@ -93,13 +93,19 @@ impl CloudConfig {
             let deserializer = serde_yaml::Deserializer::from_str(text);
             serde_path_to_error::deserialize(deserializer).map_err(|error| {
                 let field = error.path().to_string();
+                let message = error.into_inner().to_string();
+                // The YAML library prefixes the enclosing map's path itself; ours is exact.
+                let message = match message.split_once(": ") {
+                    Some((prefix, rest)) if field.starts_with(prefix) => rest.to_owned(),
+                    _ => message,
+                };
                 ParseError::Syntax {
                     field: if field == "." {
                         "(top level)".to_owned()
                     } else {
                         field
                     },
-                    message: error.into_inner().to_string(),
+                    message,
                 }
             })?
         };

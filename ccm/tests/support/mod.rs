@@ -22,7 +22,10 @@ use rig::process::{Process, wait_for};
 
 pub const WAIT: Duration = Duration::from_secs(30);
 
-/// Starts `baremetal-ccm controller` against `kubeconfig` as a separate process.
+pub mod nodes;
+
+/// Starts `baremetal-ccm controller --controllers=service-lb` against `kubeconfig` as a
+/// separate process.
 pub fn start_controller(kubeconfig: &Path, identity: &str, extra: &[&str]) -> Process {
     start_controller_with_admin(kubeconfig, identity, extra).0
 }
@@ -33,15 +36,26 @@ pub fn start_controller_with_admin(
     identity: &str,
     extra: &[&str],
 ) -> (Process, std::net::SocketAddr) {
+    let mut args = vec!["--controllers=service-lb"];
+    args.extend_from_slice(extra);
+    start_ccm(kubeconfig, identity, &args)
+}
+
+/// Starts `baremetal-ccm controller` with exactly `args` after the connection flags; returns
+/// the process and its admin server's address.
+pub fn start_ccm(
+    kubeconfig: &Path,
+    identity: &str,
+    args: &[&str],
+) -> (Process, std::net::SocketAddr) {
     let port = free_port().expect("a free port");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_baremetal-ccm"));
     cmd.arg("controller")
         .arg(format!("--kubeconfig={}", kubeconfig.display()))
         .arg(format!("--admin-bind-address=127.0.0.1:{port}"))
         .arg(format!("--identity={identity}"))
-        .arg("--controllers=service-lb")
         .arg("--log-filter=info,baremetal_ccm=debug")
-        .args(extra);
+        .args(args);
     static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let log = std::env::temp_dir().join(format!(
