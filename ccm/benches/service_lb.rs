@@ -19,46 +19,35 @@
     reason = "a benchmark fails loudly"
 )]
 
+mod support;
+
 use std::collections::HashMap;
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use baremetal_ccm::apiserver::RateLimit;
 use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::core::v1::{Namespace, Service, ServicePort, ServiceSpec};
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, ResourceExt as _};
-use rig::cluster::{TestCluster, free_port};
+use rig::cluster::TestCluster;
 use rig::process::{Process, wait_for};
+use support::{BURST, QPS, controller, limited_client, ms, percentile, rss_kib};
 use tokio::sync::{Mutex, Notify};
 
-const QPS: &str = "500";
-const BURST: &str = "1000";
 const CONCURRENCY: usize = 4;
 const LATENCY_SERVICES: usize = 1000;
 const LATENCY_FLOOR_SERVICES: usize = 300;
 const BURST_SERVICES: usize = 5000;
 const RSS_SERVICES: usize = 10_000;
 
-fn controller(kubeconfig: &Path, identity: &str) -> (Process, std::net::SocketAddr) {
-    let port = free_port().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_baremetal-ccm"));
-    cmd.arg("controller")
-        .arg(format!("--kubeconfig={}", kubeconfig.display()))
-        .arg(format!("--admin-bind-address=127.0.0.1:{port}"))
-        .arg(format!("--identity={identity}"))
-        .arg("--controllers=service-lb")
-        .arg(format!("--kube-api-qps={QPS}"))
-        .arg(format!("--kube-api-burst={BURST}"))
-        .arg(format!("--concurrent-service-syncs={CONCURRENCY}"))
-        .arg("--log-filter=warn");
-    let log =
-        std::env::temp_dir().join(format!("bmccm-bench-{identity}-{}.log", std::process::id()));
-    let process = Process::spawn(identity, cmd, &log).unwrap();
-    (process, std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+fn service_lb(kubeconfig: &std::path::Path, identity: &str) -> (Process, std::net::SocketAddr) {
+    let concurrency = format!("--concurrent-service-syncs={CONCURRENCY}");
+    controller(
+        kubeconfig,
+        identity,
+        &["--controllers=service-lb", &concurrency],
+    )
 }
 
 fn service(namespace: &str, name: &str, class: Option<&str>) -> Service {
@@ -185,24 +174,6 @@ async fn create_namespace(client: &Client, name: &str) {
         .unwrap();
 }
 
-/// A client with the controller's rate limit, for the floors.
-async fn limited_client(cluster: &TestCluster) -> Client {
-    let kubeconfig = kube::config::Kubeconfig::read_from(cluster.admin_kubeconfig()).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(
-        kubeconfig,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .unwrap();
-    kube::client::ClientBuilder::try_from(config)
-        .unwrap()
-        .with_layer(&RateLimit::new(
-            QPS.parse().unwrap(),
-            BURST.parse().unwrap(),
-        ))
-        .build()
-}
-
 /// The minimal client: for each Service of `namespace`, optionally the finalizer patch, then
 /// one status patch, `CONCURRENCY` Services at a time.
 async fn floor(client: &Client, namespace: &str, with_finalizer: bool, prefix: &str) -> Duration {
@@ -237,27 +208,6 @@ async fn floor(client: &Client, namespace: &str, with_finalizer: bool, prefix: &
     started.elapsed()
 }
 
-fn rss_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap()
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1}", d.as_secs_f64() * 1000.0)
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -282,7 +232,7 @@ async fn main() {
     watch_addresses(client.clone(), seen.clone());
 
     // Latency, one Service at a time.
-    let (mut ccm, admin) = controller(&cluster.admin_kubeconfig(), "bench-a");
+    let (mut ccm, admin) = service_lb(&cluster.admin_kubeconfig(), "bench-a");
     let ready = wait_for(Duration::from_secs(30), || async {
         tokio::net::TcpStream::connect(admin).await.ok().map(drop)
     })
@@ -352,7 +302,7 @@ async fn main() {
     // Burst from cold.
     create_many(&client, "burst", "burst", BURST_SERVICES, None).await;
     let started = Instant::now();
-    let (mut ccm, _) = controller(&cluster.admin_kubeconfig(), "bench-b");
+    let (mut ccm, _) = service_lb(&cluster.admin_kubeconfig(), "bench-b");
     let done = wait_count(&seen, "burst", BURST_SERVICES, Duration::from_secs(900)).await;
     let burst = done.saturating_duration_since(started);
 

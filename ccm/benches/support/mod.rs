@@ -1,0 +1,89 @@
+//! What the apiserver benchmarks share: the release binary as a process, a client with the
+//! controller's rate limit for the floors, and reading a process's memory.
+
+#![allow(
+    dead_code,
+    reason = "each benchmark uses a different subset of the helpers"
+)]
+#![allow(
+    unreachable_pub,
+    reason = "helpers shared by several bench crates through `mod support`"
+)]
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use baremetal_ccm::apiserver::RateLimit;
+use kube::Client;
+use rig::cluster::{TestCluster, free_port};
+use rig::process::Process;
+
+/// The client-side rate limit both the controller and the floors run with.
+pub const QPS: &str = "500";
+pub const BURST: &str = "1000";
+
+/// Starts `baremetal-ccm controller` (this build) with the benchmark's rate limit and `args`.
+pub fn controller(
+    kubeconfig: &Path,
+    identity: &str,
+    args: &[&str],
+) -> (Process, std::net::SocketAddr) {
+    let port = free_port().expect("a free port");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_baremetal-ccm"));
+    cmd.arg("controller")
+        .arg(format!("--kubeconfig={}", kubeconfig.display()))
+        .arg(format!("--admin-bind-address=127.0.0.1:{port}"))
+        .arg(format!("--identity={identity}"))
+        .arg(format!("--kube-api-qps={QPS}"))
+        .arg(format!("--kube-api-burst={BURST}"))
+        .arg("--log-filter=warn")
+        .args(args);
+    let log =
+        std::env::temp_dir().join(format!("bmccm-bench-{identity}-{}.log", std::process::id()));
+    let process = Process::spawn(identity, cmd, &log).expect("the controller starts");
+    (process, std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// A client with the controller's rate limit, for the floors.
+pub async fn limited_client(cluster: &TestCluster) -> Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(cluster.admin_kubeconfig())
+        .expect("the rig writes a readable kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .expect("the rig's kubeconfig is valid");
+    let limit = RateLimit::new(
+        QPS.parse().expect("QPS is a number"),
+        BURST.parse().expect("BURST is a number"),
+    );
+    kube::client::ClientBuilder::try_from(config)
+        .expect("a client builds from the rig's kubeconfig")
+        .with_layer(&limit)
+        .build()
+}
+
+/// Resident set and its peak, in KiB.
+pub fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("the measured process is alive");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("/proc/<pid>/status has VmRSS and VmHWM")
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+pub fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1000.0)
+}
