@@ -1,0 +1,155 @@
+//! The shipped manifests: the controller runs every controller with exactly the RBAC of
+//! `manifests/rbac/rbac.yaml`, and the workload manifest's arguments are ones the binary takes.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+mod support;
+
+use clap::Parser as _;
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use kube::api::{Api, PostParams};
+use serde::Deserialize as _;
+use support::nodes::*;
+use support::*;
+
+const MANIFESTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests");
+
+fn documents(path: &str) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(format!("{MANIFESTS}/{path}")).unwrap();
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| serde_json::Value::deserialize(doc).unwrap())
+        .filter(|doc| !doc.is_null())
+        .collect()
+}
+
+async fn apply_rbac(client: &kube::Client) {
+    for doc in documents("rbac/rbac.yaml") {
+        let kind = doc["kind"].as_str().unwrap().to_owned();
+        let pp = PostParams::default();
+        match kind.as_str() {
+            "ServiceAccount" => {
+                let sa: ServiceAccount = serde_json::from_value(doc).unwrap();
+                Api::namespaced(client.clone(), "kube-system")
+                    .create(&pp, &sa)
+                    .await
+                    .map(drop)
+            }
+            "ClusterRole" => {
+                let role: ClusterRole = serde_json::from_value(doc).unwrap();
+                Api::all(client.clone()).create(&pp, &role).await.map(drop)
+            }
+            "ClusterRoleBinding" => {
+                let binding: ClusterRoleBinding = serde_json::from_value(doc).unwrap();
+                Api::all(client.clone())
+                    .create(&pp, &binding)
+                    .await
+                    .map(drop)
+            }
+            "Role" => {
+                let role: Role = serde_json::from_value(doc).unwrap();
+                Api::namespaced(client.clone(), "kube-system")
+                    .create(&pp, &role)
+                    .await
+                    .map(drop)
+            }
+            "RoleBinding" => {
+                let binding: RoleBinding = serde_json::from_value(doc).unwrap();
+                Api::namespaced(client.clone(), "kube-system")
+                    .create(&pp, &binding)
+                    .await
+                    .map(drop)
+            }
+            other => panic!("unexpected kind {other} in rbac.yaml"),
+        }
+        .unwrap_or_else(|error| panic!("{kind}: {error}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_controller_works_with_exactly_the_shipped_rbac() {
+    let cluster = cluster(false).await;
+    let admin = cluster.client();
+    apply_rbac(&admin).await;
+    let (kubeconfig, _) = cluster
+        .service_account_client("kube-system", "baremetal-ccm")
+        .await
+        .unwrap();
+    let config = cloud_config("static:\n  defaults: {zone: dc1-a}\n");
+    let cloud_config = format!(
+        "--cloud-config={}",
+        config.path().join("cloud.yaml").display()
+    );
+    let (mut ccm, _) = start_ccm(&kubeconfig, "ccm-rbac", &["--controllers=*", &cloud_config]);
+
+    create_pool(
+        &admin,
+        "pool-a",
+        serde_json::json!({"addresses": ["192.0.2.0/30"], "announce": {"mode": "bgp"}}),
+    )
+    .await;
+    Svc::lb("default", "web").create(&admin).await;
+    KubeletNode::registers("cp-1")
+        .node_ip("198.51.100.1")
+        .create(&admin)
+        .await;
+    assert_eq!(
+        wait_addresses(&admin, "default", "web", 1).await,
+        ["192.0.2.0"]
+    );
+    wait_event(&admin, "default", "web", "EnsuredLoadBalancer").await;
+    let node = wait_node(&admin, "cp-1", |n| {
+        is_initialized(n) && addresses(n).len() == 2
+    })
+    .await;
+    assert_eq!(labels(&node)["topology.kubernetes.io/zone"], "dc1-a");
+    wait_event(&admin, "default", "cp-1", "Synced").await;
+    wait_pool_status(&admin, "pool-a", |s| !s.conditions.is_empty()).await;
+    let lease = Api::<Lease>::namespaced(admin.clone(), "kube-system")
+        .get("baremetal-ccm")
+        .await
+        .unwrap();
+    let holder = lease.spec.and_then(|s| s.holder_identity);
+    assert_eq!(holder.as_deref(), Some("ccm-rbac"));
+    assert!(ccm.is_running(), "{}", ccm.log_tail(4000));
+    let log = ccm.log_tail(200_000);
+    assert!(!log.to_lowercase().contains("forbidden"), "{log}");
+}
+
+#[test]
+fn the_workload_manifest_passes_flags_the_binary_takes() {
+    let docs = documents("controller/controller.yaml");
+    let daemonset: DaemonSet = serde_json::from_value(
+        docs.iter()
+            .find(|d| d["kind"] == "DaemonSet")
+            .unwrap()
+            .clone(),
+    )
+    .unwrap();
+    let pod = daemonset.spec.unwrap().template.spec.unwrap();
+    assert_eq!(pod.host_network, Some(true));
+    let tolerates_all = (pod.tolerations.unwrap().iter())
+        .any(|t| t.operator.as_deref() == Some("Exists") && t.key.is_none());
+    assert!(
+        tolerates_all,
+        "the controller must run on uninitialized, not-ready nodes"
+    );
+    let container = &pod.containers[0];
+    let mut argv = vec!["baremetal-ccm".to_owned()];
+    argv.extend(container.args.clone().unwrap());
+    baremetal_ccm::cli::Cli::try_parse_from(&argv).unwrap();
+    let config: ConfigMap = serde_json::from_value(
+        docs.iter()
+            .find(|d| d["kind"] == "ConfigMap")
+            .unwrap()
+            .clone(),
+    )
+    .unwrap();
+    let text = &config.data.unwrap()["cloud.yaml"];
+    baremetal_ccm::cloud_config::CloudConfig::parse(text).unwrap();
+}
