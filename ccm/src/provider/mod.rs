@@ -11,7 +11,7 @@ use std::fmt;
 use std::future::Future;
 use std::net::IpAddr;
 
-
+pub mod opennebula;
 
 /// What a Node says about itself, as read by the controllers.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
