@@ -105,51 +105,11 @@ pub struct ControllerArgs {
     #[arg(long, default_value_t = 4, env = "BAREMETAL_CCM_CONCURRENT_NODE_SYNCS")]
     pub concurrent_node_syncs: u16,
     /// How often the addresses of initialized nodes are refreshed from the provider.
-    #[arg(long, default_value = "5m", value_parser = parse_duration, env = "BAREMETAL_CCM_NODE_STATUS_UPDATE_FREQUENCY")]
+    #[arg(long, default_value = "5m", value_parser = crate::duration::parse_period, env = "BAREMETAL_CCM_NODE_STATUS_UPDATE_FREQUENCY")]
     pub node_status_update_frequency: Duration,
     /// How often NotReady nodes are checked at the provider (shutdown taint, deletion).
-    #[arg(long, default_value = "5s", value_parser = parse_duration, env = "BAREMETAL_CCM_NODE_MONITOR_PERIOD")]
+    #[arg(long, default_value = "5s", value_parser = crate::duration::parse_period, env = "BAREMETAL_CCM_NODE_MONITOR_PERIOD")]
     pub node_monitor_period: Duration,
-}
-
-/// Parses a Go-style duration: a sequence of numbers with units `ms`, `s`, `m`, `h`
-/// (`300ms`, `5s`, `1m30s`). Zero is refused (a zero period would spin).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    if rest.is_empty() {
-        return Err("empty duration".into());
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let (number, after) = rest.split_at(digits);
-        let value: u64 = number
-            .parse()
-            .map_err(|_not_a_number| format!("{text:?}: expected a number before each unit"))?;
-        let unit_len = after
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(after.len());
-        let (unit, next) = after.split_at(unit_len);
-        let part = match unit {
-            "ms" => Duration::from_millis(value),
-            "s" => Duration::from_secs(value),
-            "m" => Duration::from_secs(value.saturating_mul(60)),
-            "h" => Duration::from_secs(value.saturating_mul(3600)),
-            _ => {
-                return Err(format!(
-                    "{text:?}: unknown unit {unit:?} (use ms, s, m or h)"
-                ));
-            }
-        };
-        total = total.saturating_add(part);
-        rest = next;
-    }
-    if total.is_zero() {
-        return Err(format!("{text:?}: must be longer than zero"));
-    }
-    Ok(total)
 }
 
 #[derive(Debug, Args)]
@@ -194,16 +154,6 @@ mod tests {
         assert!(!args.leader_elect);
         assert_eq!(args.admin.bind_address.port(), 9999);
         assert_eq!(cli.log.log_format, LogFormat::Json);
-    }
-
-    #[test]
-    fn durations_parse_the_go_way() {
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        for bad in ["", "5", "m", "5 m", "5d", "0s", "-1s"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?}");
-        }
     }
 
     #[test]

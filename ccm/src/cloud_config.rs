@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::provider::opennebula::Config as OpenNebulaConfig;
 use crate::provider::static_file::StaticConfig;
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +55,9 @@ pub struct CloudConfig {
     /// Settings of the static provider (defaults and per-node entries).
     #[serde(default, rename = "static")]
     pub static_: Option<StaticConfig>,
+    /// Settings of the OpenNebula provider (endpoint, credentials, mapping).
+    #[serde(default)]
+    pub opennebula: Option<OpenNebulaConfig>,
 }
 
 /// A field problem found after parsing: its path below the file's top and what is wrong.
@@ -123,7 +127,20 @@ impl CloudConfig {
             }
             settings.validate("static")?;
         }
-        Ok(())
+        match (&self.opennebula, self.provider) {
+            (None, ProviderKind::OpenNebula) => Err(FieldError::new(
+                "opennebula",
+                "required when provider is opennebula (at least endpoint and credentials)",
+            )),
+            (Some(_), ProviderKind::Static) => Err(FieldError::new(
+                "opennebula",
+                "given, but provider is static; remove it or set provider: opennebula",
+            )),
+            (Some(settings), ProviderKind::OpenNebula) => settings.validate().map_err(|error| {
+                FieldError::new(format!("opennebula.{}", error.field), error.reason)
+            }),
+            (None, ProviderKind::Static) => Ok(()),
+        }
     }
 }
 
@@ -214,6 +231,21 @@ mod tests {
     fn static_settings_with_another_provider_are_refused() {
         let error = CloudConfig::parse("provider: opennebula\nstatic: {}\n").unwrap_err();
         assert_eq!(error.field(), "static");
+    }
+
+    #[test]
+    fn the_opennebula_provider_needs_its_section_and_checks_it() {
+        assert_eq!(field_of("provider: opennebula\n"), "opennebula");
+        let text = "provider: opennebula\nopennebula:\n  endpoint: http://one:2633/RPC2\n  credentials: {file: /c}\n  tls: {insecureSkipVerify: true}\n";
+        assert_eq!(field_of(text), "opennebula.tls");
+        let wrong_type = "provider: opennebula\nopennebula:\n  endpoint: http://one:2633/RPC2\n  credentials: {file: /c}\n  timeout: soon\n";
+        assert_eq!(field_of(wrong_type), "opennebula.timeout");
+        let good = "provider: opennebula\nopennebula:\n  endpoint: http://one:2633/RPC2\n  credentials: {file: /c}\n";
+        assert!(CloudConfig::parse(good).is_ok());
+        assert_eq!(
+            field_of("opennebula:\n  endpoint: http://one\n  credentials: {file: /c}\n"),
+            "opennebula"
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::cloud_node;
 use crate::events::Publisher;
 use crate::leader::{Elector, LeaseSettings};
 use crate::provider::InstanceProvider;
+use crate::provider::opennebula::OpenNebula;
 use crate::provider::static_file::StaticProvider;
 use crate::service_lb::class::ClassPolicy;
 use crate::service_lb::{self, metrics::Metrics};
@@ -111,7 +112,8 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         &client,
         &events,
         metrics.cloud_node,
-    )?;
+    )
+    .await?;
     let elector = Elector::new(client.clone(), LeaseSettings::new(identity.clone()));
     admin.set_readiness(Readiness::NotReady("waiting for leadership".into()));
     let mut leadership = if args.leader_elect {
@@ -163,7 +165,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
 
 /// The `cloud-node` and `cloud-node-lifecycle` controllers over the configured provider, as
 /// one task (they share the Node watch); a task that never ends when neither is selected.
-fn cloud_controllers(
+async fn cloud_controllers(
     args: &ControllerArgs,
     selected: &BTreeSet<&'static str>,
     config: CloudConfig,
@@ -201,7 +203,12 @@ fn cloud_controllers(
             Ok(task(client, events, provider, settings, metrics))
         }
         ProviderKind::OpenNebula => {
-            anyhow::bail!("the opennebula provider is not part of this build yet")
+            let settings_one = config
+                .opennebula
+                .as_ref()
+                .expect("the cloud config's validation requires the opennebula section");
+            let provider = OpenNebula::connect(settings_one, Some(client)).await?;
+            Ok(task(client, events, provider, settings, metrics))
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod cloud_config;
 pub mod cloud_node;
 pub mod controller;
 pub mod crd;
+pub mod duration;
 pub mod events;
 pub mod ipam;
 pub mod leader;

@@ -11,6 +11,7 @@ use std::fmt;
 use std::future::Future;
 use std::net::IpAddr;
 
+pub mod opennebula;
 pub mod static_file;
 
 /// What a Node says about itself, as read by the controllers.
