@@ -183,7 +183,8 @@ async fn only_class_less_and_our_class_are_served() {
         other.metadata.finalizers.is_none(),
         "a Service of another class is not touched"
     );
-    assert!(events_for(&client, "default", "other").await.is_empty());
+    let events = events_for(&client, "default", "other").await;
+    assert!(events.is_empty(), "{events:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -293,7 +293,9 @@ pub async fn wait_condition(
     })
 }
 
-/// Events about one object, as (type, reason, message).
+/// Events our controllers published about one object, as (type, reason, message). Events
+/// of other reporters are left out: the apiserver's own repair loops may report on a Service
+/// (`ClusterIPNotAllocated` under load), and that is not ours to assert on.
 pub async fn events_for(
     client: &Client,
     namespace: &str,
@@ -306,6 +308,9 @@ pub async fn events_for(
         .expect("events list")
         .items
         .into_iter()
+        .filter(|e| {
+            (e.reporting_component.as_deref()).is_some_and(|c| c.starts_with("baremetal-ccm.io/"))
+        })
         .map(|e| {
             (
                 e.type_.unwrap_or_default(),
