@@ -23,60 +23,26 @@ mod support;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt as _, TryStreamExt as _};
-use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeSpec, NodeStatus, Taint};
-use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt as _};
 use rig::cluster::TestCluster;
+use rig::kubelet::{KubeletNode, UNINITIALIZED};
 use support::{BURST, QPS, controller, limited_client, rss_kib};
 
 const NODES: usize = 1000;
 const CONCURRENCY: usize = 4;
-const UNINITIALIZED: &str = "node.cloudprovider.kubernetes.io/uninitialized";
-
-fn kubelet_node(name: &str, ip: &str) -> Node {
-    Node {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            labels: Some([("kubernetes.io/hostname".to_owned(), name.to_owned())].into()),
-            annotations: Some(
-                [(
-                    "alpha.kubernetes.io/provided-node-ip".to_owned(),
-                    ip.to_owned(),
-                )]
-                .into(),
-            ),
-            ..ObjectMeta::default()
-        },
-        spec: Some(NodeSpec {
-            taints: Some(vec![Taint {
-                key: UNINITIALIZED.into(),
-                value: Some("true".into()),
-                effect: "NoSchedule".into(),
-                ..Taint::default()
-            }]),
-            ..NodeSpec::default()
-        }),
-        status: Some(NodeStatus {
-            addresses: Some(vec![NodeAddress {
-                type_: "Hostname".into(),
-                address: name.into(),
-            }]),
-            ..NodeStatus::default()
-        }),
-    }
-}
 
 fn ip(i: usize) -> String {
     format!("10.{}.{}.{}", 1 + i / 65536, (i / 256) % 256, i % 256)
 }
 
 async fn register(client: &Client, prefix: &str) {
-    let api: Api<Node> = Api::all(client.clone());
     futures::stream::iter(0..NODES)
         .map(|i| {
-            let api = api.clone();
-            let node = kubelet_node(&format!("{prefix}-{i:04}"), &ip(i));
-            async move { api.create(&PostParams::default(), &node).await.map(drop) }
+            let node = KubeletNode::registers(&format!("{prefix}-{i:04}")).node_ip(&ip(i));
+            let client = client.clone();
+            async move { node.try_create(&client).await.map(drop) }
         })
         .buffer_unordered(16)
         .try_collect::<Vec<()>>()

@@ -6,11 +6,13 @@
 //! - [`gobgpd`]: a real gobgpd in a namespace, driven through `gobgp-api-proto`;
 //! - [`bird`]: a real BIRD 2 in a namespace, with its routes parsed;
 //! - [`opennebula`]: a fake OpenNebula XML-RPC endpoint serving VMs the test controls;
+//! - [`kubelet`]: Nodes as kubelets in external cloud-provider mode register them;
 //! - [`tools`]: where the binaries are, at the versions pinned in `hack/versions.env`.
 
 pub mod bird;
 pub mod cluster;
 pub mod gobgpd;
+pub mod kubelet;
 pub mod netns;
 pub mod opennebula;
 pub mod process;
