@@ -1,6 +1,7 @@
 //! The `baremetal-ccm` program: subcommand wiring over the controller, speaker and CRD modules.
 
 pub mod admin;
+pub mod announce;
 pub mod apiserver;
 pub mod cli;
 pub mod cloud_config;
