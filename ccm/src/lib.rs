@@ -14,6 +14,7 @@ pub mod ipam;
 pub mod leader;
 pub mod provider;
 pub mod retry;
+pub mod selector;
 pub mod service_lb;
 pub mod telemetry;
 

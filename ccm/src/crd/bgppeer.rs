@@ -1,7 +1,7 @@
 //! The `BGPPeer` custom resource (`baremetal-ccm.io/v1alpha1`): a router the announcers open
 //! a BGP session with, and, in its status, each speaker's view of that session.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::CustomResource;
 use serde::{Deserialize, Serialize};
 
@@ -17,8 +17,7 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"Peer","type":"string","jsonPath":".spec.peerAddress"}"#,
     printcolumn = r#"{"name":"ASN","type":"integer","jsonPath":".spec.peerASN"}"#,
     printcolumn = r#"{"name":"Placement","type":"string","jsonPath":".spec.placement"}"#,
-    printcolumn = r#"{"name":"Established","type":"string","jsonPath":".status.established"}"#,
-    printcolumn = r#"{"name":"Valid","type":"string","jsonPath":".status.conditions[?(@.type==\"Valid\")].status"}"#,
+    printcolumn = r#"{"name":"Sessions","type":"string","jsonPath":".status.speakers[*].state"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -47,7 +46,8 @@ pub struct BGPPeerSpec {
     /// `nodeLocal`: the nodes whose speakers open this session (all nodes when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_selector: Option<LabelSelector>,
-    /// TCP MD5 signature (RFC 2385) with the password in a Secret.
+    /// TCP MD5 signature (RFC 2385) with the password in a Secret of the namespace the
+    /// controller and speakers run in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_secret_ref: Option<SecretKeyRef>,
     /// eBGP multihop: the TTL of our packets (1, single hop, when absent).
@@ -87,7 +87,9 @@ pub struct BGPPeerSpec {
     pub add_path_send_max: Option<u8>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum Placement {
     #[default]
@@ -95,17 +97,18 @@ pub enum Placement {
     NodeLocal,
 }
 
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, schemars::JsonSchema,
+)]
 pub enum Family {
     IPv4,
     IPv6,
 }
 
-/// A key of a Secret.
+/// A key of a Secret in the controller's namespace.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretKeyRef {
-    pub namespace: String,
     pub name: String,
     pub key: String,
 }
@@ -137,22 +140,14 @@ pub struct Bfd {
 }
 
 /// Observed state: one entry per speaker (a controller replica in `central` placement, a
-/// node's speaker in `nodeLocal`), each written by that speaker alone.
+/// node's speaker in `nodeLocal`), each written by that speaker alone (server-side apply with
+/// a field manager per speaker).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BGPPeerStatus {
-    /// `<established>/<speakers>`, for the printer column.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub established: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["speaker"]))]
     pub speakers: Vec<SpeakerSession>,
-    /// `Valid` (the spec can be configured; the message says what is wrong otherwise).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
-    pub conditions: Vec<Condition>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
 }
 
 /// One speaker's session with the peer, as its gobgpd reports it.

@@ -88,14 +88,56 @@ pub struct AllocationScope {
     pub service_selector: Option<LabelSelector>,
 }
 
-/// Announcement of a pool's addresses. Mode-specific options (BGP communities and peers,
-/// layer-2 interfaces) arrive with the BGP and layer-2 features.
+/// Announcement of a pool's addresses. Layer-2 options arrive with the layer-2 feature.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Announce {
     /// `bgp` (routers learn the address over BGP), `l2` (a node answers ARP/NDP for it) or
     /// `none` (allocated and reported only; the network is configured by other means).
     pub mode: AnnounceMode,
+    /// Options of `mode: bgp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bgp: Option<BgpAnnounce>,
+}
+
+/// CEL: `asn:value`, both 16-bit.
+const COMMUNITY_RULE: &str = "self.all(c, c.matches('^[0-9]{1,5}:[0-9]{1,5}$')  && int(c.split(':')[0]) <= 65535 && int(c.split(':')[1]) <= 65535)";
+/// CEL: `global:local1:local2`, each 32-bit.
+const LARGE_COMMUNITY_RULE: &str = "self.all(c, c.matches('^[0-9]{1,10}:[0-9]{1,10}:[0-9]{1,10}$')  && c.split(':').all(p, int(p) <= 4294967295))";
+
+/// How a BGP pool's addresses are announced.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BgpAnnounce {
+    /// Standard communities (RFC 1997) added to the pool's routes, as `asn:value`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 32),
+        extend("x-kubernetes-validations" = [{"rule": COMMUNITY_RULE, "message": "communities are asn:value with both parts at most 65535"}])
+    )]
+    pub communities: Vec<String>,
+    /// Large communities (RFC 8092), as `global:local1:local2`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 32),
+        extend("x-kubernetes-validations" = [{"rule": LARGE_COMMUNITY_RULE, "message": "large communities are global:local1:local2 with each part at most 4294967295"}])
+    )]
+    pub large_communities: Vec<String>,
+    /// LOCAL_PREF of the pool's routes (seen by iBGP peers only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_preference: Option<u32>,
+    /// Announce IPv4 addresses as the covering prefix of this length instead of /32
+    /// (e.g. 24: one route for the whole /24, whatever addresses are in use).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 32))]
+    pub aggregation_length: Option<u8>,
+    /// The same for IPv6 (128 when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 128))]
+    pub aggregation_length_v6: Option<u8>,
+    /// The `BGPPeer`s (by label) that receive this pool's routes; all peers when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_selector: Option<LabelSelector>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
@@ -148,7 +190,7 @@ pub(crate) fn test_pool(name: &str, addresses: &[&str], mode: AnnounceMode) -> I
             priority: 0,
             allocation_scope: None,
             allow_cross_namespace_sharing: false,
-            announce: Announce { mode },
+            announce: Announce { mode, bgp: None },
         },
     )
 }

@@ -1,15 +1,33 @@
 //! The CustomResourceDefinitions this program owns, rendered as the YAML in `manifests/crds/`.
 
+pub mod bgppeer;
 pub mod ippool;
 
 use std::io::Write;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::CustomResourceExt as _;
+
+use crate::selector::{RequirementSpec, SelectorSpec};
+
+/// A Kubernetes label selector as the plain data the decision modules evaluate.
+pub fn selector_spec(selector: &LabelSelector) -> SelectorSpec {
+    SelectorSpec {
+        match_labels: selector.match_labels.clone().unwrap_or_default(),
+        match_expressions: (selector.match_expressions.iter().flatten())
+            .map(|r| RequirementSpec {
+                key: r.key.clone(),
+                operator: r.operator.clone(),
+                values: r.values.clone().unwrap_or_default(),
+            })
+            .collect(),
+    }
+}
 
 /// Every CRD of the project, in a stable order.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![ippool::IPPool::crd()]
+    vec![ippool::IPPool::crd(), bgppeer::BGPPeer::crd()]
 }
 
 /// Writes every CRD as a YAML document.

@@ -24,13 +24,15 @@ mod pool;
 mod range;
 mod rebuild;
 mod request;
-mod selector;
 mod services;
 mod sharing;
 
 #[cfg(test)]
 mod tests;
 
+pub use crate::selector::{
+    RequirementSpec, Selector, SelectorError, SelectorProblem, SelectorSpec,
+};
 pub use alloc::{Allocator, AssignedAddress, Degraded, DuplicatePool, FamilyUsage, PoolUsage};
 pub use assign::Assignment;
 pub use pending::{Pending, PoolNames, Searched};
@@ -43,5 +45,4 @@ pub use request::{
     FamilyAsk, IpFamilyPolicy, Protocol, RequestError, ServiceKey, ServiceRequest,
     parse_requested_ips, validate_sharing_key,
 };
-pub use selector::{RequirementSpec, Selector, SelectorError, SelectorProblem, SelectorSpec};
 pub use sharing::Clash;

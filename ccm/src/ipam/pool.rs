@@ -9,7 +9,7 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use super::range::{self, AddressRange, Family, RangeError, Span};
-use super::selector::{Selector, SelectorError, SelectorSpec};
+use crate::selector::{Selector, SelectorError, SelectorSpec};
 
 /// A pool as written in the cluster, not yet validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -363,7 +363,7 @@ pub fn overlaps(pools: &[Pool]) -> Vec<Overlap> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ipam::selector::RequirementSpec;
+    use crate::selector::RequirementSpec;
 
     fn pool(spec: PoolSpec) -> Pool {
         Pool::new(&spec).unwrap()

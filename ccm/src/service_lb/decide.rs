@@ -8,7 +8,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::ResourceExt as _;
 
 use super::class::{ClassPolicy, is_ours};
@@ -17,8 +16,8 @@ use super::status::{ALLOCATED_FROM, COND_ALLOCATED, COND_OUTSIDE_POOL, Desired, 
 use crate::crd::ippool::IPPool;
 use crate::ipam::{
     Allocator, AssignedAddress, Existing, Family, InvalidPool, IpFamilyPolicy, Overlap, Pending,
-    Pool, PoolSpec, PoolUsage, Protocol, RequestError, RequirementSpec, ScopeSpec, SelectorSpec,
-    ServiceKey, ServiceRequest, overlaps, parse_requested_ips,
+    Pool, PoolSpec, PoolUsage, Protocol, RequestError, ScopeSpec, ServiceKey, ServiceRequest,
+    overlaps, parse_requested_ips,
 };
 
 /// The labels of a namespace by name (empty for an unknown namespace).
@@ -534,23 +533,16 @@ pub fn pool_spec(pool: &IPPool) -> PoolSpec {
         priority: pool.spec.priority,
         scope: ScopeSpec {
             namespaces: scope.namespaces,
-            namespace_selector: scope.namespace_selector.as_ref().map(selector_spec),
-            service_selector: scope.service_selector.as_ref().map(selector_spec),
+            namespace_selector: scope
+                .namespace_selector
+                .as_ref()
+                .map(crate::crd::selector_spec),
+            service_selector: scope
+                .service_selector
+                .as_ref()
+                .map(crate::crd::selector_spec),
         },
         allow_cross_namespace_sharing: pool.spec.allow_cross_namespace_sharing,
-    }
-}
-
-fn selector_spec(selector: &LabelSelector) -> SelectorSpec {
-    SelectorSpec {
-        match_labels: selector.match_labels.clone().unwrap_or_default(),
-        match_expressions: (selector.match_expressions.iter().flatten())
-            .map(|r| RequirementSpec {
-                key: r.key.clone(),
-                operator: r.operator.clone(),
-                values: r.values.clone().unwrap_or_default(),
-            })
-            .collect(),
     }
 }
 
