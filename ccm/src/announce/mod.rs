@@ -2,3 +2,8 @@
 //! cluster, and the adapter that makes a GoBGP daemon hold exactly that.
 
 pub mod desired;
+pub mod inputs;
+pub mod plan;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,316 @@
+//! What the announcer reads from the cluster, as plain data: which nodes may carry traffic
+//! and at which address, which Service addresses are ours to announce and from which pool,
+//! where Services have ready local endpoints, and the BGP pools and peers as validated specs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::ResourceExt as _;
+
+use super::desired::{Afi, BfdSettings, LargeCommunity};
+use crate::crd::bgppeer::{BGPPeer, Family, Placement, SecretKeyRef};
+use crate::crd::ippool::{AnnounceMode, IPPool};
+use crate::selector::Selector;
+use crate::service_lb::status::{ALLOCATED_FROM, FINALIZER};
+
+pub const EXCLUDE_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
+pub const AUTOSCALER_TAINT: &str = "ToBeDeletedByClusterAutoscaler";
+const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// A node as the announcer sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInput {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    /// Why the node may not carry load-balancer traffic, if it may not.
+    pub ineligible: Option<&'static str>,
+    pub ipv4: Option<Ipv4Addr>,
+    pub ipv6: Option<Ipv6Addr>,
+}
+
+impl NodeInput {
+    pub fn address(&self, afi: Afi) -> Option<IpAddr> {
+        match afi {
+            Afi::Ipv4 => self.ipv4.map(IpAddr::V4),
+            Afi::Ipv6 => self.ipv6.map(IpAddr::V6),
+        }
+    }
+}
+
+/// Reads a Node: eligibility (not being deleted, not marked for deletion by the cluster
+/// autoscaler, not excluded by label, initialized and Ready) and its first InternalIP (else
+/// ExternalIP) of each family.
+pub fn node_input(node: &Node) -> NodeInput {
+    let labels = node.labels().clone();
+    let taints = (node.spec.as_ref().and_then(|s| s.taints.as_deref())).unwrap_or_default();
+    let ready = (node.status.as_ref().and_then(|s| s.conditions.as_deref()))
+        .unwrap_or_default()
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+    let ineligible = if node.metadata.deletion_timestamp.is_some() {
+        Some("being deleted")
+    } else if taints.iter().any(|t| t.key == AUTOSCALER_TAINT) {
+        Some("marked for deletion by the cluster autoscaler")
+    } else if labels.get(EXCLUDE_LABEL).is_some_and(|v| !is_false(v)) {
+        Some("excluded from external load balancers by label")
+    } else if (taints.iter()).any(|t| t.key == crate::cloud_node::plan::UNINITIALIZED_TAINT) {
+        Some("not initialized")
+    } else if !ready {
+        Some("not Ready")
+    } else {
+        None
+    };
+    let addresses = (node.status.as_ref().and_then(|s| s.addresses.as_deref())).unwrap_or_default();
+    let first = |kind: &str, v4: bool| {
+        (addresses.iter())
+            .filter(|a| a.type_ == kind)
+            .filter_map(|a| a.address.parse::<IpAddr>().ok())
+            .find(|ip| ip.is_ipv4() == v4)
+    };
+    let pick = |v4| first("InternalIP", v4).or_else(|| first("ExternalIP", v4));
+    NodeInput {
+        name: node.name_any(),
+        labels,
+        ineligible,
+        ipv4: pick(true).and_then(|ip| match ip {
+            IpAddr::V4(v4) => Some(v4),
+            IpAddr::V6(_) => None,
+        }),
+        ipv6: pick(false).and_then(|ip| match ip {
+            IpAddr::V6(v6) => Some(v6),
+            IpAddr::V4(_) => None,
+        }),
+    }
+}
+
+/// The exclusion label's value the way Kubernetes parses it since 1.34: only a boolean false
+/// (`false`, `0`, `f`, …) includes the node; any other value, empty included, excludes it.
+fn is_false(value: &str) -> bool {
+    matches!(value, "0" | "f" | "F" | "false" | "FALSE" | "False")
+}
+
+/// A Service address to announce and the pool it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceInput {
+    pub namespace: String,
+    pub name: String,
+    pub addresses: Vec<(IpAddr, String)>,
+    /// `externalTrafficPolicy: Local`: only nodes with a ready local endpoint carry it.
+    pub local_only: bool,
+}
+
+/// Reads a Service whose addresses the service-lb controller allocated (our finalizer and
+/// `allocated-from` annotation, one pool per address in order); `None` for any other.
+pub fn service_input(service: &Service) -> Option<ServiceInput> {
+    let spec = service.spec.as_ref()?;
+    if spec.type_.as_deref() != Some("LoadBalancer")
+        || service.metadata.deletion_timestamp.is_some()
+    {
+        return None;
+    }
+    if !service.finalizers().iter().any(|f| f == FINALIZER) {
+        return None;
+    }
+    let pools: Vec<String> = (service.annotations().get(ALLOCATED_FROM)?)
+        .split(',')
+        .map(|p| p.trim().to_owned())
+        .collect();
+    let held = crate::service_lb::request::held_addresses(service);
+    let addresses: Vec<(IpAddr, String)> = held.into_iter().zip(pools).collect();
+    (!addresses.is_empty()).then(|| ServiceInput {
+        namespace: service.namespace().unwrap_or_default(),
+        name: service.name_any(),
+        addresses,
+        local_only: spec.external_traffic_policy.as_deref() == Some("Local"),
+    })
+}
+
+/// Where each Service (namespace, name) has ready endpoints, by node name.
+pub type LocalEndpoints = BTreeMap<(String, String), BTreeSet<String>>;
+
+/// Collects the nodes with ready endpoints of each Service from its EndpointSlices (an
+/// endpoint without a `ready` condition counts as ready, as the API defines it).
+pub fn local_endpoints<'a>(slices: impl IntoIterator<Item = &'a EndpointSlice>) -> LocalEndpoints {
+    let mut nodes = LocalEndpoints::new();
+    for slice in slices {
+        let Some(service) = slice.labels().get(SERVICE_NAME_LABEL) else {
+            continue;
+        };
+        let key = (slice.namespace().unwrap_or_default(), service.clone());
+        let entry = nodes.entry(key).or_default();
+        for endpoint in slice.endpoints.iter().flatten() {
+            let ready = (endpoint.conditions.as_ref().and_then(|c| c.ready)).unwrap_or(true);
+            if let (true, Some(node)) = (ready, endpoint.node_name.as_ref()) {
+                entry.insert(node.clone());
+            }
+        }
+    }
+    nodes
+}
+
+/// A BGP pool's announcement options, parsed.
+#[derive(Debug, Clone)]
+pub struct PoolInput {
+    pub name: String,
+    pub communities: Vec<u32>,
+    pub large_communities: Vec<LargeCommunity>,
+    pub local_preference: Option<u32>,
+    pub aggregation_v4: u8,
+    pub aggregation_v6: u8,
+    pub peer_selector: Option<Selector>,
+}
+
+impl PoolInput {
+    pub fn has_rule(&self) -> bool {
+        !self.communities.is_empty()
+            || !self.large_communities.is_empty()
+            || self.local_preference.is_some()
+            || self.peer_selector.is_some()
+    }
+}
+
+/// Reads a pool with `mode: bgp`; `None` for other modes, an error naming the field when an
+/// option cannot be used (admission rules catch most of these first).
+pub fn pool_input(pool: &IPPool) -> Option<Result<PoolInput, String>> {
+    if pool.spec.announce.mode != AnnounceMode::Bgp {
+        return None;
+    }
+    let options = pool.spec.announce.bgp.clone().unwrap_or_default();
+    let parsed = (|| {
+        let communities = (options.communities.iter())
+            .map(|c| {
+                parse_community(c)
+                    .ok_or_else(|| format!("announce.bgp.communities: {c:?} is not asn:value"))
+            })
+            .collect::<Result<_, _>>()?;
+        let large_communities = (options.large_communities.iter())
+            .map(|c| {
+                parse_large_community(c).ok_or_else(|| {
+                    format!("announce.bgp.largeCommunities: {c:?} is not global:local1:local2")
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let peer_selector = match &options.peer_selector {
+            Some(selector) => Some(
+                Selector::new(&crate::crd::selector_spec(selector))
+                    .map_err(|errors| format!("announce.bgp.peerSelector: {}", errors[0]))?,
+            ),
+            None => None,
+        };
+        Ok(PoolInput {
+            name: pool.name_any(),
+            communities,
+            large_communities,
+            local_preference: options.local_preference,
+            aggregation_v4: options.aggregation_length.unwrap_or(32).min(32),
+            aggregation_v6: options.aggregation_length_v6.unwrap_or(128).min(128),
+            peer_selector,
+        })
+    })();
+    Some(parsed)
+}
+
+fn parse_community(text: &str) -> Option<u32> {
+    let (asn, value) = text.split_once(':')?;
+    let (asn, value): (u16, u16) = (asn.parse().ok()?, value.parse().ok()?);
+    Some(u32::from(asn) << 16 | u32::from(value))
+}
+
+fn parse_large_community(text: &str) -> Option<LargeCommunity> {
+    let mut parts = text.split(':').map(str::parse::<u32>);
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(Ok(a)), Some(Ok(b)), Some(Ok(c)), None) => Some((a, b, c)),
+        _ => None,
+    }
+}
+
+/// A BGP peer, validated.
+#[derive(Debug, Clone)]
+pub struct PeerInput {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub address: IpAddr,
+    pub port: u16,
+    pub peer_asn: u32,
+    pub local_asn: u32,
+    pub placement: Placement,
+    pub node_selector: Option<Selector>,
+    pub password: Option<SecretKeyRef>,
+    pub multihop_ttl: Option<u8>,
+    pub hold_time: Duration,
+    pub keepalive: Duration,
+    pub connect_retry: Duration,
+    pub graceful_restart: Option<Duration>,
+    pub bfd: Option<BfdSettings>,
+    pub families: BTreeSet<Afi>,
+    pub add_path_send_max: u8,
+}
+
+/// Reads a BGPPeer; an error (for its status) names what cannot be configured.
+pub fn peer_input(peer: &BGPPeer) -> Result<PeerInput, String> {
+    let spec = &peer.spec;
+    let address: IpAddr = (spec.peer_address.parse())
+        .map_err(|_not_ip| format!("peerAddress {:?} is not an IP address", spec.peer_address))?;
+    let hold = spec.hold_time_seconds.unwrap_or(90);
+    if hold != 0 && hold < 3 {
+        return Err(format!("holdTimeSeconds {hold}: must be 0 or at least 3"));
+    }
+    let keepalive = spec.keepalive_seconds.unwrap_or(hold / 3);
+    if hold != 0 && keepalive >= hold {
+        return Err(format!(
+            "keepaliveSeconds {keepalive} must be below holdTimeSeconds {hold}"
+        ));
+    }
+    let node_selector = match (&spec.node_selector, spec.placement) {
+        (Some(_), Placement::Central) => {
+            return Err("nodeSelector applies only to placement nodeLocal".into());
+        }
+        (Some(selector), Placement::NodeLocal) => Some(
+            Selector::new(&crate::crd::selector_spec(selector))
+                .map_err(|errors| format!("nodeSelector: {}", errors[0]))?,
+        ),
+        (None, _) => None,
+    };
+    let families: BTreeSet<Afi> = if spec.families.is_empty() {
+        [Afi::of(&address)].into()
+    } else {
+        (spec.families.iter())
+            .map(|f| match f {
+                Family::IPv4 => Afi::Ipv4,
+                Family::IPv6 => Afi::Ipv6,
+            })
+            .collect()
+    };
+    let ms =
+        |value: Option<u32>, default: u64| Duration::from_millis(value.map_or(default, u64::from));
+    Ok(PeerInput {
+        name: peer.name_any(),
+        labels: peer.labels().clone(),
+        address,
+        port: spec.port.unwrap_or(179),
+        peer_asn: spec.peer_asn,
+        local_asn: spec.local_asn,
+        placement: spec.placement,
+        node_selector,
+        password: spec.password_secret_ref.clone(),
+        multihop_ttl: spec.ebgp_multihop_ttl,
+        hold_time: Duration::from_secs(u64::from(hold)),
+        keepalive: Duration::from_secs(u64::from(keepalive)),
+        connect_retry: Duration::from_secs(u64::from(spec.connect_retry_seconds.unwrap_or(5))),
+        graceful_restart: (spec.graceful_restart.as_ref())
+            .map(|gr| Duration::from_secs(u64::from(gr.restart_time_seconds.unwrap_or(120)))),
+        bfd: spec.bfd.as_ref().map(|bfd| BfdSettings {
+            min_rx: ms(bfd.min_rx_ms, 300),
+            min_tx: ms(bfd.min_tx_ms, 300),
+            multiplier: bfd.multiplier.unwrap_or(3),
+        }),
+        families,
+        add_path_send_max: match spec.placement {
+            Placement::Central => spec.add_path_send_max.unwrap_or(16),
+            Placement::NodeLocal => 0,
+        },
+    })
+}

@@ -1,0 +1,259 @@
+//! The announcer's decision: from the cluster's pools, peers, Services, endpoints and nodes
+//! to the exact state one speaker's GoBGP daemon should hold. Every controller replica (and,
+//! in node-local placement, every node's speaker) computes it alone from the same inputs, so
+//! no coordination is needed and routers see the same paths from every replica.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+
+use super::desired::{Afi, DesiredDaemon, DesiredPath, DesiredPeer, ExportRule, Global, Password};
+use super::inputs::{LocalEndpoints, NodeInput, PeerInput, PoolInput, ServiceInput};
+use crate::crd::bgppeer::{Placement, SecretKeyRef};
+
+/// Who runs the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Speaker {
+    /// A controller replica: central peers; every eligible node is a next hop.
+    Central { asn: u32, router_id: Ipv4Addr },
+    /// A node's speaker: the node-local peers selecting this node; next hop self.
+    NodeLocal {
+        node: String,
+        asn: u32,
+        router_id: Ipv4Addr,
+    },
+}
+
+/// Everything the plan is computed from.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    pub pools: &'a [PoolInput],
+    pub peers: &'a [PeerInput],
+    pub services: &'a [ServiceInput],
+    pub endpoints: &'a LocalEndpoints,
+    pub nodes: &'a [NodeInput],
+}
+
+/// The plan: the daemon state, and the peers that could not be configured and why (for
+/// their status).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Plan {
+    pub daemon: DesiredDaemon,
+    pub skipped_peers: BTreeMap<String, String>,
+    /// Names of the BGPPeers configured in this daemon, by address.
+    pub peer_names: BTreeMap<IpAddr, String>,
+}
+
+/// Computes the plan. `password` resolves a peer's Secret reference (an error skips the peer
+/// with that message).
+pub fn plan(
+    speaker: &Speaker,
+    inputs: Inputs<'_>,
+    password: &dyn Fn(&SecretKeyRef) -> Result<String, String>,
+) -> Plan {
+    let mut plan = Plan::default();
+    let (asn, router_id) = match speaker {
+        Speaker::Central { asn, router_id } | Speaker::NodeLocal { asn, router_id, .. } => {
+            (*asn, *router_id)
+        }
+    };
+    plan.daemon.global = Global {
+        asn,
+        router_id,
+        listen_port: -1,
+    };
+    let this_node = match speaker {
+        Speaker::Central { .. } => None,
+        Speaker::NodeLocal { node, .. } => {
+            let Some(node) = inputs.nodes.iter().find(|n| &n.name == node) else {
+                // The speaker's node is not (yet) known: it announces nothing.
+                return plan;
+            };
+            Some(node)
+        }
+    };
+    select_peers(&mut plan, inputs.peers, this_node, password);
+    let by_pool: BTreeMap<&str, &PoolInput> =
+        inputs.pools.iter().map(|p| (p.name.as_str(), p)).collect();
+    let ids = path_ids(inputs.nodes);
+    let mut prefixes_of_pool: BTreeMap<&str, BTreeSet<IpNet>> = BTreeMap::new();
+    for service in inputs.services {
+        let local = (service.local_only).then(|| {
+            inputs
+                .endpoints
+                .get(&(service.namespace.clone(), service.name.clone()))
+        });
+        let carries = |node: &NodeInput| {
+            node.ineligible.is_none()
+                && local.is_none_or(|nodes| nodes.is_some_and(|n| n.contains(&node.name)))
+        };
+        for (address, pool_name) in &service.addresses {
+            let Some(pool) = by_pool.get(pool_name.as_str()) else {
+                continue;
+            };
+            let prefix = aggregate(*address, pool);
+            let afi = Afi::of(address);
+            let next_hops: Vec<(IpAddr, u32)> = match this_node {
+                None => (inputs.nodes.iter())
+                    .filter(|n| carries(n))
+                    .filter_map(|n| Some((n.address(afi)?, ids[n.name.as_str()])))
+                    .collect(),
+                Some(node) if carries(node) && node.address(afi).is_some() => {
+                    vec![(unspecified(afi), 0)]
+                }
+                Some(_) => Vec::new(),
+            };
+            if next_hops.is_empty() {
+                continue;
+            }
+            for (next_hop, path_id) in next_hops {
+                plan.daemon.paths.insert(DesiredPath {
+                    prefix,
+                    next_hop,
+                    path_id,
+                });
+            }
+            prefixes_of_pool
+                .entry(pool.name.as_str())
+                .or_default()
+                .insert(prefix);
+        }
+    }
+    plan.daemon.export = export_rules(inputs, &plan, &prefixes_of_pool);
+    plan
+}
+
+fn select_peers(
+    plan: &mut Plan,
+    peers: &[PeerInput],
+    this_node: Option<&NodeInput>,
+    password: &dyn Fn(&SecretKeyRef) -> Result<String, String>,
+) {
+    let mut sorted: Vec<&PeerInput> = peers.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    for peer in sorted {
+        let selected = match (this_node, peer.placement) {
+            (None, Placement::Central) => true,
+            (Some(node), Placement::NodeLocal) => {
+                (peer.node_selector.as_ref()).is_none_or(|s| s.matches(&node.labels))
+            }
+            _ => false,
+        };
+        if !selected {
+            continue;
+        }
+        if let Some(first) = plan.peer_names.get(&peer.address) {
+            let note = format!(
+                "peer address {} is already configured by BGPPeer {first}",
+                peer.address
+            );
+            plan.skipped_peers.insert(peer.name.clone(), note);
+            continue;
+        }
+        let secret = match &peer.password {
+            Some(reference) => match password(reference) {
+                Ok(secret) => Some(Password(secret)),
+                Err(note) => {
+                    plan.skipped_peers.insert(peer.name.clone(), note);
+                    continue;
+                }
+            },
+            None => None,
+        };
+        plan.peer_names.insert(peer.address, peer.name.clone());
+        plan.daemon.peers.insert(
+            peer.address,
+            DesiredPeer {
+                address: peer.address,
+                port: peer.port,
+                peer_asn: peer.peer_asn,
+                local_asn: peer.local_asn,
+                source: peer.name.clone(),
+                password: secret,
+                multihop_ttl: peer.multihop_ttl,
+                hold_time: peer.hold_time,
+                keepalive: peer.keepalive,
+                connect_retry: peer.connect_retry,
+                graceful_restart: peer.graceful_restart,
+                bfd: peer.bfd,
+                families: peer.families.clone(),
+                add_path_send_max: peer.add_path_send_max,
+            },
+        );
+    }
+}
+
+fn export_rules(
+    inputs: Inputs<'_>,
+    plan: &Plan,
+    prefixes_of_pool: &BTreeMap<&str, BTreeSet<IpNet>>,
+) -> Vec<ExportRule> {
+    let mut pools: Vec<&PoolInput> = inputs.pools.iter().filter(|p| p.has_rule()).collect();
+    pools.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut rules = Vec::new();
+    for pool in pools {
+        let Some(prefixes) = prefixes_of_pool.get(pool.name.as_str()) else {
+            continue;
+        };
+        let peers = pool.peer_selector.as_ref().map(|selector| {
+            (inputs.peers.iter())
+                .filter(|p| selector.matches(&p.labels))
+                .filter(|p| plan.peer_names.get(&p.address) == Some(&p.name))
+                .map(|p| p.address)
+                .collect()
+        });
+        rules.push(ExportRule {
+            name: pool.name.clone(),
+            prefixes: prefixes.clone(),
+            peers,
+            communities: pool.communities.clone(),
+            large_communities: pool.large_communities.clone(),
+            local_preference: pool.local_preference,
+        });
+    }
+    rules
+}
+
+/// The prefix announced for `address` from `pool`: the host route, or the covering prefix of
+/// the pool's aggregation length.
+fn aggregate(address: IpAddr, pool: &PoolInput) -> IpNet {
+    let length = match address {
+        IpAddr::V4(_) => pool.aggregation_v4,
+        IpAddr::V6(_) => pool.aggregation_v6,
+    };
+    IpNet::new(address, length)
+        .expect("aggregation lengths are clamped to the family's width")
+        .trunc()
+}
+
+fn unspecified(afi: Afi) -> IpAddr {
+    match afi {
+        Afi::Ipv4 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        Afi::Ipv6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    }
+}
+
+/// A stable, non-zero ADD-PATH identifier per node: a hash of its name, collisions moved to
+/// the next free value in name order. It does not depend on which nodes are eligible, so a
+/// node's paths keep their identifier while others come and go.
+pub fn path_ids(nodes: &[NodeInput]) -> BTreeMap<&str, u32> {
+    let mut names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+    names.sort_unstable();
+    let mut taken = BTreeSet::new();
+    let mut ids = BTreeMap::new();
+    for name in names {
+        let mut id = fnv1a(name.as_bytes()).max(1);
+        while !taken.insert(id) {
+            id = id.checked_add(1).unwrap_or(1);
+        }
+        ids.insert(name, id);
+    }
+    ids
+}
+
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(*byte)).wrapping_mul(0x0100_0193)
+    })
+}
