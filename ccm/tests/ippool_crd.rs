@@ -66,6 +66,13 @@ async fn malformed_pools_are_rejected_at_admission() {
             "single",
             serde_json::json!({"addresses": ["192.0.2.7-192.0.2.7"], "announce": {"mode": "bgp"}}),
         ),
+        (
+            "bgp-options",
+            serde_json::json!({"addresses": ["192.0.2.64/26"], "announce": {"mode": "bgp", "bgp": {
+                "communities": ["64512:100", "65535:65281"], "largeCommunities": ["4200000000:1:2"],
+                "localPreference": 200, "aggregationLength": 26, "aggregationLengthV6": 64,
+                "peerSelector": {"matchLabels": {"tier": "edge"}}}}}),
+        ),
     ];
     for (name, spec) in valid {
         let created = create(&client, pool(name, spec))
@@ -113,6 +120,22 @@ async fn malformed_pools_are_rejected_at_admission() {
             "bad-mode",
             serde_json::json!({"addresses": ["192.0.2.0/24"], "announce": {"mode": "ospf"}}),
         ),
+        (
+            "bad-community",
+            serde_json::json!({"addresses": ["192.0.2.0/24"], "announce": {"mode": "bgp", "bgp": {"communities": ["70000:1"]}}}),
+        ),
+        (
+            "bad-community-shape",
+            serde_json::json!({"addresses": ["192.0.2.0/24"], "announce": {"mode": "bgp", "bgp": {"communities": ["no-export"]}}}),
+        ),
+        (
+            "bad-large-community",
+            serde_json::json!({"addresses": ["192.0.2.0/24"], "announce": {"mode": "bgp", "bgp": {"largeCommunities": ["1:2"]}}}),
+        ),
+        (
+            "bad-aggregation",
+            serde_json::json!({"addresses": ["192.0.2.0/24"], "announce": {"mode": "bgp", "bgp": {"aggregationLength": 33}}}),
+        ),
     ];
     for (name, spec) in invalid {
         let error = create(&client, pool(name, spec))
@@ -131,5 +154,101 @@ async fn malformed_pools_are_rejected_at_admission() {
         .into_iter()
         .filter_map(|p| p.metadata.name)
         .collect();
-    assert_eq!(names.len(), 4, "only the valid pools exist: {names:?}");
+    assert_eq!(names.len(), 5, "only the valid pools exist: {names:?}");
+}
+
+fn bgp_peer(name: &str, spec: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "baremetal-ccm.io/v1alpha1",
+        "kind": "BGPPeer",
+        "metadata": {"name": name},
+        "spec": spec,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_bgp_peers_are_rejected_at_admission() {
+    use baremetal_ccm::crd::bgppeer::BGPPeer;
+    let cluster = TestCluster::start().await.expect("cluster starts");
+    cluster
+        .install_project_crds()
+        .await
+        .expect("project CRDs install");
+    let client = cluster.client();
+    let resource = ApiResource::erase::<BGPPeer>(&());
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+    let post = |value: serde_json::Value| {
+        let api = api.clone();
+        async move {
+            api.create(
+                &PostParams::default(),
+                &serde_json::from_value(value).unwrap(),
+            )
+            .await
+        }
+    };
+    let valid = [
+        (
+            "v4",
+            serde_json::json!({"peerAddress": "198.51.100.1", "peerASN": 64500, "localASN": 64512}),
+        ),
+        (
+            "full",
+            serde_json::json!({"peerAddress": "2001:db8::1", "peerASN": 4200000000u32, "localASN": 64512,
+            "port": 1179, "placement": "nodeLocal", "nodeSelector": {"matchLabels": {"rack": "r1"}},
+            "passwordSecretRef": {"name": "bgp", "key": "password"}, "ebgpMultihopTtl": 3,
+            "holdTimeSeconds": 9, "keepaliveSeconds": 3, "connectRetrySeconds": 2,
+            "gracefulRestart": {"restartTimeSeconds": 60}, "bfd": {"minRxMs": 100, "minTxMs": 100, "multiplier": 3},
+            "families": ["IPv6"], "addPathSendMax": 8}),
+        ),
+    ];
+    for (name, spec) in valid {
+        post(bgp_peer(name, spec))
+            .await
+            .unwrap_or_else(|e| panic!("peer {name} is valid: {e:?}"));
+    }
+    let typed: Api<BGPPeer> = Api::all(client.clone());
+    let v4 = typed.get("v4").await.unwrap();
+    assert_eq!(
+        v4.spec.placement,
+        baremetal_ccm::crd::bgppeer::Placement::Central
+    );
+    let invalid = [
+        (
+            "not-ip",
+            serde_json::json!({"peerAddress": "router-1", "peerASN": 64500, "localASN": 64512}),
+        ),
+        (
+            "asn-zero",
+            serde_json::json!({"peerAddress": "198.51.100.1", "peerASN": 0, "localASN": 64512}),
+        ),
+        (
+            "no-local-asn",
+            serde_json::json!({"peerAddress": "198.51.100.1", "peerASN": 64500}),
+        ),
+        (
+            "bad-placement",
+            serde_json::json!({"peerAddress": "198.51.100.1", "peerASN": 64500, "localASN": 64512, "placement": "everywhere"}),
+        ),
+        (
+            "bad-family",
+            serde_json::json!({"peerAddress": "198.51.100.1", "peerASN": 64500, "localASN": 64512, "families": ["IPX"]}),
+        ),
+        (
+            "bad-ttl",
+            serde_json::json!({"peerAddress": "198.51.100.1", "peerASN": 64500, "localASN": 64512, "ebgpMultihopTtl": 0}),
+        ),
+        (
+            "bad-bfd",
+            serde_json::json!({"peerAddress": "198.51.100.1", "peerASN": 64500, "localASN": 64512, "bfd": {"minRxMs": 1}}),
+        ),
+    ];
+    for (name, spec) in invalid {
+        match post(bgp_peer(name, spec)).await {
+            Err(kube::Error::Api(status)) => {
+                assert_eq!(status.code, 422, "peer {name}: {status:?}")
+            }
+            other => panic!("peer {name}: expected a 422 from admission, got {other:?}"),
+        }
+    }
 }

@@ -100,10 +100,10 @@ pub struct Announce {
     pub bgp: Option<BgpAnnounce>,
 }
 
-/// CEL: `asn:value`, both 16-bit.
-const COMMUNITY_RULE: &str = "self.all(c, c.matches('^[0-9]{1,5}:[0-9]{1,5}$')  && int(c.split(':')[0]) <= 65535 && int(c.split(':')[1]) <= 65535)";
-/// CEL: `global:local1:local2`, each 32-bit.
-const LARGE_COMMUNITY_RULE: &str = "self.all(c, c.matches('^[0-9]{1,10}:[0-9]{1,10}:[0-9]{1,10}$')  && c.split(':').all(p, int(p) <= 4294967295))";
+/// `asn:value`, both at most 65535 (a schema pattern: free of CEL cost).
+const COMMUNITY_PATTERN: &str = "^(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}):(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})$";
+/// `global:local1:local2`, each at most 4294967295.
+const LARGE_COMMUNITY_PATTERN: &str = "^(429496729[0-5]|42949672[0-8][0-9]|4294967[01][0-9]{2}|429496[0-6][0-9]{3}|42949[0-5][0-9]{4}|4294[0-8][0-9]{5}|429[0-3][0-9]{6}|42[0-8][0-9]{7}|4[01][0-9]{8}|[1-3][0-9]{9}|[0-9]{1,9}):(429496729[0-5]|42949672[0-8][0-9]|4294967[01][0-9]{2}|429496[0-6][0-9]{3}|42949[0-5][0-9]{4}|4294[0-8][0-9]{5}|429[0-3][0-9]{6}|42[0-8][0-9]{7}|4[01][0-9]{8}|[1-3][0-9]{9}|[0-9]{1,9}):(429496729[0-5]|42949672[0-8][0-9]|4294967[01][0-9]{2}|429496[0-6][0-9]{3}|42949[0-5][0-9]{4}|4294[0-8][0-9]{5}|429[0-3][0-9]{6}|42[0-8][0-9]{7}|4[01][0-9]{8}|[1-3][0-9]{9}|[0-9]{1,9})$";
 
 /// How a BGP pool's addresses are announced.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
@@ -111,17 +111,11 @@ const LARGE_COMMUNITY_RULE: &str = "self.all(c, c.matches('^[0-9]{1,10}:[0-9]{1,
 pub struct BgpAnnounce {
     /// Standard communities (RFC 1997) added to the pool's routes, as `asn:value`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(
-        length(max = 32),
-        extend("x-kubernetes-validations" = [{"rule": COMMUNITY_RULE, "message": "communities are asn:value with both parts at most 65535"}])
-    )]
+    #[schemars(length(max = 32), inner(length(max = 11), pattern(COMMUNITY_PATTERN)))]
     pub communities: Vec<String>,
     /// Large communities (RFC 8092), as `global:local1:local2`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(
-        length(max = 32),
-        extend("x-kubernetes-validations" = [{"rule": LARGE_COMMUNITY_RULE, "message": "large communities are global:local1:local2 with each part at most 4294967295"}])
-    )]
+    #[schemars(length(max = 32), inner(length(max = 32), pattern(LARGE_COMMUNITY_PATTERN)))]
     pub large_communities: Vec<String>,
     /// LOCAL_PREF of the pool's routes (seen by iBGP peers only).
     #[serde(default, skip_serializing_if = "Option::is_none")]

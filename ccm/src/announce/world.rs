@@ -1,0 +1,265 @@
+//! The announcer's view of the cluster: watched caches of Services, Nodes, EndpointSlices,
+//! IPPools, BGPPeers and the password Secrets, slimmed to what planning reads, and a signal
+//! that something changed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt as _};
+use k8s_openapi::api::core::v1::{Node, NodeCondition, NodeStatus, Secret, Service, ServiceSpec};
+use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointSlice};
+use kube::api::Api;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt as _, watcher};
+use kube::{Client, Resource, ResourceExt as _};
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+
+use super::inputs::{self, LocalEndpoints, NodeInput, PeerInput, PoolInput, ServiceInput};
+use crate::crd::bgppeer::{BGPPeer, SecretKeyRef};
+use crate::crd::ippool::IPPool;
+use crate::service_lb::status::ALLOCATED_FROM;
+
+/// The caches; cheap to clone.
+#[derive(Clone)]
+pub struct World {
+    services: Store<Service>,
+    nodes: Store<Node>,
+    slices: Store<EndpointSlice>,
+    pools: Store<IPPool>,
+    peers: Store<BGPPeer>,
+    secrets: Store<Secret>,
+    namespace: String,
+    listed: Vec<watch::Receiver<bool>>,
+}
+
+impl std::fmt::Debug for World {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("World")
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything planning reads, taken from the caches at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub pools: Vec<PoolInput>,
+    /// Pools whose announce options cannot be used, with the reason.
+    pub invalid_pools: BTreeMap<String, String>,
+    pub peers: Vec<PeerInput>,
+    /// Peers whose spec cannot be configured, with the reason.
+    pub invalid_peers: BTreeMap<String, String>,
+    pub services: Vec<ServiceInput>,
+    pub endpoints: LocalEndpoints,
+    pub nodes: Vec<NodeInput>,
+}
+
+impl World {
+    /// Starts the watches; `changed` is bumped on every event. Password Secrets are read from
+    /// `namespace` only.
+    pub fn start(client: &Client, namespace: &str, changed: watch::Sender<u64>) -> World {
+        let changed = Arc::new(changed);
+        let mut listed = Vec::new();
+        let services = watch_all(
+            Api::all(client.clone()),
+            slim_service,
+            &changed,
+            &mut listed,
+        );
+        let nodes = watch_all(Api::all(client.clone()), slim_node, &changed, &mut listed);
+        let slices = watch_all(Api::all(client.clone()), slim_slice, &changed, &mut listed);
+        let pools = watch_all(Api::all(client.clone()), |_| {}, &changed, &mut listed);
+        let peers = watch_all(Api::all(client.clone()), |_| {}, &changed, &mut listed);
+        let secrets = watch_all(
+            Api::namespaced(client.clone(), namespace),
+            |secret: &mut Secret| secret.managed_fields_mut().clear(),
+            &changed,
+            &mut listed,
+        );
+        World {
+            services,
+            nodes,
+            slices,
+            pools,
+            peers,
+            secrets,
+            namespace: namespace.to_owned(),
+            listed,
+        }
+    }
+
+    /// Waits until every watch has listed once.
+    pub async fn listed(&self) {
+        for signal in &self.listed {
+            let mut signal = signal.clone();
+            // A closed signal means the watch task ended (shutdown): nothing to wait for.
+            let _ = signal.wait_for(|done| *done).await;
+        }
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let mut snapshot = Snapshot::default();
+        for pool in self.pools.state() {
+            match inputs::pool_input(&pool) {
+                Some(Ok(input)) => snapshot.pools.push(input),
+                Some(Err(reason)) => {
+                    snapshot.invalid_pools.insert(pool.name_any(), reason);
+                }
+                None => {}
+            }
+        }
+        for peer in self.peers.state() {
+            match inputs::peer_input(&peer) {
+                Ok(input) => snapshot.peers.push(input),
+                Err(reason) => {
+                    snapshot.invalid_peers.insert(peer.name_any(), reason);
+                }
+            }
+        }
+        snapshot.services = (self.services.state().iter())
+            .filter_map(|s| inputs::service_input(s))
+            .collect();
+        let slices = self.slices.state();
+        snapshot.endpoints = inputs::local_endpoints(slices.iter().map(|s| &**s));
+        snapshot.nodes = (self.nodes.state().iter())
+            .map(|n| inputs::node_input(n))
+            .collect();
+        snapshot
+    }
+
+    /// The password a peer's Secret reference points at.
+    pub fn password(&self, reference: &SecretKeyRef) -> Result<String, String> {
+        let secret = (self.secrets.state().into_iter())
+            .find(|s| s.name_any() == reference.name)
+            .ok_or_else(|| {
+                format!(
+                    "password Secret {}/{} does not exist",
+                    self.namespace, reference.name
+                )
+            })?;
+        let bytes =
+            (secret.data.as_ref().and_then(|d| d.get(&reference.key))).ok_or_else(|| {
+                format!(
+                    "password Secret {}/{} has no key {:?}",
+                    self.namespace, reference.name, reference.key
+                )
+            })?;
+        let text = String::from_utf8(bytes.0.clone()).map_err(|_not_utf8| {
+            format!(
+                "password in Secret {}/{} is not UTF-8 text",
+                self.namespace, reference.name
+            )
+        })?;
+        Ok(text.trim_end_matches(['\r', '\n']).to_owned())
+    }
+}
+
+/// Drives a reflector for `api` on its own task; marks it listed after the first list and
+/// bumps `changed` on every event.
+fn watch_all<K>(
+    api: Api<K>,
+    slim: impl FnMut(&mut K) + Send + 'static,
+    changed: &Arc<watch::Sender<u64>>,
+    listed: &mut Vec<watch::Receiver<bool>>,
+) -> Store<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let (listed_tx, listed_rx) = watch::channel(false);
+    listed.push(listed_rx);
+    let changed = changed.clone();
+    let what = K::kind(&()).into_owned();
+    let stream = reflector::reflector(
+        writer,
+        watcher(api, watcher::Config::default())
+            .default_backoff()
+            .modify(slim),
+    );
+    tokio::spawn(drive(stream, what, listed_tx, changed));
+    store
+}
+
+async fn drive<K>(
+    stream: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
+    what: String,
+    listed: watch::Sender<bool>,
+    changed: Arc<watch::Sender<u64>>,
+) {
+    let mut stream = std::pin::pin!(stream);
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(watcher::Event::InitDone) => {
+                listed.send_replace(true);
+            }
+            Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => continue,
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, kind = what, "watch failed; retrying");
+                continue;
+            }
+        }
+        changed.send_modify(|generation| *generation = generation.wrapping_add(1));
+    }
+}
+
+/// Keeps what [`inputs::service_input`] reads.
+fn slim_service(service: &mut Service) {
+    service.managed_fields_mut().clear();
+    let from = service.annotations().get(ALLOCATED_FROM).cloned();
+    service.metadata.annotations = from.map(|f| [(ALLOCATED_FROM.to_owned(), f)].into());
+    service.metadata.labels = None;
+    service.metadata.owner_references = None;
+    service.spec = service.spec.take().map(|spec| ServiceSpec {
+        type_: spec.type_,
+        external_traffic_policy: spec.external_traffic_policy,
+        ..ServiceSpec::default()
+    });
+}
+
+/// Keeps what [`inputs::node_input`] reads; the Ready condition without its timestamps, so
+/// that heartbeats change nothing.
+fn slim_node(node: &mut Node) {
+    node.managed_fields_mut().clear();
+    node.metadata.annotations = None;
+    let status = node.status.take().unwrap_or_default();
+    let ready = (status.conditions.into_iter().flatten())
+        .filter(|c| c.type_ == "Ready")
+        .map(|c| NodeCondition {
+            type_: c.type_,
+            status: c.status,
+            ..NodeCondition::default()
+        })
+        .collect();
+    node.status = Some(NodeStatus {
+        addresses: status.addresses,
+        conditions: Some(ready),
+        ..NodeStatus::default()
+    });
+}
+
+/// Keeps the service-name label and each endpoint's node and readiness.
+fn slim_slice(slice: &mut EndpointSlice) {
+    slice.managed_fields_mut().clear();
+    slice.metadata.annotations = None;
+    slice.ports = None;
+    slice.endpoints = slice.endpoints.take().map(|endpoints| {
+        (endpoints.into_iter())
+            .map(|e| Endpoint {
+                node_name: e.node_name,
+                conditions: e.conditions.map(|c| EndpointConditions {
+                    ready: c.ready,
+                    ..EndpointConditions::default()
+                }),
+                ..Endpoint::default()
+            })
+            .collect()
+    });
+}
