@@ -39,7 +39,10 @@ async fn the_entrypoint_serves_the_api_on_the_socket_and_the_health_check_follow
         .env("GOBGPD", Tool::Gobgpd.path().unwrap())
         .env("GOBGP_LOG_LEVEL", "debug");
     let mut daemon = Process::spawn("sidecar", cmd, &dir.path().join("sidecar.log")).unwrap();
-    let up = wait_for(Duration::from_secs(20), || async { healthy(&socket).then_some(()) }).await;
+    let up = wait_for(Duration::from_secs(20), || async {
+        healthy(&socket).then_some(())
+    })
+    .await;
     assert!(up.is_some(), "{}", daemon.log_tail(4000));
     // No TCP API (gobgpd's default listens on :50051 on every interface).
     let tcp = std::net::TcpStream::connect_timeout(
@@ -68,11 +71,20 @@ fn the_image_build_takes_the_pinned_version_from_one_place() {
         .unwrap();
     assert!(printed.status.success());
     let command = String::from_utf8(printed.stdout).unwrap();
-    assert!(command.contains(&format!("GOBGP_VERSION={pinned}")), "{command}");
-    let containerfile = std::fs::read_to_string(repo().join("gobgp-sidecar/Containerfile")).unwrap();
     assert!(
-        containerfile.lines().any(|l| l.trim() == "ARG GOBGP_VERSION"),
+        command.contains(&format!("GOBGP_VERSION={pinned}")),
+        "{command}"
+    );
+    let containerfile =
+        std::fs::read_to_string(repo().join("gobgp-sidecar/Containerfile")).unwrap();
+    assert!(
+        containerfile
+            .lines()
+            .any(|l| l.trim() == "ARG GOBGP_VERSION"),
         "the Containerfile declares the version without a default"
     );
-    assert!(!containerfile.contains(&pinned), "the version is not repeated in the Containerfile");
+    assert!(
+        !containerfile.contains(&pinned),
+        "the version is not repeated in the Containerfile"
+    );
 }

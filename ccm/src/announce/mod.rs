@@ -4,6 +4,7 @@
 pub mod desired;
 pub mod inputs;
 pub mod plan;
+pub mod status;
 pub mod world;
 
 #[cfg(test)]

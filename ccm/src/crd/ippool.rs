@@ -115,7 +115,10 @@ pub struct BgpAnnounce {
     pub communities: Vec<String>,
     /// Large communities (RFC 8092), as `global:local1:local2`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 32), inner(length(max = 32), pattern(LARGE_COMMUNITY_PATTERN)))]
+    #[schemars(
+        length(max = 32),
+        inner(length(max = 32), pattern(LARGE_COMMUNITY_PATTERN))
+    )]
     pub large_communities: Vec<String>,
     /// LOCAL_PREF of the pool's routes (seen by iBGP peers only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
