@@ -110,6 +110,12 @@ pub struct ControllerArgs {
     /// How often NotReady nodes are checked at the provider (shutdown taint, deletion).
     #[arg(long, default_value = "5s", value_parser = crate::duration::parse_period, env = "BAREMETAL_CCM_NODE_MONITOR_PERIOD")]
     pub node_monitor_period: Duration,
+    #[command(flatten)]
+    pub bgp: BgpArgs,
+    /// The node this replica runs on (normally from the downward API): its IPv4 address is
+    /// the default BGP router ID.
+    #[arg(long, env = "BAREMETAL_CCM_NODE_NAME")]
+    pub node_name: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -118,9 +124,34 @@ pub struct SpeakerArgs {
     pub admin: AdminArgs,
     #[command(flatten)]
     pub kube: KubeArgs,
+    #[command(flatten)]
+    pub bgp: BgpArgs,
     /// Name of the node this speaker runs on (normally from the downward API).
     #[arg(long, env = "BAREMETAL_CCM_NODE_NAME")]
-    pub node_name: Option<String>,
+    pub node_name: String,
+}
+
+/// The BGP announcer's settings, in the controller (central placement) and the speaker
+/// (node-local placement).
+#[derive(Debug, Args, Clone)]
+pub struct BgpArgs {
+    /// The gobgpd sidecar's API: `unix:///path/to/gobgpd.sock` or `http://127.0.0.1:PORT`.
+    #[arg(
+        long,
+        default_value = "unix:///run/gobgp/gobgpd.sock",
+        env = "BAREMETAL_CCM_GOBGP_ENDPOINT"
+    )]
+    pub gobgp_endpoint: String,
+    /// The daemon's own AS number (each session uses its BGPPeer's localASN).
+    #[arg(long, default_value_t = 64512, env = "BAREMETAL_CCM_BGP_ASN")]
+    pub bgp_asn: u32,
+    /// The BGP router ID; defaults to the IPv4 address of this node (`--node-name`), else a
+    /// value derived from the identity.
+    #[arg(long, env = "BAREMETAL_CCM_BGP_ROUTER_ID")]
+    pub bgp_router_id: Option<std::net::Ipv4Addr>,
+    /// The namespace of BGP password Secrets (the one this program runs in).
+    #[arg(long, default_value = "kube-system", env = "BAREMETAL_CCM_NAMESPACE")]
+    pub namespace: String,
 }
 
 #[cfg(test)]

@@ -1,0 +1,311 @@
+//! Keeping one sidecar daemon converged: connect lazily, converge when the desired state
+//! changed or the daemon lost its state (a restart), reconnect after errors. The daemon side
+//! is behind [`Sidecar`] so that this bookkeeping is tested on its own; the GoBGP adapter
+//! implements it.
+
+use std::future::Future;
+
+use super::desired::DesiredDaemon;
+use super::status::SessionView;
+
+type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SidecarError {
+    #[error("cannot reach the BGP daemon")]
+    Connect(#[source] Cause),
+    #[error("the BGP daemon refused or failed a call")]
+    Call(#[source] Cause),
+}
+
+/// A daemon that can be made to hold a desired state.
+pub trait Sidecar: Send {
+    /// Makes the daemon hold exactly `desired`; whether anything had to change.
+    fn converge(
+        &mut self,
+        desired: &DesiredDaemon,
+    ) -> impl Future<Output = Result<bool, SidecarError>> + Send;
+
+    /// Whether the daemon has lost the state we gave it (it restarted: gobgpd keeps nothing).
+    fn restarted(&mut self) -> impl Future<Output = Result<bool, SidecarError>> + Send;
+
+    /// The sessions the daemon reports.
+    fn sessions(&mut self) -> impl Future<Output = Result<Vec<SessionView>, SidecarError>> + Send;
+}
+
+/// How to reach a daemon.
+pub trait Connect: Send + Sync {
+    type Sidecar: Sidecar;
+    fn connect(&self) -> impl Future<Output = Result<Self::Sidecar, SidecarError>> + Send;
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Nothing to announce and nothing announced before: no daemon needed.
+    Idle,
+    /// The daemon already held the desired state.
+    Unchanged,
+    /// The daemon was converged; `restarted` when it had lost its state.
+    Converged { restarted: bool, changed: bool },
+}
+
+/// The bookkeeping around one sidecar.
+#[derive(Debug)]
+pub struct Announcer<C: Connect> {
+    connect: C,
+    sidecar: Option<C::Sidecar>,
+    /// What the daemon was last converged to; `None` after a restart or an error.
+    applied: Option<DesiredDaemon>,
+    /// Whether anything was ever applied (an emptied desired state must still be applied).
+    ever_applied: bool,
+}
+
+impl<C: Connect> Announcer<C> {
+    pub fn new(connect: C) -> Self {
+        Self {
+            connect,
+            sidecar: None,
+            applied: None,
+            ever_applied: false,
+        }
+    }
+
+    /// Brings the daemon to `desired` if needed. After an error the connection is dropped and
+    /// the next step reconnects and converges in full.
+    pub async fn step(&mut self, desired: &DesiredDaemon) -> Result<Step, SidecarError> {
+        let nothing = desired.peers.is_empty() && desired.paths.is_empty();
+        if nothing && !self.ever_applied {
+            return Ok(Step::Idle);
+        }
+        let result = self.converge(desired).await;
+        if result.is_err() {
+            self.sidecar = None;
+            self.applied = None;
+        }
+        result
+    }
+
+    async fn converge(&mut self, desired: &DesiredDaemon) -> Result<Step, SidecarError> {
+        let sidecar = match &mut self.sidecar {
+            Some(sidecar) => sidecar,
+            None => {
+                self.applied = None;
+                self.sidecar.insert(self.connect.connect().await?)
+            }
+        };
+        let restarted = self.applied.is_some() && sidecar.restarted().await?;
+        if restarted {
+            self.applied = None;
+        }
+        if self.applied.as_ref() == Some(desired) {
+            return Ok(Step::Unchanged);
+        }
+        let changed = sidecar.converge(desired).await?;
+        self.applied = Some(desired.clone());
+        self.ever_applied = true;
+        Ok(Step::Converged { restarted, changed })
+    }
+
+    /// The daemon's sessions, when connected.
+    pub async fn sessions(&mut self) -> Result<Vec<SessionView>, SidecarError> {
+        match &mut self.sidecar {
+            Some(sidecar) => {
+                let result = sidecar.sessions().await;
+                if result.is_err() {
+                    self.sidecar = None;
+                    self.applied = None;
+                }
+                result
+            }
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::announce::desired::{DesiredPath, DesiredPeer};
+    use std::sync::{Arc, Mutex};
+
+    /// Records the calls a fake daemon receives and lets the test restart or break it.
+    #[derive(Debug, Default)]
+    struct Log {
+        calls: Vec<&'static str>,
+        lost_state: bool,
+        broken: bool,
+        connect_fails: bool,
+    }
+
+    #[derive(Debug, Clone, Default)]
+    struct Fake(Arc<Mutex<Log>>);
+
+    impl Fake {
+        fn log(&self) -> std::sync::MutexGuard<'_, Log> {
+            self.0.lock().expect("the test's lock is never poisoned")
+        }
+
+        fn calls(&self) -> Vec<&'static str> {
+            std::mem::take(&mut self.log().calls)
+        }
+
+        fn fail(&self, what: &'static str) -> Result<(), SidecarError> {
+            let mut log = self.log();
+            log.calls.push(what);
+            if log.broken {
+                return Err(SidecarError::Call("connection reset".into()));
+            }
+            Ok(())
+        }
+    }
+
+    impl Sidecar for Fake {
+        async fn converge(&mut self, _: &DesiredDaemon) -> Result<bool, SidecarError> {
+            self.fail("converge")?;
+            self.log().lost_state = false;
+            Ok(true)
+        }
+
+        async fn restarted(&mut self) -> Result<bool, SidecarError> {
+            self.fail("restarted")?;
+            Ok(self.log().lost_state)
+        }
+
+        async fn sessions(&mut self) -> Result<Vec<SessionView>, SidecarError> {
+            self.fail("sessions")?;
+            Ok(Vec::new())
+        }
+    }
+
+    impl Connect for Fake {
+        type Sidecar = Fake;
+
+        async fn connect(&self) -> Result<Fake, SidecarError> {
+            let mut log = self.log();
+            log.calls.push("connect");
+            if log.connect_fails {
+                return Err(SidecarError::Connect("no such socket".into()));
+            }
+            Ok(self.clone())
+        }
+    }
+
+    fn desired(paths: u8) -> DesiredDaemon {
+        let mut daemon = DesiredDaemon::default();
+        let address = "198.51.100.1".parse().expect("fixture address");
+        daemon.peers.insert(
+            address,
+            DesiredPeer {
+                address,
+                port: 179,
+                peer_asn: 64500,
+                local_asn: 64512,
+                source: "tor".into(),
+                password: None,
+                multihop_ttl: None,
+                hold_time: std::time::Duration::from_secs(90),
+                keepalive: std::time::Duration::from_secs(30),
+                connect_retry: std::time::Duration::from_secs(5),
+                graceful_restart: None,
+                bfd: None,
+                families: Default::default(),
+                add_path_send_max: 0,
+            },
+        );
+        for i in 0..paths {
+            daemon.paths.insert(DesiredPath {
+                prefix: format!("192.0.2.{i}/32").parse().expect("fixture prefix"),
+                next_hop: "0.0.0.0".parse().expect("fixture next hop"),
+                path_id: 0,
+            });
+        }
+        daemon
+    }
+
+    #[tokio::test]
+    async fn nothing_to_announce_needs_no_daemon() {
+        let fake = Fake::default();
+        let mut announcer = Announcer::new(fake.clone());
+        assert_eq!(
+            announcer.step(&DesiredDaemon::default()).await.unwrap(),
+            Step::Idle
+        );
+        assert!(fake.calls().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_state_is_converged_once() {
+        let fake = Fake::default();
+        let mut announcer = Announcer::new(fake.clone());
+        let step = announcer.step(&desired(2)).await.unwrap();
+        assert_eq!(
+            step,
+            Step::Converged {
+                restarted: false,
+                changed: true
+            }
+        );
+        assert_eq!(fake.calls(), ["connect", "converge"]);
+        assert_eq!(announcer.step(&desired(2)).await.unwrap(), Step::Unchanged);
+        assert_eq!(fake.calls(), ["restarted"]);
+        announcer.step(&desired(3)).await.unwrap();
+        assert_eq!(fake.calls(), ["restarted", "converge"]);
+    }
+
+    #[tokio::test]
+    async fn a_restarted_daemon_is_converged_again_in_full() {
+        let fake = Fake::default();
+        let mut announcer = Announcer::new(fake.clone());
+        announcer.step(&desired(2)).await.unwrap();
+        fake.calls();
+        fake.log().lost_state = true;
+        let step = announcer.step(&desired(2)).await.unwrap();
+        assert_eq!(
+            step,
+            Step::Converged {
+                restarted: true,
+                changed: true
+            }
+        );
+        assert_eq!(fake.calls(), ["restarted", "converge"]);
+    }
+
+    #[tokio::test]
+    async fn after_an_error_the_next_step_reconnects_and_converges() {
+        let fake = Fake::default();
+        let mut announcer = Announcer::new(fake.clone());
+        announcer.step(&desired(2)).await.unwrap();
+        fake.log().broken = true;
+        assert!(announcer.step(&desired(3)).await.is_err());
+        fake.log().broken = false;
+        fake.calls();
+        announcer.step(&desired(3)).await.unwrap();
+        assert_eq!(fake.calls(), ["connect", "converge"]);
+        // An unreachable daemon is an error, and is tried again.
+        fake.log().broken = true;
+        assert!(announcer.sessions().await.is_err());
+        fake.log().broken = false;
+        fake.log().connect_fails = true;
+        assert!(matches!(
+            announcer.step(&desired(3)).await,
+            Err(SidecarError::Connect(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn withdrawing_everything_is_still_applied() {
+        let fake = Fake::default();
+        let mut announcer = Announcer::new(fake.clone());
+        announcer.step(&desired(2)).await.unwrap();
+        fake.calls();
+        let step = announcer.step(&DesiredDaemon::default()).await.unwrap();
+        assert_eq!(
+            step,
+            Step::Converged {
+                restarted: false,
+                changed: true
+            }
+        );
+    }
+}
