@@ -4,7 +4,9 @@
 pub mod announcer;
 pub mod desired;
 pub mod inputs;
+pub mod metrics;
 pub mod plan;
+pub mod run;
 pub mod status;
 pub mod world;
 

@@ -1,0 +1,318 @@
+//! The announcer's loop, the same in a controller replica (central placement) and in a
+//! node's speaker (node-local): watch the cluster, plan, keep the sidecar converged, and
+//! report this speaker's sessions in the `BGPPeer` statuses. It needs no lease: every replica
+//! computes the same plan and programs its own daemon.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::jiff::Timestamp;
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::json;
+use tokio::sync::watch;
+
+use super::announcer::{Announcer, Connect, Step};
+use super::metrics::Metrics;
+use super::plan::{self, Inputs, Speaker};
+use super::status::{self, SessionView};
+use super::world::{Snapshot, World};
+use crate::crd::bgppeer::{BGPPeer, SpeakerSession};
+use crate::retry::Backoff;
+
+/// How often the daemon is checked for a restart and re-converged if needed.
+const TICK: Duration = Duration::from_secs(1);
+/// Events within this window are planned together.
+const DEBOUNCE: Duration = Duration::from_millis(10);
+/// How often sessions are read for the status.
+const STATUS_PERIOD: Duration = Duration::from_secs(2);
+/// An unchanged status entry is written again this often (so a stale `updated` shows a dead
+/// speaker).
+const HEARTBEAT: Duration = Duration::from_secs(600);
+
+/// Where this announcer runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// A controller replica; `node` is where it runs (for the router ID).
+    Central { node: Option<String> },
+    /// A node's speaker.
+    NodeLocal { node: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub role: Role,
+    /// The speaker's name in statuses (the replica's identity, or the node's name).
+    pub speaker: String,
+    pub asn: u32,
+    pub router_id: Option<Ipv4Addr>,
+    /// Where password Secrets are read from.
+    pub namespace: String,
+}
+
+impl Settings {
+    fn speaker(&self, snapshot: &Snapshot) -> Speaker {
+        let node = match &self.role {
+            Role::Central { node } => node.as_deref(),
+            Role::NodeLocal { node } => Some(node.as_str()),
+        };
+        let node_ipv4 = node.and_then(|name| {
+            (snapshot.nodes.iter())
+                .find(|n| n.name == name)
+                .and_then(|n| n.ipv4)
+        });
+        let router_id =
+            (self.router_id.or(node_ipv4)).unwrap_or_else(|| derived_router_id(&self.speaker));
+        match &self.role {
+            Role::Central { .. } => Speaker::Central {
+                asn: self.asn,
+                router_id,
+            },
+            Role::NodeLocal { node } => Speaker::NodeLocal {
+                node: node.clone(),
+                asn: self.asn,
+                router_id,
+            },
+        }
+    }
+}
+
+/// A router ID for a speaker without an IPv4 address: a hash of its name (never 0.0.0.0).
+fn derived_router_id(name: &str) -> Ipv4Addr {
+    let hash = name.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    Ipv4Addr::from(hash.max(1))
+}
+
+/// Runs until the process stops.
+pub async fn run<C: Connect>(client: Client, connect: C, settings: Settings, metrics: Metrics) {
+    let (changes, mut changed) = watch::channel(0_u64);
+    let world = World::start(&client, &settings.namespace, changes);
+    world.listed().await;
+    tracing::info!(speaker = settings.speaker, role = ?settings.role, "announcer started");
+    let mut announcer = Announcer::new(connect);
+    let mut writer = StatusWriter::new(client, &settings.speaker);
+    let mut failures = 0_u32;
+    let mut next_status = Instant::now();
+    loop {
+        changed.borrow_and_update();
+        let snapshot = world.snapshot();
+        let inputs = Inputs {
+            pools: &snapshot.pools,
+            peers: &snapshot.peers,
+            services: &snapshot.services,
+            endpoints: &snapshot.endpoints,
+            nodes: &snapshot.nodes,
+        };
+        let plan = plan::plan(&settings.speaker(&snapshot), inputs, &|r| world.password(r));
+        let started = Instant::now();
+        let outcome = announcer.step(&plan.daemon).await;
+        metrics.record(&plan, &outcome, started.elapsed());
+        let (wait, daemon_error) = match &outcome {
+            Ok(step) => {
+                failures = 0;
+                log_step(*step, &plan);
+                (TICK, None)
+            }
+            Err(error) => {
+                failures = failures.saturating_add(1);
+                let note = crate::cloud_node::controller::chain(error);
+                tracing::warn!(
+                    error = note,
+                    attempt = failures,
+                    "the BGP daemon is not converged; retrying"
+                );
+                (
+                    Backoff::TRANSIENT
+                        .delay(failures)
+                        .min(Duration::from_secs(5)),
+                    Some(note),
+                )
+            }
+        };
+        if Instant::now() >= next_status || daemon_error.is_some() {
+            let sessions = match (&daemon_error, announcer.sessions().await) {
+                (None, Ok(sessions)) => sessions,
+                (Some(_), _) | (_, Err(_)) => Vec::new(),
+            };
+            let report_invalid = matches!(settings.role, Role::Central { .. });
+            let mut entries = status::entries(
+                &settings.speaker,
+                &plan,
+                &sessions,
+                &snapshot.invalid_peers,
+                report_invalid,
+            );
+            if let Some(note) = &daemon_error {
+                for entry in entries
+                    .values_mut()
+                    .filter(|e| e.state != status::NOT_CONFIGURED)
+                {
+                    entry.state = "Unknown".into();
+                    entry.last_error = Some(note.clone());
+                }
+            }
+            metrics.sessions(&sessions);
+            writer.write(entries).await;
+            next_status = Instant::now() + STATUS_PERIOD;
+        }
+        tokio::select! {
+            result = changed.changed() => {
+                if result.is_err() {
+                    return;
+                }
+                tokio::time::sleep(DEBOUNCE).await;
+            }
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+fn log_step(step: Step, plan: &plan::Plan) {
+    match step {
+        Step::Converged {
+            restarted: true, ..
+        } => tracing::info!(
+            paths = plan.daemon.paths.len(),
+            peers = plan.daemon.peers.len(),
+            "the BGP daemon restarted; configured it again"
+        ),
+        Step::Converged { changed: true, .. } => tracing::info!(
+            paths = plan.daemon.paths.len(),
+            peers = plan.daemon.peers.len(),
+            "announcements changed"
+        ),
+        Step::Converged { .. } | Step::Unchanged | Step::Idle => {}
+    }
+}
+
+/// Writes this speaker's entries into `BGPPeer` statuses with server-side apply under its
+/// own field manager: each speaker owns exactly its entry, so speakers never conflict.
+struct StatusWriter {
+    api: Api<BGPPeer>,
+    manager: String,
+    speaker: String,
+    written: BTreeMap<String, (SpeakerSession, Instant)>,
+}
+
+impl StatusWriter {
+    fn new(client: Client, speaker: &str) -> Self {
+        // Field managers are limited to 128 characters.
+        let manager: String = format!("baremetal-ccm/{speaker}")
+            .chars()
+            .take(128)
+            .collect();
+        Self {
+            api: Api::all(client),
+            manager,
+            speaker: speaker.to_owned(),
+            written: BTreeMap::new(),
+        }
+    }
+
+    async fn write(&mut self, entries: BTreeMap<String, SpeakerSession>) {
+        let gone: Vec<String> = (self.written.keys())
+            .filter(|peer| !entries.contains_key(*peer))
+            .cloned()
+            .collect();
+        for peer in gone {
+            // Applying no entry removes ours; a peer deleted meanwhile answers 404.
+            if self.apply(&peer, None).await {
+                self.written.remove(&peer);
+            }
+        }
+        for (peer, mut entry) in entries {
+            let due = match self.written.get(&peer) {
+                Some((written, at)) => {
+                    status::differs(written, &entry) || at.elapsed() >= HEARTBEAT
+                }
+                None => true,
+            };
+            if !due {
+                continue;
+            }
+            entry.updated = Timestamp::now().to_string();
+            if self.apply(&peer, Some(&entry)).await {
+                self.written.insert(peer, (entry, Instant::now()));
+            }
+        }
+    }
+
+    /// Applies our entry (or none); whether the status now says what we meant.
+    async fn apply(&self, peer: &str, entry: Option<&SpeakerSession>) -> bool {
+        let speakers: Vec<&SpeakerSession> = entry.into_iter().collect();
+        let patch = json!({
+            "apiVersion": "baremetal-ccm.io/v1alpha1",
+            "kind": "BGPPeer",
+            "metadata": { "name": peer },
+            "status": { "speakers": speakers },
+        });
+        let params = PatchParams::apply(&self.manager).force();
+        match self
+            .api
+            .patch_status(peer, &params, &Patch::Apply(&patch))
+            .await
+        {
+            Ok(_) => true,
+            Err(kube::Error::Api(status)) if status.code == 404 => true,
+            Err(error) => {
+                tracing::warn!(%error, peer, speaker = self.speaker, "writing the BGPPeer status failed; retrying");
+                false
+            }
+        }
+    }
+}
+
+/// The sessions, for the metrics.
+pub(super) fn states(sessions: &[SessionView]) -> BTreeMap<String, i64> {
+    let mut states = BTreeMap::new();
+    for session in sessions {
+        *states.entry(session.state.clone()).or_insert(0) += 1;
+    }
+    states
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_router_id_comes_from_the_flag_then_the_node_then_the_name() {
+        let node = super::super::inputs::NodeInput {
+            name: "n1".into(),
+            labels: Default::default(),
+            ineligible: None,
+            ipv4: Some(Ipv4Addr::new(198, 51, 100, 11)),
+            ipv6: None,
+        };
+        let snapshot = Snapshot {
+            nodes: vec![node],
+            ..Snapshot::default()
+        };
+        let mut settings = Settings {
+            role: Role::NodeLocal { node: "n1".into() },
+            speaker: "n1".into(),
+            asn: 64512,
+            router_id: None,
+            namespace: "kube-system".into(),
+        };
+        let id = |s: &Settings| match s.speaker(&snapshot) {
+            Speaker::Central { router_id, .. } | Speaker::NodeLocal { router_id, .. } => router_id,
+        };
+        assert_eq!(id(&settings), Ipv4Addr::new(198, 51, 100, 11));
+        settings.router_id = Some(Ipv4Addr::new(10, 0, 0, 1));
+        assert_eq!(id(&settings), Ipv4Addr::new(10, 0, 0, 1));
+        settings.router_id = None;
+        settings.role = Role::Central { node: None };
+        settings.speaker = "ccm-a".into();
+        let derived = id(&settings);
+        assert_ne!(derived, Ipv4Addr::UNSPECIFIED);
+        assert_eq!(
+            derived,
+            derived_router_id("ccm-a"),
+            "stable across restarts"
+        );
+    }
+}
