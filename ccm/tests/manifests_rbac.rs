@@ -143,6 +143,19 @@ fn the_workload_manifest_passes_flags_the_binary_takes() {
     let mut argv = vec!["baremetal-ccm".to_owned()];
     argv.extend(container.args.clone().unwrap());
     baremetal_ccm::cli::Cli::try_parse_from(&argv).unwrap();
+    let speaker: DaemonSet = serde_json::from_value(
+        documents("speaker/speaker.yaml")
+            .into_iter()
+            .find(|d| d["kind"] == "DaemonSet")
+            .unwrap(),
+    )
+    .unwrap();
+    let pod = speaker.spec.unwrap().template.spec.unwrap();
+    let mut argv = vec!["baremetal-ccm".to_owned()];
+    argv.extend(pod.containers[0].args.clone().unwrap());
+    // The node name comes from the downward API in the pod.
+    argv.push("--node-name=n1".into());
+    baremetal_ccm::cli::Cli::try_parse_from(&argv).unwrap();
     let config: ConfigMap = serde_json::from_value(
         docs.iter()
             .find(|d| d["kind"] == "ConfigMap")
