@@ -1,0 +1,283 @@
+//! A BGP fabric for end-to-end tests: one layer-2 segment with a BIRD router, hosts running
+//! gobgpd (the controller replicas' or the nodes' sidecars), and the cluster objects that
+//! describe them (Nodes on the segment, BGP pools, BGPPeers).
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use k8s_openapi::api::core::v1::{Node, NodeAddress};
+use kube::Client;
+use kube::api::{Api, PostParams};
+use rig::bird::{Bird, BirdRoute};
+use rig::gobgpd::Gobgpd;
+use rig::kubelet::KubeletNode;
+use rig::netns::{Host, Lab, Segment};
+use rig::process::wait_for;
+
+pub const ROUTER_ASN: u32 = 64500;
+pub const CLUSTER_ASN: u32 = 64512;
+pub const ROUTER_V4: &str = "198.51.100.1";
+pub const ROUTER_V6: &str = "2001:db8:ff::1";
+
+/// The address of fabric member `n` (2 = the first speaker host, 11.. = nodes).
+pub fn v4(n: u8) -> String {
+    format!("198.51.100.{n}")
+}
+
+pub fn v6(n: u8) -> String {
+    format!("2001:db8:ff::{n:x}")
+}
+
+fn net(address: &str, len: u8) -> IpNet {
+    format!("{address}/{len}")
+        .parse()
+        .expect("fixture addresses are valid")
+}
+
+/// BIRD's side of a session with one speaker at `speaker` (member number).
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub member: u8,
+    pub password: Option<String>,
+    pub bfd: bool,
+    pub graceful_restart: bool,
+    pub hold: Option<u32>,
+}
+
+impl Session {
+    pub fn to(member: u8) -> Self {
+        Self {
+            member,
+            password: None,
+            bfd: false,
+            graceful_restart: false,
+            hold: None,
+        }
+    }
+}
+
+/// BIRD configured for ECMP from ADD-PATH sessions: merge paths into the kernel table, accept
+/// several paths per prefix, learn everything, send nothing.
+pub fn bird_config(sessions: &[Session]) -> String {
+    let mut config = format!(
+        "router id {ROUTER_V4};\nprotocol device {{ }}\nprotocol bfd {{ }}\n\
+protocol kernel k4 {{ ipv4 {{ export where source = RTS_BGP; }}; merge paths on; }}\n\
+protocol kernel k6 {{ ipv6 {{ export where source = RTS_BGP; }}; merge paths on; }}\n"
+    );
+    for s in sessions {
+        let mut extra = String::new();
+        if let Some(password) = &s.password {
+            extra.push_str(&format!("  password \"{password}\";\n"));
+        }
+        if s.bfd {
+            extra.push_str("  bfd on;\n");
+        }
+        if s.graceful_restart {
+            extra.push_str("  graceful restart on;\n");
+        }
+        if let Some(hold) = s.hold {
+            extra.push_str(&format!("  hold time {hold};\n"));
+        }
+        let (m4, m6) = (v4(s.member), v6(s.member));
+        config.push_str(&format!(
+            "protocol bgp s{m}v4 {{\n  local {ROUTER_V4} as {ROUTER_ASN};\n  neighbor {m4} as {CLUSTER_ASN};\n{extra}  ipv4 {{ import all; export none; add paths rx; }};\n}}\n\
+protocol bgp s{m}v6 {{\n  local {ROUTER_V6} as {ROUTER_ASN};\n  neighbor {m6} as {CLUSTER_ASN};\n{extra}  ipv4 {{ import none; export none; }};\n  ipv6 {{ import all; export none; add paths rx; }};\n}}\n",
+            m = s.member
+        ));
+    }
+    config
+}
+
+/// The segment, the router and the speaker hosts.
+pub struct Fabric {
+    pub lab: Lab,
+    pub segment: Segment,
+    pub router: Host,
+    pub bird: Bird,
+    /// Hosts by member number, each with its gobgpd.
+    pub speakers: Vec<(u8, Host, Gobgpd)>,
+}
+
+impl Fabric {
+    /// BIRD on the router and a gobgpd on a host for each session's member.
+    pub async fn start(sessions: &[Session]) -> Fabric {
+        let mut lab = Lab::new().expect("a lab");
+        let segment = lab.segment("fab").expect("a segment");
+        let router = lab.host("rtr").expect("the router host");
+        lab.connect(
+            &router,
+            &segment,
+            "eth0",
+            &[net(ROUTER_V4, 24), net(ROUTER_V6, 64)],
+        )
+        .expect("router connected");
+        let mut speakers = Vec::new();
+        for s in sessions {
+            let host = lab.host(&format!("m{}", s.member)).expect("a speaker host");
+            lab.connect(
+                &host,
+                &segment,
+                "eth0",
+                &[net(&v4(s.member), 24), net(&v6(s.member), 64)],
+            )
+            .expect("speaker connected");
+            let gobgpd = Gobgpd::start(&host).await.expect("gobgpd starts");
+            speakers.push((s.member, host, gobgpd));
+        }
+        let bird = Bird::start(&router, &bird_config(sessions))
+            .await
+            .expect("BIRD starts");
+        Fabric {
+            lab,
+            segment,
+            router,
+            bird,
+            speakers,
+        }
+    }
+
+    pub fn gobgpd(&self, member: u8) -> &Gobgpd {
+        &self
+            .speakers
+            .iter()
+            .find(|s| s.0 == member)
+            .expect("a speaker of that member")
+            .2
+    }
+
+    pub fn endpoint(&self, member: u8) -> String {
+        format!("unix://{}", self.gobgpd(member).socket().display())
+    }
+
+    /// BIRD's routes for `prefix` (all protocols).
+    pub fn routes(&self, prefix: &str) -> Vec<BirdRoute> {
+        let prefix: IpNet = prefix.parse().expect("a prefix");
+        (self.bird.routes().expect("birdc answers").into_iter())
+            .filter(|r| r.prefix == prefix)
+            .collect()
+    }
+
+    /// The next hops of `prefix` in the router's kernel table.
+    pub fn kernel_next_hops(&self, prefix: &str) -> BTreeSet<IpAddr> {
+        let prefix: IpNet = prefix.parse().expect("a prefix");
+        (self.router.kernel_next_hops(&prefix).unwrap_or_default())
+            .into_iter()
+            .collect()
+    }
+
+    /// Waits until the kernel's next hops for `prefix` are exactly `expected`.
+    pub async fn wait_kernel(&self, prefix: &str, expected: &[String], within: Duration) {
+        let expected: BTreeSet<IpAddr> = expected
+            .iter()
+            .map(|a| a.parse().expect("an address"))
+            .collect();
+        let found = wait_for(within, || async {
+            (self.kernel_next_hops(prefix) == expected).then_some(())
+        })
+        .await;
+        assert!(
+            found.is_some(),
+            "{prefix}: expected next hops {expected:?}, kernel has {:?}; BIRD: {:?}",
+            self.kernel_next_hops(prefix),
+            self.routes(prefix)
+        );
+    }
+
+    /// `birdc show protocols` as text.
+    pub fn protocols(&self) -> String {
+        self.bird
+            .birdc(&["show", "protocols"])
+            .expect("birdc answers")
+    }
+
+    /// Whether BIRD's session `name` is Established.
+    pub fn established(&self, name: &str) -> bool {
+        (self.protocols().lines())
+            .any(|l| l.split_whitespace().next() == Some(name) && l.contains("Established"))
+    }
+}
+
+/// Registers an initialized, Ready node on the fabric (member `n`).
+pub async fn node_on_fabric(client: &Client, name: &str, n: u8) -> Node {
+    let mut kubelet = KubeletNode::registers(name).initialized();
+    let status = kubelet.node.status.get_or_insert_default();
+    status.addresses = Some(vec![
+        NodeAddress {
+            type_: "InternalIP".into(),
+            address: v4(n),
+        },
+        NodeAddress {
+            type_: "InternalIP".into(),
+            address: v6(n),
+        },
+        NodeAddress {
+            type_: "Hostname".into(),
+            address: name.into(),
+        },
+    ]);
+    kubelet.create(client).await
+}
+
+/// Creates a BGPPeer from its spec as JSON.
+pub async fn create_peer(
+    client: &Client,
+    name: &str,
+    labels: serde_json::Value,
+    spec: serde_json::Value,
+) {
+    let api: Api<baremetal_ccm::crd::bgppeer::BGPPeer> = Api::all(client.clone());
+    let peer = serde_json::from_value(serde_json::json!({
+        "apiVersion": "baremetal-ccm.io/v1alpha1", "kind": "BGPPeer",
+        "metadata": {"name": name, "labels": labels}, "spec": spec,
+    }))
+    .expect("peer fixture is well-formed");
+    api.create(&PostParams::default(), &peer)
+        .await
+        .expect("peer created");
+}
+
+/// The central peers towards BIRD, IPv4 and IPv6, with `extra` spec fields.
+pub async fn central_peers(client: &Client, extra: serde_json::Value) {
+    for (name, address) in [("tor-v4", ROUTER_V4), ("tor-v6", ROUTER_V6)] {
+        let mut spec = serde_json::json!({"peerAddress": address, "peerASN": ROUTER_ASN, "localASN": CLUSTER_ASN, "connectRetrySeconds": 1});
+        if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+            spec.extend(extra.clone());
+        }
+        create_peer(client, name, serde_json::json!({}), spec).await;
+    }
+}
+
+/// A session entry of a BGPPeer's status for `speaker`.
+pub async fn peer_session(
+    client: &Client,
+    peer: &str,
+    speaker: &str,
+) -> Option<baremetal_ccm::crd::bgppeer::SpeakerSession> {
+    let api: Api<baremetal_ccm::crd::bgppeer::BGPPeer> = Api::all(client.clone());
+    let status = api.get(peer).await.ok()?.status?;
+    status.speakers.into_iter().find(|s| s.speaker == speaker)
+}
+
+/// Waits until `speaker`'s entry in `peer`'s status satisfies `check`.
+pub async fn wait_session(
+    client: &Client,
+    peer: &str,
+    speaker: &str,
+    check: impl Fn(&baremetal_ccm::crd::bgppeer::SpeakerSession) -> bool,
+) -> baremetal_ccm::crd::bgppeer::SpeakerSession {
+    let found = wait_for(super::WAIT, || async {
+        peer_session(client, peer, speaker)
+            .await
+            .filter(|s| check(s))
+    })
+    .await;
+    match found {
+        Some(session) => session,
+        None => panic!(
+            "BGPPeer {peer}: {speaker}'s session did not reach the expected state: {:?}",
+            peer_session(client, peer, speaker).await
+        ),
+    }
+}
