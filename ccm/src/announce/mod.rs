@@ -2,3 +2,4 @@
 //! cluster, and the adapter that makes a GoBGP daemon hold exactly that.
 
 pub mod desired;
+pub mod gobgp;
