@@ -11,8 +11,8 @@ use tonic::Streaming;
 
 use super::convert::{self, ConvertError};
 use super::peer::PeerSpec;
-use super::policy::{is_our_policy, is_our_set};
-use super::state::{Actual, ActualExport, Assignment};
+use super::policy::{IMPORT_POLICY_NAME, is_our_policy, is_our_set};
+use super::state::{Actual, ActualExport, Assignment, ImportPolicy};
 use super::{Client, GobgpError, request};
 use crate::announce::desired::Afi;
 
@@ -172,9 +172,20 @@ async fn read_export(client: &mut Client) -> Result<ActualExport, GobgpError> {
         .map_err(call_failed("ListPolicy"))?
         .into_inner();
     for policy in drain("ListPolicy", stream).await? {
-        let Some(policy) = policy.policy.filter(|p| is_our_policy(&p.name)) else {
+        let Some(policy) = policy.policy else {
             continue;
         };
+        if policy.name == IMPORT_POLICY_NAME {
+            export.import_policy = if convert::is_import_policy(&policy) {
+                ImportPolicy::AcceptsLocal
+            } else {
+                ImportPolicy::Other
+            };
+            continue;
+        }
+        if !is_our_policy(&policy.name) {
+            continue;
+        }
         let statements = (policy.statements.iter())
             .map(|s| convert::statement_from_api(&policy.name, s))
             .collect::<Result<Option<Vec<_>>, _>>()

@@ -210,10 +210,20 @@ async fn apply_policy(client: &mut Client, op: Op) -> Result<(), GobgpError> {
                 .await
                 .map_err(call_failed("SetPolicyAssignment"))?;
         }
-        Op::AssignImportReject => {
-            tracing::debug!("global import policy set to reject everything");
+        Op::AddImportPolicy => {
+            tracing::debug!("import policy built (local routes only)");
+            client
+                .add_policy(request(api::AddPolicyRequest {
+                    policy: Some(convert::import_policy()),
+                    refer_existing_statements: false,
+                }))
+                .await
+                .map_err(call_failed("AddPolicy"))?;
+        }
+        Op::AssignImport(policies) => {
+            tracing::debug!(?policies, "global import policy assigned, default reject");
             let assignment =
-                convert::global_assignment(PolicyDirection::Import, &[], RouteAction::Reject);
+                convert::global_assignment(PolicyDirection::Import, &policies, RouteAction::Reject);
             client
                 .set_policy_assignment(request(assignment))
                 .await

@@ -11,7 +11,7 @@ use gobgp_api_proto::api::{
 };
 use ipnet::IpNet;
 
-use super::policy::{Action, Attributes, Statement};
+use super::policy::{Action, Attributes, IMPORT_POLICY_NAME, IMPORT_STATEMENT_NAME, Statement};
 use super::state::{Disposition, PathKey, PrefixEntry};
 use crate::announce::desired::{Afi, Global};
 
@@ -474,6 +474,42 @@ fn action_from_api(actions: &api::Actions) -> Result<Option<Action>, ConvertErro
     })))
 }
 
+/// The import policy: one statement accepting locally originated routes.
+pub(crate) fn import_policy() -> api::Policy {
+    api::Policy {
+        name: IMPORT_POLICY_NAME.to_owned(),
+        statements: vec![api::Statement {
+            name: IMPORT_STATEMENT_NAME.to_owned(),
+            conditions: Some(api::Conditions {
+                route_type: api::conditions::RouteType::Local as i32,
+                ..api::Conditions::default()
+            }),
+            actions: Some(api::Actions {
+                route_action: RouteAction::Accept as i32,
+                ..api::Actions::default()
+            }),
+        }],
+    }
+}
+
+/// Whether a listed policy is exactly [`import_policy`].
+pub(crate) fn is_import_policy(policy: &api::Policy) -> bool {
+    let normalize = |mut s: api::Statement| {
+        s.conditions.get_or_insert_with(api::Conditions::default);
+        s.actions.get_or_insert_with(api::Actions::default);
+        s
+    };
+    let want = import_policy();
+    policy.name == want.name
+        && policy.statements.len() == 1
+        && policy
+            .statements
+            .iter()
+            .cloned()
+            .map(normalize)
+            .eq(want.statements.into_iter().map(normalize))
+}
+
 /// Sets the global `direction` assignment to exactly `policies` with `default`.
 pub(crate) fn global_assignment(
     direction: api::PolicyDirection,
@@ -612,6 +648,18 @@ mod tests {
         let set = neighbor_set("n", &neighbors);
         assert_eq!(set.list, ["192.0.2.254/32", "2001:db8::fe/128"]);
         assert_eq!(neighbor_entries(&set).expect("readable"), neighbors);
+    }
+
+    #[test]
+    fn the_import_policy_is_recognized_only_unchanged() {
+        let mut policy = import_policy();
+        assert!(is_import_policy(&policy));
+        policy.statements[0]
+            .actions
+            .as_mut()
+            .expect("actions")
+            .route_action = RouteAction::Reject as i32;
+        assert!(!is_import_policy(&policy));
     }
 
     #[test]

@@ -14,7 +14,13 @@
 //!   (`validateCondition`), so replacing a set (`AddDefinedSet` with `replace`) does not
 //!   reach an existing policy; sets are therefore edited in place (append / remove entries),
 //!   and a changed statement list is built as a new policy that the global assignment
-//!   switches to atomically.
+//!   switches to atomically;
+//! - the global import policy is applied to locally originated paths as well
+//!   (`propagateUpdate` in `pkg/server/server.go` runs `POLICY_DIRECTION_IMPORT` also when
+//!   the path has no source peer), so "import nothing" is an import policy that accepts
+//!   local routes (`route_type LOCAL`, `RouteTypeCondition.Evaluate`: `path.IsLocal()`) with
+//!   default reject, not a bare default reject (which turns every added path into a
+//!   withdrawal).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -26,6 +32,11 @@ use crate::announce::desired::{Afi, ExportRule, LargeCommunity};
 /// The two names the export policy alternates between, so a changed statement list can be
 /// built beside the assigned one and swapped in with one `SetPolicyAssignment`.
 pub const EXPORT_POLICY_NAMES: [&str; 2] = ["baremetal-ccm-export", "baremetal-ccm-export-b"];
+
+/// The global import policy: accept our own routes, nothing learned.
+pub(crate) const IMPORT_POLICY_NAME: &str = "baremetal-ccm-import";
+/// Its one statement.
+pub(crate) const IMPORT_STATEMENT_NAME: &str = "baremetal-ccm-import/local";
 
 /// Every defined set we own starts with this.
 pub(crate) const SET_PREFIX: &str = "baremetal-ccm/";

@@ -54,6 +54,17 @@ pub(crate) struct Assignment {
     pub default: Disposition,
 }
 
+/// Our import policy as the daemon holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum ImportPolicy {
+    #[default]
+    Missing,
+    /// Exactly our one statement accepting local routes.
+    AcceptsLocal,
+    /// Something else under our name.
+    Other,
+}
+
 /// Our part of the daemon's routing policy.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct ActualExport {
@@ -66,6 +77,8 @@ pub(crate) struct ActualExport {
     pub policies: BTreeMap<String, Option<Vec<Statement>>>,
     /// The global export assignment (all of it, not only our policies).
     pub export: Assignment,
+    /// Our import policy.
+    pub import_policy: ImportPolicy,
     /// The global import assignment.
     pub import: Assignment,
 }

@@ -6,8 +6,12 @@ use std::collections::BTreeSet;
 use ipnet::IpNet;
 
 use super::{Op, SetEntries, SetName};
-use crate::announce::gobgp::policy::{EXPORT_POLICY_NAMES, ExportModel, other_policy};
-use crate::announce::gobgp::state::{ActualExport, Assignment, Disposition, PrefixEntry};
+use crate::announce::gobgp::policy::{
+    EXPORT_POLICY_NAMES, ExportModel, IMPORT_POLICY_NAME, other_policy,
+};
+use crate::announce::gobgp::state::{
+    ActualExport, Assignment, Disposition, ImportPolicy, PrefixEntry,
+};
 
 pub(super) struct ExportPlan {
     pub ops: Vec<Op>,
@@ -143,6 +147,40 @@ fn current_policy(actual: &ActualExport, model: &ExportModel) -> Option<&'static
     (*statements == model.statements).then_some(name)
 }
 
+/// The import side: our policy accepting local routes, assigned alone with default reject.
+fn plan_import(actual: &ActualExport) -> Vec<Op> {
+    let mut ops = Vec::new();
+    let assigned = actual
+        .import
+        .policies
+        .iter()
+        .any(|p| p == IMPORT_POLICY_NAME);
+    let mut reassign = false;
+    match actual.import_policy {
+        ImportPolicy::AcceptsLocal => {}
+        ImportPolicy::Missing => {
+            ops.push(Op::AddImportPolicy);
+            reassign = true;
+        }
+        ImportPolicy::Other => {
+            if assigned {
+                ops.push(Op::AssignImport(Vec::new()));
+            }
+            ops.push(Op::DeletePolicy(IMPORT_POLICY_NAME.to_owned()));
+            ops.push(Op::AddImportPolicy);
+            reassign = true;
+        }
+    }
+    let want = Assignment {
+        policies: vec![IMPORT_POLICY_NAME.to_owned()],
+        default: Disposition::Reject,
+    };
+    if reassign || actual.import != want {
+        ops.push(Op::AssignImport(vec![IMPORT_POLICY_NAME]));
+    }
+    ops
+}
+
 pub(super) fn plan(
     actual: &ActualExport,
     model: &ExportModel,
@@ -168,13 +206,7 @@ pub(super) fn plan(
             switched = true;
         }
     }
-    let import = Assignment {
-        policies: Vec::new(),
-        default: Disposition::Reject,
-    };
-    if actual.import != import {
-        ops.push(Op::AssignImportReject);
-    }
+    ops.extend(plan_import(actual));
     ops.extend(sets.remove);
     ops.extend(sets.delete);
     let touched_kept = sets.touched.iter().any(|p| kept_prefixes.contains(p));

@@ -69,8 +69,10 @@ pub(crate) enum Op {
     DeletePolicy(String),
     /// The global export assignment becomes exactly these policies, default accept.
     AssignExport(Vec<&'static str>),
-    /// The global import assignment becomes no policy, default reject.
-    AssignImportReject,
+    /// Adds the import policy that accepts locally originated routes.
+    AddImportPolicy,
+    /// The global import assignment becomes exactly these policies, default reject.
+    AssignImport(Vec<&'static str>),
     AddPaths(Vec<(PathKey, IpAddr)>),
     DeletePaths(Vec<(PathKey, IpAddr)>),
     /// Re-evaluate the export policy for every established peer.

@@ -10,8 +10,8 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::announce::desired::{DesiredPath, DesiredPeer, ExportRule};
-use crate::announce::gobgp::policy::EXPORT_POLICY_NAMES;
-use crate::announce::gobgp::state::{Assignment, Disposition};
+use crate::announce::gobgp::policy::{EXPORT_POLICY_NAMES, IMPORT_POLICY_NAME};
+use crate::announce::gobgp::state::{Assignment, Disposition, ImportPolicy};
 
 fn ip(text: &str) -> IpAddr {
     text.parse().expect("address")
@@ -149,6 +149,15 @@ fn apply(actual: &mut Actual, op: &Op) {
                 .insert((*name).to_owned(), Some(statements.clone()));
             assert!(old.is_none(), "policy {name} added twice");
         }
+        Op::DeletePolicy(name) if name == IMPORT_POLICY_NAME => {
+            assert!(!export.import.policies.contains(name), "{name} is assigned");
+            assert_ne!(
+                export.import_policy,
+                ImportPolicy::Missing,
+                "no policy {name}"
+            );
+            export.import_policy = ImportPolicy::Missing;
+        }
         Op::DeletePolicy(name) => {
             assert!(!export.export.policies.contains(name), "{name} is assigned");
             assert!(export.policies.remove(name).is_some(), "no policy {name}");
@@ -162,9 +171,25 @@ fn apply(actual: &mut Actual, op: &Op) {
                 default: Disposition::Accept,
             };
         }
-        Op::AssignImportReject => {
+        Op::AddImportPolicy => {
+            assert_eq!(
+                export.import_policy,
+                ImportPolicy::Missing,
+                "import policy added twice"
+            );
+            export.import_policy = ImportPolicy::AcceptsLocal;
+        }
+        Op::AssignImport(names) => {
+            for name in names {
+                assert_eq!(*name, IMPORT_POLICY_NAME);
+                assert_ne!(
+                    export.import_policy,
+                    ImportPolicy::Missing,
+                    "no policy {name}"
+                );
+            }
             export.import = Assignment {
-                policies: Vec::new(),
+                policies: names.iter().map(|n| (*n).to_owned()).collect(),
                 default: Disposition::Reject,
             };
         }
@@ -214,7 +239,8 @@ fn kinds(ops: &[Op]) -> Vec<&'static str> {
             Op::AddPolicy { .. } => "AddPolicy",
             Op::DeletePolicy(_) => "DeletePolicy",
             Op::AssignExport(_) => "AssignExport",
-            Op::AssignImportReject => "AssignImportReject",
+            Op::AddImportPolicy => "AddImportPolicy",
+            Op::AssignImport(_) => "AssignImport",
             Op::AddPaths(_) => "AddPaths",
             Op::DeletePaths(_) => "DeletePaths",
             Op::SoftResetOut => "SoftResetOut",
@@ -235,7 +261,8 @@ fn an_empty_daemon_is_started_then_given_policy_paths_and_last_its_peers() {
             "AddToSet",
             "AddPolicy",
             "AssignExport",
-            "AssignImportReject",
+            "AddImportPolicy",
+            "AssignImport",
             "AddPaths",
             "AddPeer",
             "AddPeer"
@@ -490,9 +517,16 @@ fn a_policy_someone_edited_is_rebuilt() {
     let ops = converge(&mut actual, &desired);
     assert_eq!(kinds(&ops)[..2], ["AddPolicy", "AssignExport"]);
     actual.export.import.default = Disposition::Accept;
+    assert_eq!(kinds(&converge(&mut actual, &desired)), ["AssignImport"]);
+    actual.export.import_policy = ImportPolicy::Other;
     assert_eq!(
         kinds(&converge(&mut actual, &desired)),
-        ["AssignImportReject"]
+        [
+            "AssignImport",
+            "DeletePolicy",
+            "AddImportPolicy",
+            "AssignImport"
+        ]
     );
 }
 
