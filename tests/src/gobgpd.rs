@@ -28,39 +28,79 @@ pub enum GobgpdError {
     },
     #[error("gobgpd did not answer GetBgp within {seconds}s; log tail:\n{log}")]
     NotReady { seconds: u64, log: String },
+    #[error("cannot remove the stale API socket {socket}")]
+    StaleSocket {
+        socket: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A running `gobgpd` with pprof and metrics off and no configuration file.
 #[derive(Debug)]
 pub struct Gobgpd {
     process: Process,
+    host: Host,
     socket: PathBuf,
     dir: tempfile::TempDir,
+    /// How many times the process was started (each run logs to its own file).
+    runs: u32,
+}
+
+fn spawn(host: &Host, socket: &Path, log: &Path) -> Result<Process, GobgpdError> {
+    let mut cmd = host.command(Tool::Gobgpd.path()?);
+    cmd.arg(format!("--api-hosts=unix://{}", socket.display()))
+        .arg("--pprof-disable")
+        .arg("--metrics-path=")
+        .arg("--log-plain")
+        .arg("--log-level=debug");
+    Ok(Process::spawn("gobgpd", cmd, log)?)
 }
 
 impl Gobgpd {
     /// Starts gobgpd in `host`; returns once its API answers.
     pub async fn start(host: &Host) -> Result<Self, GobgpdError> {
-        let bin = Tool::Gobgpd.path()?;
         let dir = tempfile::Builder::new()
             .prefix("bmccm-gobgpd-")
             .tempdir()
             .map_err(GobgpdError::TempDir)?;
         let socket = dir.path().join("gobgpd.sock");
-        let mut cmd = host.command(bin);
-        cmd.arg(format!("--api-hosts=unix://{}", socket.display()))
-            .arg("--pprof-disable")
-            .arg("--metrics-path=")
-            .arg("--log-plain")
-            .arg("--log-level=debug");
-        let process = Process::spawn("gobgpd", cmd, &dir.path().join("gobgpd.log"))?;
+        let process = spawn(host, &socket, &dir.path().join("gobgpd.log"))?;
         let mut daemon = Self {
             process,
+            host: host.clone(),
             socket,
             dir,
+            runs: 1,
         };
         daemon.wait_ready().await?;
         Ok(daemon)
+    }
+
+    /// Kills the daemon (SIGKILL, as a crash) and starts a fresh one on the same socket, as a
+    /// container restart would; returns once the new one answers. The socket file a killed
+    /// gobgpd leaves behind is removed first (gobgpd cannot listen on an existing one).
+    pub async fn restart(&mut self) -> Result<(), GobgpdError> {
+        self.process.kill();
+        match std::fs::remove_file(&self.socket) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(GobgpdError::StaleSocket {
+                    socket: self.socket.clone(),
+                    source,
+                });
+            }
+        }
+        self.runs += 1;
+        let log = self.dir.path().join(format!("gobgpd-{}.log", self.runs));
+        self.process = spawn(&self.host, &self.socket, &log)?;
+        self.wait_ready().await
+    }
+
+    /// The API endpoint as a URL (`unix:///…/gobgpd.sock`).
+    pub fn endpoint(&self) -> String {
+        format!("unix://{}", self.socket.display())
     }
 
     async fn wait_ready(&mut self) -> Result<(), GobgpdError> {

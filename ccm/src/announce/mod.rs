@@ -3,6 +3,7 @@
 
 pub mod announcer;
 pub mod desired;
+pub mod gobgp;
 pub mod inputs;
 pub mod metrics;
 pub mod plan;

@@ -1,0 +1,252 @@
+//! The GoBGP adapter: one idempotent [`Daemon::converge`] that makes a gobgpd (v4 API) hold
+//! exactly a [`DesiredDaemon`], the [`PeerStatus`] of its sessions, and a signal when the
+//! daemon restarted (it keeps nothing across a restart) so the caller converges again.
+//!
+//! Converge reads the daemon (`actual`), plans purely (`plan`), and applies the plan
+//! (`apply`); see `docs/design/0001-gobgp-converge.md`.
+
+mod actual;
+mod apply;
+mod connect;
+mod convert;
+mod peer;
+mod plan;
+mod policy;
+mod state;
+mod status;
+mod watch;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use gobgp_api_proto::GoBgpServiceClient;
+use tonic::transport::Channel;
+
+pub use self::connect::{Endpoint, EndpointError};
+pub use self::convert::ConvertError;
+pub use self::plan::PlanError;
+pub use self::policy::{EXPORT_POLICY_NAMES, ExportRuleError};
+pub use self::status::{BfdState, LastDown, PeerStatus, SessionState};
+pub use self::watch::RestartCause;
+use crate::announce::desired::DesiredDaemon;
+
+type Client = GoBgpServiceClient<Channel>;
+
+/// Deadline of every call but the event stream.
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn request<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(CALL_TIMEOUT);
+    request
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GobgpError {
+    #[error("invalid gobgpd endpoint")]
+    Endpoint(#[from] EndpointError),
+    #[error("cannot connect to gobgpd at {endpoint}")]
+    Connect {
+        endpoint: Endpoint,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("gobgpd failed {call}")]
+    Call {
+        call: &'static str,
+        #[source]
+        source: tonic::Status,
+    },
+    #[error("gobgpd answered {call} with something unreadable")]
+    Unreadable {
+        call: &'static str,
+        #[source]
+        source: ConvertError,
+    },
+    #[error("the desired daemon state is invalid")]
+    Desired(#[from] PlanError),
+    #[error(
+        "gobgpd stopped BGP to change its global settings and cannot start it again; the gobgpd process must be restarted"
+    )]
+    StoppedForGood {
+        #[source]
+        source: tonic::Status,
+    },
+}
+
+impl GobgpError {
+    /// Whether trying again later can succeed without another desired state.
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, GobgpError::Endpoint(_) | GobgpError::Desired(_))
+    }
+}
+
+/// What one converge changed. `writes` counts the calls that modified the daemon; a
+/// converged daemon gets none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConvergeReport {
+    pub bgp_started: bool,
+    pub bgp_stopped: bool,
+    pub peers_added: usize,
+    pub peers_updated: usize,
+    pub peers_deleted: usize,
+    /// Defined-set, policy and assignment calls.
+    pub policy_writes: usize,
+    pub paths_added: usize,
+    pub paths_deleted: usize,
+    pub soft_resets: usize,
+    pub writes: usize,
+}
+
+impl ConvergeReport {
+    pub fn changed(&self) -> bool {
+        self.writes > 0
+    }
+}
+
+/// Tunables of a daemon handle.
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    pub connect_timeout: Duration,
+    /// How often `GetBgp` checks that the daemon still runs BGP (the event stream notices
+    /// a dead process at once; this catches a stopped BGP server).
+    pub probe_interval: Duration,
+}
+
+impl Default for DaemonOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            probe_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A connected gobgpd.
+#[derive(Debug)]
+pub struct Daemon {
+    client: Client,
+    endpoint: Endpoint,
+    shared: Arc<watch::Shared>,
+    restarted: tokio::sync::watch::Receiver<Option<RestartCause>>,
+    watch_task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.watch_task.abort();
+    }
+}
+
+impl Daemon {
+    /// Connects to `unix:///path/gobgpd.sock` or `http://127.0.0.1:PORT` and starts
+    /// watching the daemon for a restart.
+    pub async fn connect(endpoint: &str) -> Result<Daemon, GobgpError> {
+        Self::connect_with(endpoint, DaemonOptions::default()).await
+    }
+
+    pub async fn connect_with(
+        endpoint: &str,
+        options: DaemonOptions,
+    ) -> Result<Daemon, GobgpError> {
+        let endpoint: Endpoint = endpoint.parse()?;
+        let channel = connect::channel(&endpoint, options.connect_timeout)
+            .await
+            .map_err(|source| GobgpError::Connect {
+                endpoint: endpoint.clone(),
+                source,
+            })?;
+        let client = GoBgpServiceClient::new(channel)
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX);
+        let shared = Arc::new(watch::Shared::default());
+        let (cause, restarted) = tokio::sync::watch::channel(None);
+        let span = tracing::info_span!("gobgpd_watch", endpoint = %endpoint);
+        let watch_task = tokio::spawn(tracing::Instrument::instrument(
+            watch::run(
+                client.clone(),
+                shared.clone(),
+                cause,
+                options.probe_interval,
+            ),
+            span,
+        ));
+        tracing::debug!(endpoint = %endpoint, "connected to gobgpd");
+        Ok(Daemon {
+            client,
+            endpoint,
+            shared,
+            restarted,
+            watch_task,
+        })
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Makes the daemon hold exactly `desired`; a second call with the same state changes
+    /// nothing. Stops at the first failed call (the next converge resumes from there).
+    #[tracing::instrument(skip_all, fields(endpoint = %self.endpoint, peers = desired.peers.len(), paths = desired.paths.len()))]
+    pub async fn converge(
+        &mut self,
+        desired: &DesiredDaemon,
+    ) -> Result<ConvergeReport, GobgpError> {
+        let snapshot = actual::read(&mut self.client).await?;
+        if snapshot.actual.global.is_some() {
+            self.shared.started.store(true, Ordering::Release);
+        }
+        let ops = plan::plan(&snapshot.actual, desired)?;
+        tracing::debug!(operations = ops.len(), "converge planned");
+        let report = apply::apply(&mut self.client, ops, &snapshot.listed_peers).await?;
+        if report.bgp_started {
+            self.shared.started.store(true, Ordering::Release);
+        }
+        if report.changed() {
+            tracing::debug!(?report, "daemon converged");
+        }
+        Ok(report)
+    }
+
+    /// The state of every session the daemon has.
+    pub async fn peer_statuses(&mut self) -> Result<Vec<PeerStatus>, GobgpError> {
+        let peers = actual::list_peers(&mut self.client, true).await?;
+        let sessions = self.shared.sessions();
+        peers
+            .iter()
+            .map(|peer| {
+                let address = convert::parse_addr(
+                    "neighbor address",
+                    peer.conf
+                        .as_ref()
+                        .map_or("", |c| c.neighbor_address.as_str()),
+                )
+                .map_err(|source| GobgpError::Unreadable {
+                    call: "ListPeer",
+                    source,
+                })?;
+                Ok(status::peer_status(
+                    peer,
+                    address,
+                    sessions.last_down(&address),
+                ))
+            })
+            .collect()
+    }
+
+    /// Completes when the daemon restarted or can no longer be watched: reconnect (a new
+    /// [`Daemon`]) and converge again.
+    pub fn restarted(&self) -> impl Future<Output = RestartCause> + Send + 'static {
+        let mut receiver = self.restarted.clone();
+        async move {
+            match receiver.wait_for(Option::is_some).await {
+                Ok(cause) => cause.clone().unwrap_or(RestartCause::StreamEnded),
+                // The sender lives in the watch task; it is gone only when the task was
+                // aborted, i.e. this handle was dropped.
+                Err(_closed) => RestartCause::StreamEnded,
+            }
+        }
+    }
+}

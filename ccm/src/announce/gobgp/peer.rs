@@ -1,0 +1,465 @@
+//! A neighbor as far as we configure it ([`PeerSpec`]: the fields we own, normalized so that
+//! what gobgpd reports back compares equal to what we asked for), and the `AddPeer` /
+//! `UpdatePeer` messages built from it.
+//!
+//! gobgp v4.8.0 facts used here:
+//! - `SetDefaultNeighborConfigValues` (`pkg/config/oc/default.go`) fills connect-retry 120 s,
+//!   hold 90 s, keepalive hold/3, graceful-restart time = hold and deferral 360 s when
+//!   enabled, BFD port 3784 / multiplier 3 / 1 s intervals, multihop TTL 255, and the
+//!   transport local address `0.0.0.0` / `::`;
+//! - `ListPeer` reports the *connected* local address once a session is up
+//!   (`NewPeerFromConfigStruct` in `pkg/config/oc/util.go`), so the local address cannot be
+//!   read back as configuration: we own it and always send it empty (the kernel chooses);
+//! - `PeerConf.auth_password` is read back as set, so a password change is seen;
+//! - `graceful_restart.local_restarting` on `AddPeer` becomes the peer's
+//!   `GracefulRestart.State.LocalRestarting` (`newNeighborFromAPIStruct`), which is what
+//!   gobgpd's own `--graceful-restart` flag sets for configured peers (`pkg/config/config.go`
+//!   `InitialConfig`): the OPEN then carries the Restart State bit and the Forwarding State
+//!   bit per family (`capabilitiesFromConfig` in `pkg/server/fsm.go`), and updates wait for
+//!   the peers' End-of-RIB or the deferral timer.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use gobgp_api_proto::api;
+
+use super::convert::{BGP_PORT, ConvertError, family, parse_addr, unicast_afi};
+use crate::announce::desired::{Afi, DesiredPeer, Password};
+
+const DEFAULT_CONNECT_RETRY: u64 = 120;
+const DEFAULT_HOLD_TIME: u64 = 90;
+const DEFAULT_MULTIHOP_TTL: u8 = 255;
+/// The Restart Time field of the graceful-restart capability has 12 bits (RFC 4724).
+const MAX_RESTART_TIME: u32 = 4095;
+/// Upper bound of the selection deferral after a restart. We learn no routes, so waiting
+/// for the routers' End-of-RIB buys nothing; it only matters while a router is down during
+/// our restart, and then it delays the other routers' updates by up to this long.
+const MAX_DEFERRAL: u32 = 10;
+
+/// An address family of a session as gobgpd holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum SessionFamily {
+    Unicast(Afi),
+    /// A family we never configure (found on a peer someone else changed).
+    Other {
+        afi: i32,
+        safi: i32,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FamilySpec {
+    pub graceful_restart: bool,
+    pub add_path_send_max: u32,
+    pub add_path_receive: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Timers {
+    pub connect_retry: u64,
+    pub hold_time: u64,
+    pub keepalive: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct GracefulRestartSpec {
+    pub restart_time: u32,
+    pub deferral_time: u32,
+}
+
+/// Intervals in microseconds, as gobgpd and the BFD wire carry them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BfdSpec {
+    pub min_tx_us: u32,
+    pub min_rx_us: u32,
+    pub multiplier: u32,
+}
+
+/// The settings of one neighbor that converge owns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PeerSpec {
+    pub port: u16,
+    pub peer_asn: u32,
+    pub local_asn: u32,
+    /// The `BGPPeer` the session comes from, shown by `gobgp neighbor <address>`.
+    pub description: String,
+    pub password: Option<Password>,
+    pub multihop_ttl: Option<u8>,
+    pub timers: Timers,
+    pub graceful_restart: Option<GracefulRestartSpec>,
+    pub bfd: Option<BfdSpec>,
+    pub families: BTreeMap<SessionFamily, FamilySpec>,
+    pub passive: bool,
+}
+
+fn seconds_up(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+fn micros(d: Duration) -> u32 {
+    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
+}
+
+impl PeerSpec {
+    /// What gobgpd holds once `peer` is configured on a daemon whose global ASN is
+    /// `global_asn` (its defaults applied the way `SetDefaultNeighborConfigValues` does).
+    pub(crate) fn from_desired(peer: &DesiredPeer, global_asn: u32) -> PeerSpec {
+        let hold_time = match seconds_up(peer.hold_time) {
+            0 => DEFAULT_HOLD_TIME,
+            secs => secs,
+        };
+        let timers = Timers {
+            connect_retry: match seconds_up(peer.connect_retry) {
+                0 => DEFAULT_CONNECT_RETRY,
+                secs => secs,
+            },
+            hold_time,
+            keepalive: match seconds_up(peer.keepalive) {
+                0 => hold_time / 3,
+                secs => secs,
+            },
+        };
+        let graceful_restart = peer.graceful_restart.map(|time| {
+            let restart_time = match seconds_up(time) {
+                0 => hold_time,
+                secs => secs,
+            };
+            let restart_time = u32::try_from(restart_time)
+                .unwrap_or(MAX_RESTART_TIME)
+                .min(MAX_RESTART_TIME);
+            GracefulRestartSpec {
+                restart_time,
+                deferral_time: (restart_time / 2).clamp(1, MAX_DEFERRAL),
+            }
+        });
+        let families = peer
+            .families
+            .iter()
+            .map(|afi| {
+                let spec = FamilySpec {
+                    graceful_restart: graceful_restart.is_some(),
+                    add_path_send_max: peer.add_path_send_max.into(),
+                    add_path_receive: false,
+                };
+                (SessionFamily::Unicast(*afi), spec)
+            })
+            .collect();
+        PeerSpec {
+            port: if peer.port == 0 { BGP_PORT } else { peer.port },
+            peer_asn: peer.peer_asn,
+            local_asn: if peer.local_asn == 0 {
+                global_asn
+            } else {
+                peer.local_asn
+            },
+            description: peer.source.clone(),
+            password: peer.password.clone().filter(|p| !p.0.is_empty()),
+            multihop_ttl: peer.multihop_ttl.map(|ttl| match ttl {
+                0 => DEFAULT_MULTIHOP_TTL,
+                ttl => ttl,
+            }),
+            timers,
+            graceful_restart,
+            bfd: peer.bfd.map(|bfd| BfdSpec {
+                min_tx_us: micros(bfd.min_tx),
+                min_rx_us: micros(bfd.min_rx),
+                multiplier: bfd.multiplier.into(),
+            }),
+            families,
+            passive: false,
+        }
+    }
+
+    /// The neighbor `ListPeer` reported, with its address.
+    pub(crate) fn from_api(peer: &api::Peer) -> Result<(IpAddr, PeerSpec), ConvertError> {
+        let conf = peer.conf.clone().unwrap_or_default();
+        let address = parse_addr("neighbor address", &conf.neighbor_address)?;
+        let transport = peer.transport.clone().unwrap_or_default();
+        let port =
+            u16::try_from(transport.remote_port).map_err(|source| ConvertError::OutOfRange {
+                field: "remote port",
+                value: transport.remote_port.into(),
+                source,
+            })?;
+        let timers = peer
+            .timers
+            .as_ref()
+            .and_then(|t| t.config)
+            .unwrap_or_default();
+        let multihop = peer.ebgp_multihop.unwrap_or_default();
+        let gr = peer.graceful_restart.clone().unwrap_or_default();
+        let bfd = peer.bfd.unwrap_or_default();
+        let spec = PeerSpec {
+            port: if port == 0 { BGP_PORT } else { port },
+            peer_asn: conf.peer_asn,
+            local_asn: conf.local_asn,
+            description: conf.description,
+            password: (!conf.auth_password.is_empty()).then_some(Password(conf.auth_password)),
+            multihop_ttl: multihop
+                .enabled
+                .then(|| u8::try_from(multihop.multihop_ttl).unwrap_or(u8::MAX)),
+            timers: Timers {
+                connect_retry: timers.connect_retry,
+                hold_time: timers.hold_time,
+                keepalive: timers.keepalive_interval,
+            },
+            graceful_restart: gr.enabled.then_some(GracefulRestartSpec {
+                restart_time: gr.restart_time,
+                deferral_time: gr.deferral_time,
+            }),
+            bfd: bfd.enabled.then_some(BfdSpec {
+                min_tx_us: bfd.desired_minimum_tx_interval,
+                min_rx_us: bfd.required_minimum_receive,
+                multiplier: bfd.detection_multiplier,
+            }),
+            families: families_from_api(&peer.afi_safis),
+            passive: transport.passive_mode,
+        };
+        Ok((address, spec))
+    }
+}
+
+fn families_from_api(afi_safis: &[api::AfiSafi]) -> BTreeMap<SessionFamily, FamilySpec> {
+    afi_safis
+        .iter()
+        .filter_map(|afi_safi| {
+            let config = afi_safi.config.as_ref().filter(|c| c.enabled)?;
+            let f = config.family.unwrap_or_default();
+            let key = match unicast_afi(&f) {
+                Some(afi) => SessionFamily::Unicast(afi),
+                None => SessionFamily::Other {
+                    afi: f.afi,
+                    safi: f.safi,
+                },
+            };
+            let add_paths = afi_safi
+                .add_paths
+                .as_ref()
+                .and_then(|a| a.config)
+                .unwrap_or_default();
+            let spec = FamilySpec {
+                graceful_restart: afi_safi
+                    .mp_graceful_restart
+                    .as_ref()
+                    .and_then(|m| m.config)
+                    .is_some_and(|c| c.enabled),
+                add_path_send_max: add_paths.send_max,
+                add_path_receive: add_paths.receive,
+            };
+            Some((key, spec))
+        })
+        .collect()
+}
+
+/// The per-family entries for `spec`, reusing what `current` holds for a family (so
+/// settings we do not own, such as a prefix limit, survive an update).
+fn afi_safis(spec: &PeerSpec, current: &[api::AfiSafi]) -> Vec<api::AfiSafi> {
+    spec.families
+        .iter()
+        .filter_map(|(key, family_spec)| {
+            let SessionFamily::Unicast(afi) = key else {
+                return None;
+            };
+            let wanted = family(*afi);
+            let mut entry = current
+                .iter()
+                .find(|a| a.config.as_ref().and_then(|c| c.family) == Some(wanted))
+                .cloned()
+                .unwrap_or_default();
+            entry.state = None;
+            entry.config = Some(api::AfiSafiConfig {
+                family: Some(wanted),
+                enabled: true,
+            });
+            entry.mp_graceful_restart = Some(api::MpGracefulRestart {
+                config: Some(api::MpGracefulRestartConfig {
+                    enabled: family_spec.graceful_restart,
+                }),
+                state: None,
+            });
+            entry.add_paths = Some(api::AddPaths {
+                config: Some(api::AddPathsConfig {
+                    receive: family_spec.add_path_receive,
+                    send_max: family_spec.add_path_send_max,
+                }),
+                state: None,
+            });
+            Some(entry)
+        })
+        .collect()
+}
+
+/// Writes the fields we own into `peer`, leaving every other field as it is.
+fn write_owned(peer: &mut api::Peer, address: IpAddr, spec: &PeerSpec, restarting: bool) {
+    let conf = peer.conf.get_or_insert_with(api::PeerConf::default);
+    conf.neighbor_address = address.to_string();
+    conf.peer_asn = spec.peer_asn;
+    conf.local_asn = spec.local_asn;
+    conf.description = spec.description.clone();
+    conf.auth_password = spec.password.clone().map(|p| p.0).unwrap_or_default();
+
+    let transport = peer.transport.get_or_insert_with(api::Transport::default);
+    transport.remote_port = spec.port.into();
+    transport.passive_mode = spec.passive;
+    transport.local_address = String::new();
+    transport.remote_address = String::new();
+
+    let timers = peer.timers.get_or_insert_with(api::Timers::default);
+    timers.state = None;
+    let config = timers.config.get_or_insert_with(api::TimersConfig::default);
+    config.connect_retry = spec.timers.connect_retry;
+    config.hold_time = spec.timers.hold_time;
+    config.keepalive_interval = spec.timers.keepalive;
+
+    peer.ebgp_multihop = Some(api::EbgpMultihop {
+        enabled: spec.multihop_ttl.is_some(),
+        multihop_ttl: spec.multihop_ttl.map(u32::from).unwrap_or_default(),
+    });
+    peer.graceful_restart = Some(match spec.graceful_restart {
+        Some(gr) => api::GracefulRestart {
+            enabled: true,
+            restart_time: gr.restart_time,
+            deferral_time: gr.deferral_time,
+            local_restarting: restarting,
+            ..api::GracefulRestart::default()
+        },
+        None => api::GracefulRestart::default(),
+    });
+    peer.bfd = Some(match spec.bfd {
+        Some(bfd) => api::BfdPeerConfig {
+            enabled: true,
+            port: 0,
+            desired_minimum_tx_interval: bfd.min_tx_us,
+            required_minimum_receive: bfd.min_rx_us,
+            detection_multiplier: bfd.multiplier,
+        },
+        None => api::BfdPeerConfig::default(),
+    });
+    peer.afi_safis = afi_safis(spec, &peer.afi_safis);
+}
+
+/// The `AddPeer` message for a new neighbor. `restarting` makes it greet the router as a
+/// restarting speaker (graceful restart only).
+pub(crate) fn new_peer(address: IpAddr, spec: &PeerSpec, restarting: bool) -> api::Peer {
+    let mut peer = api::Peer::default();
+    write_owned(&mut peer, address, spec, restarting);
+    peer
+}
+
+/// The `UpdatePeer` message: what `ListPeer` reported (`current`), read-only state removed,
+/// with the fields we own replaced.
+pub(crate) fn updated_peer(current: &api::Peer, address: IpAddr, spec: &PeerSpec) -> api::Peer {
+    let mut peer = current.clone();
+    peer.state = None;
+    write_owned(&mut peer, address, spec, false);
+    peer
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::announce::desired::BfdSettings;
+
+    fn desired() -> DesiredPeer {
+        DesiredPeer {
+            address: "192.0.2.254".parse().expect("address"),
+            port: 179,
+            peer_asn: 64500,
+            local_asn: 0,
+            source: "tor-a".into(),
+            password: Some(Password("secret".into())),
+            multihop_ttl: Some(0),
+            hold_time: Duration::from_secs(9),
+            keepalive: Duration::ZERO,
+            connect_retry: Duration::from_millis(1500),
+            graceful_restart: Some(Duration::from_secs(60)),
+            bfd: Some(BfdSettings {
+                min_rx: Duration::from_millis(100),
+                min_tx: Duration::from_millis(100),
+                multiplier: 3,
+            }),
+            families: BTreeSet::from([Afi::Ipv4]),
+            add_path_send_max: 8,
+        }
+    }
+
+    #[test]
+    fn gobgpd_defaults_are_applied_to_the_desired_peer() {
+        let spec = PeerSpec::from_desired(&desired(), 64512);
+        assert_eq!(spec.local_asn, 64512, "local ASN 0 is the global ASN");
+        assert_eq!(
+            spec.timers.keepalive, 3,
+            "keepalive 0 is a third of the hold time"
+        );
+        assert_eq!(spec.timers.connect_retry, 2, "sub-second parts round up");
+        assert_eq!(spec.multihop_ttl, Some(255));
+        assert_eq!(
+            spec.graceful_restart,
+            Some(GracefulRestartSpec {
+                restart_time: 60,
+                deferral_time: 10
+            })
+        );
+        assert_eq!(spec.bfd.map(|b| b.min_tx_us), Some(100_000));
+    }
+
+    #[test]
+    fn an_added_peer_reads_back_as_its_spec() {
+        let spec = PeerSpec::from_desired(&desired(), 64512);
+        let address = desired().address;
+        let message = new_peer(address, &spec, true);
+        assert!(
+            message
+                .graceful_restart
+                .as_ref()
+                .is_some_and(|g| g.local_restarting)
+        );
+        assert_eq!(
+            PeerSpec::from_api(&message).expect("readable"),
+            (address, spec)
+        );
+    }
+
+    #[test]
+    fn an_update_keeps_settings_we_do_not_own_and_drops_the_connected_address() {
+        let spec = PeerSpec::from_desired(&desired(), 64512);
+        let address = desired().address;
+        let mut listed = new_peer(address, &spec, false);
+        listed.route_reflector = Some(api::RouteReflector {
+            route_reflector_client: true,
+            route_reflector_cluster_id: "192.0.2.1".into(),
+        });
+        listed.transport.as_mut().expect("transport").local_address = "192.0.2.1".into();
+        listed.afi_safis[0].prefix_limits = Some(api::PrefixLimit {
+            family: Some(family(Afi::Ipv4)),
+            max_prefixes: 10,
+            shutdown_threshold_pct: 0,
+        });
+        listed.state = Some(api::PeerState::default());
+
+        let mut changed = spec.clone();
+        changed.timers.hold_time = 30;
+        let update = updated_peer(&listed, address, &changed);
+        assert_eq!(update.route_reflector, listed.route_reflector);
+        assert_eq!(
+            update.afi_safis[0].prefix_limits,
+            listed.afi_safis[0].prefix_limits
+        );
+        assert_eq!(
+            update.transport.as_ref().map(|t| t.local_address.as_str()),
+            Some("")
+        );
+        assert_eq!(update.state, None);
+        assert_eq!(PeerSpec::from_api(&update).expect("readable").1, changed);
+    }
+
+    #[test]
+    fn an_empty_password_is_no_password() {
+        let mut peer = desired();
+        peer.password = Some(Password(String::new()));
+        assert_eq!(PeerSpec::from_desired(&peer, 1).password, None);
+    }
+}

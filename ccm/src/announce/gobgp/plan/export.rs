@@ -1,0 +1,216 @@
+//! Planning the export and import policy: defined sets edited in place, a changed statement
+//! list built under the other policy name and swapped in by one assignment.
+
+use std::collections::BTreeSet;
+
+use ipnet::IpNet;
+
+use super::{Op, SetEntries, SetName};
+use crate::announce::gobgp::policy::{
+    EXPORT_POLICY_NAMES, ExportModel, IMPORT_POLICY_NAME, other_policy,
+};
+use crate::announce::gobgp::state::{
+    ActualExport, Assignment, Disposition, ImportPolicy, PrefixEntry,
+};
+
+pub(super) struct ExportPlan {
+    pub ops: Vec<Op>,
+    /// Routes already sent may now be exported differently.
+    pub reevaluate: bool,
+}
+
+/// Entries to add and to remove so that `actual` holds `desired`.
+fn set_diff<T: Ord + Clone>(
+    actual: Option<&BTreeSet<T>>,
+    desired: &BTreeSet<T>,
+) -> (BTreeSet<T>, BTreeSet<T>) {
+    let empty = BTreeSet::new();
+    let actual = actual.unwrap_or(&empty);
+    (
+        desired.difference(actual).cloned().collect(),
+        actual.difference(desired).cloned().collect(),
+    )
+}
+
+struct SetPlan {
+    add: Vec<Op>,
+    remove: Vec<Op>,
+    delete: Vec<Op>,
+    /// Prefixes whose set membership changed.
+    touched: BTreeSet<IpNet>,
+    neighbors_changed: bool,
+}
+
+fn plan_sets(actual: &ActualExport, model: &ExportModel) -> SetPlan {
+    let mut plan = SetPlan {
+        add: Vec::new(),
+        remove: Vec::new(),
+        delete: Vec::new(),
+        touched: BTreeSet::new(),
+        neighbors_changed: false,
+    };
+    for (name, prefixes) in &model.prefix_sets {
+        let desired: BTreeSet<_> = prefixes.iter().copied().map(PrefixEntry::exact).collect();
+        let current = actual.prefix_sets.get(name);
+        let (add, remove) = set_diff(current, &desired);
+        plan.touched
+            .extend(add.iter().chain(&remove).map(|e| e.prefix));
+        if current.is_none() || !add.is_empty() {
+            plan.add.push(Op::AddToSet(SetEntries::Prefixes {
+                name: name.clone(),
+                entries: add,
+            }));
+        }
+        if !remove.is_empty() {
+            plan.remove.push(Op::RemoveFromSet(SetEntries::Prefixes {
+                name: name.clone(),
+                entries: remove,
+            }));
+        }
+    }
+    for (name, addresses) in &model.neighbor_sets {
+        let desired: BTreeSet<_> = addresses.iter().copied().map(IpNet::from).collect();
+        let current = actual.neighbor_sets.get(name);
+        let (add, remove) = set_diff(current, &desired);
+        plan.neighbors_changed |= !add.is_empty() || !remove.is_empty();
+        if current.is_none() || !add.is_empty() {
+            plan.add.push(Op::AddToSet(SetEntries::Neighbors {
+                name: name.clone(),
+                entries: add,
+            }));
+        }
+        if !remove.is_empty() {
+            plan.remove.push(Op::RemoveFromSet(SetEntries::Neighbors {
+                name: name.clone(),
+                entries: remove,
+            }));
+        }
+    }
+    plan.delete.extend(
+        (actual.prefix_sets.keys())
+            .filter(|name| !model.prefix_sets.contains_key(*name))
+            .map(|name| Op::DeleteSet(SetName::Prefix(name.clone()))),
+    );
+    plan.delete.extend(
+        (actual.neighbor_sets.keys())
+            .filter(|name| !model.neighbor_sets.contains_key(*name))
+            .map(|name| Op::DeleteSet(SetName::Neighbor(name.clone()))),
+    );
+    plan
+}
+
+/// The policy ops when the assigned policy does not hold the desired statements: build the
+/// statements under a name of ours that is not assigned, assign it alone, delete the rest.
+fn rebuild_policy(actual: &ActualExport, model: &ExportModel) -> Vec<Op> {
+    let assigned = &actual.export.policies;
+    let mut ops = Vec::new();
+    let target = match assigned.as_slice() {
+        [only] if actual.policies.contains_key(only) => other_policy(only),
+        _ => {
+            let free = EXPORT_POLICY_NAMES
+                .into_iter()
+                .find(|name| !assigned.iter().any(|a| a == name));
+            match free {
+                Some(name) => name,
+                None => {
+                    // Both of our names are assigned (someone edited the assignment):
+                    // release them before one is rebuilt.
+                    ops.push(Op::AssignExport(Vec::new()));
+                    EXPORT_POLICY_NAMES[0]
+                }
+            }
+        }
+    };
+    if actual.policies.contains_key(target) {
+        ops.push(Op::DeletePolicy(target.to_owned()));
+    }
+    ops.push(Op::AddPolicy {
+        name: target,
+        statements: model.statements.clone(),
+    });
+    ops.push(Op::AssignExport(vec![target]));
+    ops.extend(
+        (actual.policies.keys())
+            .filter(|name| name.as_str() != target)
+            .map(|name| Op::DeletePolicy(name.clone())),
+    );
+    ops
+}
+
+/// Which of our policies, if any, is assigned alone and holds exactly the desired statements.
+fn current_policy(actual: &ActualExport, model: &ExportModel) -> Option<&'static str> {
+    let [only] = actual.export.policies.as_slice() else {
+        return None;
+    };
+    let name = EXPORT_POLICY_NAMES.into_iter().find(|n| n == only)?;
+    let statements = actual.policies.get(name)?.as_ref()?;
+    (*statements == model.statements).then_some(name)
+}
+
+/// The import side: our policy accepting local routes, assigned alone with default reject.
+fn plan_import(actual: &ActualExport) -> Vec<Op> {
+    let mut ops = Vec::new();
+    let assigned = actual
+        .import
+        .policies
+        .iter()
+        .any(|p| p == IMPORT_POLICY_NAME);
+    let mut reassign = false;
+    match actual.import_policy {
+        ImportPolicy::AcceptsLocal => {}
+        ImportPolicy::Missing => {
+            ops.push(Op::AddImportPolicy);
+            reassign = true;
+        }
+        ImportPolicy::Other => {
+            if assigned {
+                ops.push(Op::AssignImport(Vec::new()));
+            }
+            ops.push(Op::DeletePolicy(IMPORT_POLICY_NAME.to_owned()));
+            ops.push(Op::AddImportPolicy);
+            reassign = true;
+        }
+    }
+    let want = Assignment {
+        policies: vec![IMPORT_POLICY_NAME.to_owned()],
+        default: Disposition::Reject,
+    };
+    if reassign || actual.import != want {
+        ops.push(Op::AssignImport(vec![IMPORT_POLICY_NAME]));
+    }
+    ops
+}
+
+pub(super) fn plan(
+    actual: &ActualExport,
+    model: &ExportModel,
+    kept_prefixes: &BTreeSet<IpNet>,
+) -> ExportPlan {
+    let sets = plan_sets(actual, model);
+    let mut ops = sets.add;
+    let mut switched = false;
+    match current_policy(actual, model) {
+        Some(name) => {
+            let leftover: Vec<_> = (actual.policies.keys())
+                .filter(|other| other.as_str() != name)
+                .map(|other| Op::DeletePolicy(other.clone()))
+                .collect();
+            if actual.export.default != Disposition::Accept {
+                ops.push(Op::AssignExport(vec![name]));
+                switched = true;
+            }
+            ops.extend(leftover);
+        }
+        None => {
+            ops.extend(rebuild_policy(actual, model));
+            switched = true;
+        }
+    }
+    ops.extend(plan_import(actual));
+    ops.extend(sets.remove);
+    ops.extend(sets.delete);
+    let touched_kept = sets.touched.iter().any(|p| kept_prefixes.contains(p));
+    let reevaluate =
+        !kept_prefixes.is_empty() && (switched || sets.neighbors_changed) || touched_kept;
+    ExportPlan { ops, reevaluate }
+}

