@@ -124,17 +124,6 @@ async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
     }
 }
 
-/// Runs a component that has no working controllers yet: only the admin server, reporting
-/// not-ready with the reason, so nothing pretends to work.
-pub async fn serve_placeholder(component: &str, address: SocketAddr) -> anyhow::Result<()> {
-    let state = AdminState::new(component, |_| {});
-    let reason = format!("the {component} has no controllers implemented in this build");
-    tracing::warn!(component, "{reason}");
-    state.set_readiness(Readiness::NotReady(reason));
-    state.serve(address).await?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,13 +19,19 @@ use crate::provider::static_file::StaticProvider;
 use crate::service_lb::class::ClassPolicy;
 use crate::service_lb::{self, metrics::Metrics};
 
-/// The controllers this program knows, by their upstream names.
-pub const KNOWN: [&str; 3] = ["cloud-node", "cloud-node-lifecycle", "service-lb"];
+/// The controllers this program knows: the upstream names, and `bgp-announcer` (central BGP
+/// placement; it runs on every replica, leader or not).
+pub const KNOWN: [&str; 4] = [
+    "bgp-announcer",
+    "cloud-node",
+    "cloud-node-lifecycle",
+    "service-lb",
+];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SelectionError {
     #[error(
-        "unknown controller {0:?} in --controllers (known: cloud-node, cloud-node-lifecycle, service-lb)"
+        "unknown controller {0:?} in --controllers (known: bgp-announcer, cloud-node, cloud-node-lifecycle, service-lb)"
     )]
     Unknown(String),
 }
@@ -72,6 +78,7 @@ type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// The metrics of every controller, registered once.
 struct AllMetrics {
     service_lb: Metrics,
+    announce: crate::announce::metrics::Metrics,
     cloud_node: cloud_node::metrics::Metrics,
     events_dropped: Counter,
 }
@@ -91,6 +98,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         );
         metrics = Some(AllMetrics {
             service_lb: Metrics::new(registry),
+            announce: crate::announce::metrics::Metrics::new(registry),
             cloud_node: cloud_node::metrics::Metrics::new(registry),
             events_dropped,
         });
@@ -114,6 +122,8 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         metrics.cloud_node,
     )
     .await?;
+    // Announcing needs no lease: every replica programs its own sidecar.
+    let announcer = announcer(&args, &selected, &client, &identity, metrics.announce);
     let elector = Elector::new(client.clone(), LeaseSettings::new(identity.clone()));
     admin.set_readiness(Readiness::NotReady("waiting for leadership".into()));
     let mut leadership = if args.leader_elect {
@@ -147,6 +157,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         }
     };
     tokio::select! {
+        () = announcer => anyhow::bail!("the BGP announcer stopped"),
         () = service_lb => anyhow::bail!("the service-lb controller stopped"),
         () = cloud => anyhow::bail!("the node controllers stopped"),
         () = lost => anyhow::bail!("lost leadership; exiting so that no two replicas write"),
@@ -161,6 +172,41 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The central BGP announcer, started at once on every replica (a task that never ends when
+/// it is not selected).
+fn announcer(
+    args: &ControllerArgs,
+    selected: &BTreeSet<&'static str>,
+    client: &kube::Client,
+    identity: &str,
+    metrics: crate::announce::metrics::Metrics,
+) -> Task {
+    if !selected.contains("bgp-announcer") {
+        return Box::pin(std::future::pending());
+    }
+    let settings = crate::announce::run::Settings {
+        role: crate::announce::run::Role::Central {
+            node: args.node_name.clone(),
+        },
+        speaker: identity.to_owned(),
+        asn: args.bgp.bgp_asn,
+        router_id: args.bgp.bgp_router_id,
+        namespace: args.bgp.namespace.clone(),
+    };
+    let connect = crate::announce::sidecar::GobgpConnect {
+        endpoint: args.bgp.gobgp_endpoint.clone(),
+    };
+    let client = client.clone();
+    Box::pin(async move {
+        let task = tokio::spawn(crate::announce::run::run(
+            client, connect, settings, metrics,
+        ));
+        if let Err(error) = task.await {
+            tracing::error!(%error, "the BGP announcer task failed");
+        }
+    })
 }
 
 /// The `cloud-node` and `cloud-node-lifecycle` controllers over the configured provider, as
@@ -214,7 +260,7 @@ async fn cloud_controllers(
 }
 
 /// SIGTERM (how Kubernetes stops a pod) or SIGINT.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     match signal(SignalKind::terminate()) {
         Ok(mut term) => {
@@ -243,10 +289,15 @@ mod tests {
     fn star_selects_all_and_minus_removes() {
         assert_eq!(
             sel(&["*"]).unwrap(),
-            ["cloud-node", "cloud-node-lifecycle", "service-lb"]
+            [
+                "bgp-announcer",
+                "cloud-node",
+                "cloud-node-lifecycle",
+                "service-lb"
+            ]
         );
         assert_eq!(
-            sel(&["*", "-cloud-node-lifecycle"]).unwrap(),
+            sel(&["*", "-cloud-node-lifecycle", "-bgp-announcer"]).unwrap(),
             ["cloud-node", "service-lb"]
         );
         assert_eq!(sel(&["service-lb"]).unwrap(), ["service-lb"]);

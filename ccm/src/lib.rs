@@ -16,6 +16,7 @@ pub mod provider;
 pub mod retry;
 pub mod selector;
 pub mod service_lb;
+pub mod speaker;
 pub mod telemetry;
 
 use cli::{Cli, Command};
@@ -26,9 +27,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Crd => crd::print(&mut std::io::stdout().lock()),
         Command::Controller(args) => runtime()?.block_on(controller::run(args)),
-        Command::Speaker(args) => {
-            runtime()?.block_on(admin::serve_placeholder("speaker", args.admin.bind_address))
-        }
+        Command::Speaker(args) => runtime()?.block_on(speaker::run(args)),
     }
 }
 

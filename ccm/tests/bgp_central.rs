@@ -19,13 +19,23 @@ use support::*;
 
 const ROUTE: Duration = Duration::from_secs(20);
 
-fn start(cluster: &rig::cluster::TestCluster, fabric: &Fabric, identity: &str, member: u8) -> rig::process::Process {
+fn start(
+    cluster: &rig::cluster::TestCluster,
+    fabric: &Fabric,
+    identity: &str,
+    member: u8,
+) -> rig::process::Process {
     let endpoint = format!("--gobgp-endpoint={}", fabric.endpoint(member));
     let router_id = format!("--bgp-router-id={}", v4(member));
     start_ccm(
         &cluster.admin_kubeconfig(),
         identity,
-        &["--controllers=service-lb,bgp-announcer", &endpoint, &router_id, "--bgp-asn=64512"],
+        &[
+            "--controllers=service-lb,bgp-announcer",
+            &endpoint,
+            &router_id,
+            "--bgp-asn=64512",
+        ],
     )
     .0
 }
@@ -46,7 +56,10 @@ async fn three_nodes(client: &kube::Client) {
 }
 
 fn nodes(members: &[u8], v6: bool) -> Vec<String> {
-    members.iter().map(|m| if v6 { support::bgp::v6(*m) } else { v4(*m) }).collect()
+    members
+        .iter()
+        .map(|m| if v6 { support::bgp::v6(*m) } else { v4(*m) })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,7 +68,13 @@ async fn routes_follow_services_with_ecmp_over_the_eligible_nodes() {
     let cluster = cluster(false).await;
     let client = cluster.client();
     three_nodes(&client).await;
-    bgp_pool(&client, "pool-a", &["192.0.2.0/28", "2001:db8:5::/124"], serde_json::json!({})).await;
+    bgp_pool(
+        &client,
+        "pool-a",
+        &["192.0.2.0/28", "2001:db8:5::/124"],
+        serde_json::json!({}),
+    )
+    .await;
     central_peers(&client, serde_json::json!({})).await;
     let _ccm = start(&cluster, &fabric, "ccm-a", 2);
 
@@ -66,25 +85,42 @@ async fn routes_follow_services_with_ecmp_over_the_eligible_nodes() {
     let ips = wait_addresses(&client, "default", "web", 2).await;
     assert_eq!(ips, ["192.0.2.0", "2001:db8:5::"]);
     // One path per node, ECMP in the router's kernel, over separate IPv4 and IPv6 sessions.
-    fabric.wait_kernel("192.0.2.0/32", &nodes(&[11, 12, 13], false), ROUTE).await;
-    fabric.wait_kernel("2001:db8:5::/128", &nodes(&[11, 12, 13], true), ROUTE).await;
+    fabric
+        .wait_kernel("192.0.2.0/32", &nodes(&[11, 12, 13], false), ROUTE)
+        .await;
+    fabric
+        .wait_kernel("2001:db8:5::/128", &nodes(&[11, 12, 13], true), ROUTE)
+        .await;
     let session = wait_session(&client, "tor-v4", "ccm-a", |s| {
         s.state == "Established" && s.ipv4_prefixes_sent == Some(3)
     })
     .await;
     assert_eq!(session.add_path_negotiated, Some(true), "{session:?}");
-    assert!(fabric.established("s2v4") && fabric.established("s2v6"), "{}", fabric.protocols());
+    assert!(
+        fabric.established("s2v4") && fabric.established("s2v6"),
+        "{}",
+        fabric.protocols()
+    );
 
     // A node that is no longer Ready stops carrying the address; back, it carries it again.
     set_ready(&client, "n2", false).await;
-    fabric.wait_kernel("192.0.2.0/32", &nodes(&[11, 13], false), ROUTE).await;
+    fabric
+        .wait_kernel("192.0.2.0/32", &nodes(&[11, 13], false), ROUTE)
+        .await;
     set_ready(&client, "n2", true).await;
-    fabric.wait_kernel("192.0.2.0/32", &nodes(&[11, 12, 13], false), ROUTE).await;
+    fabric
+        .wait_kernel("192.0.2.0/32", &nodes(&[11, 12, 13], false), ROUTE)
+        .await;
 
     // The Service goes: its routes go, nothing else does.
     Svc::lb("default", "api").create(&client).await;
-    assert_eq!(wait_addresses(&client, "default", "api", 1).await, ["192.0.2.1"]);
-    fabric.wait_kernel("192.0.2.1/32", &nodes(&[11, 12, 13], false), ROUTE).await;
+    assert_eq!(
+        wait_addresses(&client, "default", "api", 1).await,
+        ["192.0.2.1"]
+    );
+    fabric
+        .wait_kernel("192.0.2.1/32", &nodes(&[11, 12, 13], false), ROUTE)
+        .await;
     Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), "default")
         .delete("web", &DeleteParams::default())
         .await
@@ -126,17 +162,39 @@ async fn local_traffic_policy_follows_ready_endpoints_and_pool_attributes_reach_
         }))
         .unwrap()
     };
-    slices.create(&PostParams::default(), &slice(&[("n1", true), ("n3", false)])).await.unwrap();
-    fabric.wait_kernel("192.0.2.0/32", &nodes(&[11], false), ROUTE).await;
+    slices
+        .create(
+            &PostParams::default(),
+            &slice(&[("n1", true), ("n3", false)]),
+        )
+        .await
+        .unwrap();
+    fabric
+        .wait_kernel("192.0.2.0/32", &nodes(&[11], false), ROUTE)
+        .await;
     let mut replaced = slice(&[("n1", true), ("n3", true)]);
-    replaced.metadata.resource_version = slices.get("web-1").await.unwrap().metadata.resource_version;
-    slices.replace("web-1", &PostParams::default(), &replaced).await.unwrap();
-    fabric.wait_kernel("192.0.2.0/32", &nodes(&[11, 13], false), ROUTE).await;
+    replaced.metadata.resource_version =
+        slices.get("web-1").await.unwrap().metadata.resource_version;
+    slices
+        .replace("web-1", &PostParams::default(), &replaced)
+        .await
+        .unwrap();
+    fabric
+        .wait_kernel("192.0.2.0/32", &nodes(&[11, 13], false), ROUTE)
+        .await;
 
     let route = fabric.routes("192.0.2.0/32").into_iter().next().unwrap();
-    let community = route.attributes.get("BGP.community").cloned().unwrap_or_default();
+    let community = route
+        .attributes
+        .get("BGP.community")
+        .cloned()
+        .unwrap_or_default();
     assert!(community.contains("(64512,100)"), "{route:?}");
-    let large = route.attributes.get("BGP.large_community").cloned().unwrap_or_default();
+    let large = route
+        .attributes
+        .get("BGP.large_community")
+        .cloned()
+        .unwrap_or_default();
     assert!(large.contains("(64512, 7, 9)"), "{route:?}");
 }
 
@@ -149,12 +207,16 @@ async fn bad_peers_show_in_their_status_and_leave_the_others_untouched() {
     let client = cluster.client();
     three_nodes(&client).await;
     bgp_pool(&client, "pool-a", &["192.0.2.0/28"], serde_json::json!({})).await;
-    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), "kube-system");
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(client.clone(), "kube-system");
     let secret = serde_json::from_value(serde_json::json!({
         "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bgp"}, "stringData": {"password": "s3cret", "wrong": "nope"},
     }))
     .unwrap();
-    secrets.create(&PostParams::default(), &secret).await.unwrap();
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
     let peer = |address: &str, asn: u32, key: Option<&str>| {
         let mut spec = serde_json::json!({"peerAddress": address, "peerASN": asn, "localASN": CLUSTER_ASN, "connectRetrySeconds": 1, "families": ["IPv4"]});
         if let Some(key) = key {
@@ -162,19 +224,47 @@ async fn bad_peers_show_in_their_status_and_leave_the_others_untouched() {
         }
         spec
     };
-    create_peer(&client, "good", serde_json::json!({}), peer(ROUTER_V4, ROUTER_ASN, Some("password"))).await;
+    create_peer(
+        &client,
+        "good",
+        serde_json::json!({}),
+        peer(ROUTER_V4, ROUTER_ASN, Some("password")),
+    )
+    .await;
     // The router at an address nobody answers, one with the wrong ASN (same router, its IPv6
     // address, where BIRD expects nothing), and one whose Secret key does not exist.
-    create_peer(&client, "unreachable", serde_json::json!({}), peer("198.51.100.99", ROUTER_ASN, None)).await;
-    create_peer(&client, "missing-key", serde_json::json!({}), peer("198.51.100.98", ROUTER_ASN, Some("absent"))).await;
+    create_peer(
+        &client,
+        "unreachable",
+        serde_json::json!({}),
+        peer("198.51.100.99", ROUTER_ASN, None),
+    )
+    .await;
+    create_peer(
+        &client,
+        "missing-key",
+        serde_json::json!({}),
+        peer("198.51.100.98", ROUTER_ASN, Some("absent")),
+    )
+    .await;
     let _ccm = start(&cluster, &fabric, "ccm-a", 2);
 
     Svc::lb("default", "web").create(&client).await;
     wait_addresses(&client, "default", "web", 1).await;
-    fabric.wait_kernel("192.0.2.0/32", &nodes(&[11, 12, 13], false), ROUTE).await;
+    fabric
+        .wait_kernel("192.0.2.0/32", &nodes(&[11, 12, 13], false), ROUTE)
+        .await;
     wait_session(&client, "good", "ccm-a", |s| s.state == "Established").await;
-    let missing = wait_session(&client, "missing-key", "ccm-a", |s| s.state == "NotConfigured").await;
-    assert!(missing.last_error.unwrap().contains("has no key \"absent\""));
+    let missing = wait_session(&client, "missing-key", "ccm-a", |s| {
+        s.state == "NotConfigured"
+    })
+    .await;
+    assert!(
+        missing
+            .last_error
+            .unwrap()
+            .contains("has no key \"absent\"")
+    );
     let unreachable = wait_session(&client, "unreachable", "ccm-a", |s| !s.state.is_empty()).await;
     assert_ne!(unreachable.state, "Established");
 
@@ -182,9 +272,24 @@ async fn bad_peers_show_in_their_status_and_leave_the_others_untouched() {
     // the right one again: back.
     let peers: Api<baremetal_ccm::crd::bgppeer::BGPPeer> = Api::all(client.clone());
     let wrong = serde_json::json!({"spec": {"passwordSecretRef": {"name": "bgp", "key": "wrong"}}});
-    peers.patch("good", &PatchParams::default(), &Patch::Merge(&wrong)).await.unwrap();
-    fabric.wait_kernel("192.0.2.0/32", &[], Duration::from_secs(120)).await;
-    let right = serde_json::json!({"spec": {"passwordSecretRef": {"name": "bgp", "key": "password"}}});
-    peers.patch("good", &PatchParams::default(), &Patch::Merge(&right)).await.unwrap();
-    fabric.wait_kernel("192.0.2.0/32", &nodes(&[11, 12, 13], false), Duration::from_secs(60)).await;
+    peers
+        .patch("good", &PatchParams::default(), &Patch::Merge(&wrong))
+        .await
+        .unwrap();
+    fabric
+        .wait_kernel("192.0.2.0/32", &[], Duration::from_secs(120))
+        .await;
+    let right =
+        serde_json::json!({"spec": {"passwordSecretRef": {"name": "bgp", "key": "password"}}});
+    peers
+        .patch("good", &PatchParams::default(), &Patch::Merge(&right))
+        .await
+        .unwrap();
+    fabric
+        .wait_kernel(
+            "192.0.2.0/32",
+            &nodes(&[11, 12, 13], false),
+            Duration::from_secs(60),
+        )
+        .await;
 }

@@ -26,7 +26,8 @@ pub trait Sidecar: Send {
         desired: &DesiredDaemon,
     ) -> impl Future<Output = Result<bool, SidecarError>> + Send;
 
-    /// Whether the daemon has lost the state we gave it (it restarted: gobgpd keeps nothing).
+    /// Whether the daemon restarted since this handle connected (gobgpd keeps nothing across
+    /// a restart): the announcer then connects a new handle and converges in full.
     fn restarted(&mut self) -> impl Future<Output = Result<bool, SidecarError>> + Send;
 
     /// The sessions the daemon reports.
@@ -87,6 +88,15 @@ impl<C: Connect> Announcer<C> {
     }
 
     async fn converge(&mut self, desired: &DesiredDaemon) -> Result<Step, SidecarError> {
+        // A restarted daemon holds nothing: drop the handle, connect to the new one and
+        // converge in full.
+        let mut restarted = false;
+        if let Some(sidecar) = &mut self.sidecar
+            && sidecar.restarted().await?
+        {
+            self.sidecar = None;
+            restarted = true;
+        }
         let sidecar = match &mut self.sidecar {
             Some(sidecar) => sidecar,
             None => {
@@ -94,10 +104,6 @@ impl<C: Connect> Announcer<C> {
                 self.sidecar.insert(self.connect.connect().await?)
             }
         };
-        let restarted = self.applied.is_some() && sidecar.restarted().await?;
-        if restarted {
-            self.applied = None;
-        }
         if self.applied.as_ref() == Some(desired) {
             return Ok(Step::Unchanged);
         }
@@ -268,7 +274,7 @@ mod tests {
                 changed: true
             }
         );
-        assert_eq!(fake.calls(), ["restarted", "converge"]);
+        assert_eq!(fake.calls(), ["restarted", "connect", "converge"]);
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@ pub mod inputs;
 pub mod metrics;
 pub mod plan;
 pub mod run;
+pub mod sidecar;
 pub mod status;
 pub mod world;
 

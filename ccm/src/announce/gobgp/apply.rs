@@ -317,10 +317,14 @@ pub(crate) fn delete_request(key: &PathKey, next_hop: IpAddr) -> api::DeletePath
 }
 
 async fn delete_paths(client: &Client, paths: &[(PathKey, IpAddr)]) -> Result<(), GobgpError> {
-    futures::stream::iter(paths)
-        .map(|(key, hop)| {
+    // Owned requests: a stream over borrowed items makes the future non-`Send` (rustc's
+    // higher-ranked closure inference), and callers run converge on spawned tasks.
+    let requests: Vec<api::DeletePathRequest> = (paths.iter())
+        .map(|(key, hop)| delete_request(key, *hop))
+        .collect();
+    futures::stream::iter(requests)
+        .map(|delete| {
             let mut client = client.clone();
-            let delete = delete_request(key, *hop);
             async move {
                 client
                     .delete_path(request(delete))
