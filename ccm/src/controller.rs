@@ -198,11 +198,14 @@ fn announcer(
     let connect = crate::announce::sidecar::GobgpConnect {
         endpoint: args.bgp.gobgp_endpoint.clone(),
     };
-    let client = client.clone();
+    // Spawned now, not when first polled: a replica waiting for the lease announces too.
+    let task = tokio::spawn(crate::announce::run::run(
+        client.clone(),
+        connect,
+        settings,
+        metrics,
+    ));
     Box::pin(async move {
-        let task = tokio::spawn(crate::announce::run::run(
-            client, connect, settings, metrics,
-        ));
         if let Err(error) = task.await {
             tracing::error!(%error, "the BGP announcer task failed");
         }

@@ -91,6 +91,7 @@ impl World {
 
     /// Waits until every watch has listed once.
     pub async fn listed(&self) {
+        tracing::debug!(watches = self.listed.len(), "waiting for the initial lists");
         for signal in &self.listed {
             let mut signal = signal.clone();
             // A closed signal means the watch task ended (shutdown): nothing to wait for.
@@ -197,6 +198,7 @@ async fn drive<K>(
     while let Some(event) = stream.next().await {
         match event {
             Ok(watcher::Event::InitDone) => {
+                tracing::debug!(kind = what, "listed");
                 listed.send_replace(true);
             }
             Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => continue,

@@ -147,6 +147,36 @@ impl Fabric {
             .2
     }
 
+    fn gobgpd_mut(&mut self, member: u8) -> &mut Gobgpd {
+        &mut (self.speakers.iter_mut().find(|s| s.0 == member))
+            .expect("a speaker of that member")
+            .2
+    }
+
+    /// Kills member's gobgpd and starts a fresh one on the same socket (a container restart).
+    pub async fn restart_gobgpd(&mut self, member: u8) {
+        self.gobgpd_mut(member)
+            .restart()
+            .await
+            .expect("gobgpd restarts");
+    }
+
+    /// Kills member's gobgpd for good (its pod is gone).
+    pub fn kill_gobgpd(&mut self, member: u8) {
+        self.gobgpd_mut(member).kill();
+    }
+
+    /// How many routes BIRD's session `protocol` imported.
+    pub fn imported(&self, protocol: &str) -> Option<u64> {
+        let info = self
+            .bird
+            .birdc(&["show", "protocols", "all", protocol])
+            .ok()?;
+        (info.lines())
+            .find_map(|l| l.trim().strip_prefix("Routes:"))
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+    }
+
     pub fn endpoint(&self, member: u8) -> String {
         format!("unix://{}", self.gobgpd(member).socket().display())
     }
