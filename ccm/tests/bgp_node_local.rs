@@ -1,0 +1,135 @@
+//! BGP in node-local placement, end to end: a real speaker process per node drives that
+//! node's own gobgpd (in the node's network namespace), each announcing itself as next hop to
+//! a real BIRD, which installs one ECMP route over the nodes.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{Api, PostParams};
+use rig::process::Process;
+use support::bgp::*;
+use support::*;
+
+const ROUTE: Duration = Duration::from_secs(20);
+
+fn speaker(
+    cluster: &rig::cluster::TestCluster,
+    fabric: &Fabric,
+    node: &str,
+    member: u8,
+) -> Process {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_baremetal-ccm"));
+    cmd.arg("speaker")
+        .arg(format!(
+            "--kubeconfig={}",
+            cluster.admin_kubeconfig().display()
+        ))
+        .arg(format!(
+            "--admin-bind-address=127.0.0.1:{}",
+            rig::cluster::free_port().unwrap()
+        ))
+        .arg(format!("--node-name={node}"))
+        .arg(format!("--gobgp-endpoint={}", fabric.endpoint(member)))
+        .arg("--log-filter=info,baremetal_ccm=debug");
+    let log = std::env::temp_dir().join(format!("bmccm-speaker-{node}-{}.log", std::process::id()));
+    Process::spawn(node, cmd, &log).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_selected_node_announces_itself_and_the_router_balances_over_them() {
+    let fabric = Fabric::start(&[Session::to(11), Session::to(12), Session::to(13)]).await;
+    let cluster = cluster(false).await;
+    let client = cluster.client();
+    for (name, n) in [("n1", 11), ("n2", 12), ("n3", 13)] {
+        node_on_fabric(&client, name, n).await;
+    }
+    // n3 is in another rack: the leaf peer does not select it.
+    let api: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    for (name, rack) in [("n1", "r1"), ("n2", "r1"), ("n3", "r2")] {
+        let patch = serde_json::json!({"metadata": {"labels": {"rack": rack}}});
+        api.patch(name, &Default::default(), &kube::api::Patch::Merge(&patch))
+            .await
+            .unwrap();
+    }
+    create_pool(
+        &client,
+        "pool-a",
+        serde_json::json!({"addresses": ["192.0.2.0/28", "2001:db8:5::/124"], "announce": {"mode": "bgp"}}),
+    )
+    .await;
+    for (name, address) in [("leaf-v4", ROUTER_V4), ("leaf-v6", ROUTER_V6)] {
+        create_peer(
+            &client,
+            name,
+            serde_json::json!({}),
+            serde_json::json!({"peerAddress": address, "peerASN": ROUTER_ASN, "localASN": CLUSTER_ASN,
+                "placement": "nodeLocal", "nodeSelector": {"matchLabels": {"rack": "r1"}}, "connectRetrySeconds": 1}),
+        )
+        .await;
+    }
+    let _controller = start_controller(&cluster.admin_kubeconfig(), "ccm-a", &[]);
+    let _speakers: Vec<Process> = [("n1", 11), ("n2", 12), ("n3", 13)]
+        .iter()
+        .map(|(node, member)| speaker(&cluster, &fabric, node, *member))
+        .collect();
+
+    Svc::lb("default", "web")
+        .families("RequireDualStack", &["IPv4", "IPv6"])
+        .create(&client)
+        .await;
+    assert_eq!(
+        wait_addresses(&client, "default", "web", 2).await,
+        ["192.0.2.0", "2001:db8:5::"]
+    );
+    // Next hop self: each selected node's own address, one session each.
+    fabric
+        .wait_kernel("192.0.2.0/32", &[v4(11), v4(12)], ROUTE)
+        .await;
+    fabric
+        .wait_kernel("2001:db8:5::/128", &[v6(11), v6(12)], ROUTE)
+        .await;
+    for node in ["n1", "n2"] {
+        let session = wait_session(&client, "leaf-v4", node, |s| {
+            s.state == "Established" && s.ipv4_prefixes_sent == Some(1)
+        })
+        .await;
+        assert_eq!(session.speaker, node);
+    }
+    // n3 is not selected: it opens no session and writes no entry.
+    assert!(!fabric.established("s13v4"), "{}", fabric.protocols());
+    assert!(peer_session(&client, "leaf-v4", "n3").await.is_none());
+
+    // externalTrafficPolicy Local: only the node with a ready endpoint announces.
+    let mut local = Svc::lb("default", "local");
+    local.service.spec.as_mut().unwrap().external_traffic_policy = Some("Local".into());
+    local.create(&client).await;
+    assert_eq!(
+        wait_addresses(&client, "default", "local", 1).await,
+        ["192.0.2.1"]
+    );
+    let slice: EndpointSlice = serde_json::from_value(serde_json::json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "local-1", "labels": {"kubernetes.io/service-name": "local"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.244.2.7"], "nodeName": "n2", "conditions": {"ready": true}}],
+    }))
+    .unwrap();
+    Api::<EndpointSlice>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &slice)
+        .await
+        .unwrap();
+    fabric.wait_kernel("192.0.2.1/32", &[v4(12)], ROUTE).await;
+    assert_eq!(
+        fabric.kernel_next_hops("192.0.2.0/32").len(),
+        2,
+        "the other Service is untouched"
+    );
+}
