@@ -127,6 +127,11 @@ impl Bird {
         self.process.log_path()
     }
 
+    /// The control socket (for [`crate::bird_control::BirdControl`]).
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }

@@ -4,12 +4,14 @@
 //!   CRD installation;
 //! - [`netns`]: network-namespace topologies (hosts, bridges, veth links);
 //! - [`gobgpd`]: a real gobgpd in a namespace, driven through `gobgp-api-proto`;
-//! - [`bird`]: a real BIRD 2 in a namespace, with its routes parsed;
+//! - [`bird`]: a real BIRD 2 in a namespace, with its routes parsed; [`bird_control`]: its
+//!   control socket for fast polling;
 //! - [`opennebula`]: a fake OpenNebula XML-RPC endpoint serving VMs the test controls;
 //! - [`kubelet`]: Nodes as kubelets in external cloud-provider mode register them;
 //! - [`tools`]: where the binaries are, at the versions pinned in `hack/versions.env`.
 
 pub mod bird;
+pub mod bird_control;
 pub mod cluster;
 pub mod gobgpd;
 pub mod kubelet;
