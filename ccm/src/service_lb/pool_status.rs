@@ -15,6 +15,8 @@ use crate::ipam::{Family, FamilyUsage as Usage};
 pub const COND_VALID: &str = "Valid";
 pub const COND_OVERLAPPING: &str = "Overlapping";
 pub const COND_DEGRADED: &str = "Degraded";
+/// BGP pools only: whether the `announce.bgp` options can be used.
+pub const COND_ANNOUNCE: &str = "AnnounceValid";
 
 /// How many Service names a Degraded message lists before summarising.
 const LISTED: usize = 5;
@@ -113,6 +115,21 @@ pub fn desired(pool: &IPPool, report: &PoolReport, now: Timestamp) -> IPPoolStat
             ),
         ));
     }
+    match crate::announce::inputs::pool_input(pool) {
+        Some(Ok(_)) => wanted.push((
+            COND_ANNOUNCE,
+            true,
+            "Valid",
+            "the BGP announcement options are valid".to_owned(),
+        )),
+        Some(Err(reason)) => wanted.push((
+            COND_ANNOUNCE,
+            false,
+            "InvalidAnnounceOptions",
+            format!("{reason}; the pool's addresses are not announced"),
+        )),
+        None => {}
+    }
     status.conditions = wanted
         .into_iter()
         .map(|(type_, is_true, reason, message)| {
@@ -207,6 +224,57 @@ mod tests {
             (COND_VALID, "True")
         );
         assert_eq!(valid.message, "256 IPv4 addresses");
+    }
+
+    #[test]
+    fn unusable_bgp_options_are_a_condition_of_their_own() {
+        let fine = desired(&pool(), &report(0), at(10));
+        let announce = fine
+            .conditions
+            .iter()
+            .find(|c| c.type_ == COND_ANNOUNCE)
+            .unwrap();
+        assert_eq!(announce.status, "True");
+        let mut bad = pool();
+        bad.spec.announce.bgp = Some(crate::crd::ippool::BgpAnnounce {
+            peer_selector: Some(
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+                    match_expressions: Some(vec![
+                        k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement {
+                            key: "tier".into(),
+                            operator: "Near".into(),
+                            values: None,
+                        },
+                    ]),
+                    ..Default::default()
+                },
+            ),
+            ..Default::default()
+        });
+        let status = desired(&bad, &report(0), at(10));
+        let announce = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == COND_ANNOUNCE)
+            .unwrap();
+        assert_eq!(
+            (announce.status.as_str(), announce.reason.as_str()),
+            ("False", "InvalidAnnounceOptions")
+        );
+        assert!(
+            announce.message.starts_with("announce.bgp.peerSelector"),
+            "{}",
+            announce.message
+        );
+        // The addresses are still valid and allocated.
+        assert_eq!(status.conditions[0].status, "True");
+        let l2 = test_pool("l2", &["192.0.2.0/24"], AnnounceMode::L2);
+        assert!(
+            desired(&l2, &report(0), at(10))
+                .conditions
+                .iter()
+                .all(|c| c.type_ != COND_ANNOUNCE)
+        );
     }
 
     #[test]
