@@ -116,8 +116,45 @@ async fn every_controller_works_with_exactly_the_shipped_rbac() {
         .unwrap();
     let holder = lease.spec.and_then(|s| s.holder_identity);
     assert_eq!(holder.as_deref(), Some("ccm-rbac"));
+    // The central announcer listed everything it watches (no BGPPeer: it stays idle).
+    let announcing = rig::process::wait_for(WAIT, || async {
+        ccm.log_tail(200_000)
+            .contains("announcer started")
+            .then_some(())
+    })
+    .await;
+    assert!(announcing.is_some(), "{}", ccm.log_tail(4000));
     assert!(ccm.is_running(), "{}", ccm.log_tail(4000));
     let log = ccm.log_tail(200_000);
+    assert!(!log.to_lowercase().contains("forbidden"), "{log}");
+
+    // The speaker with its own ServiceAccount lists what it watches and writes nothing else.
+    let (speaker_kubeconfig, _) = cluster
+        .service_account_client("kube-system", "baremetal-ccm-speaker")
+        .await
+        .unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_baremetal-ccm"));
+    cmd.arg("speaker")
+        .arg(format!("--kubeconfig={}", speaker_kubeconfig.display()))
+        .arg(format!(
+            "--admin-bind-address=127.0.0.1:{}",
+            rig::cluster::free_port().unwrap()
+        ))
+        .arg("--node-name=cp-1")
+        .arg("--gobgp-endpoint=unix:///nonexistent/gobgpd.sock");
+    let log_path =
+        std::env::temp_dir().join(format!("bmccm-speaker-rbac-{}.log", std::process::id()));
+    let mut speaker = rig::process::Process::spawn("speaker", cmd, &log_path).unwrap();
+    let listed = rig::process::wait_for(WAIT, || async {
+        speaker
+            .log_tail(200_000)
+            .contains("announcer started")
+            .then_some(())
+    })
+    .await;
+    assert!(listed.is_some(), "{}", speaker.log_tail(4000));
+    assert!(speaker.is_running());
+    let log = speaker.log_tail(200_000);
     assert!(!log.to_lowercase().contains("forbidden"), "{log}");
 }
 
