@@ -13,7 +13,7 @@
 
 mod bgp_lab;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use baremetal_ccm::announce::desired::Afi;
@@ -173,4 +173,205 @@ async fn converge_from_empty_announces_over_both_families_and_a_second_converge_
         "one UPDATE since the second converge, got {}",
         sent_updates(&lab, router_v4(0)).await - updates_before
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_next_hops_with_add_path_become_one_ecmp_route_in_the_router_kernel() {
+    let lab = BgpLab::new(2).await;
+    // Router 0 takes several paths per prefix and merges them into one kernel route;
+    // router 1 takes one path per prefix (no ADD-PATH receive).
+    let ecmp = start_bird(
+        &lab.routers[0],
+        0,
+        &[BirdSession::ebgp("spk4", 0, Afi::Ipv4).channel("add paths rx;")],
+        true,
+    )
+    .await;
+    let single = start_bird(
+        &lab.routers[1],
+        1,
+        &[BirdSession::ebgp("spk4", 1, Afi::Ipv4)],
+        true,
+    )
+    .await;
+    let prefix = net("198.51.100.20/32");
+    let peers = [router_v4(0), router_v4(1)].map(|address| {
+        let mut p = peer(address, ROUTER_ASN, "tor");
+        p.add_path_send_max = 8;
+        p
+    });
+    let mut want = desired(
+        peers,
+        [
+            path("198.51.100.20/32", "192.0.2.2", 1),
+            path("198.51.100.20/32", "192.0.2.3", 2),
+            path("198.51.100.20/32", "192.0.2.4", 3),
+        ],
+        Vec::new(),
+    );
+    let mut daemon = Daemon::connect(&lab.gobgpd.endpoint())
+        .await
+        .expect("connect");
+    daemon.converge(&want).await.expect("converge");
+
+    let three = [ip("192.0.2.2"), ip("192.0.2.3"), ip("192.0.2.4")];
+    wait_kernel(&lab, 0, &prefix, &three, &ecmp).await;
+    assert_eq!(routes_from(&ecmp, "spk4", &prefix).len(), 3);
+    wait_established(&single, "spk4", &lab.gobgpd).await;
+    let one = wait_for(SESSION_WAIT, || async {
+        let routes = routes_from(&single, "spk4", &prefix);
+        (routes.len() == 1).then_some(routes)
+    })
+    .await
+    .expect("the router without ADD-PATH gets one path");
+    assert_eq!(one[0].next_hops.len(), 1);
+
+    // The statuses tell which router takes the paths: only router 0 gets ECMP.
+    let now = statuses(&mut daemon).await;
+    let ecmp_status = &now[&router_v4(0)];
+    assert_eq!(
+        ecmp_status.router_receives_add_path,
+        BTreeSet::from([Afi::Ipv4])
+    );
+    assert_eq!(ecmp_status.add_path_send, BTreeSet::from([Afi::Ipv4]));
+    assert_eq!(ecmp_status.advertised[&Afi::Ipv4], 3);
+    let single_status = &now[&router_v4(1)];
+    assert!(single_status.add_path_send.is_empty(), "{single_status:?}");
+    assert_eq!(single_status.advertised[&Afi::Ipv4], 1);
+    assert_eq!(Some(1), imported(&single, "spk4"));
+
+    // One node leaves: its next hop leaves the ECMP route, the others stay.
+    want.paths.remove(&path("198.51.100.20/32", "192.0.2.3", 2));
+    let report = daemon.converge(&want).await.expect("converge");
+    assert_eq!((report.paths_deleted, report.writes), (1, 1), "{report:?}");
+    wait_kernel(&lab, 0, &prefix, &[three[0], three[2]], &ecmp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_communities_large_communities_and_local_preference_reach_the_routers() {
+    let lab = BgpLab::new(2).await;
+    let ebgp = start_bird(
+        &lab.routers[0],
+        0,
+        &[BirdSession::ebgp("spk4", 0, Afi::Ipv4)],
+        false,
+    )
+    .await;
+    let mut ibgp_session = BirdSession::ebgp("spk4", 1, Afi::Ipv4).option("direct;");
+    (ibgp_session.local_as, ibgp_session.neighbor_as) = (SPEAKER_ASN, SPEAKER_ASN);
+    let ibgp = start_bird(&lab.routers[1], 1, &[ibgp_session], false).await;
+    let mut pool = rule("pool-a", &["198.51.100.30/32"]);
+    pool.communities = vec![65000 << 16 | 200, 65000 << 16 | 100];
+    pool.large_communities = vec![(65000, 1, 2)];
+    pool.local_preference = Some(250);
+    let want = desired(
+        [
+            peer(router_v4(0), ROUTER_ASN, "tor-ebgp"),
+            peer(router_v4(1), SPEAKER_ASN, "rr-ibgp"),
+        ],
+        [
+            path("198.51.100.30/32", "192.0.2.2", 0),
+            path("198.51.100.31/32", "192.0.2.2", 0),
+        ],
+        vec![pool],
+    );
+    let mut daemon = Daemon::connect(&lab.gobgpd.endpoint())
+        .await
+        .expect("connect");
+    daemon.converge(&want).await.expect("converge");
+
+    let pooled = net("198.51.100.30/32");
+    let plain = net("198.51.100.31/32");
+    for (i, bird) in [(0, &ebgp), (1, &ibgp)] {
+        wait_kernel(&lab, i, &pooled, &[ip("192.0.2.2")], bird).await;
+        wait_kernel(&lab, i, &plain, &[ip("192.0.2.2")], bird).await;
+    }
+    let at_ebgp = &routes_from(&ebgp, "spk4", &pooled)[0];
+    assert_eq!(
+        at_ebgp.attributes["BGP.community"],
+        "(65000,100) (65000,200)"
+    );
+    assert_eq!(at_ebgp.attributes["BGP.large_community"], "(65000, 1, 2)");
+    assert_eq!(
+        at_ebgp.attributes["BGP.local_pref"], "100",
+        "LOCAL_PREF is not sent over eBGP (BIRD shows its default)"
+    );
+    let at_ibgp = &routes_from(&ibgp, "spk4", &pooled)[0];
+    assert_eq!(at_ibgp.attributes["BGP.local_pref"], "250");
+    assert_eq!(
+        at_ibgp.attributes["BGP.community"],
+        "(65000,100) (65000,200)"
+    );
+    let unpooled = &routes_from(&ebgp, "spk4", &plain)[0];
+    assert!(
+        !unpooled.attributes.contains_key("BGP.community"),
+        "a prefix outside every rule is exported unchanged: {unpooled:?}"
+    );
+    assert_eq!(
+        routes_from(&ibgp, "spk4", &plain)[0].attributes["BGP.local_pref"],
+        "100"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_limited_to_one_router_reaches_only_that_router_and_can_move() {
+    let lab = BgpLab::new(2).await;
+    let birds = [
+        start_bird(
+            &lab.routers[0],
+            0,
+            &[BirdSession::ebgp("spk4", 0, Afi::Ipv4)],
+            false,
+        )
+        .await,
+        start_bird(
+            &lab.routers[1],
+            1,
+            &[BirdSession::ebgp("spk4", 1, Afi::Ipv4)],
+            false,
+        )
+        .await,
+    ];
+    let limited = net("198.51.100.40/32");
+    let everywhere = net("198.51.100.41/32");
+    let mut pool = rule("limited", &["198.51.100.40/32"]);
+    pool.peers = Some(BTreeSet::from([router_v4(0)]));
+    let mut want = desired(
+        [router_v4(0), router_v4(1)].map(|a| peer(a, ROUTER_ASN, "tor")),
+        [
+            path("198.51.100.40/32", "192.0.2.2", 0),
+            path("198.51.100.41/32", "192.0.2.2", 0),
+        ],
+        vec![pool],
+    );
+    let mut daemon = Daemon::connect(&lab.gobgpd.endpoint())
+        .await
+        .expect("connect");
+    daemon.converge(&want).await.expect("converge");
+
+    let hop = [ip("192.0.2.2")];
+    wait_kernel(&lab, 0, &limited, &hop, &birds[0]).await;
+    wait_kernel(&lab, 0, &everywhere, &hop, &birds[0]).await;
+    // Router 1 has the unrestricted prefix, so the update that would carry the other one
+    // has been sent if it ever would be.
+    wait_kernel(&lab, 1, &everywhere, &hop, &birds[1]).await;
+    assert!(
+        routes_from(&birds[1], "spk4", &limited).is_empty(),
+        "{:#?}",
+        birds[1].routes()
+    );
+    assert_eq!(Some(1), imported(&birds[1], "spk4"));
+
+    // The pool moves to router 1: it is withdrawn from router 0 and sent to router 1
+    // without touching the paths.
+    want.export[0].peers = Some(BTreeSet::from([router_v4(1)]));
+    let report = daemon.converge(&want).await.expect("converge");
+    assert_eq!(
+        (report.paths_added, report.soft_resets),
+        (0, 1),
+        "{report:?}"
+    );
+    wait_kernel(&lab, 1, &limited, &hop, &birds[1]).await;
+    wait_kernel(&lab, 0, &limited, &[], &birds[0]).await;
+    assert_eq!(lab.routers[0].kernel_next_hops(&everywhere).unwrap(), hop);
 }
