@@ -257,18 +257,18 @@ fn an_empty_daemon_is_started_then_given_policy_paths_and_last_its_peers() {
         kinds(&ops),
         [
             "StartBgp",
+            "AddImportPolicy",
+            "AssignImport",
             "AddToSet",
             "AddToSet",
             "AddPolicy",
             "AssignExport",
-            "AddImportPolicy",
-            "AssignImport",
             "AddPaths",
             "AddPeer",
             "AddPeer"
         ]
     );
-    let Op::AddPolicy { name, .. } = &ops[3] else {
+    let Op::AddPolicy { name, .. } = &ops[5] else {
         unreachable!("checked above")
     };
     assert_eq!(*name, EXPORT_POLICY_NAMES[0]);
@@ -371,8 +371,8 @@ fn a_peer_no_longer_desired_is_deleted_before_anything_else() {
     desired.peers.remove(&ip("2001:db8::fe"));
     desired
         .paths
-        .insert(path("198.51.100.11/32", "192.0.2.2", 0));
-    desired.export[0].prefixes.insert(net("198.51.100.11/32"));
+        .insert(path("198.51.100.20/32", "192.0.2.2", 0));
+    desired.export[0].prefixes.insert(net("198.51.100.20/32"));
     assert_eq!(
         kinds(&converge(&mut actual, &desired)),
         ["DeletePeer", "AddToSet", "AddPaths"]
@@ -436,10 +436,40 @@ fn a_new_address_in_a_pool_extends_the_set_without_rebuilding_the_policy() {
         .paths
         .insert(path("198.51.100.11/32", "192.0.2.2", 0));
     let ops = converge(&mut actual, &desired);
+    // .10 and .11 are one block now: its entry replaces .10's, but .10's route stays in the
+    // set, so nothing is re-exported; the new path goes out with the new policy.
+    assert_eq!(kinds(&ops), ["AddToSet", "RemoveFromSet", "AddPaths"]);
+    let Op::AddToSet(SetEntries::Prefixes { entries, .. }) = &ops[0] else {
+        panic!("a prefix set grows: {ops:?}");
+    };
     assert_eq!(
-        kinds(&ops),
-        ["AddToSet", "AddPaths"],
-        "no soft reset: the path is new"
+        entries.iter().map(|e| e.prefix).collect::<Vec<_>>(),
+        [net("198.51.100.10/31")]
+    );
+}
+
+#[test]
+fn a_block_split_by_a_removal_re_exports_only_when_a_staying_route_leaves_the_set() {
+    let mut desired = desired();
+    desired.export[0].prefixes.insert(net("198.51.100.11/32"));
+    desired
+        .paths
+        .insert(path("198.51.100.11/32", "192.0.2.2", 0));
+    let mut actual = converged(&desired);
+    // .11 leaves the pool and its path goes: .10 stays in the set (as its own entry again).
+    desired.export[0].prefixes.remove(&net("198.51.100.11/32"));
+    desired
+        .paths
+        .remove(&path("198.51.100.11/32", "192.0.2.2", 0));
+    assert_eq!(
+        kinds(&converge(&mut actual, &desired)),
+        ["AddToSet", "RemoveFromSet", "DeletePaths"]
+    );
+    // .10 leaves the pool while its path stays: that route must be re-exported.
+    desired.export[0].prefixes.remove(&net("198.51.100.10/32"));
+    assert_eq!(
+        kinds(&converge(&mut actual, &desired)),
+        ["RemoveFromSet", "SoftResetOut"]
     );
 }
 
@@ -543,20 +573,21 @@ fn a_peer_filed_under_another_address_is_refused() {
 
 /// Desired states over a small universe, so successive states overlap.
 fn arb_desired() -> impl Strategy<Value = DesiredDaemon> {
-    let prefixes = ["198.51.100.1/32", "198.51.100.2/32", "2001:db8:100::1/128"];
+    // .2 and .3 aggregate into one set entry, .1 does not.
+    let prefixes = [
+        "198.51.100.1/32",
+        "198.51.100.2/32",
+        "198.51.100.3/32",
+        "2001:db8:100::1/128",
+    ];
     let hops = [("192.0.2.2", "2001:db8::2"), ("192.0.2.3", "2001:db8::3")];
-    let paths = proptest::collection::btree_set((0..3usize, 0..2usize, 0..3u32), 0..6);
-    let rules = proptest::collection::vec(
-        (
-            0..2usize,
-            proptest::bits::u8::between(0, 3),
-            any::<bool>(),
-            0..3u32,
-        ),
-        0..3,
-    );
+    let paths = proptest::collection::btree_set((0..4usize, 0..2usize, 0..3u32), 0..8);
+    // Pools keep their name and attributes between states (only their prefixes and, for
+    // the last, their peer selection vary), so membership-only changes are common.
+    let rules = proptest::collection::vec((proptest::bits::u8::between(0, 4), any::<bool>()), 3);
+    let used = proptest::collection::btree_set(0..3usize, 0..=3);
     let peers = proptest::collection::btree_set(0..3usize, 0..3);
-    (paths, rules, peers, 0..2u32).prop_map(move |(paths, rules, peers, timer)| {
+    (paths, rules, used, peers, 0..2u32).prop_map(move |(paths, rules, used, peers, timer)| {
         let mut desired = desired();
         desired.paths = (paths.into_iter())
             .map(|(p, h, id)| {
@@ -579,17 +610,28 @@ fn arb_desired() -> impl Strategy<Value = DesiredDaemon> {
             })
             .into_values()
             .collect();
-        desired.export = (rules.into_iter().enumerate())
-            .map(|(i, (name, members, limited, community))| ExportRule {
-                name: format!("pool-{name}-{i}"),
-                prefixes: (0..3)
-                    .filter(|b| members & (1 << b) != 0)
-                    .map(|b| net(prefixes[b]))
-                    .collect(),
-                peers: limited.then(|| BTreeSet::from([ip("192.0.2.254")])),
-                communities: (0..community).map(|c| 65000 << 16 | c).collect(),
-                large_communities: Vec::new(),
-                local_preference: (community == 2).then_some(200),
+        desired.export = (used.into_iter())
+            .map(|t| {
+                let (members, limited) = rules[t];
+                ExportRule {
+                    name: format!("pool-{t}"),
+                    prefixes: (0..4)
+                        .filter(|b| members & (1 << b) != 0)
+                        .map(|b| net(prefixes[b]))
+                        .collect(),
+                    peers: match t {
+                        0 => None,
+                        1 => Some(BTreeSet::from([ip("192.0.2.254")])),
+                        _ => limited.then(|| BTreeSet::from([ip("2001:db8::fe")])),
+                    },
+                    communities: vec![65000 << 16 | t as u32],
+                    large_communities: if t == 2 {
+                        vec![(65000, 1, 2)]
+                    } else {
+                        Vec::new()
+                    },
+                    local_preference: (t == 1).then_some(200),
+                }
             })
             .collect();
         let addresses = ["192.0.2.254", "192.0.2.253", "2001:db8::fe"];
@@ -626,6 +668,100 @@ proptest! {
             let model = ExportModel::from_rules(&desired.export).expect("valid rules");
             prop_assert_eq!(actual.export.prefix_sets.len(), model.prefix_sets.len());
             prop_assert_eq!(actual.export.policies.len(), 1);
+        }
+    }
+}
+
+/// What a peer received for a route: rejected (`None`) or these attributes.
+type Verdict = Option<crate::announce::gobgp::policy::Attributes>;
+
+/// The export verdict of the assigned policy for `prefix` towards `peer`, evaluated the way
+/// gobgpd does (statements in order, first accept/reject wins, default accept; an empty
+/// neighbor set matches every neighbor).
+fn verdict(
+    export: &crate::announce::gobgp::state::ActualExport,
+    prefix: &IpNet,
+    peer: IpAddr,
+) -> Verdict {
+    use crate::announce::gobgp::policy::{Action, Attributes};
+    let statements = (export.export.policies.first())
+        .and_then(|name| export.policies.get(name))
+        .and_then(Option::as_ref);
+    for s in statements.into_iter().flatten() {
+        let in_set = (export.prefix_sets.get(&s.prefix_set))
+            .is_some_and(|set| set.iter().any(|e| e.matches(prefix)));
+        let neighbor = match &s.unless_neighbor_in {
+            None => true,
+            Some(name) => export.neighbor_sets.get(name).is_some_and(|set| {
+                set.is_empty() || !set.iter().any(|n| n.contains(&IpNet::from(peer)))
+            }),
+        };
+        if in_set && neighbor {
+            return match &s.action {
+                Action::Reject => None,
+                Action::Accept(attributes) => Some(attributes.clone()),
+            };
+        }
+    }
+    Some(Attributes::default())
+}
+
+/// Routes as sent: per path and peer, the verdict when the path was last (re)sent.
+type Sent = BTreeMap<PathKey, BTreeMap<IpAddr, Verdict>>;
+
+fn converge_tracking(actual: &mut Actual, sent: &mut Sent, desired: &DesiredDaemon) {
+    let peers = ["192.0.2.254", "192.0.2.253", "2001:db8::fe"].map(ip);
+    let record = |actual: &Actual, key: &PathKey| -> BTreeMap<IpAddr, Verdict> {
+        peers
+            .iter()
+            .map(|p| (*p, verdict(&actual.export, &key.prefix, *p)))
+            .collect()
+    };
+    let before: BTreeSet<IpAddr> = actual.peers.keys().copied().collect();
+    for op in plan(actual, desired).expect("valid desired state") {
+        apply(actual, &op);
+        match &op {
+            Op::StopBgp | Op::StartBgp(_) => sent.clear(),
+            Op::AddPaths(paths) => {
+                for (key, _) in paths {
+                    sent.insert(*key, record(actual, key));
+                }
+            }
+            Op::DeletePaths(paths) => {
+                for (key, _) in paths {
+                    sent.remove(key);
+                }
+            }
+            Op::SoftResetOut => {
+                for (key, verdicts) in sent.iter_mut() {
+                    *verdicts = record(actual, key);
+                }
+            }
+            _ => {}
+        }
+    }
+    // A peer that was there before and still is holds what the final policy says; new
+    // peers get the table afresh when their session starts.
+    for key in actual.paths.keys() {
+        for peer in before.iter().filter(|p| actual.peers.contains_key(p)) {
+            assert_eq!(
+                sent[key][peer],
+                verdict(&actual.export, &key.prefix, *peer),
+                "{key:?} at {peer} is stale"
+            );
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn routes_already_sent_are_re_exported_whenever_the_policy_changed_for_them(
+        states in proptest::collection::vec(arb_desired(), 1..6)
+    ) {
+        let mut actual = Actual::default();
+        let mut sent = Sent::new();
+        for desired in &states {
+            converge_tracking(&mut actual, &mut sent, desired);
         }
     }
 }
