@@ -16,9 +16,10 @@ mod bgp_lab;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use baremetal_ccm::announce::desired::Afi;
+use baremetal_ccm::announce::desired::{Afi, DesiredDaemon};
 use baremetal_ccm::announce::gobgp::{ConvergeReport, Daemon, PeerStatus, SessionState};
 use bgp_lab::*;
+use rig::bird::Bird;
 use rig::process::wait_for;
 
 async fn statuses(daemon: &mut Daemon) -> BTreeMap<std::net::IpAddr, PeerStatus> {
@@ -51,38 +52,31 @@ async fn sent_updates(lab: &BgpLab, peer: std::net::IpAddr) -> u64 {
     messages.and_then(|m| m.sent).map_or(0, |sent| sent.update)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn converge_from_empty_announces_over_both_families_and_a_second_converge_writes_nothing() {
+const V4: &str = "198.51.100.10/32";
+const V6: &str = "2001:db8:100::10/128";
+/// Announced with next-hop-self: the speaker's own address on the session.
+const V4_SELF: &str = "198.51.100.11/32";
+
+/// One router with an IPv4 and an IPv6 session, and a desired state with a path of each
+/// family and a next-hop-self path, converged; returns once the router's kernel has them.
+async fn two_family_lab() -> (BgpLab, Bird, DesiredDaemon, Daemon) {
     let lab = BgpLab::new(1).await;
-    let router = &lab.routers[0];
-    let bird = start_bird(
-        router,
-        0,
-        &[
-            BirdSession::ebgp("spk4", 0, Afi::Ipv4),
-            BirdSession::ebgp("spk6", 0, Afi::Ipv6),
-        ],
-        false,
-    )
-    .await;
-    let v4 = net("198.51.100.10/32");
-    let v6 = net("2001:db8:100::10/128");
-    let v4_self = net("198.51.100.11/32");
-    let mut want = desired(
+    let sessions = [
+        BirdSession::ebgp("spk4", 0, Afi::Ipv4),
+        BirdSession::ebgp("spk6", 0, Afi::Ipv6),
+    ];
+    let bird = start_bird(&lab.routers[0], 0, &sessions, false).await;
+    let want = desired(
         [
             peer(router_v4(0), ROUTER_ASN, "tor-a"),
             peer(router_v6(0), ROUTER_ASN, "tor-a"),
         ],
         [
-            path("198.51.100.10/32", "192.0.2.2", 0),
-            path("2001:db8:100::10/128", "2001:db8::2", 0),
-            // Next-hop-self: the speaker's own address on the session.
-            path("198.51.100.11/32", "0.0.0.0", 0),
+            path(V4, "192.0.2.2", 0),
+            path(V6, "2001:db8::2", 0),
+            path(V4_SELF, "0.0.0.0", 0),
         ],
-        vec![rule(
-            "pool-a",
-            &["198.51.100.10/32", "2001:db8:100::10/128"],
-        )],
+        vec![rule("pool-a", &[V4, V6])],
     );
     let mut daemon = Daemon::connect(&lab.gobgpd.endpoint())
         .await
@@ -92,11 +86,16 @@ async fn converge_from_empty_announces_over_both_families_and_a_second_converge_
         first.bgp_started && first.peers_added == 2 && first.paths_added == 3,
         "{first:?}"
     );
+    wait_kernel(&lab, 0, &net(V4), &[ip("192.0.2.2")], &bird).await;
+    wait_kernel(&lab, 0, &net(V6), &[ip("2001:db8::2")], &bird).await;
+    wait_kernel(&lab, 0, &net(V4_SELF), &[speaker_v4()], &bird).await;
+    (lab, bird, want, daemon)
+}
 
-    wait_kernel(&lab, 0, &v4, &[ip("192.0.2.2")], &bird).await;
-    wait_kernel(&lab, 0, &v6, &[ip("2001:db8::2")], &bird).await;
-    wait_kernel(&lab, 0, &v4_self, &[speaker_v4()], &bird).await;
-    for (prefix, session) in [(v4, "spk4"), (v6, "spk6")] {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn converge_from_empty_announces_each_family_over_its_own_session_as_statuses_and_cli_show() {
+    let (lab, bird, _, mut daemon) = two_family_lab().await;
+    for (prefix, session) in [(net(V4), "spk4"), (net(V6), "spk6")] {
         let routes = routes_from(&bird, session, &prefix);
         assert_eq!(
             routes.len(),
@@ -107,7 +106,7 @@ async fn converge_from_empty_announces_over_both_families_and_a_second_converge_
         assert_eq!(routes[0].attributes["BGP.origin"], "IGP");
     }
     assert!(
-        routes_from(&bird, "spk6", &v4).is_empty(),
+        routes_from(&bird, "spk6", &net(V4)).is_empty(),
         "no IPv4 prefix over IPv6"
     );
 
@@ -116,19 +115,11 @@ async fn converge_from_empty_announces_over_both_families_and_a_second_converge_
         .gobgpd
         .cli(&["global", "rib", "-a", "ipv4"])
         .expect("gobgp global rib");
-    assert!(
-        rib.contains("198.51.100.10/32") && rib.contains("192.0.2.2"),
-        "{rib}"
-    );
+    assert!(rib.contains(V4) && rib.contains("192.0.2.2"), "{rib}");
     let neighbors = lab.gobgpd.cli(&["neighbor"]).expect("gobgp neighbor");
     assert!(neighbors.contains("Establ"), "{neighbors}");
 
-    // A second converge of the same state finds nothing to do.
-    let updates_before = sent_updates(&lab, router_v4(0)).await;
-    let second = daemon.converge(&want).await.expect("second converge");
-    assert_eq!(second, ConvergeReport::default(), "nothing changed");
-
-    // Statuses agree with BIRD: established, one route per IPv6 session, two per IPv4.
+    // Statuses agree with BIRD: established, two routes over IPv4, one over IPv6.
     let now = statuses(&mut daemon).await;
     let tor4 = &now[&router_v4(0)];
     assert_eq!(tor4.session, SessionState::Established);
@@ -145,25 +136,30 @@ async fn converge_from_empty_announces_over_both_families_and_a_second_converge_
         tor4.router_receives_add_path.is_empty(),
         "BIRD offers no ADD-PATH here"
     );
+    assert_eq!(tor4.bfd, None);
+}
 
-    // Removing one path withdraws exactly it. The update counter shows that the second
-    // converge sent nothing: only this withdrawal follows.
-    want.paths.remove(&path("198.51.100.11/32", "0.0.0.0", 0));
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_converge_writes_nothing_and_removing_a_path_withdraws_only_it() {
+    let (lab, bird, mut want, mut daemon) = two_family_lab().await;
+    let updates_before = sent_updates(&lab, router_v4(0)).await;
+    let second = daemon.converge(&want).await.expect("second converge");
+    assert_eq!(second, ConvergeReport::default(), "nothing changed");
+
+    want.paths.remove(&path(V4_SELF, "0.0.0.0", 0));
     let third = daemon.converge(&want).await.expect("third converge");
     assert_eq!((third.paths_deleted, third.writes), (1, 1), "{third:?}");
     let gone = wait_for(SESSION_WAIT, || async {
-        routes_from(&bird, "spk4", &v4_self)
+        routes_from(&bird, "spk4", &net(V4_SELF))
             .is_empty()
             .then_some(())
     })
     .await;
-    assert!(gone.is_some(), "{v4_self} withdrawn: {:#?}", bird.routes());
-    assert_eq!(
-        router.kernel_next_hops(&v4).unwrap(),
-        [ip("192.0.2.2")],
-        "the other stays"
-    );
-    assert_eq!(routes_from(&bird, "spk6", &v6).len(), 1);
+    assert!(gone.is_some(), "{V4_SELF} withdrawn: {:#?}", bird.routes());
+    let kernel = lab.routers[0].kernel_next_hops(&net(V4)).unwrap();
+    assert_eq!(kernel, [ip("192.0.2.2")], "the other paths stay");
+    assert_eq!(routes_from(&bird, "spk6", &net(V6)).len(), 1);
+    // gobgpd's own counter: since before the second converge, only this withdrawal went out.
     let counted = wait_for(Duration::from_secs(10), || async {
         (sent_updates(&lab, router_v4(0)).await == updates_before + 1).then_some(())
     })

@@ -168,6 +168,46 @@ fn sample(bird: Arc<Bird>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec
     })
 }
 
+/// The graceful-restart session's route stayed at BIRD in every sample after the kill, as
+/// a restarting neighbor's (stale) route, while the other session's route went away.
+fn assert_kept_throughout(samples: &[Sample], killed: Instant) {
+    let during: Vec<_> = samples.iter().filter(|s| s.at >= killed).collect();
+    assert!(during.len() > 5, "BIRD was sampled during the restart");
+    assert!(
+        during.iter().all(|s| s.v4),
+        "the graceful-restart session's route stayed at BIRD throughout"
+    );
+    assert!(
+        during.iter().any(|s| s.v4_graceful),
+        "BIRD kept it as a restarting neighbor's (stale) route"
+    );
+    assert!(
+        during.iter().any(|s| !s.v6),
+        "the session without graceful restart lost its route meanwhile"
+    );
+}
+
+/// The new gobgpd greeted BIRD as a restarting speaker that kept forwarding (Restart State
+/// and Forwarding State bits), so BIRD refreshed the stale route instead of flushing it: no
+/// withdrawal ever reached it.
+fn assert_greeted_as_restarting(bird: &Bird) {
+    let details = protocol_details(bird, "spk4");
+    let neighbor_caps = details
+        .split("Neighbor capabilities")
+        .nth(1)
+        .expect("neighbor capabilities");
+    assert!(
+        neighbor_caps.contains("Restart recovery") && neighbor_caps.contains("AF preserved: ipv4"),
+        "{details}"
+    );
+    let withdraws = details
+        .lines()
+        .find(|l| l.trim_start().starts_with("Import withdraws:"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .expect("withdraw counter");
+    assert_eq!(withdraws, "0", "{details}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_gobgpd_is_converged_again_and_graceful_restart_keeps_the_routes_meanwhile() {
     let mut lab = BgpLab::new(1).await;
@@ -244,38 +284,8 @@ async fn a_restarted_gobgpd_is_converged_again_and_graceful_restart_keeps_the_ro
         samples.len()
     );
 
-    let during: Vec<_> = samples.iter().filter(|s| s.at >= killed).collect();
-    assert!(during.len() > 5, "BIRD was sampled during the restart");
-    assert!(
-        during.iter().all(|s| s.v4),
-        "the graceful-restart session's route stayed at BIRD throughout"
-    );
-    assert!(
-        during.iter().any(|s| s.v4_graceful),
-        "BIRD kept it as a restarting neighbor's (stale) route"
-    );
-    assert!(
-        during.iter().any(|s| !s.v6),
-        "the session without graceful restart lost its route meanwhile"
-    );
-    // The new gobgpd greeted BIRD as a restarting speaker that kept forwarding (Restart
-    // State and Forwarding State bits), so BIRD refreshed the stale route instead of
-    // flushing it: no withdrawal ever reached it.
-    let details = protocol_details(&bird, "spk4");
-    let neighbor_caps = details
-        .split("Neighbor capabilities")
-        .nth(1)
-        .expect("neighbor capabilities");
-    assert!(
-        neighbor_caps.contains("Restart recovery") && neighbor_caps.contains("AF preserved: ipv4"),
-        "{details}"
-    );
-    let withdraws = details
-        .lines()
-        .find(|l| l.trim_start().starts_with("Import withdraws:"))
-        .and_then(|l| l.split_whitespace().nth(2))
-        .expect("withdraw counter");
-    assert_eq!(withdraws, "0", "{details}");
+    assert_kept_throughout(&samples, killed);
+    assert_greeted_as_restarting(&bird);
     wait_kernel(&lab, 0, &v4, &[ip("192.0.2.2")], &bird).await;
     wait_kernel(&lab, 0, &v6, &[ip("2001:db8::2")], &bird).await;
     assert!(!daemon.converge(&want).await.expect("converge").changed());
