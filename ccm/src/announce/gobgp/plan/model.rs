@@ -50,7 +50,7 @@ pub(super) fn apply(actual: &mut Actual, op: &Op) {
     }
 }
 
-/// The policy operations, as gobgpd's `RoutingPolicy` applies them.
+/// Defined-set operations, as gobgpd's `RoutingPolicy` applies them.
 fn apply_export(export: &mut ActualExport, op: &Op) {
     match op {
         Op::AddToSet(SetEntries::Prefixes { name, entries }) => {
@@ -91,6 +91,13 @@ fn apply_export(export: &mut ActualExport, op: &Op) {
                 SetName::Neighbor(n) => assert!(export.neighbor_sets.remove(n).is_some()),
             }
         }
+        op => apply_policy(export, op),
+    }
+}
+
+/// Policies and assignments, as gobgpd's `RoutingPolicy` applies them.
+fn apply_policy(export: &mut ActualExport, op: &Op) {
+    match op {
         Op::AddPolicy { name, statements } => {
             for s in statements {
                 assert!(export.prefix_sets.contains_key(&s.prefix_set), "{s:?}");
