@@ -56,6 +56,7 @@ const V4: &str = "198.51.100.10/32";
 const V6: &str = "2001:db8:100::10/128";
 /// Announced with next-hop-self: the speaker's own address on the session.
 const V4_SELF: &str = "198.51.100.11/32";
+const V6_SELF: &str = "2001:db8:100::11/128";
 
 /// One router with an IPv4 and an IPv6 session, and a desired state with a path of each
 /// family and a next-hop-self path, converged; returns once the router's kernel has them.
@@ -75,6 +76,7 @@ async fn two_family_lab() -> (BgpLab, Bird, DesiredDaemon, Daemon) {
             path(V4, "192.0.2.2", 0),
             path(V6, "2001:db8::2", 0),
             path(V4_SELF, "0.0.0.0", 0),
+            path(V6_SELF, "::", 0),
         ],
         vec![rule("pool-a", &[V4, V6])],
     );
@@ -83,12 +85,13 @@ async fn two_family_lab() -> (BgpLab, Bird, DesiredDaemon, Daemon) {
         .expect("connect");
     let first = daemon.converge(&want).await.expect("first converge");
     assert!(
-        first.bgp_started && first.peers_added == 2 && first.paths_added == 3,
+        first.bgp_started && first.peers_added == 2 && first.paths_added == 4,
         "{first:?}"
     );
     wait_kernel(&lab, 0, &net(V4), &[ip("192.0.2.2")], &bird).await;
     wait_kernel(&lab, 0, &net(V6), &[ip("2001:db8::2")], &bird).await;
     wait_kernel(&lab, 0, &net(V4_SELF), &[speaker_v4()], &bird).await;
+    wait_kernel(&lab, 0, &net(V6_SELF), &[speaker_v6()], &bird).await;
     (lab, bird, want, daemon)
 }
 
@@ -119,7 +122,7 @@ async fn converge_from_empty_announces_each_family_over_its_own_session_as_statu
     let neighbors = lab.gobgpd.cli(&["neighbor"]).expect("gobgp neighbor");
     assert!(neighbors.contains("Establ"), "{neighbors}");
 
-    // Statuses agree with BIRD: established, two routes over IPv4, one over IPv6.
+    // Statuses agree with BIRD: established, two routes over each session.
     let now = statuses(&mut daemon).await;
     let tor4 = &now[&router_v4(0)];
     assert_eq!(tor4.session, SessionState::Established);
@@ -129,9 +132,9 @@ async fn converge_from_empty_announces_each_family_over_its_own_session_as_statu
     assert_eq!(Some(2), imported(&bird, "spk4"));
     assert_eq!(
         now[&router_v6(0)].advertised,
-        BTreeMap::from([(Afi::Ipv6, 1)])
+        BTreeMap::from([(Afi::Ipv6, 2)])
     );
-    assert_eq!(Some(1), imported(&bird, "spk6"));
+    assert_eq!(Some(2), imported(&bird, "spk6"));
     assert!(
         tor4.router_receives_add_path.is_empty(),
         "BIRD offers no ADD-PATH here"
@@ -159,6 +162,7 @@ async fn a_second_converge_writes_nothing_and_removing_a_path_withdraws_only_it(
     let kernel = lab.routers[0].kernel_next_hops(&net(V4)).unwrap();
     assert_eq!(kernel, [ip("192.0.2.2")], "the other paths stay");
     assert_eq!(routes_from(&bird, "spk6", &net(V6)).len(), 1);
+    assert_eq!(routes_from(&bird, "spk6", &net(V6_SELF)).len(), 1);
     // gobgpd's own counter: since before the second converge, only this withdrawal went out.
     let counted = wait_for(Duration::from_secs(10), || async {
         (sent_updates(&lab, router_v4(0)).await == updates_before + 1).then_some(())
@@ -169,6 +173,31 @@ async fn a_second_converge_writes_nothing_and_removing_a_path_withdraws_only_it(
         "one UPDATE since the second converge, got {}",
         sent_updates(&lab, router_v4(0)).await - updates_before
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timer_change_updates_the_peer_in_place_without_resetting_the_session() {
+    let (_lab, bird, mut want, mut daemon) = two_family_lab().await;
+    let before = statuses(&mut daemon).await[&router_v4(0)].clone();
+    let tor = want.peers.get_mut(&router_v4(0)).expect("peer");
+    tor.connect_retry = Duration::from_secs(7);
+    let report = daemon.converge(&want).await.expect("converge");
+    assert_eq!((report.peers_updated, report.writes), (1, 1), "{report:?}");
+    assert!(
+        !daemon.converge(&want).await.expect("converge").changed(),
+        "read back as set"
+    );
+    // Only timers changed: gobgpd updates them in place. Everything we did not change came
+    // back unchanged through the read-modify-write, else gobgpd would have re-created the
+    // neighbor (a session reset).
+    let after = statuses(&mut daemon).await[&router_v4(0)].clone();
+    assert_eq!(after.session, SessionState::Established);
+    assert_eq!(
+        (after.established_since, after.flaps),
+        (before.established_since, before.flaps)
+    );
+    assert!(established(&bird, "spk4"));
+    assert_eq!(routes_from(&bird, "spk4", &net(V4)).len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
