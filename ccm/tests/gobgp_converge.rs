@@ -13,12 +13,13 @@
 
 mod bgp_lab;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use baremetal_ccm::announce::desired::Afi;
+use baremetal_ccm::announce::desired::{Afi, DesiredDaemon};
 use baremetal_ccm::announce::gobgp::{ConvergeReport, Daemon, PeerStatus, SessionState};
 use bgp_lab::*;
+use rig::bird::Bird;
 use rig::process::wait_for;
 
 async fn statuses(daemon: &mut Daemon) -> BTreeMap<std::net::IpAddr, PeerStatus> {
@@ -51,52 +52,53 @@ async fn sent_updates(lab: &BgpLab, peer: std::net::IpAddr) -> u64 {
     messages.and_then(|m| m.sent).map_or(0, |sent| sent.update)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn converge_from_empty_announces_over_both_families_and_a_second_converge_writes_nothing() {
+const V4: &str = "198.51.100.10/32";
+const V6: &str = "2001:db8:100::10/128";
+/// Announced with next-hop-self: the speaker's own address on the session.
+const V4_SELF: &str = "198.51.100.11/32";
+const V6_SELF: &str = "2001:db8:100::11/128";
+
+/// One router with an IPv4 and an IPv6 session, and a desired state with a path of each
+/// family and a next-hop-self path, converged; returns once the router's kernel has them.
+async fn two_family_lab() -> (BgpLab, Bird, DesiredDaemon, Daemon) {
     let lab = BgpLab::new(1).await;
-    let router = &lab.routers[0];
-    let bird = start_bird(
-        router,
-        0,
-        &[
-            BirdSession::ebgp("spk4", 0, Afi::Ipv4),
-            BirdSession::ebgp("spk6", 0, Afi::Ipv6),
-        ],
-        false,
-    )
-    .await;
-    let v4 = net("198.51.100.10/32");
-    let v6 = net("2001:db8:100::10/128");
-    let v4_self = net("198.51.100.11/32");
-    let mut want = desired(
+    let sessions = [
+        BirdSession::ebgp("spk4", 0, Afi::Ipv4),
+        BirdSession::ebgp("spk6", 0, Afi::Ipv6),
+    ];
+    let bird = start_bird(&lab.routers[0], 0, &sessions, false).await;
+    let want = desired(
         [
             peer(router_v4(0), ROUTER_ASN, "tor-a"),
             peer(router_v6(0), ROUTER_ASN, "tor-a"),
         ],
         [
-            path("198.51.100.10/32", "192.0.2.2", 0),
-            path("2001:db8:100::10/128", "2001:db8::2", 0),
-            // Next-hop-self: the speaker's own address on the session.
-            path("198.51.100.11/32", "0.0.0.0", 0),
+            path(V4, "192.0.2.2", 0),
+            path(V6, "2001:db8::2", 0),
+            path(V4_SELF, "0.0.0.0", 0),
+            path(V6_SELF, "::", 0),
         ],
-        vec![rule(
-            "pool-a",
-            &["198.51.100.10/32", "2001:db8:100::10/128"],
-        )],
+        vec![rule("pool-a", &[V4, V6])],
     );
     let mut daemon = Daemon::connect(&lab.gobgpd.endpoint())
         .await
         .expect("connect");
     let first = daemon.converge(&want).await.expect("first converge");
     assert!(
-        first.bgp_started && first.peers_added == 2 && first.paths_added == 3,
+        first.bgp_started && first.peers_added == 2 && first.paths_added == 4,
         "{first:?}"
     );
+    wait_kernel(&lab, 0, &net(V4), &[ip("192.0.2.2")], &bird).await;
+    wait_kernel(&lab, 0, &net(V6), &[ip("2001:db8::2")], &bird).await;
+    wait_kernel(&lab, 0, &net(V4_SELF), &[speaker_v4()], &bird).await;
+    wait_kernel(&lab, 0, &net(V6_SELF), &[speaker_v6()], &bird).await;
+    (lab, bird, want, daemon)
+}
 
-    wait_kernel(&lab, 0, &v4, &[ip("192.0.2.2")], &bird).await;
-    wait_kernel(&lab, 0, &v6, &[ip("2001:db8::2")], &bird).await;
-    wait_kernel(&lab, 0, &v4_self, &[speaker_v4()], &bird).await;
-    for (prefix, session) in [(v4, "spk4"), (v6, "spk6")] {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn converge_from_empty_announces_each_family_over_its_own_session_as_statuses_and_cli_show() {
+    let (lab, bird, _, mut daemon) = two_family_lab().await;
+    for (prefix, session) in [(net(V4), "spk4"), (net(V6), "spk6")] {
         let routes = routes_from(&bird, session, &prefix);
         assert_eq!(
             routes.len(),
@@ -107,7 +109,7 @@ async fn converge_from_empty_announces_over_both_families_and_a_second_converge_
         assert_eq!(routes[0].attributes["BGP.origin"], "IGP");
     }
     assert!(
-        routes_from(&bird, "spk6", &v4).is_empty(),
+        routes_from(&bird, "spk6", &net(V4)).is_empty(),
         "no IPv4 prefix over IPv6"
     );
 
@@ -116,19 +118,11 @@ async fn converge_from_empty_announces_over_both_families_and_a_second_converge_
         .gobgpd
         .cli(&["global", "rib", "-a", "ipv4"])
         .expect("gobgp global rib");
-    assert!(
-        rib.contains("198.51.100.10/32") && rib.contains("192.0.2.2"),
-        "{rib}"
-    );
+    assert!(rib.contains(V4) && rib.contains("192.0.2.2"), "{rib}");
     let neighbors = lab.gobgpd.cli(&["neighbor"]).expect("gobgp neighbor");
     assert!(neighbors.contains("Establ"), "{neighbors}");
 
-    // A second converge of the same state finds nothing to do.
-    let updates_before = sent_updates(&lab, router_v4(0)).await;
-    let second = daemon.converge(&want).await.expect("second converge");
-    assert_eq!(second, ConvergeReport::default(), "nothing changed");
-
-    // Statuses agree with BIRD: established, one route per IPv6 session, two per IPv4.
+    // Statuses agree with BIRD: established, two routes over each session.
     let now = statuses(&mut daemon).await;
     let tor4 = &now[&router_v4(0)];
     assert_eq!(tor4.session, SessionState::Established);
@@ -138,32 +132,38 @@ async fn converge_from_empty_announces_over_both_families_and_a_second_converge_
     assert_eq!(Some(2), imported(&bird, "spk4"));
     assert_eq!(
         now[&router_v6(0)].advertised,
-        BTreeMap::from([(Afi::Ipv6, 1)])
+        BTreeMap::from([(Afi::Ipv6, 2)])
     );
-    assert_eq!(Some(1), imported(&bird, "spk6"));
+    assert_eq!(Some(2), imported(&bird, "spk6"));
     assert!(
         tor4.router_receives_add_path.is_empty(),
         "BIRD offers no ADD-PATH here"
     );
+    assert_eq!(tor4.bfd, None);
+}
 
-    // Removing one path withdraws exactly it. The update counter shows that the second
-    // converge sent nothing: only this withdrawal follows.
-    want.paths.remove(&path("198.51.100.11/32", "0.0.0.0", 0));
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_converge_writes_nothing_and_removing_a_path_withdraws_only_it() {
+    let (lab, bird, mut want, mut daemon) = two_family_lab().await;
+    let updates_before = sent_updates(&lab, router_v4(0)).await;
+    let second = daemon.converge(&want).await.expect("second converge");
+    assert_eq!(second, ConvergeReport::default(), "nothing changed");
+
+    want.paths.remove(&path(V4_SELF, "0.0.0.0", 0));
     let third = daemon.converge(&want).await.expect("third converge");
     assert_eq!((third.paths_deleted, third.writes), (1, 1), "{third:?}");
     let gone = wait_for(SESSION_WAIT, || async {
-        routes_from(&bird, "spk4", &v4_self)
+        routes_from(&bird, "spk4", &net(V4_SELF))
             .is_empty()
             .then_some(())
     })
     .await;
-    assert!(gone.is_some(), "{v4_self} withdrawn: {:#?}", bird.routes());
-    assert_eq!(
-        router.kernel_next_hops(&v4).unwrap(),
-        [ip("192.0.2.2")],
-        "the other stays"
-    );
-    assert_eq!(routes_from(&bird, "spk6", &v6).len(), 1);
+    assert!(gone.is_some(), "{V4_SELF} withdrawn: {:#?}", bird.routes());
+    let kernel = lab.routers[0].kernel_next_hops(&net(V4)).unwrap();
+    assert_eq!(kernel, [ip("192.0.2.2")], "the other paths stay");
+    assert_eq!(routes_from(&bird, "spk6", &net(V6)).len(), 1);
+    assert_eq!(routes_from(&bird, "spk6", &net(V6_SELF)).len(), 1);
+    // gobgpd's own counter: since before the second converge, only this withdrawal went out.
     let counted = wait_for(Duration::from_secs(10), || async {
         (sent_updates(&lab, router_v4(0)).await == updates_before + 1).then_some(())
     })
@@ -173,4 +173,230 @@ async fn converge_from_empty_announces_over_both_families_and_a_second_converge_
         "one UPDATE since the second converge, got {}",
         sent_updates(&lab, router_v4(0)).await - updates_before
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timer_change_updates_the_peer_in_place_without_resetting_the_session() {
+    let (_lab, bird, mut want, mut daemon) = two_family_lab().await;
+    let before = statuses(&mut daemon).await[&router_v4(0)].clone();
+    let tor = want.peers.get_mut(&router_v4(0)).expect("peer");
+    tor.connect_retry = Duration::from_secs(7);
+    let report = daemon.converge(&want).await.expect("converge");
+    assert_eq!((report.peers_updated, report.writes), (1, 1), "{report:?}");
+    assert!(
+        !daemon.converge(&want).await.expect("converge").changed(),
+        "read back as set"
+    );
+    // Only timers changed: gobgpd updates them in place. Everything we did not change came
+    // back unchanged through the read-modify-write, else gobgpd would have re-created the
+    // neighbor (a session reset).
+    let after = statuses(&mut daemon).await[&router_v4(0)].clone();
+    assert_eq!(after.session, SessionState::Established);
+    assert_eq!(
+        (after.established_since, after.flaps),
+        (before.established_since, before.flaps)
+    );
+    assert!(established(&bird, "spk4"));
+    assert_eq!(routes_from(&bird, "spk4", &net(V4)).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_next_hops_with_add_path_become_one_ecmp_route_in_the_router_kernel() {
+    let lab = BgpLab::new(2).await;
+    // Router 0 takes several paths per prefix and merges them into one kernel route;
+    // router 1 takes one path per prefix (no ADD-PATH receive).
+    let ecmp = start_bird(
+        &lab.routers[0],
+        0,
+        &[BirdSession::ebgp("spk4", 0, Afi::Ipv4).channel("add paths rx;")],
+        true,
+    )
+    .await;
+    let single = start_bird(
+        &lab.routers[1],
+        1,
+        &[BirdSession::ebgp("spk4", 1, Afi::Ipv4)],
+        true,
+    )
+    .await;
+    let prefix = net("198.51.100.20/32");
+    let peers = [router_v4(0), router_v4(1)].map(|address| {
+        let mut p = peer(address, ROUTER_ASN, "tor");
+        p.add_path_send_max = 8;
+        p
+    });
+    let mut want = desired(
+        peers,
+        [
+            path("198.51.100.20/32", "192.0.2.2", 1),
+            path("198.51.100.20/32", "192.0.2.3", 2),
+            path("198.51.100.20/32", "192.0.2.4", 3),
+        ],
+        Vec::new(),
+    );
+    let mut daemon = Daemon::connect(&lab.gobgpd.endpoint())
+        .await
+        .expect("connect");
+    daemon.converge(&want).await.expect("converge");
+
+    let three = [ip("192.0.2.2"), ip("192.0.2.3"), ip("192.0.2.4")];
+    wait_kernel(&lab, 0, &prefix, &three, &ecmp).await;
+    assert_eq!(routes_from(&ecmp, "spk4", &prefix).len(), 3);
+    wait_established(&single, "spk4", &lab.gobgpd).await;
+    let one = wait_for(SESSION_WAIT, || async {
+        let routes = routes_from(&single, "spk4", &prefix);
+        (routes.len() == 1).then_some(routes)
+    })
+    .await
+    .expect("the router without ADD-PATH gets one path");
+    assert_eq!(one[0].next_hops.len(), 1);
+
+    // The statuses tell which router takes the paths: only router 0 gets ECMP.
+    let now = statuses(&mut daemon).await;
+    let ecmp_status = &now[&router_v4(0)];
+    assert_eq!(
+        ecmp_status.router_receives_add_path,
+        BTreeSet::from([Afi::Ipv4])
+    );
+    assert_eq!(ecmp_status.add_path_send, BTreeSet::from([Afi::Ipv4]));
+    assert_eq!(ecmp_status.advertised[&Afi::Ipv4], 3);
+    let single_status = &now[&router_v4(1)];
+    assert!(single_status.add_path_send.is_empty(), "{single_status:?}");
+    assert_eq!(single_status.advertised[&Afi::Ipv4], 1);
+    assert_eq!(Some(1), imported(&single, "spk4"));
+
+    // One node leaves: its next hop leaves the ECMP route, the others stay.
+    want.paths.remove(&path("198.51.100.20/32", "192.0.2.3", 2));
+    let report = daemon.converge(&want).await.expect("converge");
+    assert_eq!((report.paths_deleted, report.writes), (1, 1), "{report:?}");
+    wait_kernel(&lab, 0, &prefix, &[three[0], three[2]], &ecmp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_communities_large_communities_and_local_preference_reach_the_routers() {
+    let lab = BgpLab::new(2).await;
+    let ebgp = start_bird(
+        &lab.routers[0],
+        0,
+        &[BirdSession::ebgp("spk4", 0, Afi::Ipv4)],
+        false,
+    )
+    .await;
+    let mut ibgp_session = BirdSession::ebgp("spk4", 1, Afi::Ipv4).option("direct;");
+    (ibgp_session.local_as, ibgp_session.neighbor_as) = (SPEAKER_ASN, SPEAKER_ASN);
+    let ibgp = start_bird(&lab.routers[1], 1, &[ibgp_session], false).await;
+    let mut pool = rule("pool-a", &["198.51.100.30/32"]);
+    pool.communities = vec![65000 << 16 | 200, 65000 << 16 | 100];
+    pool.large_communities = vec![(65000, 1, 2)];
+    pool.local_preference = Some(250);
+    let want = desired(
+        [
+            peer(router_v4(0), ROUTER_ASN, "tor-ebgp"),
+            peer(router_v4(1), SPEAKER_ASN, "rr-ibgp"),
+        ],
+        [
+            path("198.51.100.30/32", "192.0.2.2", 0),
+            path("198.51.100.31/32", "192.0.2.2", 0),
+        ],
+        vec![pool],
+    );
+    let mut daemon = Daemon::connect(&lab.gobgpd.endpoint())
+        .await
+        .expect("connect");
+    daemon.converge(&want).await.expect("converge");
+
+    let pooled = net("198.51.100.30/32");
+    let plain = net("198.51.100.31/32");
+    for (i, bird) in [(0, &ebgp), (1, &ibgp)] {
+        wait_kernel(&lab, i, &pooled, &[ip("192.0.2.2")], bird).await;
+        wait_kernel(&lab, i, &plain, &[ip("192.0.2.2")], bird).await;
+    }
+    let at_ebgp = &routes_from(&ebgp, "spk4", &pooled)[0];
+    assert_eq!(
+        at_ebgp.attributes["BGP.community"],
+        "(65000,100) (65000,200)"
+    );
+    assert_eq!(at_ebgp.attributes["BGP.large_community"], "(65000, 1, 2)");
+    assert_eq!(
+        at_ebgp.attributes["BGP.local_pref"], "100",
+        "LOCAL_PREF is not sent over eBGP (BIRD shows its default)"
+    );
+    let at_ibgp = &routes_from(&ibgp, "spk4", &pooled)[0];
+    assert_eq!(at_ibgp.attributes["BGP.local_pref"], "250");
+    assert_eq!(
+        at_ibgp.attributes["BGP.community"],
+        "(65000,100) (65000,200)"
+    );
+    let unpooled = &routes_from(&ebgp, "spk4", &plain)[0];
+    assert!(
+        !unpooled.attributes.contains_key("BGP.community"),
+        "a prefix outside every rule is exported unchanged: {unpooled:?}"
+    );
+    assert_eq!(
+        routes_from(&ibgp, "spk4", &plain)[0].attributes["BGP.local_pref"],
+        "100"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_limited_to_one_router_reaches_only_that_router_and_can_move() {
+    let lab = BgpLab::new(2).await;
+    let birds = [
+        start_bird(
+            &lab.routers[0],
+            0,
+            &[BirdSession::ebgp("spk4", 0, Afi::Ipv4)],
+            false,
+        )
+        .await,
+        start_bird(
+            &lab.routers[1],
+            1,
+            &[BirdSession::ebgp("spk4", 1, Afi::Ipv4)],
+            false,
+        )
+        .await,
+    ];
+    let limited = net("198.51.100.40/32");
+    let everywhere = net("198.51.100.41/32");
+    let mut pool = rule("limited", &["198.51.100.40/32"]);
+    pool.peers = Some(BTreeSet::from([router_v4(0)]));
+    let mut want = desired(
+        [router_v4(0), router_v4(1)].map(|a| peer(a, ROUTER_ASN, "tor")),
+        [
+            path("198.51.100.40/32", "192.0.2.2", 0),
+            path("198.51.100.41/32", "192.0.2.2", 0),
+        ],
+        vec![pool],
+    );
+    let mut daemon = Daemon::connect(&lab.gobgpd.endpoint())
+        .await
+        .expect("connect");
+    daemon.converge(&want).await.expect("converge");
+
+    let hop = [ip("192.0.2.2")];
+    wait_kernel(&lab, 0, &limited, &hop, &birds[0]).await;
+    wait_kernel(&lab, 0, &everywhere, &hop, &birds[0]).await;
+    // Router 1 has the unrestricted prefix, so the update that would carry the other one
+    // has been sent if it ever would be.
+    wait_kernel(&lab, 1, &everywhere, &hop, &birds[1]).await;
+    assert!(
+        routes_from(&birds[1], "spk4", &limited).is_empty(),
+        "{:#?}",
+        birds[1].routes()
+    );
+    assert_eq!(Some(1), imported(&birds[1], "spk4"));
+
+    // The pool moves to router 1: it is withdrawn from router 0 and sent to router 1
+    // without touching the paths.
+    want.export[0].peers = Some(BTreeSet::from([router_v4(1)]));
+    let report = daemon.converge(&want).await.expect("converge");
+    assert_eq!(
+        (report.paths_added, report.soft_resets),
+        (0, 1),
+        "{report:?}"
+    );
+    wait_kernel(&lab, 1, &limited, &hop, &birds[1]).await;
+    wait_kernel(&lab, 0, &limited, &[], &birds[0]).await;
+    assert_eq!(lab.routers[0].kernel_next_hops(&everywhere).unwrap(), hop);
 }

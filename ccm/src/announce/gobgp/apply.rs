@@ -11,12 +11,13 @@ use gobgp_api_proto::api::{self, DefinedType, PolicyDirection, RouteAction, Tabl
 use super::convert;
 use super::peer::{new_peer, updated_peer};
 use super::plan::{Op, SetEntries, SetName};
-use super::policy::Statement;
+use super::policy::{IMPORT_POLICY_NAME, Statement};
 use super::state::PathKey;
 use super::{Client, ConvergeReport, GobgpError, request};
+use crate::announce::desired::Global;
 
 /// Paths per `AddPathStream` message: gobgpd applies each message as one batch.
-const PATHS_PER_MESSAGE: usize = 1000;
+const PATHS_PER_MESSAGE: usize = 500;
 /// `DeletePath` calls in flight at once.
 const DELETES_IN_FLIGHT: usize = 16;
 
@@ -26,14 +27,33 @@ fn call_failed(call: &'static str) -> impl FnOnce(tonic::Status) -> GobgpError {
 
 /// Runs `ops` in order; stops at the first failure (the next converge starts from what
 /// the daemon then holds).
+///
+/// One overlap: while the daemon has no peer (a fresh or restarted daemon), nothing is
+/// exported before the plan's `AddPeer`s, so the export policy is built concurrently with
+/// the path stream instead of before it. The import policy, which applies as paths enter
+/// the table, still precedes them.
 pub(crate) async fn apply(
     client: &mut Client,
     ops: Vec<Op>,
     listed_peers: &BTreeMap<IpAddr, api::Peer>,
 ) -> Result<ConvergeReport, GobgpError> {
     let mut report = ConvergeReport::default();
+    let overlap = listed_peers.is_empty();
+    let mut deferred: Vec<Op> = Vec::new();
     let mut stopped = false;
     for op in ops {
+        if overlap && builds_export_policy(&op) {
+            deferred.push(op);
+            continue;
+        }
+        if let Op::AddPaths(paths) = op {
+            let policy = std::mem::take(&mut deferred);
+            add_paths_alongside(client, paths, policy, &mut report).await?;
+            continue;
+        }
+        for deferred in deferred.drain(..) {
+            apply_config(client, deferred, listed_peers, &mut report).await?;
+        }
         match op {
             Op::StopBgp => {
                 stop(client).await?;
@@ -42,28 +62,9 @@ pub(crate) async fn apply(
                 report.writes += 1;
             }
             Op::StartBgp(global) => {
-                let started = client
-                    .start_bgp(request(convert::start_request(&global)))
-                    .await;
-                match started {
-                    Ok(_) => {}
-                    // gobgpd v4.8.0's StopBgp ends its server loop; nothing starts it again.
-                    Err(source) if stopped => return Err(GobgpError::StoppedForGood { source }),
-                    Err(source) => {
-                        return Err(GobgpError::Call {
-                            call: "StartBgp",
-                            source,
-                        });
-                    }
-                }
-                tracing::info!(asn = global.asn, router_id = %global.router_id, listen_port = global.listen_port, "BGP started");
+                start(client, &global, stopped).await?;
                 report.bgp_started = true;
                 report.writes += 1;
-            }
-            Op::AddPaths(paths) => {
-                report.writes += add_paths(client, &paths).await?;
-                report.paths_added += paths.len();
-                tracing::info!(count = paths.len(), "paths announced");
             }
             Op::DeletePaths(paths) => {
                 delete_paths(client, &paths).await?;
@@ -74,7 +75,66 @@ pub(crate) async fn apply(
             op => apply_config(client, op, listed_peers, &mut report).await?,
         }
     }
+    for deferred in deferred {
+        apply_config(client, deferred, listed_peers, &mut report).await?;
+    }
     Ok(report)
+}
+
+fn builds_export_policy(op: &Op) -> bool {
+    match op {
+        Op::AddToSet(_)
+        | Op::RemoveFromSet(_)
+        | Op::DeleteSet(_)
+        | Op::AddPolicy { .. }
+        | Op::AssignExport(_) => true,
+        Op::DeletePolicy(name) => name != IMPORT_POLICY_NAME,
+        _ => false,
+    }
+}
+
+/// The path stream, with `policy` (export-policy ops, in order) applied meanwhile.
+async fn add_paths_alongside(
+    client: &mut Client,
+    paths: Vec<(PathKey, IpAddr)>,
+    policy: Vec<Op>,
+    report: &mut ConvergeReport,
+) -> Result<(), GobgpError> {
+    let count = paths.len();
+    let mut policy_client = client.clone();
+    let build_policy = async move {
+        let calls = policy.len();
+        for op in policy {
+            apply_policy(&mut policy_client, op).await?;
+        }
+        Ok::<_, GobgpError>(calls)
+    };
+    let (policy_writes, stream_writes) =
+        futures::future::try_join(build_policy, add_paths(client, paths)).await?;
+    report.policy_writes += policy_writes;
+    report.writes += policy_writes + stream_writes;
+    report.paths_added += count;
+    tracing::info!(count, "paths announced");
+    Ok(())
+}
+
+async fn start(client: &mut Client, global: &Global, after_stop: bool) -> Result<(), GobgpError> {
+    match client
+        .start_bgp(request(convert::start_request(global)))
+        .await
+    {
+        Ok(_) => {}
+        // gobgpd v4.8.0's StopBgp ends its server loop; nothing starts it again.
+        Err(source) if after_stop => return Err(GobgpError::StoppedForGood { source }),
+        Err(source) => {
+            return Err(GobgpError::Call {
+                call: "StartBgp",
+                source,
+            });
+        }
+    }
+    tracing::info!(asn = global.asn, router_id = %global.router_id, listen_port = global.listen_port, "BGP started");
+    Ok(())
 }
 
 async fn stop(client: &mut Client) -> Result<(), GobgpError> {
@@ -283,21 +343,29 @@ async fn add_policy(
     Ok(())
 }
 
-/// Streams the paths in batches; one call.
-async fn add_paths(client: &mut Client, paths: &[(PathKey, IpAddr)]) -> Result<usize, GobgpError> {
-    let messages: Vec<api::AddPathStreamRequest> = paths
-        .chunks(PATHS_PER_MESSAGE)
-        .map(|chunk| api::AddPathStreamRequest {
-            table_type: TableType::Global as i32,
-            vrf_id: String::new(),
-            paths: chunk
-                .iter()
-                .map(|(key, hop)| convert::path(key, *hop))
-                .collect(),
-        })
-        .collect();
+/// Streams the paths in batches; one call. Messages are built as the stream is sent, so
+/// encoding overlaps gobgpd's work on the previous batch.
+async fn add_paths(
+    client: &mut Client,
+    paths: Vec<(PathKey, IpAddr)>,
+) -> Result<usize, GobgpError> {
+    let mut batches = Vec::with_capacity(paths.len().div_ceil(PATHS_PER_MESSAGE));
+    let mut rest = paths;
+    while rest.len() > PATHS_PER_MESSAGE {
+        let tail = rest.split_off(PATHS_PER_MESSAGE);
+        batches.push(std::mem::replace(&mut rest, tail));
+    }
+    batches.push(rest);
+    let messages = futures::stream::iter(batches).map(|batch| api::AddPathStreamRequest {
+        table_type: TableType::Global as i32,
+        vrf_id: String::new(),
+        paths: batch
+            .iter()
+            .map(|(key, hop)| convert::path(key, *hop))
+            .collect(),
+    });
     client
-        .add_path_stream(request(futures::stream::iter(messages)))
+        .add_path_stream(request(messages))
         .await
         .map_err(call_failed("AddPathStream"))?;
     Ok(1)

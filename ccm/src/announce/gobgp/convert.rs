@@ -634,12 +634,21 @@ mod tests {
 
     #[test]
     fn sets_read_back_as_the_entries_they_were_built_from() {
-        let entries = BTreeSet::from([
-            PrefixEntry::exact("198.51.100.10/32".parse().expect("prefix")),
-            PrefixEntry::exact("2001:db8:100::/48".parse().expect("prefix")),
-        ]);
+        let prefixes: Vec<IpNet> = ["198.51.100.10/32", "198.51.100.11/32", "2001:db8:100::/48"]
+            .iter()
+            .map(|p| p.parse().expect("prefix"))
+            .collect();
+        let entries = PrefixEntry::exact_set(&prefixes);
         let set = prefix_set("s", &entries);
-        assert_eq!(set.prefixes[0].mask_length_min, 32);
+        assert_eq!(
+            (
+                set.prefixes[0].ip_prefix.as_str(),
+                set.prefixes[0].mask_length_min,
+                set.prefixes[0].mask_length_max
+            ),
+            ("198.51.100.10/31", 32, 32),
+            "two adjacent /32s are one block of /32s"
+        );
         assert_eq!(prefix_entries(&set).expect("readable"), entries);
         let neighbors: BTreeSet<IpNet> = ["192.0.2.254/32", "2001:db8::fe/128"]
             .iter()

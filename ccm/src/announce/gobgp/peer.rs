@@ -188,6 +188,17 @@ impl PeerSpec {
             .and_then(|t| t.config)
             .unwrap_or_default();
         let multihop = peer.ebgp_multihop.unwrap_or_default();
+        let multihop_ttl = if multihop.enabled {
+            let ttl =
+                u8::try_from(multihop.multihop_ttl).map_err(|source| ConvertError::OutOfRange {
+                    field: "multihop TTL",
+                    value: multihop.multihop_ttl.into(),
+                    source,
+                })?;
+            Some(ttl)
+        } else {
+            None
+        };
         let gr = peer.graceful_restart.clone().unwrap_or_default();
         let bfd = peer.bfd.unwrap_or_default();
         let spec = PeerSpec {
@@ -196,9 +207,7 @@ impl PeerSpec {
             local_asn: conf.local_asn,
             description: conf.description,
             password: (!conf.auth_password.is_empty()).then_some(Password(conf.auth_password)),
-            multihop_ttl: multihop
-                .enabled
-                .then(|| u8::try_from(multihop.multihop_ttl).unwrap_or(u8::MAX)),
+            multihop_ttl,
             timers: Timers {
                 connect_retry: timers.connect_retry,
                 hold_time: timers.hold_time,

@@ -27,6 +27,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use super::state::PrefixEntry;
 use crate::announce::desired::{Afi, ExportRule, LargeCommunity};
 
 /// The two names the export policy alternates between, so a changed statement list can be
@@ -116,7 +117,8 @@ impl Statement {
 /// The export policy as the daemon should hold it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct ExportModel {
-    pub prefix_sets: BTreeMap<String, BTreeSet<IpNet>>,
+    /// Entries matching exactly the rule's prefixes ([`PrefixEntry::exact_set`]).
+    pub prefix_sets: BTreeMap<String, BTreeSet<PrefixEntry>>,
     pub neighbor_sets: BTreeMap<String, BTreeSet<IpAddr>>,
     pub statements: Vec<Statement>,
 }
@@ -159,15 +161,15 @@ impl ExportModel {
             large_communities: rule.large_communities.iter().copied().collect(),
             local_preference: rule.local_preference,
         };
-        for afi in [Afi::Ipv4, Afi::Ipv6] {
+        let (v4, v6): (Vec<IpNet>, Vec<IpNet>) = rule
+            .prefixes
+            .iter()
+            .partition(|p| Afi::of_net(p) == Afi::Ipv4);
+        let v4 = PrefixEntry::exact_set(&v4);
+        let v6 = PrefixEntry::exact_set(&v6);
+        for (afi, entries) in [(Afi::Ipv4, v4), (Afi::Ipv6, v6)] {
             let set = prefix_set_name(&rule.name, afi);
-            let prefixes = rule
-                .prefixes
-                .iter()
-                .filter(|p| Afi::of_net(p) == afi)
-                .copied()
-                .collect();
-            self.prefix_sets.insert(set.clone(), prefixes);
+            self.prefix_sets.insert(set.clone(), entries);
             let tag = family_tag(afi);
             if let Some(neighbors) = &neighbors {
                 self.statements.push(Statement {

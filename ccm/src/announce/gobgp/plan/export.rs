@@ -5,12 +5,12 @@ use std::collections::BTreeSet;
 
 use ipnet::IpNet;
 
-use super::{Op, SetEntries, SetName};
+use super::{Kept, Op, SetEntries, SetName};
 use crate::announce::gobgp::policy::{
     EXPORT_POLICY_NAMES, ExportModel, IMPORT_POLICY_NAME, other_policy,
 };
 use crate::announce::gobgp::state::{
-    ActualExport, Assignment, Disposition, ImportPolicy, PrefixEntry,
+    ActualExport, Assignment, Disposition, ImportPolicy, PrefixEntry, set_matches,
 };
 
 pub(super) struct ExportPlan {
@@ -32,29 +32,59 @@ fn set_diff<T: Ord + Clone>(
     )
 }
 
-struct SetPlan {
+/// A prefix set whose entries change, for telling which routes change membership.
+struct ChangedSet<'a> {
+    before: Option<&'a BTreeSet<PrefixEntry>>,
+    /// Entries of `before` that are not of our form (someone else's), matched by a scan.
+    before_others: Vec<PrefixEntry>,
+    after: &'a BTreeSet<PrefixEntry>,
+    /// Added and removed entries: only routes they match can change membership.
+    changed: Vec<PrefixEntry>,
+}
+
+impl ChangedSet<'_> {
+    /// Whether `route` is in the set before and not after, or the other way round.
+    fn moves(&self, route: &IpNet) -> bool {
+        if !self.changed.iter().any(|e| e.matches(route)) {
+            return false;
+        }
+        let before = self
+            .before
+            .is_some_and(|set| set_matches(set, &self.before_others, route));
+        before != set_matches(self.after, &[], route)
+    }
+}
+
+struct SetPlan<'a> {
     add: Vec<Op>,
     remove: Vec<Op>,
     delete: Vec<Op>,
-    /// Prefixes whose set membership changed.
-    touched: BTreeSet<IpNet>,
+    changed: Vec<ChangedSet<'a>>,
     neighbors_changed: bool,
 }
 
-fn plan_sets(actual: &ActualExport, model: &ExportModel) -> SetPlan {
+fn plan_sets<'a>(actual: &'a ActualExport, model: &'a ExportModel) -> SetPlan<'a> {
     let mut plan = SetPlan {
         add: Vec::new(),
         remove: Vec::new(),
         delete: Vec::new(),
-        touched: BTreeSet::new(),
+        changed: Vec::new(),
         neighbors_changed: false,
     };
-    for (name, prefixes) in &model.prefix_sets {
-        let desired: BTreeSet<_> = prefixes.iter().copied().map(PrefixEntry::exact).collect();
+    for (name, desired) in &model.prefix_sets {
         let current = actual.prefix_sets.get(name);
-        let (add, remove) = set_diff(current, &desired);
-        plan.touched
-            .extend(add.iter().chain(&remove).map(|e| e.prefix));
+        let (add, remove) = set_diff(current, desired);
+        if !add.is_empty() || !remove.is_empty() {
+            plan.changed.push(ChangedSet {
+                before: current,
+                before_others: (current.into_iter().flatten())
+                    .filter(|e| e.min_len != e.max_len)
+                    .copied()
+                    .collect(),
+                after: desired,
+                changed: add.iter().chain(&remove).copied().collect(),
+            });
+        }
         if current.is_none() || !add.is_empty() {
             plan.add.push(Op::AddToSet(SetEntries::Prefixes {
                 name: name.clone(),
@@ -181,13 +211,12 @@ fn plan_import(actual: &ActualExport) -> Vec<Op> {
     ops
 }
 
-pub(super) fn plan(
-    actual: &ActualExport,
-    model: &ExportModel,
-    kept_prefixes: &BTreeSet<IpNet>,
-) -> ExportPlan {
+pub(super) fn plan(actual: &ActualExport, model: &ExportModel, kept: &Kept<'_>) -> ExportPlan {
     let sets = plan_sets(actual, model);
-    let mut ops = sets.add;
+    // Import first: it applies when a path enters the table, so it must be in place before
+    // any path is added; export only matters once routes are sent.
+    let mut ops = plan_import(actual);
+    ops.extend(sets.add);
     let mut switched = false;
     match current_policy(actual, model) {
         Some(name) => {
@@ -206,11 +235,10 @@ pub(super) fn plan(
             switched = true;
         }
     }
-    ops.extend(plan_import(actual));
     ops.extend(sets.remove);
     ops.extend(sets.delete);
-    let touched_kept = sets.touched.iter().any(|p| kept_prefixes.contains(p));
-    let reevaluate =
-        !kept_prefixes.is_empty() && (switched || sets.neighbors_changed) || touched_kept;
+    let touched_kept = !sets.changed.is_empty()
+        && kept.any_route(|route| sets.changed.iter().any(|set| set.moves(route)));
+    let reevaluate = (switched || sets.neighbors_changed) && kept.any() || touched_kept;
     ExportPlan { ops, reevaluate }
 }

@@ -6,9 +6,10 @@
 //! 1. `StopBgp` (only when the global settings differ) and `StartBgp`: nothing else can be
 //!    configured before, and `StartBgp` resets the routing policy (`s.policy.Initialize()`).
 //! 2. Peers that must go are deleted first, so nothing more is announced to them.
-//! 3. The export policy: set entries added, a changed statement list built beside the
-//!    assigned policy and swapped in, the old policy deleted, set entries removed, stale
-//!    sets deleted (a set can only go once no policy uses it).
+//! 3. The import policy (it applies when a path enters the table), then the export policy:
+//!    set entries added, a changed statement list built beside the assigned policy and
+//!    swapped in, the old policy deleted, set entries removed, stale sets deleted (a set can
+//!    only go once no policy uses it).
 //! 4. Paths: additions (a replaced next hop is an addition with the same identifier), then
 //!    removals, so a prefix moving between next hops is never without a path.
 //! 5. A soft reset out when the policy changed under paths that stayed (gobgpd applies a
@@ -16,6 +17,8 @@
 //! 6. Peers updated and added last, so a new session starts with the final table.
 
 mod export;
+#[cfg(test)]
+mod model;
 #[cfg(test)]
 mod tests;
 
@@ -141,7 +144,10 @@ pub(crate) fn plan(actual: &Actual, desired: &DesiredDaemon) -> Result<Vec<Op>, 
             .filter(|address| !peers.contains_key(address))
             .map(|address| Op::DeletePeer(*address)),
     );
-    let kept = kept_prefixes(&base.paths, &paths);
+    let kept = Kept {
+        actual: &base.paths,
+        desired: &paths,
+    };
     let export = export::plan(&base.export, &model, &kept);
     ops.extend(export.ops);
     plan_paths(&base.paths, &paths, &mut ops);
@@ -194,17 +200,27 @@ fn desired_peers(desired: &DesiredDaemon) -> Result<BTreeMap<IpAddr, PeerSpec>, 
         .collect()
 }
 
-/// Prefixes with a path that is neither added nor removed by this plan: the routes a
-/// policy change reaches only through a soft reset.
-fn kept_prefixes(
-    actual: &BTreeMap<PathKey, IpAddr>,
-    desired: &BTreeMap<PathKey, IpAddr>,
-) -> BTreeSet<IpNet> {
-    actual
-        .iter()
-        .filter(|(key, hop)| desired.get(key) == Some(hop))
-        .map(|(key, _)| key.prefix)
-        .collect()
+/// The paths this plan neither adds nor removes: the routes a policy change reaches only
+/// through a soft reset. Answered from both path tables, without building a third.
+pub(super) struct Kept<'a> {
+    actual: &'a BTreeMap<PathKey, IpAddr>,
+    desired: &'a BTreeMap<PathKey, IpAddr>,
+}
+
+impl Kept<'_> {
+    fn stays(&self, key: &PathKey, hop: &IpAddr) -> bool {
+        self.desired.get(key) == Some(hop)
+    }
+
+    /// Whether any path stays.
+    pub(super) fn any(&self) -> bool {
+        self.actual.iter().any(|(key, hop)| self.stays(key, hop))
+    }
+
+    /// Whether a path that stays has a prefix for which `affected` holds.
+    pub(super) fn any_route(&self, affected: impl Fn(&IpNet) -> bool) -> bool {
+        (self.actual.iter()).any(|(key, hop)| self.stays(key, hop) && affected(&key.prefix))
+    }
 }
 
 fn plan_paths(

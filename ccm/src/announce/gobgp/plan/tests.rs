@@ -1,5 +1,5 @@
-//! Planner tests: named scenarios, and a property test that runs plans against a small model
-//! of how gobgpd applies each operation (including the refusals that make order matter).
+//! Planner tests: named scenarios, and property tests that run plans against the model of
+//! gobgpd in `model`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -8,10 +8,11 @@ use std::time::Duration;
 use ipnet::IpNet;
 use proptest::prelude::*;
 
+use super::model::{Sent, converge, converge_tracking, converged};
 use super::*;
 use crate::announce::desired::{DesiredPath, DesiredPeer, ExportRule};
-use crate::announce::gobgp::policy::{EXPORT_POLICY_NAMES, IMPORT_POLICY_NAME};
-use crate::announce::gobgp::state::{Assignment, Disposition, ImportPolicy};
+use crate::announce::gobgp::policy::EXPORT_POLICY_NAMES;
+use crate::announce::gobgp::state::{Disposition, ImportPolicy};
 
 fn ip(text: &str) -> IpAddr {
     text.parse().expect("address")
@@ -79,153 +80,6 @@ fn desired() -> DesiredDaemon {
     }
 }
 
-/// How gobgpd applies an operation, with its refusals as panics: a set in use cannot be
-/// deleted, a policy must not exist before it is added, an assigned policy cannot be
-/// deleted, statements need their sets, nothing but StartBgp works before start.
-fn apply(actual: &mut Actual, op: &Op) {
-    if !matches!(op, Op::StartBgp(_) | Op::StopBgp) {
-        assert!(actual.global.is_some(), "{op:?} before StartBgp");
-    }
-    let export = &mut actual.export;
-    match op {
-        Op::StopBgp => *actual = Actual::default(),
-        Op::StartBgp(global) => {
-            assert!(actual.global.is_none(), "StartBgp on a started daemon");
-            *actual = Actual {
-                global: Some(normalized_global(global)),
-                ..Actual::default()
-            };
-        }
-        Op::DeletePeer(address) => {
-            assert!(actual.peers.remove(address).is_some(), "no peer {address}");
-        }
-        Op::AddToSet(SetEntries::Prefixes { name, entries }) => {
-            export
-                .prefix_sets
-                .entry(name.clone())
-                .or_default()
-                .extend(entries);
-        }
-        Op::AddToSet(SetEntries::Neighbors { name, entries }) => {
-            export
-                .neighbor_sets
-                .entry(name.clone())
-                .or_default()
-                .extend(entries);
-        }
-        Op::RemoveFromSet(SetEntries::Prefixes { name, entries }) => {
-            let set = export.prefix_sets.get_mut(name).expect("set exists");
-            set.retain(|e| !entries.contains(e));
-        }
-        Op::RemoveFromSet(SetEntries::Neighbors { name, entries }) => {
-            let set = export.neighbor_sets.get_mut(name).expect("set exists");
-            set.retain(|e| !entries.contains(e));
-        }
-        Op::DeleteSet(set) => {
-            let name = match set {
-                SetName::Prefix(name) | SetName::Neighbor(name) => name,
-            };
-            let in_use = export
-                .policies
-                .values()
-                .flatten()
-                .flatten()
-                .any(|s| s.prefix_set == *name || s.unless_neighbor_in.as_ref() == Some(name));
-            assert!(!in_use, "set {name} deleted while in use");
-            match set {
-                SetName::Prefix(n) => assert!(export.prefix_sets.remove(n).is_some()),
-                SetName::Neighbor(n) => assert!(export.neighbor_sets.remove(n).is_some()),
-            }
-        }
-        Op::AddPolicy { name, statements } => {
-            for s in statements {
-                assert!(export.prefix_sets.contains_key(&s.prefix_set), "{s:?}");
-                if let Some(n) = &s.unless_neighbor_in {
-                    assert!(export.neighbor_sets.contains_key(n), "{s:?}");
-                }
-            }
-            let old = export
-                .policies
-                .insert((*name).to_owned(), Some(statements.clone()));
-            assert!(old.is_none(), "policy {name} added twice");
-        }
-        Op::DeletePolicy(name) if name == IMPORT_POLICY_NAME => {
-            assert!(!export.import.policies.contains(name), "{name} is assigned");
-            assert_ne!(
-                export.import_policy,
-                ImportPolicy::Missing,
-                "no policy {name}"
-            );
-            export.import_policy = ImportPolicy::Missing;
-        }
-        Op::DeletePolicy(name) => {
-            assert!(!export.export.policies.contains(name), "{name} is assigned");
-            assert!(export.policies.remove(name).is_some(), "no policy {name}");
-        }
-        Op::AssignExport(names) => {
-            for name in names {
-                assert!(export.policies.contains_key(*name), "no policy {name}");
-            }
-            export.export = Assignment {
-                policies: names.iter().map(|n| (*n).to_owned()).collect(),
-                default: Disposition::Accept,
-            };
-        }
-        Op::AddImportPolicy => {
-            assert_eq!(
-                export.import_policy,
-                ImportPolicy::Missing,
-                "import policy added twice"
-            );
-            export.import_policy = ImportPolicy::AcceptsLocal;
-        }
-        Op::AssignImport(names) => {
-            for name in names {
-                assert_eq!(*name, IMPORT_POLICY_NAME);
-                assert_ne!(
-                    export.import_policy,
-                    ImportPolicy::Missing,
-                    "no policy {name}"
-                );
-            }
-            export.import = Assignment {
-                policies: names.iter().map(|n| (*n).to_owned()).collect(),
-                default: Disposition::Reject,
-            };
-        }
-        Op::AddPaths(paths) => actual.paths.extend(paths.iter().copied()),
-        Op::DeletePaths(paths) => {
-            for (key, _) in paths {
-                assert!(actual.paths.remove(key).is_some(), "no path {key:?}");
-            }
-        }
-        Op::SoftResetOut => {}
-        Op::UpdatePeer { address, spec } => {
-            let current = actual.peers.get_mut(address).expect("peer exists");
-            *current = spec.clone();
-        }
-        Op::AddPeer { address, spec, .. } => {
-            let old = actual.peers.insert(*address, spec.clone());
-            assert!(old.is_none(), "peer {address} added twice");
-        }
-    }
-}
-
-/// Plans from `actual` to `desired` and applies the plan to `actual`.
-fn converge(actual: &mut Actual, desired: &DesiredDaemon) -> Vec<Op> {
-    let ops = plan(actual, desired).expect("valid desired state");
-    for op in &ops {
-        apply(actual, op);
-    }
-    ops
-}
-
-fn converged(desired: &DesiredDaemon) -> Actual {
-    let mut actual = Actual::default();
-    converge(&mut actual, desired);
-    actual
-}
-
 /// A short name for each operation, to compare shapes of plans.
 fn kinds(ops: &[Op]) -> Vec<&'static str> {
     ops.iter()
@@ -257,18 +111,18 @@ fn an_empty_daemon_is_started_then_given_policy_paths_and_last_its_peers() {
         kinds(&ops),
         [
             "StartBgp",
+            "AddImportPolicy",
+            "AssignImport",
             "AddToSet",
             "AddToSet",
             "AddPolicy",
             "AssignExport",
-            "AddImportPolicy",
-            "AssignImport",
             "AddPaths",
             "AddPeer",
             "AddPeer"
         ]
     );
-    let Op::AddPolicy { name, .. } = &ops[3] else {
+    let Op::AddPolicy { name, .. } = &ops[5] else {
         unreachable!("checked above")
     };
     assert_eq!(*name, EXPORT_POLICY_NAMES[0]);
@@ -371,8 +225,8 @@ fn a_peer_no_longer_desired_is_deleted_before_anything_else() {
     desired.peers.remove(&ip("2001:db8::fe"));
     desired
         .paths
-        .insert(path("198.51.100.11/32", "192.0.2.2", 0));
-    desired.export[0].prefixes.insert(net("198.51.100.11/32"));
+        .insert(path("198.51.100.20/32", "192.0.2.2", 0));
+    desired.export[0].prefixes.insert(net("198.51.100.20/32"));
     assert_eq!(
         kinds(&converge(&mut actual, &desired)),
         ["DeletePeer", "AddToSet", "AddPaths"]
@@ -436,10 +290,40 @@ fn a_new_address_in_a_pool_extends_the_set_without_rebuilding_the_policy() {
         .paths
         .insert(path("198.51.100.11/32", "192.0.2.2", 0));
     let ops = converge(&mut actual, &desired);
+    // .10 and .11 are one block now: its entry replaces .10's, but .10's route stays in the
+    // set, so nothing is re-exported; the new path goes out with the new policy.
+    assert_eq!(kinds(&ops), ["AddToSet", "RemoveFromSet", "AddPaths"]);
+    let Op::AddToSet(SetEntries::Prefixes { entries, .. }) = &ops[0] else {
+        panic!("a prefix set grows: {ops:?}");
+    };
     assert_eq!(
-        kinds(&ops),
-        ["AddToSet", "AddPaths"],
-        "no soft reset: the path is new"
+        entries.iter().map(|e| e.prefix).collect::<Vec<_>>(),
+        [net("198.51.100.10/31")]
+    );
+}
+
+#[test]
+fn a_block_split_by_a_removal_re_exports_only_when_a_staying_route_leaves_the_set() {
+    let mut desired = desired();
+    desired.export[0].prefixes.insert(net("198.51.100.11/32"));
+    desired
+        .paths
+        .insert(path("198.51.100.11/32", "192.0.2.2", 0));
+    let mut actual = converged(&desired);
+    // .11 leaves the pool and its path goes: .10 stays in the set (as its own entry again).
+    desired.export[0].prefixes.remove(&net("198.51.100.11/32"));
+    desired
+        .paths
+        .remove(&path("198.51.100.11/32", "192.0.2.2", 0));
+    assert_eq!(
+        kinds(&converge(&mut actual, &desired)),
+        ["AddToSet", "RemoveFromSet", "DeletePaths"]
+    );
+    // .10 leaves the pool while its path stays: that route must be re-exported.
+    desired.export[0].prefixes.remove(&net("198.51.100.10/32"));
+    assert_eq!(
+        kinds(&converge(&mut actual, &desired)),
+        ["RemoveFromSet", "SoftResetOut"]
     );
 }
 
@@ -543,20 +427,21 @@ fn a_peer_filed_under_another_address_is_refused() {
 
 /// Desired states over a small universe, so successive states overlap.
 fn arb_desired() -> impl Strategy<Value = DesiredDaemon> {
-    let prefixes = ["198.51.100.1/32", "198.51.100.2/32", "2001:db8:100::1/128"];
+    // .2 and .3 aggregate into one set entry, .1 does not.
+    let prefixes = [
+        "198.51.100.1/32",
+        "198.51.100.2/32",
+        "198.51.100.3/32",
+        "2001:db8:100::1/128",
+    ];
     let hops = [("192.0.2.2", "2001:db8::2"), ("192.0.2.3", "2001:db8::3")];
-    let paths = proptest::collection::btree_set((0..3usize, 0..2usize, 0..3u32), 0..6);
-    let rules = proptest::collection::vec(
-        (
-            0..2usize,
-            proptest::bits::u8::between(0, 3),
-            any::<bool>(),
-            0..3u32,
-        ),
-        0..3,
-    );
+    let paths = proptest::collection::btree_set((0..4usize, 0..2usize, 0..3u32), 0..8);
+    // Pools keep their name and attributes between states (only their prefixes and, for
+    // the last, their peer selection vary), so membership-only changes are common.
+    let rules = proptest::collection::vec((proptest::bits::u8::between(0, 4), any::<bool>()), 3);
+    let used = proptest::collection::btree_set(0..3usize, 0..=3);
     let peers = proptest::collection::btree_set(0..3usize, 0..3);
-    (paths, rules, peers, 0..2u32).prop_map(move |(paths, rules, peers, timer)| {
+    (paths, rules, used, peers, 0..2u32).prop_map(move |(paths, rules, used, peers, timer)| {
         let mut desired = desired();
         desired.paths = (paths.into_iter())
             .map(|(p, h, id)| {
@@ -579,17 +464,28 @@ fn arb_desired() -> impl Strategy<Value = DesiredDaemon> {
             })
             .into_values()
             .collect();
-        desired.export = (rules.into_iter().enumerate())
-            .map(|(i, (name, members, limited, community))| ExportRule {
-                name: format!("pool-{name}-{i}"),
-                prefixes: (0..3)
-                    .filter(|b| members & (1 << b) != 0)
-                    .map(|b| net(prefixes[b]))
-                    .collect(),
-                peers: limited.then(|| BTreeSet::from([ip("192.0.2.254")])),
-                communities: (0..community).map(|c| 65000 << 16 | c).collect(),
-                large_communities: Vec::new(),
-                local_preference: (community == 2).then_some(200),
+        desired.export = (used.into_iter())
+            .map(|t| {
+                let (members, limited) = rules[t];
+                ExportRule {
+                    name: format!("pool-{t}"),
+                    prefixes: (0..4)
+                        .filter(|b| members & (1 << b) != 0)
+                        .map(|b| net(prefixes[b]))
+                        .collect(),
+                    peers: match t {
+                        0 => None,
+                        1 => Some(BTreeSet::from([ip("192.0.2.254")])),
+                        _ => limited.then(|| BTreeSet::from([ip("2001:db8::fe")])),
+                    },
+                    communities: vec![65000 << 16 | t as u32],
+                    large_communities: if t == 2 {
+                        vec![(65000, 1, 2)]
+                    } else {
+                        Vec::new()
+                    },
+                    local_preference: (t == 1).then_some(200),
+                }
             })
             .collect();
         let addresses = ["192.0.2.254", "192.0.2.253", "2001:db8::fe"];
@@ -626,6 +522,19 @@ proptest! {
             let model = ExportModel::from_rules(&desired.export).expect("valid rules");
             prop_assert_eq!(actual.export.prefix_sets.len(), model.prefix_sets.len());
             prop_assert_eq!(actual.export.policies.len(), 1);
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn routes_already_sent_are_re_exported_whenever_the_policy_changed_for_them(
+        states in proptest::collection::vec(arb_desired(), 1..6)
+    ) {
+        let mut actual = Actual::default();
+        let mut sent = Sent::new();
+        for desired in &states {
+            converge_tracking(&mut actual, &mut sent, desired);
         }
     }
 }
