@@ -400,3 +400,29 @@ async fn a_pool_limited_to_one_router_reaches_only_that_router_and_can_move() {
     wait_kernel(&lab, 0, &limited, &[], &birds[0]).await;
     assert_eq!(lab.routers[0].kernel_next_hops(&everywhere).unwrap(), hop);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_path_table_is_trusted_between_resyncs_and_read_back_after() {
+    let (lab, bird, want, mut trusting) = two_family_lab().await;
+    // Someone deletes a path behind the adapter's back.
+    lab.gobgpd
+        .cli(&["global", "rib", "-a", "ipv4", "del", V4])
+        .expect("gobgp global rib del");
+    wait_kernel(&lab, 0, &net(V4), &[], &bird).await;
+    // Within the resync interval the handle trusts the table it left: nothing to do, and
+    // so nothing read back (this is what keeps a change cheap with a large table).
+    let trusted = trusting.converge(&want).await.expect("converge");
+    assert_eq!(trusted.paths_added, 0, "{trusted:?}");
+    // A handle whose interval has passed reads the table back and puts the path back.
+    let options = baremetal_ccm::announce::gobgp::DaemonOptions {
+        path_resync: Duration::ZERO,
+        ..Default::default()
+    };
+    let mut checking = Daemon::connect_with(&lab.gobgpd.endpoint(), options)
+        .await
+        .expect("connect");
+    let repaired = checking.converge(&want).await.expect("converge");
+    assert_eq!(repaired.paths_added, 1, "{repaired:?}");
+    wait_kernel(&lab, 0, &net(V4), &[ip("192.0.2.2")], &bird).await;
+    assert!(!checking.converge(&want).await.expect("converge").changed());
+}

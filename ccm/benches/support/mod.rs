@@ -37,12 +37,23 @@ pub fn controller(
         .arg(format!("--identity={identity}"))
         .arg(format!("--kube-api-qps={QPS}"))
         .arg(format!("--kube-api-burst={BURST}"))
-        .arg("--log-filter=warn")
+        // `BENCH_CONTROLLER_LOG=info` shows where a figure's time goes.
+        .arg(format!(
+            "--log-filter={}",
+            std::env::var("BENCH_CONTROLLER_LOG").unwrap_or_else(|_| "warn".to_owned())
+        ))
         .args(args);
     let log =
         std::env::temp_dir().join(format!("bmccm-bench-{identity}-{}.log", std::process::id()));
+    tracing_log_hint(&log);
     let process = Process::spawn(identity, cmd, &log).expect("the controller starts");
     (process, std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+fn tracing_log_hint(log: &Path) {
+    if std::env::var_os("BENCH_CONTROLLER_LOG").is_some() {
+        eprintln!("controller log: {}", log.display());
+    }
 }
 
 /// A client with the controller's rate limit, for the floors.

@@ -12,7 +12,7 @@ use tonic::Streaming;
 use super::convert::{self, ConvertError};
 use super::peer::PeerSpec;
 use super::policy::{IMPORT_POLICY_NAME, is_our_policy, is_our_set};
-use super::state::{Actual, ActualExport, Assignment, ImportPolicy};
+use super::state::{Actual, ActualExport, Assignment, ImportPolicy, PathKey};
 use super::{Client, GobgpError, request};
 use crate::announce::desired::Afi;
 
@@ -40,8 +40,13 @@ async fn drain<T>(call: &'static str, mut stream: Streaming<T>) -> Result<Vec<T>
 }
 
 /// Reads everything converge compares. A daemon whose BGP is not started holds nothing
-/// else (and `StartBgp` would reset its policy anyway), so nothing else is read.
-pub(crate) async fn read(client: &mut Client) -> Result<Snapshot, GobgpError> {
+/// else (and `StartBgp` would reset its policy anyway), so nothing else is read. With
+/// `known_paths` (the table this handle itself left the daemon with) the path table is not
+/// read back: with tens of thousands of paths that read dominates a converge.
+pub(crate) async fn read(
+    client: &mut Client,
+    known_paths: Option<&BTreeMap<PathKey, IpAddr>>,
+) -> Result<Snapshot, GobgpError> {
     let reply = client
         .get_bgp(request(api::GetBgpRequest {}))
         .await
@@ -60,10 +65,16 @@ pub(crate) async fn read(client: &mut Client) -> Result<Snapshot, GobgpError> {
         })
         .collect::<Result<_, GobgpError>>()?;
     let export = read_export(client).await?;
-    let mut paths = BTreeMap::new();
-    for afi in [Afi::Ipv4, Afi::Ipv6] {
-        paths.extend(read_paths(client, afi).await?);
-    }
+    let paths = match known_paths {
+        Some(known) => known.clone(),
+        None => {
+            let mut paths = BTreeMap::new();
+            for afi in [Afi::Ipv4, Afi::Ipv6] {
+                paths.extend(read_paths(client, afi).await?);
+            }
+            paths
+        }
+    };
     Ok(Snapshot {
         actual: Actual {
             global: Some(global),

@@ -16,10 +16,12 @@ mod state;
 mod status;
 mod watch;
 
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gobgp_api_proto::GoBgpServiceClient;
 use tonic::transport::Channel;
@@ -28,6 +30,7 @@ pub use self::connect::{Endpoint, EndpointError};
 pub use self::convert::ConvertError;
 pub use self::plan::PlanError;
 pub use self::policy::{EXPORT_POLICY_NAMES, ExportRuleError};
+use self::state::PathKey;
 pub use self::status::{BfdState, LastDown, PeerStatus, SessionState};
 pub use self::watch::RestartCause;
 use crate::announce::desired::DesiredDaemon;
@@ -113,6 +116,9 @@ pub struct DaemonOptions {
     /// How often `GetBgp` checks that the daemon still runs BGP (the event stream notices
     /// a dead process at once; this catches a stopped BGP server).
     pub probe_interval: Duration,
+    /// How long a converge may trust the path table it left the daemon with instead of
+    /// reading it back (everything else is read every time).
+    pub path_resync: Duration,
 }
 
 impl Default for DaemonOptions {
@@ -120,6 +126,7 @@ impl Default for DaemonOptions {
         Self {
             connect_timeout: Duration::from_secs(5),
             probe_interval: Duration::from_secs(5),
+            path_resync: Duration::from_secs(60),
         }
     }
 }
@@ -132,6 +139,10 @@ pub struct Daemon {
     shared: Arc<watch::Shared>,
     restarted: tokio::sync::watch::Receiver<Option<RestartCause>>,
     watch_task: tokio::task::JoinHandle<()>,
+    /// The path table this handle's last converge left the daemon with, and when the table
+    /// was last read back in full. `None` after an error or when never converged.
+    known_paths: Option<(BTreeMap<PathKey, IpAddr>, Instant)>,
+    resync: Duration,
 }
 
 impl Drop for Daemon {
@@ -180,6 +191,8 @@ impl Daemon {
             shared,
             restarted,
             watch_task,
+            known_paths: None,
+            resync: options.path_resync,
         })
     }
 
@@ -189,18 +202,36 @@ impl Daemon {
 
     /// Makes the daemon hold exactly `desired`; a second call with the same state changes
     /// nothing. Stops at the first failed call (the next converge resumes from there).
+    ///
+    /// Global settings, peers and policy are read back every time. The path table is read
+    /// back on the first converge, after any error and at least every `path_resync`; in
+    /// between, the table this handle's previous converge produced stands in for it (a
+    /// restarted daemon reports BGP not started, which empties it). So a change of one path
+    /// costs one write, not a read of the whole table.
     #[tracing::instrument(skip_all, fields(endpoint = %self.endpoint, peers = desired.peers.len(), paths = desired.paths.len()))]
     pub async fn converge(
         &mut self,
         desired: &DesiredDaemon,
     ) -> Result<ConvergeReport, GobgpError> {
-        let snapshot = actual::read(&mut self.client).await?;
+        let trusted =
+            (self.known_paths.take()).filter(|(_, read_at)| read_at.elapsed() < self.resync);
+        let read_at = trusted.as_ref().map_or_else(Instant::now, |(_, at)| *at);
+        let snapshot =
+            actual::read(&mut self.client, trusted.as_ref().map(|(paths, _)| paths)).await?;
         if snapshot.actual.global.is_some() {
             self.shared.started.store(true, Ordering::Release);
         }
         let ops = plan::plan(&snapshot.actual, desired)?;
-        tracing::debug!(operations = ops.len(), "converge planned");
+        tracing::debug!(
+            operations = ops.len(),
+            read_back = trusted.is_none(),
+            "converge planned"
+        );
         let report = apply::apply(&mut self.client, ops, &snapshot.listed_peers).await?;
+        // Applied in full: the daemon's local paths are now exactly the desired ones (as
+        // the planner keys them; planning succeeded, so this cannot fail).
+        let paths = plan::desired_paths(desired)?;
+        self.known_paths = Some((paths, read_at));
         if report.bgp_started {
             self.shared.started.store(true, Ordering::Release);
         }

@@ -159,7 +159,9 @@ pub(crate) fn plan(actual: &Actual, desired: &DesiredDaemon) -> Result<Vec<Op>, 
     Ok(ops)
 }
 
-fn desired_paths(desired: &DesiredDaemon) -> Result<BTreeMap<PathKey, IpAddr>, PlanError> {
+pub(crate) fn desired_paths(
+    desired: &DesiredDaemon,
+) -> Result<BTreeMap<PathKey, IpAddr>, PlanError> {
     let mut paths = BTreeMap::new();
     for path in &desired.paths {
         if Afi::of(&path.next_hop) != Afi::of_net(&path.prefix) {
