@@ -245,6 +245,10 @@ async fn latencies(
             if let Some(ip) = baremetal_ccm::service_lb::request::held_addresses(&svc).first() {
                 break *ip;
             }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{name} got no address"
+            );
             tokio::time::sleep(Duration::from_millis(1)).await;
         };
         let route = format!("{ip}/32");

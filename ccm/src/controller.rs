@@ -28,6 +28,9 @@ pub const KNOWN: [&str; 4] = [
     "service-lb",
 ];
 
+/// The controllers that write shared cluster state and so run on the lease holder only.
+const LEADER_ONLY: [&str; 3] = ["cloud-node", "cloud-node-lifecycle", "service-lb"];
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SelectionError {
     #[error(
@@ -125,8 +128,11 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     // Announcing needs no lease: every replica programs its own sidecar.
     let announcer = announcer(&args, &selected, &client, &identity, metrics.announce);
     let elector = Elector::new(client.clone(), LeaseSettings::new(identity.clone()));
+    // Only the controllers that write shared cluster state need the lease; a replica that
+    // runs just the announcer must not take it from one that does.
+    let needs_lease = selected.iter().any(|c| LEADER_ONLY.contains(c));
     admin.set_readiness(Readiness::NotReady("waiting for leadership".into()));
-    let mut leadership = if args.leader_elect {
+    let mut leadership = if args.leader_elect && needs_lease {
         Some(elector.acquire().await?)
     } else {
         None
@@ -166,9 +172,10 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             anyhow::bail!("the admin server stopped")
         }
         () = shutdown_signal() => {
-            tracing::info!("asked to stop; releasing leadership");
-            drop(leadership);
-            elector.release().await?;
+            if leadership.take().is_some() {
+                tracing::info!("asked to stop; releasing leadership");
+                elector.release().await?;
+            }
             Ok(())
         }
     }

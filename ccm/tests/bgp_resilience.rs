@@ -206,3 +206,42 @@ async fn bfd_takes_a_dead_links_routes_away_long_before_the_hold_timer() {
         "BFD detection took {detected:?} (hold time 90 s)"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_running_only_the_announcer_never_takes_the_lease() {
+    let cluster = cluster(false).await;
+    let client = cluster.client();
+    let (mut announcer, _) = start_ccm(
+        &cluster.admin_kubeconfig(),
+        "announcer-only",
+        &["--controllers=bgp-announcer"],
+    );
+    let started = rig::process::wait_for(WAIT, || async {
+        announcer
+            .log_tail(100_000)
+            .contains("announcer started")
+            .then_some(())
+    })
+    .await;
+    assert!(started.is_some(), "{}", announcer.log_tail(4000));
+    let _lb = start_controller(&cluster.admin_kubeconfig(), "lb", &[]);
+    create_pool(
+        &client,
+        "pool-a",
+        serde_json::json!({"addresses": ["192.0.2.0/28"], "announce": {"mode": "bgp"}}),
+    )
+    .await;
+    web(&client).await;
+    let lease = kube::Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(
+        client.clone(),
+        "kube-system",
+    )
+    .get("baremetal-ccm")
+    .await
+    .unwrap();
+    assert_eq!(
+        lease.spec.and_then(|s| s.holder_identity).as_deref(),
+        Some("lb")
+    );
+    assert!(announcer.is_running());
+}
