@@ -19,27 +19,6 @@ use support::*;
 
 const ROUTE: Duration = Duration::from_secs(20);
 
-fn start(
-    cluster: &rig::cluster::TestCluster,
-    fabric: &Fabric,
-    identity: &str,
-    member: u8,
-) -> rig::process::Process {
-    let endpoint = format!("--gobgp-endpoint={}", fabric.endpoint(member));
-    let router_id = format!("--bgp-router-id={}", v4(member));
-    start_ccm(
-        &cluster.admin_kubeconfig(),
-        identity,
-        &[
-            "--controllers=service-lb,bgp-announcer",
-            &endpoint,
-            &router_id,
-            "--bgp-asn=64512",
-        ],
-    )
-    .0
-}
-
 async fn bgp_pool(client: &kube::Client, name: &str, addresses: &[&str], bgp: serde_json::Value) {
     create_pool(
         client,
@@ -76,7 +55,7 @@ async fn routes_follow_services_with_ecmp_over_the_eligible_nodes() {
     )
     .await;
     central_peers(&client, serde_json::json!({})).await;
-    let _ccm = start(&cluster, &fabric, "ccm-a", 2);
+    let _ccm = start_replica(&cluster, &fabric, "ccm-a", 2);
 
     Svc::lb("default", "web")
         .families("RequireDualStack", &["IPv4", "IPv6"])
@@ -144,7 +123,7 @@ async fn local_traffic_policy_follows_ready_endpoints_and_pool_attributes_reach_
     )
     .await;
     central_peers(&client, serde_json::json!({})).await;
-    let _ccm = start(&cluster, &fabric, "ccm-a", 2);
+    let _ccm = start_replica(&cluster, &fabric, "ccm-a", 2);
 
     let mut svc = Svc::lb("default", "web");
     svc.service.spec.as_mut().unwrap().external_traffic_policy = Some("Local".into());
@@ -247,7 +226,7 @@ async fn bad_peers_show_in_their_status_and_leave_the_others_untouched() {
         peer("198.51.100.98", ROUTER_ASN, Some("absent")),
     )
     .await;
-    let _ccm = start(&cluster, &fabric, "ccm-a", 2);
+    let _ccm = start_replica(&cluster, &fabric, "ccm-a", 2);
 
     Svc::lb("default", "web").create(&client).await;
     wait_addresses(&client, "default", "web", 1).await;

@@ -15,26 +15,6 @@ use std::time::{Duration, Instant};
 use support::bgp::*;
 use support::*;
 
-fn start(
-    cluster: &rig::cluster::TestCluster,
-    fabric: &Fabric,
-    identity: &str,
-    member: u8,
-) -> rig::process::Process {
-    let endpoint = format!("--gobgp-endpoint={}", fabric.endpoint(member));
-    let router_id = format!("--bgp-router-id={}", v4(member));
-    start_ccm(
-        &cluster.admin_kubeconfig(),
-        identity,
-        &[
-            "--controllers=service-lb,bgp-announcer",
-            &endpoint,
-            &router_id,
-        ],
-    )
-    .0
-}
-
 async fn setup(client: &kube::Client, peer_extra: serde_json::Value) {
     for (name, n) in [("n1", 11), ("n2", 12), ("n3", 13)] {
         node_on_fabric(client, name, n).await;
@@ -105,7 +85,7 @@ async fn a_restarted_gobgpd_gets_every_route_back_while_graceful_restart_keeps_t
         serde_json::json!({"gracefulRestart": {"restartTimeSeconds": 60}, "families": ["IPv4"]}),
     )
     .await;
-    let _ccm = start(&cluster, &fabric, "ccm-a", 2);
+    let _ccm = start_replica(&cluster, &fabric, "ccm-a", 2);
     web(&client).await;
     fabric
         .wait_kernel("192.0.2.0/32", &all_nodes(), Duration::from_secs(20))
@@ -146,8 +126,8 @@ async fn a_controller_replica_that_dies_withdraws_nothing() {
     let cluster = cluster(false).await;
     let client = cluster.client();
     setup(&client, serde_json::json!({"families": ["IPv4"]})).await;
-    let mut ccm_a = start(&cluster, &fabric, "ccm-a", 2);
-    let _ccm_b = start(&cluster, &fabric, "ccm-b", 3);
+    let mut ccm_a = start_replica(&cluster, &fabric, "ccm-a", 2);
+    let _ccm_b = start_replica(&cluster, &fabric, "ccm-b", 3);
     web(&client).await;
     fabric
         .wait_kernel("192.0.2.0/32", &all_nodes(), Duration::from_secs(20))
@@ -183,7 +163,7 @@ async fn bfd_takes_a_dead_links_routes_away_long_before_the_hold_timer() {
         serde_json::json!({"families": ["IPv4"], "holdTimeSeconds": 90, "bfd": {"minRxMs": 100, "minTxMs": 100, "multiplier": 3}}),
     )
     .await;
-    let _ccm = start(&cluster, &fabric, "ccm-a", 2);
+    let _ccm = start_replica(&cluster, &fabric, "ccm-a", 2);
     web(&client).await;
     fabric
         .wait_kernel("192.0.2.0/32", &all_nodes(), Duration::from_secs(20))

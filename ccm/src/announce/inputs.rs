@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt as _;
 
-use super::desired::{Afi, BfdSettings, LargeCommunity};
+use super::desired::{Afi, BfdSettings, DesiredPeer, LargeCommunity};
 use crate::crd::bgppeer::{BGPPeer, Family, Placement, SecretKeyRef};
 use crate::crd::ippool::{AnnounceMode, IPPool};
 use crate::selector::Selector;
@@ -227,26 +227,16 @@ fn parse_large_community(text: &str) -> Option<LargeCommunity> {
     }
 }
 
-/// A BGP peer, validated.
+/// A BGP peer, validated: where its session runs, and the session itself (without its
+/// password, which the plan resolves from the Secret reference).
 #[derive(Debug, Clone)]
 pub struct PeerInput {
     pub name: String,
     pub labels: BTreeMap<String, String>,
-    pub address: IpAddr,
-    pub port: u16,
-    pub peer_asn: u32,
-    pub local_asn: u32,
     pub placement: Placement,
     pub node_selector: Option<Selector>,
     pub password: Option<SecretKeyRef>,
-    pub multihop_ttl: Option<u8>,
-    pub hold_time: Duration,
-    pub keepalive: Duration,
-    pub connect_retry: Duration,
-    pub graceful_restart: Option<Duration>,
-    pub bfd: Option<BfdSettings>,
-    pub families: BTreeSet<Afi>,
-    pub add_path_send_max: u8,
+    pub session: DesiredPeer,
 }
 
 /// Reads a BGPPeer; an error (for its status) names what cannot be configured.
@@ -286,16 +276,13 @@ pub fn peer_input(peer: &BGPPeer) -> Result<PeerInput, String> {
     };
     let ms =
         |value: Option<u32>, default: u64| Duration::from_millis(value.map_or(default, u64::from));
-    Ok(PeerInput {
-        name: peer.name_any(),
-        labels: peer.labels().clone(),
+    let session = DesiredPeer {
         address,
         port: spec.port.unwrap_or(179),
         peer_asn: spec.peer_asn,
         local_asn: spec.local_asn,
-        placement: spec.placement,
-        node_selector,
-        password: spec.password_secret_ref.clone(),
+        source: peer.name_any(),
+        password: None,
         multihop_ttl: spec.ebgp_multihop_ttl,
         hold_time: Duration::from_secs(u64::from(hold)),
         keepalive: Duration::from_secs(u64::from(keepalive)),
@@ -312,5 +299,13 @@ pub fn peer_input(peer: &BGPPeer) -> Result<PeerInput, String> {
             Placement::Central => spec.add_path_send_max.unwrap_or(16),
             Placement::NodeLocal => 0,
         },
+    };
+    Ok(PeerInput {
+        name: peer.name_any(),
+        labels: peer.labels().clone(),
+        placement: spec.placement,
+        node_selector,
+        password: spec.password_secret_ref.clone(),
+        session,
     })
 }

@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 
-use super::desired::{Afi, DesiredDaemon, DesiredPath, DesiredPeer, ExportRule, Global, Password};
+use super::desired::{Afi, DesiredDaemon, DesiredPath, ExportRule, Global, Password};
 use super::inputs::{LocalEndpoints, NodeInput, PeerInput, PoolInput, ServiceInput};
 use crate::crd::bgppeer::{Placement, SecretKeyRef};
 
@@ -143,44 +143,24 @@ fn select_peers(
         if !selected {
             continue;
         }
-        if let Some(first) = plan.peer_names.get(&peer.address) {
-            let note = format!(
-                "peer address {} is already configured by BGPPeer {first}",
-                peer.address
-            );
+        let address = peer.session.address;
+        if let Some(first) = plan.peer_names.get(&address) {
+            let note = format!("peer address {address} is already configured by BGPPeer {first}");
             plan.skipped_peers.insert(peer.name.clone(), note);
             continue;
         }
-        let secret = match &peer.password {
-            Some(reference) => match password(reference) {
-                Ok(secret) => Some(Password(secret)),
+        let mut session = peer.session.clone();
+        if let Some(reference) = &peer.password {
+            match password(reference) {
+                Ok(secret) => session.password = Some(Password(secret)),
                 Err(note) => {
                     plan.skipped_peers.insert(peer.name.clone(), note);
                     continue;
                 }
-            },
-            None => None,
-        };
-        plan.peer_names.insert(peer.address, peer.name.clone());
-        plan.daemon.peers.insert(
-            peer.address,
-            DesiredPeer {
-                address: peer.address,
-                port: peer.port,
-                peer_asn: peer.peer_asn,
-                local_asn: peer.local_asn,
-                source: peer.name.clone(),
-                password: secret,
-                multihop_ttl: peer.multihop_ttl,
-                hold_time: peer.hold_time,
-                keepalive: peer.keepalive,
-                connect_retry: peer.connect_retry,
-                graceful_restart: peer.graceful_restart,
-                bfd: peer.bfd,
-                families: peer.families.clone(),
-                add_path_send_max: peer.add_path_send_max,
-            },
-        );
+            }
+        }
+        plan.peer_names.insert(address, peer.name.clone());
+        plan.daemon.peers.insert(address, session);
     }
 }
 
@@ -199,8 +179,8 @@ fn export_rules(
         let peers = pool.peer_selector.as_ref().map(|selector| {
             (inputs.peers.iter())
                 .filter(|p| selector.matches(&p.labels))
-                .filter(|p| plan.peer_names.get(&p.address) == Some(&p.name))
-                .map(|p| p.address)
+                .filter(|p| plan.peer_names.get(&p.session.address) == Some(&p.name))
+                .map(|p| p.session.address)
                 .collect()
         });
         rules.push(ExportRule {

@@ -507,6 +507,7 @@ fn invalid_peers_and_pool_options_are_named() {
             .contains("announce.bgp.communities")
     );
     let defaults = peer_input(&peer("p", "2001:db8::1", Placement::Central)).unwrap();
+    let defaults = defaults.session;
     assert_eq!(defaults.families, [Afi::Ipv6].into());
     assert_eq!(defaults.connect_retry.as_secs(), 5);
     assert_eq!(

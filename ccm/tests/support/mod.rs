@@ -409,3 +409,21 @@ pub async fn make_cluster_admin(client: &Client, namespace: &str, account: &str)
         .await
         .expect("binding created");
 }
+
+/// Starts a controller replica running service-lb and the announcer, driving member's gobgpd
+/// with member's address as router ID.
+pub fn start_replica(
+    cluster: &rig::cluster::TestCluster,
+    fabric: &bgp::Fabric,
+    identity: &str,
+    member: u8,
+) -> rig::process::Process {
+    let endpoint = format!("--gobgp-endpoint={}", fabric.endpoint(member));
+    let router_id = format!("--bgp-router-id={}", bgp::v4(member));
+    let args = [
+        "--controllers=service-lb,bgp-announcer",
+        &endpoint,
+        &router_id,
+    ];
+    start_ccm(&cluster.admin_kubeconfig(), identity, &args).0
+}

@@ -14,7 +14,9 @@
 //!    removals, so a prefix moving between next hops is never without a path.
 //! 5. A soft reset out when the policy changed under paths that stayed (gobgpd applies a
 //!    changed policy only to routes it sends afterwards).
-//! 6. Peers updated and added last, so a new session starts with the final table.
+//! 6. Peers updated and added last, so a new session starts with the final table — except,
+//!    on a fresh daemon, new sessions without graceful restart, which are opened before the
+//!    paths are streamed (after the policy) so that connecting overlaps the stream.
 
 mod export;
 #[cfg(test)]
@@ -150,12 +152,25 @@ pub(crate) fn plan(actual: &Actual, desired: &DesiredDaemon) -> Result<Vec<Op>, 
     };
     let export = export::plan(&base.export, &model, &kept);
     ops.extend(export.ops);
-    plan_paths(&base.paths, &paths, &mut ops);
     let peers_remain = base.peers.keys().any(|a| peers.contains_key(a));
+    // On a fresh daemon, sessions without graceful restart are opened before the paths are
+    // streamed: connecting takes seconds (gobgpd connects out, the router cannot connect to
+    // us), and a new session has nothing stale at the router that an early End-of-RIB could
+    // flush. The export policy is in place by then (above), so nothing goes out unfiltered.
+    // Graceful-restart sessions still start with the final table.
+    let (early, late): (BTreeMap<_, _>, BTreeMap<_, _>) = if starting {
+        peers
+            .into_iter()
+            .partition(|(_, spec)| spec.graceful_restart.is_none())
+    } else {
+        (BTreeMap::new(), peers)
+    };
+    plan_peers(base, early, starting, &mut ops);
+    plan_paths(&base.paths, &paths, &mut ops);
     if export.reevaluate && peers_remain {
         ops.push(Op::SoftResetOut);
     }
-    plan_peers(base, peers, starting, &mut ops);
+    plan_peers(base, late, starting, &mut ops);
     Ok(ops)
 }
 

@@ -105,7 +105,9 @@ fn kinds(ops: &[Op]) -> Vec<&'static str> {
 }
 
 #[test]
-fn an_empty_daemon_is_started_then_given_policy_paths_and_last_its_peers() {
+fn an_empty_daemon_is_started_then_given_policy_then_its_plain_peers_then_paths() {
+    // Sessions without graceful restart open while the paths stream (connecting takes
+    // seconds); the export policy is in place before either.
     let ops = plan(&Actual::default(), &desired()).expect("valid");
     assert_eq!(
         kinds(&ops),
@@ -117,9 +119,9 @@ fn an_empty_daemon_is_started_then_given_policy_paths_and_last_its_peers() {
             "AddToSet",
             "AddPolicy",
             "AssignExport",
-            "AddPaths",
             "AddPeer",
-            "AddPeer"
+            "AddPeer",
+            "AddPaths"
         ]
     );
     let Op::AddPolicy { name, .. } = &ops[5] else {
@@ -251,10 +253,23 @@ fn graceful_restart_peers_of_a_fresh_daemon_are_added_as_restarting() {
             .collect()
     };
     let fresh = plan(&Actual::default(), &desired).expect("valid");
+    // The plain session opens before the paths; the restarting one after them, so that it
+    // starts with the final table.
     assert_eq!(
         restarting(&fresh),
-        [(v4, true), (ip("2001:db8::fe"), false)]
+        [(ip("2001:db8::fe"), false), (v4, true)]
     );
+    let add_paths = fresh.iter().position(|op| matches!(op, Op::AddPaths(_)));
+    let restarting_peer = fresh.iter().position(|op| {
+        matches!(
+            op,
+            Op::AddPeer {
+                restarting: true,
+                ..
+            }
+        )
+    });
+    assert!(add_paths < restarting_peer, "{:?}", kinds(&fresh));
 
     let mut running = desired.clone();
     running.peers.remove(&v4);
