@@ -210,8 +210,15 @@ async fn bad_peers_show_in_their_status_and_leave_the_others_untouched() {
         peer(ROUTER_V4, ROUTER_ASN, Some("password")),
     )
     .await;
-    // The router at an address nobody answers, one with the wrong ASN (same router, its IPv6
-    // address, where BIRD expects nothing), and one whose Secret key does not exist.
+    // The router at an address nobody answers, the router with the wrong ASN (its IPv6
+    // address, where BIRD answers as 64500), and one whose Secret key does not exist.
+    create_peer(
+        &client,
+        "wrong-asn",
+        serde_json::json!({}),
+        peer(ROUTER_V6, 64999, None),
+    )
+    .await;
     create_peer(
         &client,
         "unreachable",
@@ -246,6 +253,15 @@ async fn bad_peers_show_in_their_status_and_leave_the_others_untouched() {
     );
     let unreachable = wait_session(&client, "unreachable", "ccm-a", |s| !s.state.is_empty()).await;
     assert_ne!(unreachable.state, "Established");
+    // The wrong ASN: BIRD answers, the OPEN is refused, the session never establishes.
+    let refused = std::time::Duration::from_secs(4);
+    tokio::time::sleep(refused).await;
+    let wrong = peer_session(&client, "wrong-asn", "ccm-a").await.unwrap();
+    assert_ne!(wrong.state, "Established", "{wrong:?}");
+    assert!(!fabric.established("s2v6"), "{}", fabric.protocols());
+    // The good session was never disturbed.
+    assert!(fabric.established("s2v4"));
+    assert_eq!(fabric.kernel_next_hops("192.0.2.0/32").len(), 3);
 
     // A wrong password on the good peer: the session drops (MD5 mismatch), the routes go;
     // the right one again: back.

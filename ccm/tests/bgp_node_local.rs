@@ -51,9 +51,9 @@ async fn every_selected_node_announces_itself_and_the_router_balances_over_them(
     for (name, n) in [("n1", 11), ("n2", 12), ("n3", 13)] {
         node_on_fabric(&client, name, n).await;
     }
-    // n3 is in another rack: the leaf peer does not select it.
+    // All three in the rack the leaf peer selects.
     let api: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
-    for (name, rack) in [("n1", "r1"), ("n2", "r1"), ("n3", "r2")] {
+    for (name, rack) in [("n1", "r1"), ("n2", "r1"), ("n3", "r1")] {
         let patch = serde_json::json!({"metadata": {"labels": {"rack": rack}}});
         api.patch(name, &Default::default(), &kube::api::Patch::Merge(&patch))
             .await
@@ -89,23 +89,38 @@ async fn every_selected_node_announces_itself_and_the_router_balances_over_them(
         wait_addresses(&client, "default", "web", 2).await,
         ["192.0.2.0", "2001:db8:5::"]
     );
-    // Next hop self: each selected node's own address, one session each.
+    // Next hop self: each node's own address, one session each, ECMP over three.
     fabric
-        .wait_kernel("192.0.2.0/32", &[v4(11), v4(12)], ROUTE)
+        .wait_kernel("192.0.2.0/32", &[v4(11), v4(12), v4(13)], ROUTE)
         .await;
     fabric
-        .wait_kernel("2001:db8:5::/128", &[v6(11), v6(12)], ROUTE)
+        .wait_kernel("2001:db8:5::/128", &[v6(11), v6(12), v6(13)], ROUTE)
         .await;
-    for node in ["n1", "n2"] {
+    for node in ["n1", "n2", "n3"] {
         let session = wait_session(&client, "leaf-v4", node, |s| {
             s.state == "Established" && s.ipv4_prefixes_sent == Some(1)
         })
         .await;
         assert_eq!(session.speaker, node);
     }
-    // n3 is not selected: it opens no session and writes no entry.
+    // n3 moves to another rack: the peer no longer selects it; it closes its session and
+    // removes its status entry, the others carry on.
+    let moved = serde_json::json!({"metadata": {"labels": {"rack": "r2"}}});
+    api.patch("n3", &Default::default(), &kube::api::Patch::Merge(&moved))
+        .await
+        .unwrap();
+    fabric
+        .wait_kernel("192.0.2.0/32", &[v4(11), v4(12)], ROUTE)
+        .await;
+    let gone = rig::process::wait_for(WAIT, || async {
+        peer_session(&client, "leaf-v4", "n3")
+            .await
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(gone.is_some(), "n3's entry stays");
     assert!(!fabric.established("s13v4"), "{}", fabric.protocols());
-    assert!(peer_session(&client, "leaf-v4", "n3").await.is_none());
 
     // externalTrafficPolicy Local: only the node with a ready endpoint announces.
     let mut local = Svc::lb("default", "local");
