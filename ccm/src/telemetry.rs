@@ -1,4 +1,4 @@
-//! Logging set-up: `tracing` subscriber in plain or JSON format.
+//! Logging set-up: `tracing` subscriber in plain or JSON format; errors as one line of text.
 
 use tracing_subscriber::EnvFilter;
 
@@ -30,4 +30,20 @@ pub fn init(args: &LogArgs) -> Result<(), TelemetryError> {
         LogFormat::Json => builder.json().try_init(),
     }
     .map_err(TelemetryError::AlreadyInstalled)
+}
+
+/// The error and its causes, as one line for a log field, an Event note or a status message
+/// (a cause whose text the message already ends with is not repeated).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }

@@ -64,14 +64,7 @@ fn with_provider_id(name: &str, id: u32) -> NodeQuery {
 
 /// The whole error chain, for assertions on causes.
 fn chain(error: &ProviderError) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(" / ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    baremetal_ccm::telemetry::error_chain(error)
 }
 
 #[tokio::test]

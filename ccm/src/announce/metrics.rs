@@ -95,8 +95,11 @@ impl Metrics {
 
     pub(super) fn sessions(&self, sessions: &[SessionView]) {
         self.sessions.clear();
-        for (state, count) in super::run::states(sessions) {
-            self.sessions.get_or_create(&State { state }).set(count);
+        for session in sessions {
+            let labels = State {
+                state: session.state.clone(),
+            };
+            self.sessions.get_or_create(&labels).inc();
         }
     }
 }

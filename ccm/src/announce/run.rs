@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use super::announcer::{Announcer, Connect, Step};
 use super::metrics::Metrics;
 use super::plan::{self, Inputs, Speaker};
-use super::status::{self, SessionView};
+use super::status;
 use super::world::{Snapshot, World};
 use crate::crd::bgppeer::{BGPPeer, SpeakerSession};
 use crate::retry::Backoff;
@@ -80,10 +80,7 @@ impl Settings {
 
 /// A router ID for a speaker without an IPv4 address: a hash of its name (never 0.0.0.0).
 fn derived_router_id(name: &str) -> Ipv4Addr {
-    let hash = name.bytes().fold(0x811c_9dc5_u32, |h, b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    });
-    Ipv4Addr::from(hash.max(1))
+    Ipv4Addr::from(plan::fnv1a(name.as_bytes()).max(1))
 }
 
 /// Runs until the process stops.
@@ -118,7 +115,7 @@ pub async fn run<C: Connect>(client: Client, connect: C, settings: Settings, met
             }
             Err(error) => {
                 failures = failures.saturating_add(1);
-                let note = crate::cloud_node::controller::chain(error);
+                let note = crate::telemetry::error_chain(error);
                 tracing::warn!(
                     error = note,
                     attempt = failures,
@@ -263,15 +260,6 @@ impl StatusWriter {
             }
         }
     }
-}
-
-/// The sessions, for the metrics.
-pub(super) fn states(sessions: &[SessionView]) -> BTreeMap<String, i64> {
-    let mut states = BTreeMap::new();
-    for session in sessions {
-        *states.entry(session.state.clone()).or_insert(0) += 1;
-    }
-    states
 }
 
 #[cfg(test)]

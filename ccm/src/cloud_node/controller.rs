@@ -23,6 +23,7 @@ use super::plan::{self, InitError};
 use crate::events::Recorder;
 use crate::provider::{InstanceProvider, NodeAddress, ProviderError};
 use crate::retry::{Attempts, Backoff};
+pub(super) use crate::telemetry::error_chain as chain;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -69,21 +70,6 @@ impl NodeError {
             NodeError::NodeIp(_) | NodeError::Plan(_) => Backoff::PERSISTENT,
         }
     }
-}
-
-/// The error and its causes, as one line for an Event note.
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// Which controllers run and how.
