@@ -57,6 +57,13 @@ impl AdminState {
         }
     }
 
+    /// The metrics as OpenMetrics text.
+    pub fn encode_metrics(&self) -> Result<String, std::fmt::Error> {
+        let mut body = String::new();
+        encode(&mut body, &self.registry)?;
+        Ok(body)
+    }
+
     pub fn set_readiness(&self, readiness: Readiness) {
         *self
             .readiness
@@ -103,9 +110,8 @@ async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
-    let mut body = String::new();
-    match encode(&mut body, &state.registry) {
-        Ok(()) => (
+    match state.encode_metrics() {
+        Ok(body) => (
             StatusCode::OK,
             [(
                 header::CONTENT_TYPE,

@@ -13,6 +13,7 @@ use kube::{Client, Config};
 use tokio::time::{Instant, Sleep};
 
 use crate::cli::KubeArgs;
+use crate::fence::{Fence, FenceLayer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiserverError {
@@ -30,7 +31,26 @@ pub enum ApiserverError {
 
 /// Builds the client from `--kubeconfig`, else from the in-cluster environment.
 pub async fn client(args: &KubeArgs) -> Result<Client, ApiserverError> {
-    let config = match &args.kubeconfig {
+    let limit = RateLimit::new(args.kube_api_qps, args.kube_api_burst);
+    Ok(ClientBuilder::try_from(config(args).await?)
+        .map_err(ApiserverError::Client)?
+        .with_layer(&limit)
+        .build())
+}
+
+/// [`client`] whose mutating requests pass `fence` (the leader-only writers' client). The
+/// fence is consulted after the rate-limit wait, when the request is actually sent.
+pub async fn fenced_client(args: &KubeArgs, fence: Fence) -> Result<Client, ApiserverError> {
+    let limit = RateLimit::new(args.kube_api_qps, args.kube_api_burst);
+    Ok(ClientBuilder::try_from(config(args).await?)
+        .map_err(ApiserverError::Client)?
+        .with_layer(&FenceLayer::new(fence))
+        .with_layer(&limit)
+        .build())
+}
+
+async fn config(args: &KubeArgs) -> Result<Config, ApiserverError> {
+    Ok(match &args.kubeconfig {
         Some(path) => {
             let error = |source| ApiserverError::Kubeconfig {
                 path: path.clone(),
@@ -42,12 +62,7 @@ pub async fn client(args: &KubeArgs) -> Result<Client, ApiserverError> {
                 .map_err(error)?
         }
         None => Config::infer().await.map_err(ApiserverError::Infer)?,
-    };
-    let limit = RateLimit::new(args.kube_api_qps, args.kube_api_burst);
-    Ok(ClientBuilder::try_from(config)
-        .map_err(ApiserverError::Client)?
-        .with_layer(&limit)
-        .build())
+    })
 }
 
 /// Client-side rate limit of requests to the API server, the way client-go does it: a token

@@ -12,6 +12,7 @@ use crate::cli::ControllerArgs;
 use crate::cloud_config::{CloudConfig, ProviderKind};
 use crate::cloud_node;
 use crate::events::Publisher;
+use crate::fence::Fence;
 use crate::leader::{Elector, LeaseSettings};
 use crate::provider::InstanceProvider;
 use crate::provider::opennebula::OpenNebula;
@@ -79,18 +80,21 @@ fn default_identity() -> String {
 type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// The metrics of every controller, registered once.
-struct AllMetrics {
+pub struct AllMetrics {
     service_lb: Metrics,
     announce: crate::announce::metrics::Metrics,
     cloud_node: cloud_node::metrics::Metrics,
     events_dropped: Counter,
 }
 
-/// Runs the controller subcommand until leadership is lost (then exits non-zero).
-pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
-    let selected = select(&args.controllers)?;
-    // A broken cloud config stops the program before it touches the cluster.
-    let cloud_config = CloudConfig::load(args.cloud_config.as_deref())?;
+impl std::fmt::Debug for AllMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AllMetrics").finish_non_exhaustive()
+    }
+}
+
+/// The controller's admin state, with the metrics of every controller registered.
+pub fn admin_state() -> (AdminState, AllMetrics) {
     let mut metrics = None;
     let admin = AdminState::new("controller", |registry| {
         let events_dropped = Counter::default();
@@ -107,33 +111,54 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         });
     });
     let metrics = metrics.expect("the registration closure ran in AdminState::new");
+    (admin, metrics)
+}
+
+/// Runs the controller subcommand until leadership is lost (then exits non-zero).
+pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
+    let selected = select(&args.controllers)?;
+    // A broken cloud config stops the program before it touches the cluster.
+    let cloud_config = CloudConfig::load(args.cloud_config.as_deref())?;
+    let (admin, metrics) = admin_state();
     let server = admin.clone();
     let address = args.admin.bind_address;
     let admin_task = tokio::spawn(async move { server.serve(address).await });
 
+    // Only the controllers that write shared cluster state need the lease; a replica that
+    // runs just the announcer must not take it from one that does.
+    let needs_lease = selected.iter().any(|c| LEADER_ONLY.contains(c));
+    let elect = args.leader_elect && needs_lease;
+    // Every write of the leader-only controllers (and their Events) passes the fence, which
+    // only a lease renewed in time keeps open.
+    let fence = if elect {
+        Fence::closed()
+    } else {
+        Fence::open()
+    };
+    // The announcer needs no lease and so no fence.
     let client = crate::apiserver::client(&args.kube).await?;
+    let leader_client = crate::apiserver::fenced_client(&args.kube, fence.clone()).await?;
     // Events have their own rate-limit budget: recording them never delays a write.
-    let events_client = crate::apiserver::client(&args.kube).await?;
+    let events_client = crate::apiserver::fenced_client(&args.kube, fence.clone()).await?;
+    // So does the lease: a burst of writes must not delay a renewal past its deadline.
+    let lease_client = crate::apiserver::client(&args.kube).await?;
     let identity = args.identity.clone().unwrap_or_else(default_identity);
     let events = Publisher::start(events_client, &identity, metrics.events_dropped.clone());
     let cloud = cloud_controllers(
         &args,
         &selected,
         cloud_config,
-        &client,
+        &leader_client,
         &events,
         metrics.cloud_node,
     )
     .await?;
     // Announcing needs no lease: every replica programs its own sidecar.
     let announcer = announcer(&args, &selected, &client, &identity, metrics.announce);
-    let elector = Elector::new(client.clone(), LeaseSettings::new(identity.clone()));
-    // Only the controllers that write shared cluster state need the lease; a replica that
-    // runs just the announcer must not take it from one that does.
-    let needs_lease = selected.iter().any(|c| LEADER_ONLY.contains(c));
+    let elector = Elector::new(lease_client, LeaseSettings::new(identity.clone()));
     admin.set_readiness(Readiness::NotReady("waiting for leadership".into()));
-    let mut leadership = if args.leader_elect && needs_lease {
-        Some(elector.acquire().await?)
+    let mut leadership = if elect {
+        Some(elector.acquire(fence).await?)
     } else {
         None
     };
@@ -150,8 +175,13 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     };
     let service_lb = async {
         if selected.contains("service-lb") {
-            service_lb::controller::run(client.clone(), &events, settings, metrics.service_lb)
-                .await;
+            service_lb::controller::run(
+                leader_client.clone(),
+                &events,
+                settings,
+                metrics.service_lb,
+            )
+            .await;
         } else {
             std::future::pending::<()>().await;
         }
@@ -172,8 +202,10 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             anyhow::bail!("the admin server stopped")
         }
         () = shutdown_signal() => {
-            if leadership.take().is_some() {
+            if let Some(leadership) = leadership.take() {
                 tracing::info!("asked to stop; releasing leadership");
+                // No write may be in flight or start once the lease is given up.
+                drop(leadership);
                 elector.release().await?;
             }
             Ok(())

@@ -4,6 +4,11 @@
 //! (as client-go does), so clock skew between replicas cannot make two of them leaders. Losing
 //! the lease is reported through [`Leadership::lost`]; the caller exits rather than risk a
 //! second writer.
+//!
+//! No lease call may outlive the renew deadline: each attempt has a timeout, and the loop ends
+//! once `renewDeadline` has passed since the last renewal that succeeded was sent, whether or
+//! not any call returned. Each success extends the [`Fence`] that every leader-only write
+//! passes, so writes stop at the deadline even while a renewal hangs.
 
 use std::time::Duration;
 
@@ -15,6 +20,8 @@ use kube::api::{Api, ObjectMeta, PostParams};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::fence::Fence;
+
 #[derive(Debug, thiserror::Error)]
 pub enum LeaderError {
     #[error("reading or writing Lease {namespace}/{name} failed")]
@@ -24,6 +31,8 @@ pub enum LeaderError {
         #[source]
         source: kube::Error,
     },
+    #[error("the API server did not answer a lease request within {}ms", waited.as_millis())]
+    Silent { waited: Duration },
 }
 
 /// Settings of the election. Defaults follow kube-controller-manager (15 s / 10 s / 2 s).
@@ -117,9 +126,15 @@ pub fn decide(
 pub struct Leadership {
     lost: watch::Receiver<bool>,
     task: tokio::task::JoinHandle<()>,
+    fence: Fence,
 }
 
 impl Leadership {
+    /// The fence that this leadership keeps open while it is certain.
+    pub fn fence(&self) -> &Fence {
+        &self.fence
+    }
+
     /// Resolves when the lease is lost (a renewal did not succeed within the renew deadline,
     /// or another holder took the lease).
     pub async fn lost(&mut self) {
@@ -130,6 +145,7 @@ impl Leadership {
 
 impl Drop for Leadership {
     fn drop(&mut self) {
+        self.fence.revoke();
         self.task.abort();
     }
 }
@@ -166,55 +182,99 @@ impl Elector {
     }
 
     /// Waits until this replica holds the lease, then keeps renewing it in the background.
-    pub async fn acquire(&self) -> Result<Leadership, LeaderError> {
+    /// `fence` is opened on acquisition, extended by every renewal and revoked when
+    /// leadership is lost.
+    pub async fn acquire(&self, fence: Fence) -> Result<Leadership, LeaderError> {
         let mut seen: Option<(Observed, Instant)> = None;
-        loop {
-            match self.try_acquire_or_renew(&mut seen).await {
-                Ok(true) => break,
-                Ok(false) => {}
+        let sent = loop {
+            match self.attempt(&mut seen, self.settings.renew_deadline).await {
+                Ok(Some(sent)) => break sent,
+                Ok(None) => {}
+                Err(error @ LeaderError::Silent { .. }) => {
+                    tracing::warn!(error = %error, "waiting for leadership: the API server is silent");
+                }
                 // Conflicts (another replica wrote first) and transient errors: retry.
                 Err(error) => tracing::debug!(error = %error, "lease attempt failed"),
             }
             tokio::time::sleep(self.settings.retry_period).await;
-        }
+        };
+        fence.extend(sent + self.settings.renew_deadline);
         tracing::info!(identity = %self.settings.identity, lease = %self.settings.name, "acquired leadership");
         let (tx, lost) = watch::channel(false);
         let elector = self.clone();
-        let task = tokio::spawn(async move { elector.renew_until_lost(seen, tx).await });
-        Ok(Leadership { lost, task })
+        let task_fence = fence.clone();
+        let task = tokio::spawn(async move {
+            elector.renew_until_lost(seen, sent, &task_fence).await;
+            task_fence.revoke();
+            let _ = tx.send(true);
+        });
+        Ok(Leadership { lost, task, fence })
     }
 
+    /// One read-decide-write round that gives up after `limit`: `Some(sent)` when we hold
+    /// the lease, with the moment the successful write was sent.
+    async fn attempt(
+        &self,
+        seen: &mut Option<(Observed, Instant)>,
+        limit: Duration,
+    ) -> Result<Option<Instant>, LeaderError> {
+        tokio::time::timeout(limit, self.try_acquire_or_renew(seen))
+            .await
+            .unwrap_or(Err(LeaderError::Silent { waited: limit }))
+    }
+
+    /// Renews every retry period until a renewal has not succeeded for the renew deadline
+    /// (counted from when the last successful one was sent) or another replica holds the
+    /// lease. Each attempt may use at most half the deadline, so a connection that hangs is
+    /// abandoned and the next attempt gets a fresh one.
     async fn renew_until_lost(
-        self,
+        &self,
         mut seen: Option<(Observed, Instant)>,
-        lost: watch::Sender<bool>,
+        mut last_sent: Instant,
+        fence: &Fence,
     ) {
-        let mut last_renew = Instant::now();
+        let deadline_of = |sent: Instant| sent + self.settings.renew_deadline;
         loop {
-            tokio::time::sleep(self.settings.retry_period).await;
-            match self.try_acquire_or_renew(&mut seen).await {
-                Ok(true) => last_renew = Instant::now(),
-                Ok(false) => {
+            tokio::time::sleep_until(
+                (Instant::now() + self.settings.retry_period).min(deadline_of(last_sent)),
+            )
+            .await;
+            let left = deadline_of(last_sent).saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                tracing::warn!(
+                    identity = %self.settings.identity,
+                    deadline_ms = self.settings.renew_deadline.as_millis(),
+                    "no lease renewal succeeded within the renew deadline",
+                );
+                break;
+            }
+            match self
+                .attempt(&mut seen, left.min(self.settings.renew_deadline / 2))
+                .await
+            {
+                Ok(Some(sent)) => {
+                    last_sent = sent;
+                    fence.extend(deadline_of(sent));
+                }
+                Ok(None) => {
                     tracing::warn!(identity = %self.settings.identity, "another replica holds the lease");
                     break;
                 }
-                Err(error) => {
-                    tracing::warn!(error = %error, "renewing the lease failed");
-                    if last_renew.elapsed() > self.settings.renew_deadline {
-                        break;
-                    }
+                Err(error @ LeaderError::Silent { .. }) => {
+                    tracing::warn!(error = %error, "renewing the lease: the API server is silent");
                 }
+                Err(error) => tracing::warn!(error = %error, "renewing the lease failed"),
             }
         }
         tracing::info!(identity = %self.settings.identity, "lost leadership");
-        let _ = lost.send(true);
     }
 
-    /// One round: read, decide, write. `Ok(true)` when we hold the lease afterwards.
+    /// One round: read, decide, write. `Ok(Some(sent))` when we hold the lease afterwards,
+    /// with the moment the write that holds it was sent.
     async fn try_acquire_or_renew(
         &self,
         seen: &mut Option<(Observed, Instant)>,
-    ) -> Result<bool, LeaderError> {
+    ) -> Result<Option<Instant>, LeaderError> {
         let now = Instant::now();
         let current = self
             .api
@@ -239,8 +299,11 @@ impl Elector {
             self.settings.lease_duration,
         );
         let stamp = MicroTime(Timestamp::now());
+        // Taken before the write is sent: a competitor's expiry clock starts only after it
+        // sees the record this write produces, so the lease is ours from here on.
+        let sent = Instant::now();
         let result = match (action, current) {
-            (LeaseAction::Wait, _) => return Ok(false),
+            (LeaseAction::Wait, _) => return Ok(None),
             (LeaseAction::Create, _) => {
                 let lease = Lease {
                     metadata: ObjectMeta {
@@ -268,11 +331,11 @@ impl Elector {
                     .replace(&self.settings.name, &PostParams::default(), &lease)
                     .await
             }
-            (LeaseAction::Renew | LeaseAction::TakeOver, None) => return Ok(false),
+            (LeaseAction::Renew | LeaseAction::TakeOver, None) => return Ok(None),
         };
         let written = result.map_err(|e| self.api_error(e))?;
         *seen = Some((Observed::of(&written), Instant::now()));
-        Ok(true)
+        Ok(Some(sent))
     }
 
     fn spec(&self, acquired: MicroTime, renewed: MicroTime, transitions: i32) -> LeaseSpec {
@@ -287,7 +350,15 @@ impl Elector {
     }
 
     /// Gives the lease up (holder cleared) so a successor need not wait for expiry.
+    /// Bounded by the renew deadline: a silent API server does not hold up shutdown.
     pub async fn release(&self) -> Result<(), LeaderError> {
+        let limit = self.settings.renew_deadline;
+        tokio::time::timeout(limit, self.release_now())
+            .await
+            .unwrap_or(Err(LeaderError::Silent { waited: limit }))
+    }
+
+    async fn release_now(&self) -> Result<(), LeaderError> {
         let Some(mut lease) = self
             .api
             .get_opt(&self.settings.name)

@@ -10,6 +10,7 @@ pub mod controller;
 pub mod crd;
 pub mod duration;
 pub mod events;
+pub mod fence;
 pub mod ipam;
 pub mod leader;
 pub mod provider;

@@ -8,12 +8,18 @@ use crate::announce::sidecar::GobgpConnect;
 use crate::cli::SpeakerArgs;
 
 /// Runs until SIGTERM or SIGINT.
-pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
+/// The speaker's admin state, with its metrics registered.
+pub fn admin_state() -> (AdminState, crate::announce::metrics::Metrics) {
     let mut metrics = None;
     let admin = AdminState::new("speaker", |registry| {
         metrics = Some(crate::announce::metrics::Metrics::new(registry));
     });
     let metrics = metrics.expect("the registration closure ran in AdminState::new");
+    (admin, metrics)
+}
+
+pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
+    let (admin, metrics) = admin_state();
     let server = admin.clone();
     let address = args.admin.bind_address;
     let admin_task = tokio::spawn(async move { server.serve(address).await });

@@ -157,6 +157,34 @@ async fn malformed_pools_are_rejected_at_admission() {
     assert_eq!(names.len(), 5, "only the valid pools exist: {names:?}");
 }
 
+/// The documented spelling `avoidBuggyIPs` survives the apiserver (it once had no field, so
+/// pruning dropped it and the pool handed out `.0` and `.255`); the early spelling
+/// `avoidBuggyIps` is still kept and honoured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn avoid_buggy_ips_is_kept_in_either_spelling() {
+    let cluster = TestCluster::start().await.expect("cluster starts");
+    cluster
+        .install_project_crds()
+        .await
+        .expect("project CRDs install");
+    let client = cluster.client();
+    let api: Api<IPPool> = Api::all(client.clone());
+    for (name, field) in [("documented", "avoidBuggyIPs"), ("early", "avoidBuggyIps")] {
+        let mut spec =
+            serde_json::json!({"addresses": ["192.0.2.0/24"], "announce": {"mode": "bgp"}});
+        spec[field] = serde_json::Value::Bool(true);
+        create(&client, pool(name, spec)).await.unwrap();
+        let stored = api.get(name).await.unwrap();
+        assert!(
+            stored.spec.avoids_buggy_ips(),
+            "{field} was kept: {:?}",
+            stored.spec
+        );
+    }
+    let plain = api.get("documented").await.unwrap();
+    assert!(plain.spec.avoid_buggy_ips && plain.spec.avoid_buggy_ips_deprecated.is_none());
+}
+
 fn bgp_peer(name: &str, spec: serde_json::Value) -> serde_json::Value {
     serde_json::json!({
         "apiVersion": "baremetal-ccm.io/v1alpha1",

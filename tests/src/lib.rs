@@ -7,6 +7,8 @@
 //! - [`bird`]: a real BIRD 2 in a namespace, with its routes parsed; [`bird_control`]: its
 //!   control socket for fast polling;
 //! - [`opennebula`]: a fake OpenNebula XML-RPC endpoint serving VMs the test controls;
+//! - [`https`]: the small HTTP(S) server under it and [`webhook`]: an admission webhook that
+//!   holds chosen users' requests (a slow webhook, a hanging call);
 //! - [`kubelet`]: Nodes as kubelets in external cloud-provider mode register them;
 //! - [`tools`]: where the binaries are, at the versions pinned in `hack/versions.env`.
 
@@ -14,11 +16,13 @@ pub mod bird;
 pub mod bird_control;
 pub mod cluster;
 pub mod gobgpd;
+pub mod https;
 pub mod kubelet;
 pub mod netns;
 pub mod opennebula;
 pub mod process;
 pub mod tools;
+pub mod webhook;
 
 /// Installs a `tracing` subscriber for test output once (RUST_LOG controls it).
 pub fn init_test_logging() {

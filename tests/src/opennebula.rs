@@ -11,18 +11,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
-};
-use tokio::io::{
-    AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, BufReader,
-};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
+use crate::https::{Answer, Handler, HttpsError, Server};
 
 pub const VM_INFO: &str = "one.vm.info";
 pub const VM_POOL_INFO_EXTENDED: &str = "one.vmpool.infoextended";
@@ -47,17 +39,7 @@ pub mod lcm_state {
 
 const AUTHENTICATION: i32 = 0x0100;
 const NO_EXISTS: i32 = 0x0400;
-const MAX_HEAD: usize = 64 * 1024;
-
-#[derive(Debug, thiserror::Error)]
-pub enum FakeError {
-    #[error("cannot listen on loopback")]
-    Listen(#[source] std::io::Error),
-    #[error("generating the test certificates failed")]
-    Certificates(#[from] rcgen::Error),
-    #[error("setting up TLS failed")]
-    Tls(#[from] rustls::Error),
-}
+pub type FakeError = HttpsError;
 
 /// One NIC (or NIC alias) of a fake VM.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,64 +193,44 @@ impl Shared {
 /// The running fake server; stops when dropped.
 #[derive(Debug)]
 pub struct FakeOpenNebula {
-    address: SocketAddr,
-    tls: bool,
-    ca_pem: Option<String>,
+    server: Server,
     shared: Arc<Shared>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for FakeOpenNebula {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 impl FakeOpenNebula {
-    /// Serves plain HTTP; calls must carry the session string `session` (`user:password`).
+    /// Serves plain HTTP.
     pub async fn start(session: &str) -> Result<Self, FakeError> {
-        Self::serve(session, None).await
+        Self::serve(session, false).await
     }
 
     /// Serves HTTPS with a certificate for `127.0.0.1` and `localhost` from a fresh CA
     /// ([`FakeOpenNebula::ca_pem`]).
     pub async fn start_tls(session: &str) -> Result<Self, FakeError> {
-        let (ca_pem, config) = test_tls()?;
-        let mut server = Self::serve(session, Some(config)).await?;
-        server.ca_pem = Some(ca_pem);
-        Ok(server)
+        Self::serve(session, true).await
     }
 
-    async fn serve(session: &str, tls: Option<rustls::ServerConfig>) -> Result<Self, FakeError> {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(FakeError::Listen)?;
-        let address = listener.local_addr().map_err(FakeError::Listen)?;
+    async fn serve(session: &str, tls: bool) -> Result<Self, FakeError> {
         let shared = Arc::new(Shared {
             session: session.to_owned(),
             inner: Mutex::default(),
         });
-        let is_tls = tls.is_some();
-        let acceptor = tls.map(|c| tokio_rustls::TlsAcceptor::from(Arc::new(c)));
-        let task = tokio::spawn(accept_loop(listener, acceptor, shared.clone()));
-        Ok(FakeOpenNebula {
-            address,
-            tls: is_tls,
-            ca_pem: None,
-            shared,
-            task,
-        })
+        let server = Server::start(shared.clone(), tls, "fake OpenNebula").await?;
+        Ok(FakeOpenNebula { server, shared })
     }
 
     /// `http://127.0.0.1:<port>/RPC2` (https for a TLS server).
     pub fn endpoint(&self) -> String {
-        let scheme = if self.tls { "https" } else { "http" };
-        format!("{scheme}://{}/RPC2", self.address)
+        let scheme = if self.server.ca_pem.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}/RPC2", self.server.address)
     }
 
     /// The PEM of the CA that signed a TLS server's certificate.
     pub fn ca_pem(&self) -> Option<&str> {
-        self.ca_pem.as_deref()
+        self.server.ca_pem.as_deref()
     }
 
     /// Adds the VM, or replaces the one with its ID.
@@ -317,107 +279,15 @@ impl FakeOpenNebula {
     }
 }
 
-fn test_tls() -> Result<(String, rustls::ServerConfig), FakeError> {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "fake OpenNebula test CA");
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
-    let key = KeyPair::generate()?;
-    let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])?;
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "fake OpenNebula");
-    let cert = params.signed_by(&key, &ca)?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )?;
-    Ok((ca.pem(), config))
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    shared: Arc<Shared>,
-) {
-    // Dropping the set (when this task is aborted) aborts every connection.
-    let mut connections = tokio::task::JoinSet::new();
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            // Out of descriptors or the like: give the system a moment instead of spinning.
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
-        let shared = shared.clone();
-        match &tls {
-            None => {
-                connections.spawn(serve_connection(stream, shared));
-            }
-            Some(acceptor) => {
-                let acceptor = acceptor.clone();
-                connections.spawn(async move {
-                    // A client that rejects our certificate ends the handshake; nothing to do.
-                    if let Ok(stream) = acceptor.accept(stream).await {
-                        serve_connection(stream, shared).await;
-                    }
-                });
-            }
-        }
-        while connections.try_join_next().is_some() {}
-    }
-}
-
-/// HTTP/1.1 with keep-alive: request head, `Content-Length` body, answer, repeat.
-async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(stream: S, shared: Arc<Shared>) {
-    let mut stream = BufReader::new(stream);
-    while let Some(body) = read_request(&mut stream).await {
-        let (status, answer) = respond(&shared, &body).await;
-        let reason = if status == 200 {
-            "OK"
-        } else {
-            "Internal Server Error"
-        };
-        let head = format!(
-            "HTTP/1.1 {status} {reason}\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n",
-            answer.len()
-        );
-        let inner = stream.get_mut();
-        let written = async {
-            inner.write_all(head.as_bytes()).await?;
-            inner.write_all(answer.as_bytes()).await?;
-            inner.flush().await
-        };
-        if written.await.is_err() {
-            return;
+impl Handler for Shared {
+    async fn answer(&self, body: Vec<u8>) -> Answer {
+        let (status, body) = respond(self, &body).await;
+        Answer {
+            status,
+            content_type: "text/xml",
+            body,
         }
     }
-}
-
-/// The body of the next request; `None` when the client closed or sent nonsense.
-async fn read_request<S: AsyncRead + Unpin>(stream: &mut BufReader<S>) -> Option<Vec<u8>> {
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let read = stream.read_until(b'\n', &mut head).await.ok()?;
-        if read == 0 || head.len() > MAX_HEAD {
-            return None;
-        }
-    }
-    let head = String::from_utf8(head).ok()?;
-    let length = head
-        .lines()
-        .filter_map(|line| line.split_once(':'))
-        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, value)| value.trim().parse::<usize>().ok())?;
-    let mut body = vec![0; length];
-    stream.read_exact(&mut body).await.ok()?;
-    Some(body)
 }
 
 /// The HTTP status and body for one request body.

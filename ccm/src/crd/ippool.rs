@@ -49,8 +49,16 @@ pub struct IPPoolSpec {
     )]
     pub addresses: Vec<String>,
     /// Never hand out IPv4 addresses ending in `.0` or `.255` (some clients mistreat them).
-    #[serde(default)]
+    #[serde(default, rename = "avoidBuggyIPs")]
     pub avoid_buggy_ips: bool,
+    /// Deprecated spelling of `avoidBuggyIPs` that early CRDs had; still honoured (either
+    /// being true skips the addresses) so that pools written with it keep their meaning.
+    #[serde(
+        default,
+        rename = "avoidBuggyIps",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub avoid_buggy_ips_deprecated: Option<bool>,
     /// Whether Services that do not name a pool or an address may get addresses from this pool.
     #[serde(default = "default_true")]
     pub auto_assign: bool,
@@ -70,6 +78,13 @@ pub struct IPPoolSpec {
 
 fn default_true() -> bool {
     true
+}
+
+impl IPPoolSpec {
+    /// Whether `.0`/`.255` IPv4 addresses are skipped, by either spelling of the field.
+    pub fn avoids_buggy_ips(&self) -> bool {
+        self.avoid_buggy_ips || self.avoid_buggy_ips_deprecated == Some(true)
+    }
 }
 
 /// Which Services may draw from a pool. All given criteria must match.
@@ -183,6 +198,7 @@ pub(crate) fn test_pool(name: &str, addresses: &[&str], mode: AnnounceMode) -> I
         IPPoolSpec {
             addresses: addresses.iter().map(|a| (*a).to_owned()).collect(),
             avoid_buggy_ips: false,
+            avoid_buggy_ips_deprecated: None,
             auto_assign: true,
             priority: 0,
             allocation_scope: None,

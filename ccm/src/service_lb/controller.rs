@@ -46,6 +46,9 @@ impl ReconcileError {
                 source: kube::Error::Api(s),
                 ..
             } if s.code == 409 => "conflict",
+            ReconcileError::Write { source, .. } if crate::fence::FenceError::is_in(source) => {
+                "not_leader"
+            }
             ReconcileError::Write { .. } => "api",
             ReconcileError::NotSynced => "not_synced",
         }

@@ -528,7 +528,7 @@ pub fn pool_spec(pool: &IPPool) -> PoolSpec {
     PoolSpec {
         name: pool.name_any(),
         addresses: pool.spec.addresses.clone(),
-        avoid_buggy_ips: pool.spec.avoid_buggy_ips,
+        avoid_buggy_ips: pool.spec.avoids_buggy_ips(),
         auto_assign: pool.spec.auto_assign,
         priority: pool.spec.priority,
         scope: ScopeSpec {

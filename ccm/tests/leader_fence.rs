@@ -1,0 +1,229 @@
+//! Leadership that stops being certain stops the writes: a replica whose Lease renewals hang
+//! (a slow admission webhook on Leases holds them, while every other write still goes through)
+//! exits within the renew deadline and writes nothing once another replica holds the lease —
+//! counted from the apiserver's audit log — and no address is duplicated or renumbered.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::Api;
+use kube::runtime::{WatchStreamExt as _, watcher};
+use rig::process::wait_for;
+use rig::webhook::HoldingWebhook;
+use support::*;
+
+const USER_A: &str = "system:serviceaccount:kube-system:ccm-a";
+const USER_B: &str = "system:serviceaccount:kube-system:ccm-b";
+/// The controller's renew deadline (kube-controller-manager's default).
+const RENEW_DEADLINE: Duration = Duration::from_secs(10);
+
+async fn holder(leases: &Api<Lease>) -> Option<String> {
+    leases
+        .get("baremetal-ccm")
+        .await
+        .ok()?
+        .spec?
+        .holder_identity
+}
+
+/// Every address each test Service (`svc-*`) was ever seen with, from a watch.
+fn record_addresses(client: kube::Client) -> Arc<Mutex<BTreeMap<String, BTreeSet<String>>>> {
+    let seen = Arc::new(Mutex::new(BTreeMap::<String, BTreeSet<String>>::new()));
+    let record = seen.clone();
+    tokio::spawn(async move {
+        let api: Api<Service> = Api::namespaced(client, "default");
+        let mut services = std::pin::pin!(
+            watcher(api, watcher::Config::default())
+                .default_backoff()
+                .applied_objects()
+        );
+        while let Some(Ok(service)) = services.next().await {
+            let name = service.metadata.name.clone().unwrap_or_default();
+            if !name.starts_with("svc-") {
+                continue;
+            }
+            let mut seen = record.lock().unwrap();
+            let entry = seen.entry(name).or_default();
+            entry.extend(ingress(&service).into_iter().map(|(ip, _)| ip));
+        }
+    });
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_whose_renewals_hang_stops_writing_before_another_takes_the_lease() {
+    let cluster = cluster(true).await;
+    let client = cluster.client();
+    let mut kubeconfigs = Vec::new();
+    for name in ["ccm-a", "ccm-b"] {
+        let (kubeconfig, _) = cluster
+            .service_account_client("kube-system", name)
+            .await
+            .unwrap();
+        make_cluster_admin(&client, "kube-system", name).await;
+        kubeconfigs.push(kubeconfig);
+    }
+    let webhook = HoldingWebhook::register(
+        client.clone(),
+        "hold-leases",
+        "coordination.k8s.io",
+        "v1",
+        "leases",
+    )
+    .await
+    .unwrap();
+    create_pool(
+        &client,
+        "pool-a",
+        serde_json::json!({"addresses": ["192.0.2.0/24"], "announce": {"mode": "bgp"}}),
+    )
+    .await;
+    let seen = record_addresses(client.clone());
+    let mut a = start_controller(&kubeconfigs[0], "ccm-a", &[]);
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-system");
+    let held = wait_for(WAIT, || async {
+        (holder(&leases).await.as_deref() == Some("ccm-a")).then_some(())
+    })
+    .await;
+    assert!(held.is_some(), "replica A took the lease");
+    let b = start_controller(&kubeconfigs[1], "ccm-b", &[]);
+    // The webhook is in force once it has seen one of A's renewals.
+    let effective = wait_for(WAIT, || async {
+        webhook.seen().iter().any(|u| u == USER_A).then_some(())
+    })
+    .await;
+    assert!(effective.is_some(), "the webhook sees A's lease renewals");
+
+    // Services keep arriving the whole time, so a replica acting as leader keeps writing.
+    let churn_client = client.clone();
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let churn = tokio::spawn(async move {
+        let mut created = 0usize;
+        while !*stopped.borrow() {
+            Svc::lb("default", &format!("svc-{created}"))
+                .create(&churn_client)
+                .await;
+            created += 1;
+            let _ = tokio::time::timeout(Duration::from_millis(150), stopped.changed()).await;
+        }
+        created
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let held_at = Instant::now();
+    webhook.hold(Some(USER_A));
+
+    let exited = wait_for(Duration::from_secs(40), || {
+        let running = a.is_running();
+        async move { (!running).then(Instant::now) }
+    })
+    .await;
+    let Some(exited) = exited else {
+        panic!(
+            "replica A kept running with its renewals held: {}",
+            a.log_tail(3000)
+        );
+    };
+    let exit_after = exited - held_at;
+    // The last renewal that succeeded was sent at most one retry period before the hold.
+    assert!(
+        exit_after <= RENEW_DEADLINE + Duration::from_secs(1),
+        "replica A exited {exit_after:?} after its renewals started to hang (deadline {RENEW_DEADLINE:?})"
+    );
+    let taken = wait_for(Duration::from_secs(40), || async {
+        (holder(&leases).await.as_deref() == Some("ccm-b")).then(Instant::now)
+    })
+    .await
+    .expect("replica B takes the lease over");
+    eprintln!(
+        "replica A exited {:.1}s after the hold; B held the lease {:.1}s after it",
+        exit_after.as_secs_f64(),
+        (taken - held_at).as_secs_f64()
+    );
+    // B serves the Services created meanwhile, then the churn stops.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.send_replace(true);
+    let created = churn.await.unwrap();
+    webhook.hold(None);
+    for i in 0..created {
+        wait_addresses(&client, "default", &format!("svc-{i}"), 1).await;
+    }
+
+    let writes = cluster.audited_writes().unwrap();
+    let succeeded = |w: &&rig::cluster::AuditedWrite| {
+        w.response_status
+            .as_ref()
+            .is_some_and(|s| (200..300).contains(&s.code))
+    };
+    let takeover = writes
+        .iter()
+        .position(|w| {
+            w.user.username == USER_B
+                && w.object_ref
+                    .as_ref()
+                    .is_some_and(|o| o.resource == "leases")
+                && succeeded(&w)
+        })
+        .expect("B's takeover is in the audit log");
+    let a_before = writes[..takeover]
+        .iter()
+        .filter(|w| w.user.username == USER_A && succeeded(w))
+        .filter(|w| {
+            w.object_ref
+                .as_ref()
+                .is_some_and(|o| o.resource != "leases")
+        })
+        .count();
+    let a_after: Vec<_> = writes[takeover..]
+        .iter()
+        .filter(|w| w.user.username == USER_A && succeeded(w))
+        .collect();
+    assert!(
+        a_before > 0,
+        "A wrote while it was leader (else this test proves nothing)"
+    );
+    assert!(
+        a_after.is_empty(),
+        "A wrote {} times after B held the lease: {a_after:?}",
+        a_after.len()
+    );
+    assert!(
+        writes[takeover..].iter().any(|w| w.user.username == USER_B
+            && w.object_ref
+                .as_ref()
+                .is_some_and(|o| o.resource == "services")),
+        "B served Services after the takeover"
+    );
+
+    let seen = seen.lock().unwrap().clone();
+    let renumbered: Vec<_> = seen.iter().filter(|(_, ips)| ips.len() > 1).collect();
+    assert!(renumbered.is_empty(), "renumbered: {renumbered:?}");
+    let mut holders: BTreeMap<&String, Vec<&String>> = BTreeMap::new();
+    for (name, ips) in &seen {
+        for ip in ips {
+            holders.entry(ip).or_default().push(name);
+        }
+    }
+    let duplicated: Vec<_> = holders.iter().filter(|(_, n)| n.len() > 1).collect();
+    assert!(duplicated.is_empty(), "duplicated: {duplicated:?}");
+
+    let log = std::fs::read_to_string(a.log_path()).unwrap();
+    assert!(
+        log.contains("the API server is silent"),
+        "a silent API server is logged as such: {}",
+        a.log_tail(3000)
+    );
+    assert!(log.contains("lost leadership"), "{}", a.log_tail(3000));
+    drop(b);
+    webhook.unregister().await.unwrap();
+}
