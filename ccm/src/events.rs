@@ -137,16 +137,18 @@ fn event<K: Resource<DynamicType = ()>>(
         action: Some("Reconcile".to_owned()),
         reason: Some(reason.to_owned()),
         // The API limits a note to 1 KiB.
-        note: Some(truncate(note, 1024)),
+        note: Some(bounded(note, 1024)),
         type_: Some(type_.to_owned()),
         regarding: Some(regarding),
         reporting_controller: Some(controller.to_owned()),
-        reporting_instance: Some(truncate(instance.to_owned(), 128)),
+        reporting_instance: Some(bounded(instance.to_owned(), 128)),
         ..Event::default()
     }
 }
 
-fn truncate(mut text: String, max: usize) -> String {
+/// `text` cut to at most `max` bytes (on a character boundary): the one bound for every
+/// message written to the API (Event notes, condition messages).
+pub fn bounded(mut text: String, max: usize) -> String {
     if text.len() > max {
         let mut end = max;
         while !text.is_char_boundary(end) {

@@ -64,6 +64,16 @@ impl Allocator {
         report
     }
 
+    /// Records what one Service holds, as [`Allocator::rebuild`] would, beside the current
+    /// allocations: the addresses nobody else holds (or that it may share) are recorded, the
+    /// others are returned as conflicts and left to their holders. For a Service adopted as
+    /// another implementation left it, once its conflict may have been resolved.
+    pub fn adopt(&mut self, service: &Existing) -> Vec<Conflict> {
+        let mut report = RebuildReport::default();
+        self.record(service, &mut report);
+        report.conflicts
+    }
+
     fn record(&mut self, service: &Existing, report: &mut RebuildReport) {
         let profile = Profile::of(&service.request);
         let key = &service.request.key;

@@ -62,7 +62,7 @@ impl FromStr for Protocol {
             "TCP" => Ok(Protocol::Tcp),
             "UDP" => Ok(Protocol::Udp),
             "SCTP" => Ok(Protocol::Sctp),
-            other => Err(RequestError::UnknownProtocol(other.to_owned())),
+            other => Err(RequestError::UnknownProtocol(excerpt(other))),
         }
     }
 }
@@ -94,7 +94,7 @@ impl FromStr for IpFamilyPolicy {
             "SingleStack" => Ok(IpFamilyPolicy::SingleStack),
             "PreferDualStack" => Ok(IpFamilyPolicy::PreferDualStack),
             "RequireDualStack" => Ok(IpFamilyPolicy::RequireDualStack),
-            other => Err(RequestError::UnknownFamilyPolicy(other.to_owned())),
+            other => Err(RequestError::UnknownFamilyPolicy(excerpt(other))),
         }
     }
 }
@@ -233,6 +233,22 @@ pub enum RequestError {
     UnknownFamilyPolicy(String),
 }
 
+/// The longest piece of user input an error message quotes.
+const EXCERPT_MAX: usize = 64;
+
+/// `text` as an error message quotes it: whole when short, else its first characters and its
+/// length, so that a huge malformed value never grows what we write (issue 10, item 8).
+fn excerpt(text: &str) -> String {
+    if text.len() <= EXCERPT_MAX {
+        return text.to_owned();
+    }
+    let mut end = EXCERPT_MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..end], text.len())
+}
+
 /// Parses the `baremetal-ccm.io/ips` annotation: comma-separated addresses (whitespace around
 /// items allowed), no empty items, no duplicates, at most one per family.
 pub fn parse_requested_ips(value: &str) -> Result<Vec<IpAddr>, RequestError> {
@@ -248,7 +264,7 @@ pub fn parse_requested_ips(value: &str) -> Result<Vec<IpAddr>, RequestError> {
         let ip: IpAddr = item
             .parse()
             .map_err(|source| RequestError::InvalidAddress {
-                text: item.to_owned(),
+                text: excerpt(item),
                 source,
             })?;
         ips.push(ip);
@@ -271,7 +287,7 @@ pub fn validate_sharing_key(key: &str) -> Result<(), RequestError> {
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
     {
         Some(character) => Err(RequestError::SharingKeyCharacter {
-            key: key.to_owned(),
+            key: excerpt(key),
             character,
         }),
         None => Ok(()),
@@ -317,6 +333,15 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn a_huge_malformed_value_is_quoted_as_a_short_excerpt() {
+        let huge = format!("{},192.0.2.1", "x".repeat(200_000));
+        let message = parse_requested_ips(&huge).unwrap_err().to_string();
+        assert!(message.len() < 200, "{message}");
+        assert!(message.contains("(200000 bytes)"), "{message}");
+        assert_eq!(excerpt("192.0.2.1"), "192.0.2.1");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{Stream, StreamExt as _};
-use k8s_openapi::api::core::v1::{Namespace, Service, ServicePort, ServiceSpec};
+use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::{Api, PatchParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
@@ -17,6 +17,7 @@ use kube::{Client, ResourceExt as _};
 use tokio::sync::{Notify, OnceCell, mpsc, watch};
 
 use super::class::{ClassPolicy, is_ours};
+use super::contest::Verdict;
 use super::decide::{Decider, Outcome};
 use super::events;
 use super::metrics::{Metrics, PoolFamily, Reason};
@@ -84,8 +85,6 @@ async fn listed(signal: &watch::Receiver<bool>) -> Result<(), ReconcileError> {
         .map_err(|_closed| ReconcileError::NotSynced)
 }
 
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
-
 struct Context {
     client: Client,
     settings: Settings,
@@ -104,6 +103,8 @@ struct Context {
     wake: mpsc::UnboundedSender<ObjectRef<Service>>,
     /// Something the pool status depends on changed.
     pools_dirty: Arc<Notify>,
+    /// Services whose addresses another writer keeps replacing.
+    contests: Mutex<super::contest::Contests>,
     listed: Listed,
 }
 
@@ -130,7 +131,7 @@ pub async fn run(
             watcher::Config::default().streaming_lists(),
         )
         .default_backoff()
-        .modify(move |service| slim(service, class_policy)),
+        .modify(move |service| super::cache::slim(service, class_policy)),
     )
     .inspect(move |event| match event {
         // A Service that vanished without passing through our finalizer (it was removed by
@@ -204,6 +205,7 @@ pub async fn run(
         superseded: Mutex::new(HashMap::new()),
         wake,
         pools_dirty,
+        contests: Mutex::default(),
         listed: Listed {
             services: services_listed_rx,
             pools: pools_listed_rx,
@@ -226,47 +228,6 @@ pub async fn run(
         .await;
     for task in [status_task, gone_task, pool_task, ns_task] {
         task.abort();
-    }
-}
-
-/// Drops from a cached Service what deciding never reads, so that memory follows the
-/// Services we serve: managedFields and kubectl's last-applied copy (most of an object's
-/// size), the spec fields of routing and node ports, and, for a Service that is not ours and
-/// carries none of our state (no finalizer), everything but what says whether it is ours.
-pub fn slim(service: &mut Service, policy: ClassPolicy) {
-    service.managed_fields_mut().clear();
-    service.annotations_mut().remove(LAST_APPLIED);
-    let finalized = (service.metadata.finalizers.iter().flatten()).any(|f| f == status::FINALIZER);
-    if !is_ours(service, policy) && !finalized && service.metadata.deletion_timestamp.is_none() {
-        service.metadata.annotations = None;
-        service.metadata.labels = None;
-        service.metadata.owner_references = None;
-        service.status = None;
-        service.spec = service.spec.take().map(|spec| ServiceSpec {
-            type_: spec.type_,
-            load_balancer_class: spec.load_balancer_class,
-            ..ServiceSpec::default()
-        });
-        return;
-    }
-    if let Some(spec) = service.spec.as_mut() {
-        *spec = ServiceSpec {
-            type_: spec.type_.take(),
-            load_balancer_class: spec.load_balancer_class.take(),
-            load_balancer_ip: spec.load_balancer_ip.take(),
-            ip_families: spec.ip_families.take(),
-            ip_family_policy: spec.ip_family_policy.take(),
-            ports: spec.ports.take().map(|ports| {
-                (ports.into_iter())
-                    .map(|p| ServicePort {
-                        port: p.port,
-                        protocol: p.protocol,
-                        ..ServicePort::default()
-                    })
-                    .collect()
-            }),
-            ..ServiceSpec::default()
-        };
     }
 }
 
@@ -488,6 +449,12 @@ impl Context {
         stale
     }
 
+    fn contests(&self) -> std::sync::MutexGuard<'_, super::contest::Contests> {
+        self.contests
+            .lock()
+            .expect("the contests lock is never poisoned: nothing panics while holding it")
+    }
+
     /// Reconciles these Services again.
     fn wake(&self, keys: impl IntoIterator<Item = ServiceKey>) {
         for key in keys {
@@ -521,13 +488,37 @@ async fn reconcile_ready(service: &Service, ctx: &Context) -> Result<Action, Rec
     if deleting || !is_ours(service, ctx.settings.class_policy) {
         return release(service, ctx, deleting).await;
     }
-    let (outcome, displaced) = {
+    let key = ServiceKey::new(
+        &service.namespace().unwrap_or_default(),
+        &service.name_any(),
+    );
+    let (mut outcome, displaced, recorded) = {
         let mut decider = ctx.lock();
         decider.refresh_pools(&ctx.pools.state());
+        let recorded = decider.recorded(&key);
         let outcome = decider.decide(service, &namespace_labels(&ctx.namespaces));
-        (outcome, decider.take_displaced())
+        (outcome, decider.take_displaced(), recorded)
     };
     ctx.wake(displaced);
+    let held = super::request::held_addresses(service);
+    let contest = ctx.contests().judge(
+        &key,
+        &held,
+        &recorded,
+        &outcome.desired.ingress,
+        std::time::Instant::now(),
+    );
+    if contest == Some(Verdict::StandDown) {
+        return Ok(Action::await_change());
+    }
+    if contest == Some(Verdict::GiveUp) {
+        outcome.desired.conditions.push(status::WantedCondition {
+            type_: super::contest::COND_CONTESTED,
+            status: true,
+            reason: "AddressContested".to_owned(),
+            message: super::contest::note(&held, &recorded),
+        });
+    }
     // The finalizer goes in the first write, before any address is written to the Service.
     let patches = status::plan_with_finalizer(
         service,
@@ -537,9 +528,22 @@ async fn reconcile_ready(service: &Service, ctx: &Context) -> Result<Action, Rec
     if patches.is_empty() {
         return Ok(requeue_for(&outcome));
     }
-    let held = super::request::held_addresses(service);
     let ingress_changed = outcome.desired.ingress != held;
     ctx.apply_all(service, &patches).await?;
+    if let Some(verdict) = contest {
+        ctx.contests()
+            .restored(&key, verdict, std::time::Instant::now());
+        if verdict == Verdict::GiveUp {
+            tracing::warn!(
+                "another writer keeps replacing the Service's addresses; no longer writing it"
+            );
+            ctx.events.warning(
+                service,
+                super::contest::CONTESTED_EVENT,
+                super::contest::note(&held, &recorded),
+            );
+        }
+    }
     ctx.pools_dirty.notify_one();
     announce_outcome(service, ctx, &outcome, ingress_changed);
     Ok(requeue_for(&outcome))
@@ -566,6 +570,11 @@ fn announce_outcome(service: &Service, ctx: &Context, outcome: &Outcome, ingress
     if let Some(note) = &outcome.outside_pool {
         ctx.events
             .warning(service, events::OUTSIDE_POOL, note.clone());
+    }
+    if let Some(note) = &outcome.conflict {
+        tracing::warn!("kept a Service on an address another Service holds, as found");
+        ctx.events
+            .warning(service, super::adopt::CONFLICT_EVENT, note.clone());
     }
 }
 
@@ -600,6 +609,10 @@ async fn release(
         ctx.pools_dirty.notify_one();
         ctx.wake(pending);
     }
+    ctx.contests().settled(&ServiceKey::new(
+        &service.namespace().unwrap_or_default(),
+        &service.name_any(),
+    ));
     let patches = status::plan_release(service);
     if patches.is_empty() {
         return Ok(Action::await_change());
@@ -645,15 +658,23 @@ async fn write_pool_statuses(ctx: Arc<Context>) {
         let _ = tokio::time::timeout(Duration::from_secs(60), ctx.pools_dirty.notified()).await;
         // Collects the changes of a burst into one round of writes.
         tokio::time::sleep(Duration::from_millis(250)).await;
-        let (reports, pending, outside) = {
+        let (reports, pending, outside, conflicting) = {
             let mut decider = ctx.lock();
             decider.refresh_pools(&ctx.pools.state());
             (
                 decider.pool_reports(),
                 decider.pending_by_reason(),
                 decider.outside_count(),
+                decider.conflict_count(),
             )
         };
+        ctx.metrics
+            .conflicting
+            .set(i64::try_from(conflicting).unwrap_or(i64::MAX));
+        let contested = ctx.contests().stood_down();
+        ctx.metrics
+            .contested
+            .set(i64::try_from(contested).unwrap_or(i64::MAX));
         update_metrics(
             &ctx.metrics,
             &reports,
@@ -738,99 +759,4 @@ fn update_metrics(
     metrics
         .outside_pool
         .set(i64::try_from(outside).unwrap_or(i64::MAX));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
-    use kube::api::ObjectMeta;
-
-    fn full(class: Option<&str>, finalized: bool) -> Service {
-        Service {
-            metadata: ObjectMeta {
-                name: Some("web".into()),
-                namespace: Some("default".into()),
-                uid: Some("u1".into()),
-                resource_version: Some("7".into()),
-                labels: Some([("app".to_owned(), "web".to_owned())].into()),
-                annotations: Some(
-                    [
-                        (LAST_APPLIED.to_owned(), "{...}".to_owned()),
-                        ("baremetal-ccm.io/pool".to_owned(), "a".to_owned()),
-                    ]
-                    .into(),
-                ),
-                finalizers: finalized.then(|| vec![status::FINALIZER.to_owned()]),
-                managed_fields: Some(vec![ManagedFieldsEntry::default()]),
-                ..ObjectMeta::default()
-            },
-            spec: Some(ServiceSpec {
-                type_: Some("LoadBalancer".into()),
-                load_balancer_class: class.map(Into::into),
-                cluster_ip: Some("10.96.0.10".into()),
-                selector: Some([("app".to_owned(), "web".to_owned())].into()),
-                ip_families: Some(vec!["IPv4".into()]),
-                ports: Some(vec![ServicePort {
-                    name: Some("http".into()),
-                    port: 80,
-                    protocol: Some("TCP".into()),
-                    node_port: Some(31000),
-                    ..ServicePort::default()
-                }]),
-                ..ServiceSpec::default()
-            }),
-            ..Service::default()
-        }
-    }
-
-    #[test]
-    fn slim_keeps_what_deciding_reads() {
-        let mut ours = full(None, false);
-        slim(&mut ours, ClassPolicy::DefaultAndExplicit);
-        assert!(
-            ours.metadata
-                .managed_fields
-                .as_ref()
-                .is_none_or(Vec::is_empty)
-        );
-        let annotations = ours.metadata.annotations.clone().unwrap();
-        assert!(!annotations.contains_key(LAST_APPLIED));
-        assert_eq!(annotations["baremetal-ccm.io/pool"], "a");
-        assert!(ours.metadata.labels.is_some());
-        let spec = ours.spec.clone().unwrap();
-        assert_eq!(spec.cluster_ip, None);
-        assert_eq!(spec.ip_families, Some(vec!["IPv4".into()]));
-        let port = &spec.ports.unwrap()[0];
-        assert_eq!(
-            (port.port, port.protocol.as_deref(), port.node_port),
-            (80, Some("TCP"), None)
-        );
-        assert!(is_ours(&ours, ClassPolicy::DefaultAndExplicit));
-    }
-
-    #[test]
-    fn slim_reduces_foreign_services_to_what_says_they_are_not_ours() {
-        let mut foreign = full(Some("example.com/other"), false);
-        slim(&mut foreign, ClassPolicy::DefaultAndExplicit);
-        assert!(foreign.metadata.annotations.is_none() && foreign.metadata.labels.is_none());
-        assert_eq!(foreign.metadata.uid.as_deref(), Some("u1"));
-        let spec = foreign.spec.clone().unwrap();
-        assert_eq!(
-            spec.load_balancer_class.as_deref(),
-            Some("example.com/other")
-        );
-        assert!(spec.ports.is_none());
-        // One that still carries our finalizer (its class just changed) keeps its state for
-        // the release.
-        let mut leaving = full(Some("example.com/other"), true);
-        slim(&mut leaving, ClassPolicy::DefaultAndExplicit);
-        assert!(
-            leaving
-                .metadata
-                .annotations
-                .unwrap()
-                .contains_key("baremetal-ccm.io/pool")
-        );
-    }
 }

@@ -10,39 +10,21 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt as _;
 
+use super::adopt;
 use super::class::{ClassPolicy, is_ours};
+pub use super::outcome::{Outcome, PendingNote};
+use super::outcome::{Problem, outcome};
 use super::request::{self as asks, RequestSource};
-use super::status::{ALLOCATED_FROM, COND_ALLOCATED, COND_OUTSIDE_POOL, Desired, WantedCondition};
+use super::status::ALLOCATED_FROM;
 use crate::crd::ippool::IPPool;
 use crate::ipam::{
-    Allocator, AssignedAddress, Existing, Family, InvalidPool, IpFamilyPolicy, Overlap, Pending,
-    Pool, PoolSpec, PoolUsage, Protocol, RequestError, ScopeSpec, ServiceKey, ServiceRequest,
-    overlaps, parse_requested_ips,
+    Allocator, AssignedAddress, Conflict, Existing, Family, InvalidPool, IpFamilyPolicy, Overlap,
+    Pending, Pool, PoolSpec, PoolUsage, Protocol, RequestError, ScopeSpec, ServiceKey,
+    ServiceRequest, overlaps, parse_requested_ips,
 };
 
 /// The labels of a namespace by name (empty for an unknown namespace).
 pub type NamespaceLabels<'a> = &'a dyn Fn(&str) -> BTreeMap<String, String>;
-
-/// Why a Service is pending, for its Warning event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingNote {
-    pub reason: &'static str,
-    pub message: String,
-}
-
-/// What the controller should make of one Service.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
-    pub desired: Desired,
-    /// Set when the Service does not get (all of) what it asks for.
-    pub pending: Option<PendingNote>,
-    /// Set when a held address lies outside every pool that serves the Service.
-    pub outside_pool: Option<String>,
-    /// One line naming the addresses and their pools, for the Ensured event.
-    pub summary: String,
-    /// Whether the request came from the deprecated `spec.loadBalancerIP`.
-    pub deprecated_field: bool,
-}
 
 /// What rebuilding found, for the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +59,9 @@ pub struct Decider {
     /// Services holding addresses outside the pools that serve them: each such address with
     /// the pool it is reported from (the `allocated-from` annotation once no pool has it).
     outside: HashMap<ServiceKey, Vec<(IpAddr, Option<String>)>>,
+    /// Services we never addressed, kept on addresses that earlier holders hold too (see
+    /// [`adopt`]), with those conflicts.
+    adopted: HashMap<ServiceKey, Vec<Conflict>>,
 }
 
 impl Decider {
@@ -156,6 +141,7 @@ impl Decider {
         );
         self.pending.clear();
         self.outside.clear();
+        self.adopted.clear();
         // Restore which Services are outside their pools now, so that pool status computed
         // before every Service is reconciled again is already right (an idle restart writes
         // nothing).
@@ -165,13 +151,27 @@ impl Decider {
             self.note_outside(key, &addresses, &previous_pools(service));
         }
         for conflict in &report.conflicts {
-            tracing::warn!(
-                service = %conflict.service,
-                address = %conflict.address,
-                holder = %conflict.holder,
-                clash = %conflict.clash,
-                "two Services hold one address they may not share; the later one will get another"
-            );
+            let foreign = (holding.iter())
+                .find(|(_, e)| e.request.key == conflict.service)
+                .is_some_and(|(s, _)| adopt::never_addressed_by_us(s));
+            if foreign {
+                tracing::warn!(
+                    service = %conflict.service,
+                    address = %conflict.address,
+                    holder = %conflict.holder,
+                    clash = %conflict.clash,
+                    "two Services we never addressed hold one address they may not share; both keep it"
+                );
+                (self.adopted.entry(conflict.service.clone()).or_default()).push(conflict.clone());
+            } else {
+                tracing::warn!(
+                    service = %conflict.service,
+                    address = %conflict.address,
+                    holder = %conflict.holder,
+                    clash = %conflict.clash,
+                    "two Services hold one address they may not share; the later one will get another"
+                );
+            }
         }
         RebuildSummary {
             services,
@@ -183,6 +183,9 @@ impl Decider {
     /// Decides the state of a Service that is ours and not being deleted.
     pub fn decide(&mut self, service: &Service, namespaces: NamespaceLabels<'_>) -> Outcome {
         let read = read(service, namespaces);
+        if let Some(adopted) = self.keep_adopted(service, &read.request) {
+            return adopted;
+        }
         let key = read.request.key.clone();
         let (addresses, problem) = match read.problem {
             Some(problem) => (self.allocator.allocations(&read.request), Some(problem)),
@@ -211,6 +214,41 @@ impl Decider {
             &outside,
             read.deprecated_field,
         )
+    }
+
+    /// The outcome of a Service adopted with conflicting addresses, while its conflicts last
+    /// and it asks for nothing else; `None` sends it down the ordinary path (its addresses are
+    /// then recorded, or it asked for others).
+    fn keep_adopted(&mut self, service: &Service, request: &ServiceRequest) -> Option<Outcome> {
+        if !self.adopted.contains_key(&request.key) {
+            return None;
+        }
+        let held = asks::held_addresses(service);
+        let asked_other = !request.requested.is_empty() && request.requested != held;
+        if asked_other || held.is_empty() {
+            self.adopted.remove(&request.key);
+            return None;
+        }
+        let existing = Existing {
+            request: request.clone(),
+            addresses: held.clone(),
+        };
+        let remaining = self.allocator.adopt(&existing);
+        if remaining.is_empty() {
+            self.adopted.remove(&request.key);
+            return None;
+        }
+        self.pending.remove(&request.key);
+        let kept = adopt::keep_as_found(&held, &remaining);
+        self.adopted.insert(request.key.clone(), remaining);
+        Some(Outcome {
+            desired: kept.desired,
+            pending: None,
+            outside_pool: None,
+            summary: String::new(),
+            deprecated_field: false,
+            conflict: Some(kept.note),
+        })
     }
 
     /// Records which of `addresses` lie outside the pools that serve the Service, with the pool
@@ -248,7 +286,13 @@ impl Decider {
     pub fn release_key(&mut self, key: &ServiceKey) -> bool {
         self.pending.remove(key);
         self.outside.remove(key);
+        self.adopted.remove(key);
         !self.allocator.release(key).is_empty()
+    }
+
+    /// The addresses recorded for a Service (what we decided for it), in family order.
+    pub fn recorded(&self, key: &ServiceKey) -> Vec<IpAddr> {
+        self.allocator.addresses(key)
     }
 
     /// Every Service holding an address.
@@ -314,9 +358,17 @@ impl Decider {
         reports
     }
 
-    /// The pending Services, to retry when an address is freed.
+    /// The Services to retry when an address is freed: the pending ones, and those kept on
+    /// conflicting addresses (their conflict may be over).
     pub fn pending_services(&self) -> Vec<ServiceKey> {
-        self.pending.keys().cloned().collect()
+        (self.pending.keys().chain(self.adopted.keys()))
+            .cloned()
+            .collect()
+    }
+
+    /// Number of Services kept on addresses that another Service holds too.
+    pub fn conflict_count(&self) -> usize {
+        self.adopted.len()
     }
 
     /// Number of pending Services per reason.
@@ -332,15 +384,6 @@ impl Decider {
     pub fn outside_count(&self) -> usize {
         self.outside.len()
     }
-}
-
-/// Why a Service does not have everything it asks for.
-#[derive(Debug, Clone)]
-enum Problem {
-    /// It stays pending: required families or the requested addresses are not served.
-    Pending(Pending),
-    /// PreferDualStack's second family is not served; the Service is allocated nonetheless.
-    Partial(Pending),
 }
 
 /// A Service read into a request. A problem found while reading (a malformed annotation)
@@ -425,103 +468,6 @@ fn previous_pools(service: &Service) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn outcome(
-    addresses: &[AssignedAddress],
-    previous_pools: &[String],
-    problem: Option<Problem>,
-    outside: &[IpAddr],
-    deprecated_field: bool,
-) -> Outcome {
-    // An address outside every pool keeps the pool it was reported from, so that the pool's
-    // Degraded condition survives restarts.
-    let pools: Vec<Option<String>> = addresses
-        .iter()
-        .enumerate()
-        .map(|(i, a)| a.pool.clone().or_else(|| previous_pools.get(i).cloned()))
-        .collect();
-    let summary = addresses
-        .iter()
-        .zip(&pools)
-        .map(|(a, pool)| match pool {
-            Some(pool) => format!("{} from pool {pool}", a.address),
-            None => format!("{} (outside every pool)", a.address),
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    let allocated_from = (!pools.is_empty() && pools.iter().all(Option::is_some)).then(|| {
-        pools
-            .iter()
-            .flatten()
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(",")
-    });
-    let mut conditions = Vec::with_capacity(2);
-    let pending = match &problem {
-        Some(Problem::Pending(pending)) => {
-            conditions.push(WantedCondition {
-                type_: COND_ALLOCATED,
-                status: false,
-                reason: pending.reason().to_owned(),
-                message: pending.to_string(),
-            });
-            Some(PendingNote {
-                reason: pending.reason(),
-                message: pending.to_string(),
-            })
-        }
-        Some(Problem::Partial(unmet)) => {
-            conditions.push(WantedCondition {
-                type_: COND_ALLOCATED,
-                status: true,
-                reason: "PartiallyAllocated".to_owned(),
-                message: format!("{summary}; the second family is not allocated: {unmet}"),
-            });
-            None
-        }
-        None => {
-            conditions.push(WantedCondition {
-                type_: COND_ALLOCATED,
-                status: true,
-                reason: "Allocated".to_owned(),
-                message: summary.clone(),
-            });
-            None
-        }
-    };
-    let outside_pool = (!outside.is_empty()).then(|| {
-        let list = outside
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", ");
-        format!(
-            "{list} no longer in a pool that serves this Service (the pool was edited or deleted, \
-             or the Service left its scope); kept, because allocated addresses never move; \
-             request another address or recreate the Service to move it"
-        )
-    });
-    if let Some(message) = &outside_pool {
-        conditions.push(WantedCondition {
-            type_: COND_OUTSIDE_POOL,
-            status: true,
-            reason: "AddressOutsidePool".to_owned(),
-            message: message.clone(),
-        });
-    }
-    Outcome {
-        desired: Desired {
-            ingress: addresses.iter().map(|a| a.address).collect(),
-            allocated_from,
-            conditions,
-        },
-        pending,
-        outside_pool,
-        summary,
-        deprecated_field,
-    }
-}
-
 /// The IPAM view of an `IPPool`.
 pub fn pool_spec(pool: &IPPool) -> PoolSpec {
     let scope = pool.spec.allocation_scope.clone().unwrap_or_default();
@@ -550,6 +496,7 @@ pub fn pool_spec(pool: &IPPool) -> PoolSpec {
 mod tests {
     use super::*;
     use crate::crd::ippool::{AnnounceMode, test_pool};
+    use crate::service_lb::status::COND_OUTSIDE_POOL;
     use k8s_openapi::api::core::v1::{
         LoadBalancerIngress, LoadBalancerStatus, ServicePort, ServiceSpec, ServiceStatus,
     };

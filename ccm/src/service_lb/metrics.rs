@@ -28,6 +28,10 @@ pub struct Metrics {
     pub pool_size: Family<PoolFamily, Gauge>,
     /// Services holding an address that is outside every pool after a pool edit.
     pub outside_pool: Gauge,
+    /// Services kept, as found at takeover, on an address another Service holds too.
+    pub conflicting: Gauge,
+    /// Services we stopped writing because another writer keeps replacing their addresses.
+    pub contested: Gauge,
     /// Services waiting for an address, by reason.
     pub pending: Family<Reason, Gauge>,
     /// Reconcile failures (API errors), by error class.
@@ -44,6 +48,8 @@ impl Metrics {
             allocated: Family::default(),
             pool_size: Family::default(),
             outside_pool: Gauge::default(),
+            conflicting: Gauge::default(),
+            contested: Gauge::default(),
             pending: Family::default(),
             sync_errors: Family::default(),
             sync_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
@@ -64,6 +70,16 @@ impl Metrics {
             "outside_pool_services",
             "Services holding an address outside every pool",
             metrics.outside_pool.clone(),
+        );
+        sub.register(
+            "conflicting_services",
+            "Services kept on an address that another Service they may not share it with holds",
+            metrics.conflicting.clone(),
+        );
+        sub.register(
+            "contested_services",
+            "Services not written because another writer keeps replacing their addresses",
+            metrics.contested.clone(),
         );
         sub.register(
             "pending_services",

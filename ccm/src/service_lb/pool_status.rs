@@ -143,7 +143,7 @@ pub fn desired(pool: &IPPool, report: &PoolReport, now: Timestamp) -> IPPoolStat
                 type_: type_.to_owned(),
                 status: value.to_owned(),
                 reason: reason.to_owned(),
-                message,
+                message: crate::events::bounded(message, super::status::MESSAGE_MAX),
                 observed_generation: generation,
                 last_transition_time,
             }

@@ -18,6 +18,9 @@ pub const COND_ALLOCATED: &str = "baremetal-ccm.io/AddressAllocated";
 /// Condition: `True` when a held address is no longer inside any pool (after a pool edit).
 pub const COND_OUTSIDE_POOL: &str = "baremetal-ccm.io/AddressOutsidePool";
 const OUR_PREFIX: &str = "baremetal-ccm.io/";
+/// The longest condition message written (bytes). Messages quote user input only in short
+/// excerpts already; this bounds the rest (lists of Services, pools).
+pub const MESSAGE_MAX: usize = 1024;
 
 /// One of our conditions as decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,6 +179,11 @@ pub fn ingress_value(addresses: &[IpAddr]) -> Value {
 
 /// Our conditions replace our old ones; others' conditions stay. `lastTransitionTime` only
 /// changes when the status flips, so an unchanged decision produces an identical list.
+///
+/// A `False` condition whose reason is unchanged keeps its message: a pending Service is
+/// rewritten only when why it is pending changes, not whenever a detail of the message does
+/// (who holds the address it asks for), so that Services waiting for one address cost nothing
+/// while the address changes hands (issue 10, item 5).
 fn merge_conditions(
     current: &[Condition],
     wanted: &[WantedCondition],
@@ -191,15 +199,22 @@ fn merge_conditions(
         .collect();
     for want in wanted {
         let status = if want.status { "True" } else { "False" };
-        let last_transition_time = match previous.get(want.type_) {
+        let old = previous.get(want.type_);
+        let last_transition_time = match old {
             Some(old) if old.status == status => old.last_transition_time.clone(),
             _ => Time(now),
+        };
+        let message = match old {
+            Some(old) if !want.status && old.status == status && old.reason == want.reason => {
+                old.message.clone()
+            }
+            _ => crate::events::bounded(want.message.clone(), MESSAGE_MAX),
         };
         merged.push(Condition {
             type_: want.type_.to_owned(),
             status: status.to_owned(),
             reason: want.reason.clone(),
-            message: want.message.clone(),
+            message,
             observed_generation: generation,
             last_transition_time,
         });
@@ -344,6 +359,54 @@ mod tests {
             status["status"]["conditions"][0]["lastTransitionTime"],
             json!("1970-01-01T00:00:00Z")
         );
+    }
+
+    fn pending(message: &str) -> Desired {
+        Desired {
+            ingress: Vec::new(),
+            allocated_from: None,
+            conditions: vec![WantedCondition {
+                type_: COND_ALLOCATED,
+                status: false,
+                reason: "AddressInUse".into(),
+                message: message.into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn a_pending_service_is_not_rewritten_while_only_the_holder_of_its_address_changes() {
+        let first = plan(
+            &service(),
+            &pending("address 192.0.2.1 is in use by default/a"),
+            Timestamp::now(),
+        );
+        let svc = applied(service(), &first);
+        assert!(
+            plan(
+                &svc,
+                &pending("address 192.0.2.1 is in use by default/b"),
+                Timestamp::now()
+            )
+            .is_empty(),
+            "same reason, new detail: nothing to write"
+        );
+        let mut other_reason = pending("no free IPv4 address in pool a");
+        other_reason.conditions[0].reason = "PoolExhausted".into();
+        assert_eq!(plan(&svc, &other_reason, Timestamp::now()).len(), 1);
+    }
+
+    #[test]
+    fn condition_messages_are_bounded() {
+        let huge = pending(&"x".repeat(100_000));
+        let patches = plan(&service(), &huge, Timestamp::now());
+        let Some(Patch::Status(status)) = patches.last() else {
+            panic!("a status patch")
+        };
+        let message = status["status"]["conditions"][0]["message"]
+            .as_str()
+            .unwrap();
+        assert_eq!(message.len(), MESSAGE_MAX);
     }
 
     #[test]

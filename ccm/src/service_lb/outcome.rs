@@ -1,0 +1,138 @@
+//! What deciding a Service produces: its desired state (addresses, `allocated-from`,
+//! conditions) and the notes for its Events, built from the allocator's answer.
+
+use std::net::IpAddr;
+
+use super::status::{COND_ALLOCATED, COND_OUTSIDE_POOL, Desired, WantedCondition};
+use crate::ipam::{AssignedAddress, Pending};
+
+/// Why a Service is pending, for its Warning event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingNote {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// What the controller should make of one Service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub desired: Desired,
+    /// Set when the Service does not get (all of) what it asks for.
+    pub pending: Option<PendingNote>,
+    /// Set when a held address lies outside every pool that serves the Service.
+    pub outside_pool: Option<String>,
+    /// One line naming the addresses and their pools, for the Ensured event.
+    pub summary: String,
+    /// Whether the request came from the deprecated `spec.loadBalancerIP`.
+    pub deprecated_field: bool,
+    /// Set for a Service kept, as another implementation left it, on an address another
+    /// Service holds: the note of its Warning event.
+    pub conflict: Option<String>,
+}
+
+/// Why a Service does not have everything it asks for.
+#[derive(Debug, Clone)]
+pub(super) enum Problem {
+    /// It stays pending: required families or the requested addresses are not served.
+    Pending(Pending),
+    /// PreferDualStack's second family is not served; the Service is allocated nonetheless.
+    Partial(Pending),
+}
+
+pub(super) fn outcome(
+    addresses: &[AssignedAddress],
+    previous_pools: &[String],
+    problem: Option<Problem>,
+    outside: &[IpAddr],
+    deprecated_field: bool,
+) -> Outcome {
+    // An address outside every pool keeps the pool it was reported from, so that the pool's
+    // Degraded condition survives restarts.
+    let pools: Vec<Option<String>> = addresses
+        .iter()
+        .enumerate()
+        .map(|(i, a)| a.pool.clone().or_else(|| previous_pools.get(i).cloned()))
+        .collect();
+    let summary = addresses
+        .iter()
+        .zip(&pools)
+        .map(|(a, pool)| match pool {
+            Some(pool) => format!("{} from pool {pool}", a.address),
+            None => format!("{} (outside every pool)", a.address),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let allocated_from = (!pools.is_empty() && pools.iter().all(Option::is_some)).then(|| {
+        pools
+            .iter()
+            .flatten()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(",")
+    });
+    let mut conditions = Vec::with_capacity(2);
+    let pending = match &problem {
+        Some(Problem::Pending(pending)) => {
+            conditions.push(WantedCondition {
+                type_: COND_ALLOCATED,
+                status: false,
+                reason: pending.reason().to_owned(),
+                message: pending.to_string(),
+            });
+            Some(PendingNote {
+                reason: pending.reason(),
+                message: pending.to_string(),
+            })
+        }
+        Some(Problem::Partial(unmet)) => {
+            conditions.push(WantedCondition {
+                type_: COND_ALLOCATED,
+                status: true,
+                reason: "PartiallyAllocated".to_owned(),
+                message: format!("{summary}; the second family is not allocated: {unmet}"),
+            });
+            None
+        }
+        None => {
+            conditions.push(WantedCondition {
+                type_: COND_ALLOCATED,
+                status: true,
+                reason: "Allocated".to_owned(),
+                message: summary.clone(),
+            });
+            None
+        }
+    };
+    let outside_pool = (!outside.is_empty()).then(|| {
+        let list = outside
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "{list} no longer in a pool that serves this Service (the pool was edited or deleted, \
+             or the Service left its scope); kept, because allocated addresses never move; \
+             request another address or recreate the Service to move it"
+        )
+    });
+    if let Some(message) = &outside_pool {
+        conditions.push(WantedCondition {
+            type_: COND_OUTSIDE_POOL,
+            status: true,
+            reason: "AddressOutsidePool".to_owned(),
+            message: message.clone(),
+        });
+    }
+    Outcome {
+        desired: Desired {
+            ingress: addresses.iter().map(|a| a.address).collect(),
+            allocated_from,
+            conditions,
+        },
+        pending,
+        outside_pool,
+        summary,
+        deprecated_field,
+        conflict: None,
+    }
+}
