@@ -1,6 +1,7 @@
 //! BGP in central placement, end to end: the real controller binary against a real
 //! apiserver drives a real gobgpd (its sidecar, in a network namespace) that peers with a real
-//! BIRD; assertions are on BIRD's tables and the router's kernel routes.
+//! router, BIRD 2 and FRR 8.4 in turn; assertions are on the router's table and its kernel
+//! routes.
 
 #![allow(
     clippy::unwrap_used,
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use rig::router::RouterKind;
 use support::bgp::*;
 use support::nodes::set_ready;
 use support::*;
@@ -42,8 +44,17 @@ fn nodes(members: &[u8], v6: bool) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn routes_follow_services_with_ecmp_over_the_eligible_nodes() {
-    let fabric = Fabric::start(&[Session::to(2)]).await;
+async fn routes_follow_services_with_ecmp_over_the_eligible_nodes_with_bird() {
+    routes_follow_services_with_ecmp_over_the_eligible_nodes(RouterKind::Bird).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_follow_services_with_ecmp_over_the_eligible_nodes_with_frr() {
+    routes_follow_services_with_ecmp_over_the_eligible_nodes(RouterKind::Frr).await;
+}
+
+async fn routes_follow_services_with_ecmp_over_the_eligible_nodes(kind: RouterKind) {
+    let fabric = Fabric::start(kind, &[Session::to(2)]).await;
     let cluster = cluster(false).await;
     let client = cluster.client();
     three_nodes(&client).await;
@@ -110,8 +121,27 @@ async fn routes_follow_services_with_ecmp_over_the_eligible_nodes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn local_traffic_policy_follows_ready_endpoints_and_pool_attributes_reach_the_router() {
-    let fabric = Fabric::start(&[Session::to(2)]).await;
+async fn local_traffic_policy_follows_ready_endpoints_and_pool_attributes_reach_the_router_with_bird()
+ {
+    local_traffic_policy_follows_ready_endpoints_and_pool_attributes_reach_the_router(
+        RouterKind::Bird,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_traffic_policy_follows_ready_endpoints_and_pool_attributes_reach_the_router_with_frr()
+ {
+    local_traffic_policy_follows_ready_endpoints_and_pool_attributes_reach_the_router(
+        RouterKind::Frr,
+    )
+    .await;
+}
+
+async fn local_traffic_policy_follows_ready_endpoints_and_pool_attributes_reach_the_router(
+    kind: RouterKind,
+) {
+    let fabric = Fabric::start(kind, &[Session::to(2)]).await;
     let cluster = cluster(false).await;
     let client = cluster.client();
     three_nodes(&client).await;
@@ -162,26 +192,28 @@ async fn local_traffic_policy_follows_ready_endpoints_and_pool_attributes_reach_
         .wait_kernel("192.0.2.0/32", &nodes(&[11, 13], false), ROUTE)
         .await;
 
-    let route = fabric.routes("192.0.2.0/32").into_iter().next().unwrap();
-    let community = route
-        .attributes
-        .get("BGP.community")
-        .cloned()
-        .unwrap_or_default();
-    assert!(community.contains("(64512,100)"), "{route:?}");
-    let large = route
-        .attributes
-        .get("BGP.large_community")
-        .cloned()
-        .unwrap_or_default();
-    assert!(large.contains("(64512, 7, 9)"), "{route:?}");
+    let routes = fabric.routes("192.0.2.0/32");
+    assert_eq!(routes.len(), 2, "{routes:?}");
+    for route in &routes {
+        assert!(route.communities.contains("64512:100"), "{route:?}");
+        assert!(route.large_communities.contains("64512:7:9"), "{route:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_peers_show_in_their_status_and_leave_the_others_untouched() {
+async fn bad_peers_show_in_their_status_and_leave_the_others_untouched_with_bird() {
+    bad_peers_show_in_their_status_and_leave_the_others_untouched(RouterKind::Bird).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_peers_show_in_their_status_and_leave_the_others_untouched_with_frr() {
+    bad_peers_show_in_their_status_and_leave_the_others_untouched(RouterKind::Frr).await;
+}
+
+async fn bad_peers_show_in_their_status_and_leave_the_others_untouched(kind: RouterKind) {
     let mut good = Session::to(2);
     good.password = Some("s3cret".into());
-    let fabric = Fabric::start(&[good]).await;
+    let fabric = Fabric::start(kind, &[good]).await;
     let cluster = cluster(false).await;
     let client = cluster.client();
     three_nodes(&client).await;

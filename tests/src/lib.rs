@@ -6,6 +6,8 @@
 //! - [`gobgpd`]: a real gobgpd in a namespace, driven through `gobgp-api-proto`;
 //! - [`bird`]: a real BIRD 2 in a namespace, with its routes parsed; [`bird_control`]: its
 //!   control socket for fast polling;
+//! - [`frr`]: a real FRR (zebra, bgpd, bfdd) in a namespace, queried through `vtysh` JSON;
+//! - [`router`]: BIRD or FRR behind one configuration builder and one set of queries;
 //! - [`opennebula`]: a fake OpenNebula XML-RPC endpoint serving VMs the test controls;
 //! - [`kubelet`]: Nodes as kubelets in external cloud-provider mode register them;
 //! - [`tools`]: where the binaries are, at the versions pinned in `hack/versions.env`.
@@ -13,11 +15,13 @@
 pub mod bird;
 pub mod bird_control;
 pub mod cluster;
+pub mod frr;
 pub mod gobgpd;
 pub mod kubelet;
 pub mod netns;
 pub mod opennebula;
 pub mod process;
+pub mod router;
 pub mod tools;
 
 /// Installs a `tracing` subscriber for test output once (RUST_LOG controls it).
