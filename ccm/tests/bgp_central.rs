@@ -320,3 +320,105 @@ async fn bad_peers_show_in_their_status_and_leave_the_others_untouched(kind: Rou
         )
         .await;
 }
+
+/// The router configuration example of `kind` in docs/bgp.md, as written (between
+/// `<!-- router-example: <kind> -->` and `<!-- /router-example -->`, without the fences).
+fn documented_router_config(kind: &str) -> String {
+    let path = rig::tools::repo_root().join("docs/bgp.md");
+    let doc = std::fs::read_to_string(&path).unwrap();
+    let start = format!("<!-- router-example: {kind} -->");
+    let (_, rest) = doc
+        .split_once(&start)
+        .unwrap_or_else(|| panic!("{start} in {}", path.display()));
+    let (block, _) = rest.split_once("<!-- /router-example -->").unwrap();
+    let block = block.trim();
+    let block = block.strip_prefix("```").unwrap().trim_start_matches('\n');
+    block.strip_suffix("```").unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bird_example_in_the_docs_works_as_written() {
+    the_router_example_in_the_docs_works_as_written(RouterKind::Bird).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_frr_example_in_the_docs_works_as_written() {
+    the_router_example_in_the_docs_works_as_written(RouterKind::Frr).await;
+}
+
+/// The documented router configuration with the documented BGPPeers (MD5, BFD, graceful
+/// restart, IPv4 and IPv6 sessions): ECMP over the nodes in both families, BFD up.
+async fn the_router_example_in_the_docs_works_as_written(kind: RouterKind) {
+    let sessions = [Session::to(2)];
+    // The documented sessions' names (BIRD's protocols), for the router queries.
+    let mut config = router_config(&sessions);
+    for (peer, name) in config.sessions.iter_mut().zip(["ccm_a", "ccm_a_v6"]) {
+        peer.name = name.to_owned();
+    }
+    let fabric = match kind {
+        RouterKind::Bird => {
+            let text = documented_router_config("bird");
+            Fabric::start_with(&sessions, |host| async move {
+                rig::router::Router::start_bird_with(&host, &text, config)
+                    .await
+                    .unwrap()
+            })
+            .await
+        }
+        RouterKind::Frr => {
+            let text = documented_router_config("frr");
+            Fabric::start_with(&sessions, |host| async move {
+                rig::router::Router::start_frr_with(&host, &text, true, config)
+                    .await
+                    .unwrap()
+            })
+            .await
+        }
+    };
+    let cluster = cluster(false).await;
+    let client = cluster.client();
+    three_nodes(&client).await;
+    bgp_pool(
+        &client,
+        "pool-a",
+        &["192.0.2.0/28", "2001:db8:5::/124"],
+        serde_json::json!({}),
+    )
+    .await;
+    let secret = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bgp"}, "stringData": {"password": "s3cret"},
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), "kube-system")
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    central_peers(
+        &client,
+        serde_json::json!({"passwordSecretRef": {"name": "bgp", "key": "password"}, "gracefulRestart": {}, "bfd": {}}),
+    )
+    .await;
+    let _ccm = start_replica(&cluster, &fabric, "ccm-a", 2);
+    Svc::lb("default", "web")
+        .families("RequireDualStack", &["IPv4", "IPv6"])
+        .create(&client)
+        .await;
+    wait_addresses(&client, "default", "web", 2).await;
+    fabric
+        .wait_kernel("192.0.2.0/32", &nodes(&[11, 12, 13], false), ROUTE)
+        .await;
+    fabric
+        .wait_kernel("2001:db8:5::/128", &nodes(&[11, 12, 13], true), ROUTE)
+        .await;
+    for peer in ["tor-v4", "tor-v6"] {
+        wait_session(&client, peer, "ccm-a", |s| {
+            s.state == "Established" && s.bfd_state.as_deref() == Some("Up")
+        })
+        .await;
+    }
+    assert!(
+        fabric.established("ccm_a") && fabric.established("ccm_a_v6"),
+        "{}",
+        fabric.protocols()
+    );
+}
