@@ -85,8 +85,11 @@ impl StaleSweep {
         let ready: Vec<(IpAddr, u8, bool)> = (self.pending.iter())
             .filter_map(|(address, rounds)| {
                 let status = peer_status(listed.get(address)?, *address, None);
-                (status.session == SessionState::Established)
-                    .then(|| (*address, *rounds, !status.add_path_send.is_empty()))
+                (status.session == SessionState::Established).then_some((
+                    *address,
+                    *rounds,
+                    !status.add_path_send.is_empty(),
+                ))
             })
             .collect();
         for (address, rounds, add_path) in ready {
