@@ -270,8 +270,20 @@ async fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let mut fabric = Fabric::start(&[Session::to(2), Session::to(3)]).await;
-    let mut bird = BirdControl::connect(fabric.bird.socket()).await.unwrap();
+    let mut fabric = Fabric::start(
+        rig::router::RouterKind::Bird,
+        &[Session::to(2), Session::to(3)],
+    )
+    .await;
+    let mut bird = BirdControl::connect(
+        fabric
+            .router
+            .bird()
+            .expect("the benchmark's router is BIRD")
+            .socket(),
+    )
+    .await
+    .unwrap();
     let floor_time = floor(&fabric, &mut bird, bulk_paths(BULK_SERVICES)).await;
 
     let cluster = TestCluster::start()

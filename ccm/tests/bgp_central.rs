@@ -1,6 +1,7 @@
 //! BGP in central placement, end to end: the real controller binary against a real
 //! apiserver drives a real gobgpd (its sidecar, in a network namespace) that peers with a real
-//! BIRD; assertions are on BIRD's tables and the router's kernel routes.
+//! router, BIRD 2 and FRR 8.4 in turn; assertions are on the router's table and its kernel
+//! routes.
 
 #![allow(
     clippy::unwrap_used,
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use rig::router::RouterKind;
 use support::bgp::*;
 use support::nodes::set_ready;
 use support::*;
@@ -42,8 +44,17 @@ fn nodes(members: &[u8], v6: bool) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn routes_follow_services_with_ecmp_over_the_eligible_nodes() {
-    let fabric = Fabric::start(&[Session::to(2)]).await;
+async fn routes_follow_services_with_ecmp_over_the_eligible_nodes_with_bird() {
+    routes_follow_services_with_ecmp_over_the_eligible_nodes(RouterKind::Bird).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_follow_services_with_ecmp_over_the_eligible_nodes_with_frr() {
+    routes_follow_services_with_ecmp_over_the_eligible_nodes(RouterKind::Frr).await;
+}
+
+async fn routes_follow_services_with_ecmp_over_the_eligible_nodes(kind: RouterKind) {
+    let fabric = Fabric::start(kind, &[Session::to(2)]).await;
     let cluster = cluster(false).await;
     let client = cluster.client();
     three_nodes(&client).await;
@@ -110,8 +121,27 @@ async fn routes_follow_services_with_ecmp_over_the_eligible_nodes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn local_traffic_policy_follows_ready_endpoints_and_pool_attributes_reach_the_router() {
-    let fabric = Fabric::start(&[Session::to(2)]).await;
+async fn local_traffic_policy_follows_ready_endpoints_and_pool_attributes_reach_the_router_with_bird()
+ {
+    local_traffic_policy_follows_ready_endpoints_and_pool_attributes_reach_the_router(
+        RouterKind::Bird,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_traffic_policy_follows_ready_endpoints_and_pool_attributes_reach_the_router_with_frr()
+ {
+    local_traffic_policy_follows_ready_endpoints_and_pool_attributes_reach_the_router(
+        RouterKind::Frr,
+    )
+    .await;
+}
+
+async fn local_traffic_policy_follows_ready_endpoints_and_pool_attributes_reach_the_router(
+    kind: RouterKind,
+) {
+    let fabric = Fabric::start(kind, &[Session::to(2)]).await;
     let cluster = cluster(false).await;
     let client = cluster.client();
     three_nodes(&client).await;
@@ -162,26 +192,28 @@ async fn local_traffic_policy_follows_ready_endpoints_and_pool_attributes_reach_
         .wait_kernel("192.0.2.0/32", &nodes(&[11, 13], false), ROUTE)
         .await;
 
-    let route = fabric.routes("192.0.2.0/32").into_iter().next().unwrap();
-    let community = route
-        .attributes
-        .get("BGP.community")
-        .cloned()
-        .unwrap_or_default();
-    assert!(community.contains("(64512,100)"), "{route:?}");
-    let large = route
-        .attributes
-        .get("BGP.large_community")
-        .cloned()
-        .unwrap_or_default();
-    assert!(large.contains("(64512, 7, 9)"), "{route:?}");
+    let routes = fabric.routes("192.0.2.0/32");
+    assert_eq!(routes.len(), 2, "{routes:?}");
+    for route in &routes {
+        assert!(route.communities.contains("64512:100"), "{route:?}");
+        assert!(route.large_communities.contains("64512:7:9"), "{route:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_peers_show_in_their_status_and_leave_the_others_untouched() {
+async fn bad_peers_show_in_their_status_and_leave_the_others_untouched_with_bird() {
+    bad_peers_show_in_their_status_and_leave_the_others_untouched(RouterKind::Bird).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_peers_show_in_their_status_and_leave_the_others_untouched_with_frr() {
+    bad_peers_show_in_their_status_and_leave_the_others_untouched(RouterKind::Frr).await;
+}
+
+async fn bad_peers_show_in_their_status_and_leave_the_others_untouched(kind: RouterKind) {
     let mut good = Session::to(2);
     good.password = Some("s3cret".into());
-    let fabric = Fabric::start(&[good]).await;
+    let fabric = Fabric::start(kind, &[good]).await;
     let cluster = cluster(false).await;
     let client = cluster.client();
     three_nodes(&client).await;
@@ -287,4 +319,106 @@ async fn bad_peers_show_in_their_status_and_leave_the_others_untouched() {
             Duration::from_secs(60),
         )
         .await;
+}
+
+/// The router configuration example of `kind` in docs/bgp.md, as written (between
+/// `<!-- router-example: <kind> -->` and `<!-- /router-example -->`, without the fences).
+fn documented_router_config(kind: &str) -> String {
+    let path = rig::tools::repo_root().join("docs/bgp.md");
+    let doc = std::fs::read_to_string(&path).unwrap();
+    let start = format!("<!-- router-example: {kind} -->");
+    let (_, rest) = doc
+        .split_once(&start)
+        .unwrap_or_else(|| panic!("{start} in {}", path.display()));
+    let (block, _) = rest.split_once("<!-- /router-example -->").unwrap();
+    let block = block.trim();
+    let block = block.strip_prefix("```").unwrap().trim_start_matches('\n');
+    block.strip_suffix("```").unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bird_example_in_the_docs_works_as_written() {
+    the_router_example_in_the_docs_works_as_written(RouterKind::Bird).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_frr_example_in_the_docs_works_as_written() {
+    the_router_example_in_the_docs_works_as_written(RouterKind::Frr).await;
+}
+
+/// The documented router configuration with the documented BGPPeers (MD5, BFD, graceful
+/// restart, IPv4 and IPv6 sessions): ECMP over the nodes in both families, BFD up.
+async fn the_router_example_in_the_docs_works_as_written(kind: RouterKind) {
+    let sessions = [Session::to(2)];
+    // The documented sessions' names (BIRD's protocols), for the router queries.
+    let mut config = router_config(&sessions);
+    for (peer, name) in config.sessions.iter_mut().zip(["ccm_a", "ccm_a_v6"]) {
+        peer.name = name.to_owned();
+    }
+    let fabric = match kind {
+        RouterKind::Bird => {
+            let text = documented_router_config("bird");
+            Fabric::start_with(&sessions, |host| async move {
+                rig::router::Router::start_bird_with(&host, &text, config)
+                    .await
+                    .unwrap()
+            })
+            .await
+        }
+        RouterKind::Frr => {
+            let text = documented_router_config("frr");
+            Fabric::start_with(&sessions, |host| async move {
+                rig::router::Router::start_frr_with(&host, &text, true, config)
+                    .await
+                    .unwrap()
+            })
+            .await
+        }
+    };
+    let cluster = cluster(false).await;
+    let client = cluster.client();
+    three_nodes(&client).await;
+    bgp_pool(
+        &client,
+        "pool-a",
+        &["192.0.2.0/28", "2001:db8:5::/124"],
+        serde_json::json!({}),
+    )
+    .await;
+    let secret = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bgp"}, "stringData": {"password": "s3cret"},
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), "kube-system")
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    central_peers(
+        &client,
+        serde_json::json!({"passwordSecretRef": {"name": "bgp", "key": "password"}, "gracefulRestart": {}, "bfd": {}}),
+    )
+    .await;
+    let _ccm = start_replica(&cluster, &fabric, "ccm-a", 2);
+    Svc::lb("default", "web")
+        .families("RequireDualStack", &["IPv4", "IPv6"])
+        .create(&client)
+        .await;
+    wait_addresses(&client, "default", "web", 2).await;
+    fabric
+        .wait_kernel("192.0.2.0/32", &nodes(&[11, 12, 13], false), ROUTE)
+        .await;
+    fabric
+        .wait_kernel("2001:db8:5::/128", &nodes(&[11, 12, 13], true), ROUTE)
+        .await;
+    for peer in ["tor-v4", "tor-v6"] {
+        wait_session(&client, peer, "ccm-a", |s| {
+            s.state == "Established" && s.bfd_state.as_deref() == Some("Up")
+        })
+        .await;
+    }
+    assert!(
+        fabric.established("ccm_a") && fabric.established("ccm_a_v6"),
+        "{}",
+        fabric.protocols()
+    );
 }

@@ -1,6 +1,6 @@
 //! BGP in node-local placement, end to end: a real speaker process per node drives that
 //! node's own gobgpd (in the node's network namespace), each announcing itself as next hop to
-//! a real BIRD, which installs one ECMP route over the nodes.
+//! a real router (BIRD 2 and FRR 8.4 in turn), which installs one ECMP route over the nodes.
 
 #![allow(
     clippy::unwrap_used,
@@ -15,6 +15,7 @@ use std::time::Duration;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, PostParams};
 use rig::process::Process;
+use rig::router::RouterKind;
 use support::bgp::*;
 use support::*;
 
@@ -44,8 +45,17 @@ fn speaker(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_selected_node_announces_itself_and_the_router_balances_over_them() {
-    let fabric = Fabric::start(&[Session::to(11), Session::to(12), Session::to(13)]).await;
+async fn every_selected_node_announces_itself_and_the_router_balances_over_them_with_bird() {
+    every_selected_node_announces_itself_and_the_router_balances_over_them(RouterKind::Bird).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_selected_node_announces_itself_and_the_router_balances_over_them_with_frr() {
+    every_selected_node_announces_itself_and_the_router_balances_over_them(RouterKind::Frr).await;
+}
+
+async fn every_selected_node_announces_itself_and_the_router_balances_over_them(kind: RouterKind) {
+    let fabric = Fabric::start(kind, &[Session::to(11), Session::to(12), Session::to(13)]).await;
     let cluster = cluster(false).await;
     let client = cluster.client();
     for (name, n) in [("n1", 11), ("n2", 12), ("n3", 13)] {

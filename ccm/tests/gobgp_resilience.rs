@@ -89,7 +89,14 @@ async fn bfd_takes_the_routes_away_long_before_the_hold_timer_when_the_link_fail
     daemon.converge(&want).await.expect("converge");
     wait_kernel(&lab, 0, &prefix, &[ip("192.0.2.2")], &bird).await;
 
+    // BFD is configured once the session is Established (the next converge after it).
     let bfd_up = wait_for(SESSION_WAIT, || async {
+        Daemon::connect(&lab.gobgpd.endpoint())
+            .await
+            .ok()?
+            .converge(&want)
+            .await
+            .ok()?;
         let ours = daemon_bfd(&lab).await?;
         let theirs = bird.birdc(&["show", "bfd", "sessions"]).ok()?;
         (ours == BfdState::Up && theirs.contains("Up")).then_some(())

@@ -1,9 +1,11 @@
 # Debian packages the tests and the lab need. Sourced after common.sh.
 # shellcheck shell=bash
 
-# package:command-it-provides pairs; the command proves the package is usable.
+# package:command-it-provides pairs; the command proves the package is usable. A command
+# given as an absolute path (a daemon outside PATH) is checked as that file.
 DEBIAN_PACKAGES=(
   bird2:bird
+  frr:/usr/lib/frr/bgpd
   arping:arping
   ndisc6:ndisc6
   iproute2:ip
@@ -15,7 +17,11 @@ DEBIAN_PACKAGES=(
 ensure_packages() {
   local missing=() entry
   for entry in "${DEBIAN_PACKAGES[@]}"; do
-    command -v "${entry#*:}" >/dev/null 2>&1 || [ -x "/usr/sbin/${entry#*:}" ] || missing+=("${entry%%:*}")
+    local cmd="${entry#*:}"
+    case "$cmd" in
+      /*) [ -x "$cmd" ] || missing+=("${entry%%:*}") ;;
+      *) command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("${entry%%:*}") ;;
+    esac
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   command -v apt-get >/dev/null 2>&1 \
@@ -26,8 +32,12 @@ ensure_packages() {
   apt-get update -qq >/dev/null || die "apt-get update failed"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
     || die "apt-get install ${missing[*]} failed"
-  # BIRD's Debian package starts a system daemon; the tests run their own instances.
-  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet bird 2>/dev/null; then
-    systemctl disable --now bird >/dev/null 2>&1 || true
-  fi
+  # BIRD's and FRR's Debian packages start system daemons; the tests run their own
+  # instances (in their own network namespaces, with their own sockets).
+  local service
+  for service in bird frr; do
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled --quiet "$service" 2>/dev/null; then
+      systemctl disable --now "$service" >/dev/null 2>&1 || true
+    fi
+  done
 }

@@ -46,6 +46,7 @@ pub struct BirdRoute {
 #[derive(Debug)]
 pub struct Bird {
     process: Process,
+    host: Host,
     socket: PathBuf,
     dir: tempfile::TempDir,
 }
@@ -53,7 +54,6 @@ pub struct Bird {
 impl Bird {
     /// Starts BIRD in `host` with `config` (the whole bird.conf text); returns once it answers.
     pub async fn start(host: &Host, config: &str) -> Result<Self, BirdError> {
-        let bin = Tool::Bird.path()?;
         let dir = tempfile::Builder::new()
             .prefix("bmccm-bird-")
             .tempdir()
@@ -67,31 +67,43 @@ impl Bird {
             source,
         })?;
         let socket = dir.path().join("bird.ctl");
-        let mut cmd = host.command(bin);
-        cmd.arg("-f")
-            .arg("-c")
-            .arg(&conf)
-            .arg("-s")
-            .arg(&socket)
-            .arg("-P")
-            .arg(dir.path().join("bird.pid"));
-        let process = Process::spawn("bird", cmd, &dir.path().join("bird.log"))?;
+        let process = spawn(host, dir.path(), &socket)?;
         let bird = Self {
             process,
+            host: host.clone(),
             socket,
             dir,
         };
+        bird.wait_ready().await?;
+        Ok(bird)
+    }
+
+    async fn wait_ready(&self) -> Result<(), BirdError> {
         let ready = wait_for(Duration::from_secs(10), || async {
-            bird.birdc(&["show", "status"]).ok().map(drop)
+            self.birdc(&["show", "status"]).ok().map(drop)
         })
         .await;
         if ready.is_none() {
             return Err(BirdError::NotReady {
                 seconds: 10,
-                log: bird.process.log_tail(4000),
+                log: self.process.log_tail(4000),
             });
         }
-        Ok(bird)
+        Ok(())
+    }
+
+    /// Kills BIRD (SIGKILL) and starts it again with the same configuration, as a router
+    /// reboot would.
+    pub async fn restart(&mut self) -> Result<(), BirdError> {
+        self.process.kill();
+        if self.socket.exists() {
+            std::fs::remove_file(&self.socket).map_err(|source| BirdError::Io {
+                path: self.socket.clone(),
+                source,
+            })?;
+        }
+        self.process = spawn(&self.host, self.dir.path(), &self.socket)?;
+        self.wait_ready().await
     }
 
     /// Runs `birdc` with `args` against this BIRD and returns its output.
@@ -135,6 +147,18 @@ impl Bird {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+}
+
+fn spawn(host: &Host, dir: &Path, socket: &Path) -> Result<Process, BirdError> {
+    let mut cmd = host.command(Tool::Bird.path()?);
+    cmd.arg("-f")
+        .arg("-c")
+        .arg(dir.join("bird.conf"))
+        .arg("-s")
+        .arg(socket)
+        .arg("-P")
+        .arg(dir.join("bird.pid"));
+    Ok(Process::spawn("bird", cmd, &dir.join("bird.log"))?)
 }
 
 /// Parses `birdc show route all` output (BIRD 2.0 format).

@@ -6,6 +6,8 @@
 //! - [`gobgpd`]: a real gobgpd in a namespace, driven through `gobgp-api-proto`;
 //! - [`bird`]: a real BIRD 2 in a namespace, with its routes parsed; [`bird_control`]: its
 //!   control socket for fast polling;
+//! - [`frr`]: a real FRR (zebra, bgpd, bfdd) in a namespace, queried through `vtysh` JSON;
+//! - [`router`]: BIRD or FRR behind one configuration builder and one set of queries;
 //! - [`opennebula`]: a fake OpenNebula XML-RPC endpoint serving VMs the test controls;
 //! - [`https`]: the small HTTP(S) server under it and [`webhook`]: an admission webhook that
 //!   holds chosen users' requests (a slow webhook, a hanging call);
@@ -15,12 +17,14 @@
 pub mod bird;
 pub mod bird_control;
 pub mod cluster;
+pub mod frr;
 pub mod gobgpd;
 pub mod https;
 pub mod kubelet;
 pub mod netns;
 pub mod opennebula;
 pub mod process;
+pub mod router;
 pub mod tools;
 pub mod webhook;
 

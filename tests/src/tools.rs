@@ -34,6 +34,11 @@ pub enum Tool {
     Arping,
     Ndisc6,
     Ip,
+    /// FRR's daemons (Debian package `frr`, in `/usr/lib/frr`) and its shell.
+    FrrZebra,
+    FrrBgpd,
+    FrrBfdd,
+    Vtysh,
 }
 
 impl Tool {
@@ -48,6 +53,10 @@ impl Tool {
             Tool::Arping => "BAREMETAL_CCM_ARPING",
             Tool::Ndisc6 => "BAREMETAL_CCM_NDISC6",
             Tool::Ip => "BAREMETAL_CCM_IP",
+            Tool::FrrZebra => "BAREMETAL_CCM_FRR_ZEBRA",
+            Tool::FrrBgpd => "BAREMETAL_CCM_FRR_BGPD",
+            Tool::FrrBfdd => "BAREMETAL_CCM_FRR_BFDD",
+            Tool::Vtysh => "BAREMETAL_CCM_VTYSH",
         }
     }
 
@@ -62,6 +71,10 @@ impl Tool {
             Tool::Arping => "arping",
             Tool::Ndisc6 => "ndisc6",
             Tool::Ip => "ip",
+            Tool::FrrZebra => "zebra",
+            Tool::FrrBgpd => "bgpd",
+            Tool::FrrBfdd => "bfdd",
+            Tool::Vtysh => "vtysh",
         }
     }
 
@@ -88,6 +101,9 @@ impl Tool {
                         .join(format!("gobgp-{}", version("GOBGP_VERSION")?))
                         .join(self.file_name()),
                 ]
+            }
+            Tool::FrrZebra | Tool::FrrBgpd | Tool::FrrBfdd => {
+                vec![Path::new("/usr/lib/frr").join(self.file_name())]
             }
             _ => ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
                 .iter()

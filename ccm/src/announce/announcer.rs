@@ -26,6 +26,12 @@ pub trait Sidecar: Send {
         desired: &DesiredDaemon,
     ) -> impl Future<Output = Result<bool, SidecarError>> + Send;
 
+    /// Whether converging the same desired state again would change nothing (a daemon whose
+    /// configuration depends on its sessions' states says no after they changed).
+    fn settled(&self) -> bool {
+        true
+    }
+
     /// Whether the daemon restarted since this handle connected (gobgpd keeps nothing across
     /// a restart): the announcer then connects a new handle and converges in full.
     fn restarted(&mut self) -> impl Future<Output = Result<bool, SidecarError>> + Send;
@@ -104,7 +110,7 @@ impl<C: Connect> Announcer<C> {
                 self.sidecar.insert(self.connect.connect().await?)
             }
         };
-        if self.applied.as_ref() == Some(desired) {
+        if self.applied.as_ref() == Some(desired) && sidecar.settled() {
             return Ok(Step::Unchanged);
         }
         let changed = sidecar.converge(desired).await?;
@@ -213,6 +219,7 @@ mod tests {
                 hold_time: std::time::Duration::from_secs(90),
                 keepalive: std::time::Duration::from_secs(30),
                 connect_retry: std::time::Duration::from_secs(5),
+                idle_hold_after_reset: std::time::Duration::from_secs(5),
                 graceful_restart: None,
                 bfd: None,
                 families: Default::default(),

@@ -95,6 +95,9 @@ pub struct DesiredPeer {
     pub hold_time: Duration,
     pub keepalive: Duration,
     pub connect_retry: Duration,
+    /// How long the session stays idle after a reset (a BFD failure): gobgpd's
+    /// `idle-hold-time-after-reset`.
+    pub idle_hold_after_reset: Duration,
     /// Graceful restart with this restart time; `None` is off.
     pub graceful_restart: Option<Duration>,
     pub bfd: Option<BfdSettings>,

@@ -14,6 +14,11 @@ use super::desired::{Afi, BfdSettings, DesiredPeer, LargeCommunity};
 use crate::crd::bgppeer::{BGPPeer, Family, Placement, SecretKeyRef};
 use crate::crd::ippool::{AnnounceMode, IPPool};
 use crate::selector::Selector;
+
+/// `BGPPeer.spec.idleHoldAfterResetSeconds` when absent: long enough to damp a flapping
+/// session, short enough that a router restart or a BFD failure costs seconds, not gobgpd's
+/// 30.
+pub const DEFAULT_IDLE_HOLD_AFTER_RESET_SECONDS: u32 = 5;
 use crate::service_lb::status::{ALLOCATED_FROM, FINALIZER};
 
 pub const EXCLUDE_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
@@ -287,6 +292,10 @@ pub fn peer_input(peer: &BGPPeer) -> Result<PeerInput, String> {
         hold_time: Duration::from_secs(u64::from(hold)),
         keepalive: Duration::from_secs(u64::from(keepalive)),
         connect_retry: Duration::from_secs(u64::from(spec.connect_retry_seconds.unwrap_or(5))),
+        idle_hold_after_reset: Duration::from_secs(u64::from(
+            spec.idle_hold_after_reset_seconds
+                .unwrap_or(DEFAULT_IDLE_HOLD_AFTER_RESET_SECONDS),
+        )),
         graceful_restart: (spec.graceful_restart.as_ref())
             .map(|gr| Duration::from_secs(u64::from(gr.restart_time_seconds.unwrap_or(120)))),
         bfd: spec.bfd.as_ref().map(|bfd| BfdSettings {

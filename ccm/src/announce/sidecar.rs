@@ -56,6 +56,10 @@ impl Sidecar for GobgpSidecar {
         Ok(report.changed())
     }
 
+    fn settled(&self) -> bool {
+        self.daemon.settled()
+    }
+
     async fn restarted(&mut self) -> Result<bool, SidecarError> {
         match (&mut self.restarted).now_or_never() {
             Some(cause) => {

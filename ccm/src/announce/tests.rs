@@ -134,6 +134,7 @@ fn peer(name: &str, address: &str, placement: Placement) -> BGPPeer {
             hold_time_seconds: None,
             keepalive_seconds: None,
             connect_retry_seconds: None,
+            idle_hold_after_reset_seconds: None,
             graceful_restart: None,
             bfd: None,
             families: Vec::new(),

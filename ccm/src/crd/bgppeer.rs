@@ -67,6 +67,13 @@ pub struct BGPPeerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 3600))]
     pub connect_retry_seconds: Option<u32>,
+    /// Seconds the session stays idle after it was reset (BFD reported the router down, or
+    /// the router sent a NOTIFICATION) before connecting again (5 when absent; gobgpd's own
+    /// default of 30 keeps the routes away for half a minute after every BFD failure or
+    /// router restart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub idle_hold_after_reset_seconds: Option<u32>,
     /// Graceful restart (RFC 4724): the router keeps our routes while our daemon restarts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub graceful_restart: Option<GracefulRestart>,

@@ -200,6 +200,7 @@ pub fn peer(address: IpAddr, peer_asn: u32, source: &str) -> DesiredPeer {
         hold_time: Duration::from_secs(9),
         keepalive: Duration::from_secs(3),
         connect_retry: Duration::from_secs(1),
+        idle_hold_after_reset: Duration::from_secs(1),
         graceful_restart: None,
         bfd: None,
         families: BTreeSet::from([Afi::of(&address)]),

@@ -1,4 +1,4 @@
-//! A BGP fabric for end-to-end tests: one layer-2 segment with a BIRD router, hosts running
+//! A BGP fabric for end-to-end tests: one layer-2 segment with a router (BIRD or FRR), hosts running
 //! gobgpd (the controller replicas' or the nodes' sidecars), and the cluster objects that
 //! describe them (Nodes on the segment, BGP pools, BGPPeers).
 
@@ -10,11 +10,11 @@ use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{Node, NodeAddress};
 use kube::Client;
 use kube::api::{Api, PostParams};
-use rig::bird::{Bird, BirdRoute};
 use rig::gobgpd::Gobgpd;
 use rig::kubelet::KubeletNode;
 use rig::netns::{Host, Lab, Segment};
 use rig::process::wait_for;
+use rig::router::{PeerSession, Router, RouterConfig, RouterKind, RouterPath};
 
 pub const ROUTER_ASN: u32 = 64500;
 pub const CLUSTER_ASN: u32 = 64512;
@@ -36,7 +36,8 @@ fn net(address: &str, len: u8) -> IpNet {
         .expect("fixture addresses are valid")
 }
 
-/// BIRD's side of a session with one speaker at `speaker` (member number).
+/// The router's side of the sessions with one speaker at member `member`: an IPv4 session
+/// `s<member>v4` and an IPv6 session `s<member>v6`.
 #[derive(Debug, Clone)]
 pub struct Session {
     pub member: u8,
@@ -58,51 +59,87 @@ impl Session {
     }
 }
 
-/// BIRD configured for ECMP from ADD-PATH sessions: merge paths into the kernel table, accept
-/// several paths per prefix, learn everything, send nothing.
-pub fn bird_config(sessions: &[Session]) -> String {
-    let mut config = format!(
-        "router id {ROUTER_V4};\nprotocol device {{ }}\nprotocol bfd {{ }}\n\
-protocol kernel k4 {{ ipv4 {{ export where source = RTS_BGP; }}; merge paths on; }}\n\
-protocol kernel k6 {{ ipv6 {{ export where source = RTS_BGP; }}; merge paths on; }}\n"
-    );
+/// The router's configuration for `sessions` (either kind: [`RouterConfig::bird`],
+/// [`RouterConfig::frr`]).
+pub fn router_config(sessions: &[Session]) -> RouterConfig {
+    let mut peers = Vec::new();
     for s in sessions {
-        let mut extra = String::new();
-        if let Some(password) = &s.password {
-            extra.push_str(&format!("  password \"{password}\";\n"));
+        for (name, local, neighbor) in [
+            (
+                format!("s{}v4", s.member),
+                ROUTER_V4.to_owned(),
+                v4(s.member),
+            ),
+            (
+                format!("s{}v6", s.member),
+                ROUTER_V6.to_owned(),
+                v6(s.member),
+            ),
+        ] {
+            let mut peer = PeerSession::new(
+                &name,
+                local.parse().expect("fixture address"),
+                ROUTER_ASN,
+                neighbor.parse().expect("fixture address"),
+                CLUSTER_ASN,
+            );
+            peer.password = s.password.clone();
+            peer.bfd = s.bfd;
+            peer.graceful_restart = s.graceful_restart;
+            peer.hold = s.hold;
+            peers.push(peer);
         }
-        if s.bfd {
-            extra.push_str("  bfd on;\n");
-        }
-        if s.graceful_restart {
-            extra.push_str("  graceful restart on;\n");
-        }
-        if let Some(hold) = s.hold {
-            extra.push_str(&format!("  hold time {hold};\n"));
-        }
-        let (m4, m6) = (v4(s.member), v6(s.member));
-        config.push_str(&format!(
-            "protocol bgp s{m}v4 {{\n  local {ROUTER_V4} as {ROUTER_ASN};\n  neighbor {m4} as {CLUSTER_ASN};\n{extra}  ipv4 {{ import all; export none; add paths rx; }};\n}}\n\
-protocol bgp s{m}v6 {{\n  local {ROUTER_V6} as {ROUTER_ASN};\n  neighbor {m6} as {CLUSTER_ASN};\n{extra}  ipv4 {{ import none; export none; }};\n  ipv6 {{ import all; export none; add paths rx; }};\n}}\n",
-            m = s.member
-        ));
     }
-    config
+    RouterConfig {
+        router_id: ROUTER_V4.parse().expect("fixture address"),
+        sessions: peers,
+    }
 }
 
 /// The segment, the router and the speaker hosts.
 pub struct Fabric {
     pub lab: Lab,
     pub segment: Segment,
-    pub router: Host,
-    pub bird: Bird,
+    pub router_host: Host,
+    pub router: Router,
     /// Hosts by member number, each with its gobgpd.
     pub speakers: Vec<(u8, Host, Gobgpd)>,
 }
 
 impl Fabric {
-    /// BIRD on the router and a gobgpd on a host for each session's member.
-    pub async fn start(sessions: &[Session]) -> Fabric {
+    /// A router of `kind` and a gobgpd on a host for each session's member.
+    pub async fn start(kind: RouterKind, sessions: &[Session]) -> Fabric {
+        let (lab, segment, router_host, speakers) = Self::hosts(sessions).await;
+        let router = Router::start(kind, &router_host, router_config(sessions))
+            .await
+            .unwrap_or_else(|e| panic!("{kind} starts: {e}"));
+        Fabric {
+            lab,
+            segment,
+            router_host,
+            router,
+            speakers,
+        }
+    }
+
+    /// The fabric with a router started by `start` (a configuration written by hand).
+    pub async fn start_with<F, Fut>(sessions: &[Session], start: F) -> Fabric
+    where
+        F: FnOnce(Host) -> Fut,
+        Fut: std::future::Future<Output = Router>,
+    {
+        let (lab, segment, router_host, speakers) = Self::hosts(sessions).await;
+        let router = start(router_host.clone()).await;
+        Fabric {
+            lab,
+            segment,
+            router_host,
+            router,
+            speakers,
+        }
+    }
+
+    async fn hosts(sessions: &[Session]) -> (Lab, Segment, Host, Vec<(u8, Host, Gobgpd)>) {
         let mut lab = Lab::new().expect("a lab");
         let segment = lab.segment("fab").expect("a segment");
         let router = lab.host("rtr").expect("the router host");
@@ -126,16 +163,7 @@ impl Fabric {
             let gobgpd = Gobgpd::start(&host).await.expect("gobgpd starts");
             speakers.push((s.member, host, gobgpd));
         }
-        let bird = Bird::start(&router, &bird_config(sessions))
-            .await
-            .expect("BIRD starts");
-        Fabric {
-            lab,
-            segment,
-            router,
-            bird,
-            speakers,
-        }
+        (lab, segment, router, speakers)
     }
 
     pub fn gobgpd(&self, member: u8) -> &Gobgpd {
@@ -166,35 +194,37 @@ impl Fabric {
         self.gobgpd_mut(member).kill();
     }
 
-    /// How many routes BIRD's session `protocol` imported.
-    pub fn imported(&self, protocol: &str) -> Option<u64> {
-        let info = self
-            .bird
-            .birdc(&["show", "protocols", "all", protocol])
-            .ok()?;
-        (info.lines())
-            .find_map(|l| l.trim().strip_prefix("Routes:"))
-            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+    fn neighbor(&self, session: &str) -> IpAddr {
+        (self.router.config().sessions.iter())
+            .find(|s| s.name == session)
+            .map(|s| s.neighbor)
+            .unwrap_or_else(|| panic!("no session {session} in the fabric"))
+    }
+
+    /// How many routes the router accepted over `session` (e.g. `s2v4`).
+    pub fn imported(&self, session: &str) -> Option<u64> {
+        self.router.imported(self.neighbor(session))
     }
 
     pub fn endpoint(&self, member: u8) -> String {
         format!("unix://{}", self.gobgpd(member).socket().display())
     }
 
-    /// BIRD's routes for `prefix` (all protocols).
-    pub fn routes(&self, prefix: &str) -> Vec<BirdRoute> {
+    /// The router's paths for `prefix` (all sessions).
+    pub fn routes(&self, prefix: &str) -> Vec<RouterPath> {
         let prefix: IpNet = prefix.parse().expect("a prefix");
-        (self.bird.routes().expect("birdc answers").into_iter())
-            .filter(|r| r.prefix == prefix)
-            .collect()
+        self.router.paths(&prefix).expect("the router answers")
     }
 
     /// The next hops of `prefix` in the router's kernel table.
     pub fn kernel_next_hops(&self, prefix: &str) -> BTreeSet<IpAddr> {
         let prefix: IpNet = prefix.parse().expect("a prefix");
-        (self.router.kernel_next_hops(&prefix).unwrap_or_default())
-            .into_iter()
-            .collect()
+        (self
+            .router_host
+            .kernel_next_hops(&prefix)
+            .unwrap_or_default())
+        .into_iter()
+        .collect()
     }
 
     /// Waits until the kernel's next hops for `prefix` are exactly `expected`.
@@ -209,23 +239,22 @@ impl Fabric {
         .await;
         assert!(
             found.is_some(),
-            "{prefix}: expected next hops {expected:?}, kernel has {:?}; BIRD: {:?}",
+            "{prefix} at {}: expected next hops {expected:?}, kernel has {:?}; router: {:?}\n{}",
+            self.router.kind(),
             self.kernel_next_hops(prefix),
-            self.routes(prefix)
+            self.routes(prefix),
+            self.protocols()
         );
     }
 
-    /// `birdc show protocols` as text.
+    /// The router's sessions as text (for failure messages).
     pub fn protocols(&self) -> String {
-        self.bird
-            .birdc(&["show", "protocols"])
-            .expect("birdc answers")
+        self.router.describe()
     }
 
-    /// Whether BIRD's session `name` is Established.
+    /// Whether the router's session `name` (e.g. `s2v4`) is Established.
     pub fn established(&self, name: &str) -> bool {
-        (self.protocols().lines())
-            .any(|l| l.split_whitespace().next() == Some(name) && l.contains("Established"))
+        self.router.established(self.neighbor(name))
     }
 }
 

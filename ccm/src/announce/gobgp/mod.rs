@@ -12,6 +12,7 @@ mod convert;
 mod peer;
 mod plan;
 mod policy;
+mod sessions;
 mod state;
 mod status;
 mod watch;
@@ -143,6 +144,10 @@ pub struct Daemon {
     /// was last read back in full. `None` after an error or when never converged.
     known_paths: Option<(BTreeMap<PathKey, IpAddr>, Instant)>,
     resync: Duration,
+    /// End-of-RIBs owed to graceful-restart peers after this handle started BGP.
+    sweep: sessions::StaleSweep,
+    /// The session transitions the last converge had seen (see [`Daemon::settled`]).
+    transitions_seen: u64,
 }
 
 impl Drop for Daemon {
@@ -193,6 +198,8 @@ impl Daemon {
             watch_task,
             known_paths: None,
             resync: options.path_resync,
+            sweep: sessions::StaleSweep::default(),
+            transitions_seen: 0,
         })
     }
 
@@ -213,6 +220,7 @@ impl Daemon {
         &mut self,
         desired: &DesiredDaemon,
     ) -> Result<ConvergeReport, GobgpError> {
+        self.transitions_seen = self.shared.sessions().transitions();
         let trusted =
             (self.known_paths.take()).filter(|(_, read_at)| read_at.elapsed() < self.resync);
         let read_at = trusted.as_ref().map_or_else(Instant::now, |(_, at)| *at);
@@ -221,13 +229,25 @@ impl Daemon {
         if snapshot.actual.global.is_some() {
             self.shared.started.store(true, Ordering::Release);
         }
+        // BFD only on Established sessions (see `sessions`).
+        let desired = sessions::bfd_while_established(desired, &snapshot.listed_peers);
+        let desired = desired.as_ref();
         let ops = plan::plan(&snapshot.actual, desired)?;
         tracing::debug!(
             operations = ops.len(),
             read_back = trusted.is_none(),
             "converge planned"
         );
-        let report = apply::apply(&mut self.client, ops, &snapshot.listed_peers).await?;
+        if snapshot.actual.global.is_none() {
+            // A fresh daemon: the routers may hold its predecessor's paths as stale.
+            self.sweep.arm(desired);
+        }
+        let mut report = apply::apply(&mut self.client, ops, &snapshot.listed_peers).await?;
+        let sweeps = (self.sweep)
+            .run(&mut self.client, desired, &snapshot.listed_peers)
+            .await?;
+        report.soft_resets += sweeps;
+        report.writes += sweeps;
         // Applied in full: the daemon's local paths are now exactly the desired ones (as
         // the planner keys them; planning succeeded, so this cannot fail).
         let paths = plan::desired_paths(desired)?;
@@ -239,6 +259,14 @@ impl Daemon {
             tracing::debug!(?report, "daemon converged");
         }
         Ok(report)
+    }
+
+    /// Whether the last converge is still all there is to do for the same desired state.
+    /// What converge configures also depends on session states (BFD only while
+    /// Established, the stale-path sweep once Established), so after a session came up or
+    /// went down, or while a sweep is owed, the same desired state must be converged again.
+    pub fn settled(&self) -> bool {
+        self.sweep.is_empty() && self.shared.sessions().transitions() == self.transitions_seen
     }
 
     /// The state of every session the daemon has.

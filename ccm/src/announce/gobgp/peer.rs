@@ -28,6 +28,8 @@ use super::convert::{BGP_PORT, ConvertError, family, parse_addr, unicast_afi};
 use crate::announce::desired::{Afi, DesiredPeer, Password};
 
 const DEFAULT_CONNECT_RETRY: u64 = 120;
+/// gobgpd's `idle-hold-time-after-reset` when 0 is configured.
+const DEFAULT_IDLE_HOLD_AFTER_RESET: u64 = 30;
 const DEFAULT_HOLD_TIME: u64 = 90;
 const DEFAULT_MULTIHOP_TTL: u8 = 255;
 /// The Restart Time field of the graceful-restart capability has 12 bits (RFC 4724).
@@ -60,6 +62,7 @@ pub(crate) struct Timers {
     pub connect_retry: u64,
     pub hold_time: u64,
     pub keepalive: u64,
+    pub idle_hold_after_reset: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +120,10 @@ impl PeerSpec {
             hold_time,
             keepalive: match seconds_up(peer.keepalive) {
                 0 => hold_time / 3,
+                secs => secs,
+            },
+            idle_hold_after_reset: match seconds_up(peer.idle_hold_after_reset) {
+                0 => DEFAULT_IDLE_HOLD_AFTER_RESET,
                 secs => secs,
             },
         };
@@ -212,6 +219,7 @@ impl PeerSpec {
                 connect_retry: timers.connect_retry,
                 hold_time: timers.hold_time,
                 keepalive: timers.keepalive_interval,
+                idle_hold_after_reset: timers.idle_hold_time_after_reset,
             },
             graceful_restart: gr.enabled.then_some(GracefulRestartSpec {
                 restart_time: gr.restart_time,
@@ -320,6 +328,7 @@ fn write_owned(peer: &mut api::Peer, address: IpAddr, spec: &PeerSpec, restartin
     config.connect_retry = spec.timers.connect_retry;
     config.hold_time = spec.timers.hold_time;
     config.keepalive_interval = spec.timers.keepalive;
+    config.idle_hold_time_after_reset = spec.timers.idle_hold_after_reset;
 
     peer.ebgp_multihop = Some(api::EbgpMultihop {
         enabled: spec.multihop_ttl.is_some(),
@@ -384,6 +393,7 @@ mod tests {
             hold_time: Duration::from_secs(9),
             keepalive: Duration::ZERO,
             connect_retry: Duration::from_millis(1500),
+            idle_hold_after_reset: Duration::from_secs(3),
             graceful_restart: Some(Duration::from_secs(60)),
             bfd: Some(BfdSettings {
                 min_rx: Duration::from_millis(100),

@@ -39,9 +39,15 @@ struct PeerRecord {
 pub(crate) struct Sessions {
     states: BTreeMap<IpAddr, PeerRecord>,
     last_down: BTreeMap<IpAddr, LastDown>,
+    /// Sessions entering or leaving Established so far (what a converge depends on).
+    transitions: u64,
 }
 
 impl Sessions {
+    pub(crate) fn transitions(&self) -> u64 {
+        self.transitions
+    }
+
     pub(crate) fn last_down(&self, address: &IpAddr) -> Option<LastDown> {
         self.last_down.get(address).cloned()
     }
@@ -57,6 +63,10 @@ impl Sessions {
             .states
             .insert(address, PeerRecord { state: now })
             .map(|r| r.state);
+        let was_up = before == Some(SessionState::Established);
+        if was_up != (now == SessionState::Established) {
+            self.transitions += 1;
+        }
         if before == Some(SessionState::Established) && now != SessionState::Established {
             let (reason, message) = disconnect(state);
             tracing::info!(peer = %address, state = ?now, reason, "BGP session went down");
