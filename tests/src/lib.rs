@@ -9,6 +9,7 @@
 //! - [`frr`]: a real FRR (zebra, bgpd, bfdd) in a namespace, queried through `vtysh` JSON;
 //! - [`router`]: BIRD or FRR behind one configuration builder and one set of queries;
 //! - [`opennebula`]: a fake OpenNebula XML-RPC endpoint serving VMs the test controls;
+//! - [`proxy`]: a TCP proxy that can stall its connections (no RST, no FIN) and sever them;
 //! - [`https`]: the small HTTP(S) server under it and [`webhook`]: an admission webhook that
 //!   holds chosen users' requests (a slow webhook, a hanging call);
 //! - [`kubelet`]: Nodes as kubelets in external cloud-provider mode register them;
@@ -24,6 +25,7 @@ pub mod kubelet;
 pub mod netns;
 pub mod opennebula;
 pub mod process;
+pub mod proxy;
 pub mod router;
 pub mod tools;
 pub mod webhook;

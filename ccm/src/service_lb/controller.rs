@@ -593,6 +593,31 @@ async fn release(
     ctx: &Context,
     deleting: bool,
 ) -> Result<Action, ReconcileError> {
+    ctx.contests().settled(&ServiceKey::new(
+        &service.namespace().unwrap_or_default(),
+        &service.name_any(),
+    ));
+    let patches = status::plan_release(service);
+    if !patches.is_empty() {
+        if deleting {
+            ctx.events
+                .normal(service, events::DELETING, "Deleting load balancer".into());
+        }
+        ctx.apply_all(service, &patches).await?;
+        let reason = if deleting {
+            events::DELETED
+        } else {
+            events::UPDATED
+        };
+        ctx.events.normal(
+            service,
+            reason,
+            "Released the load-balancer addresses".into(),
+        );
+        tracing::info!(deleting, "released load-balancer addresses");
+    }
+    // Freed only once the Service no longer shows them: another Service never holds an
+    // address while this one's status still carries it.
     let (freed, pending) = {
         let mut decider = ctx.lock();
         let freed = decider.release(service);
@@ -609,30 +634,6 @@ async fn release(
         ctx.pools_dirty.notify_one();
         ctx.wake(pending);
     }
-    ctx.contests().settled(&ServiceKey::new(
-        &service.namespace().unwrap_or_default(),
-        &service.name_any(),
-    ));
-    let patches = status::plan_release(service);
-    if patches.is_empty() {
-        return Ok(Action::await_change());
-    }
-    if deleting {
-        ctx.events
-            .normal(service, events::DELETING, "Deleting load balancer".into());
-    }
-    ctx.apply_all(service, &patches).await?;
-    let reason = if deleting {
-        events::DELETED
-    } else {
-        events::UPDATED
-    };
-    ctx.events.normal(
-        service,
-        reason,
-        "Released the load-balancer addresses".into(),
-    );
-    tracing::info!(deleting, "released load-balancer addresses");
     Ok(Action::await_change())
 }
 
