@@ -259,6 +259,12 @@ async fn bad_requests_stay_pending_with_a_warning_and_a_condition() {
             "MalformedAnnotation",
         ),
         (
+            // 200 KB of garbage: quoted as a short excerpt, never copied whole.
+            "huge",
+            Svc::lb("default", "huge").annotate("baremetal-ccm.io/ips", &"9".repeat(200_000)),
+            "MalformedAnnotation",
+        ),
+        (
             "v6-only",
             Svc::lb("default", "v6-only").families("RequireDualStack", &["IPv4", "IPv6"]),
             "ImpossibleFamilyRequest",
@@ -271,6 +277,11 @@ async fn bad_requests_stay_pending_with_a_warning_and_a_condition() {
     for (name, _, reason) in cases {
         let (got, message) = wait_condition(&client, "default", name, ALLOCATED, "False").await;
         assert_eq!(got, reason, "{name}: {message}");
+        assert!(
+            message.len() <= 1024,
+            "{name}: a {}-byte message",
+            message.len()
+        );
         let warning = wait_event(&client, "default", name, "SyncLoadBalancerFailed").await;
         assert!(!warning.is_empty());
         let svc = Api::<Service>::namespaced(client.clone(), "default")
