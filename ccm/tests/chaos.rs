@@ -299,15 +299,7 @@ async fn a_leader_whose_connection_stalls_hands_over_without_duplicating_or_renu
         .parse()
         .unwrap();
     let proxy = StallingProxy::start(target).await.unwrap();
-    let mut kubeconfigs = Vec::new();
-    for name in ["ccm-a", "ccm-b"] {
-        let (kubeconfig, _) = cluster
-            .service_account_client("kube-system", name)
-            .await
-            .unwrap();
-        make_cluster_admin(&client, "kube-system", name).await;
-        kubeconfigs.push(kubeconfig);
-    }
+    let kubeconfigs = admin_accounts(&cluster, &["ccm-a", "ccm-b"]).await;
     let proxied = through_proxy(&cluster, &kubeconfigs[0], &proxy);
     let mut a: Process = start_controller(&proxied, "ccm-a", &[]);
     let led = wait_for(WAIT, || async {
@@ -345,13 +337,8 @@ async fn a_leader_whose_connection_stalls_hands_over_without_duplicating_or_renu
         churn_step(&client, &mut rng, &mut live, step(&mut n)).await;
         tokio::time::sleep(Duration::from_millis(20 + rng.below(60))).await;
     }
-    let exited = wait_for(Duration::from_secs(5), || {
-        let running = a.is_running();
-        async move { (!running).then_some(()) }
-    })
-    .await;
     assert!(
-        exited.is_some(),
+        wait_exit(&mut a, Duration::from_secs(5)).await,
         "A exited after losing certainty: {}",
         a.log_tail(2000)
     );

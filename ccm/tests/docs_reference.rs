@@ -18,16 +18,17 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Every Markdown file under `docs/`, plus the README, as (path, text).
-fn docs() -> Vec<(String, String)> {
-    let mut files = vec![repo().join("README.md")];
-    let mut pending = vec![repo().join("docs")];
+/// Every text file under `dirs` (below the repository) whose name passes `keep`, sorted,
+/// as (path, text); files that are not UTF-8 are left out.
+fn files_under(dirs: &[&str], keep: impl Fn(&Path) -> bool) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    let mut pending: Vec<PathBuf> = dirs.iter().map(|d| repo().join(d)).collect();
     while let Some(dir) = pending.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 pending.push(path);
-            } else if path.extension().is_some_and(|e| e == "md") {
+            } else if keep(&path) {
                 files.push(path);
             }
         }
@@ -35,11 +36,24 @@ fn docs() -> Vec<(String, String)> {
     files.sort();
     files
         .into_iter()
-        .map(|p| {
-            let text = std::fs::read_to_string(&p).unwrap();
-            (p.display().to_string(), text)
+        .filter_map(|p| {
+            let text = std::fs::read_to_string(&p).ok()?;
+            Some((p.display().to_string(), text))
         })
         .collect()
+}
+
+/// Every Markdown file under `docs/`, plus the README, as (path, text).
+fn docs() -> Vec<(String, String)> {
+    let readme = repo().join("README.md");
+    let mut files = vec![(
+        readme.display().to_string(),
+        std::fs::read_to_string(&readme).unwrap(),
+    )];
+    files.extend(files_under(&["docs"], |p| {
+        p.extension().is_some_and(|e| e == "md")
+    }));
+    files
 }
 
 fn doc(name: &str) -> String {
@@ -408,24 +422,13 @@ fn every_flag_and_variable_the_docs_name_exists() {
 
 /// The variables the test rig and `hack/` read (`BAREMETAL_CCM_*` string literals there).
 fn rig_variables() -> BTreeSet<String> {
-    let mut found = BTreeSet::new();
-    let mut pending = vec![repo().join("tests/src"), repo().join("hack")];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-                continue;
-            }
-            let Ok(text) = std::fs::read_to_string(&path) else {
-                continue;
-            };
-            found.extend(tokens(&text, "BAREMETAL_CCM_", |c| {
+    (files_under(&["tests/src", "hack"], |_| true).iter())
+        .flat_map(|(_, text)| {
+            tokens(text, "BAREMETAL_CCM_", |c| {
                 c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'
-            }));
-        }
-    }
-    found
+            })
+        })
+        .collect()
 }
 
 #[test]
@@ -458,40 +461,31 @@ fn family(name: &str) -> &str {
 /// the ones not yet set.
 fn registered_metrics() -> BTreeSet<String> {
     let mut names = BTreeSet::new();
-    let mut pending = vec![repo().join("ccm/src")];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-                continue;
-            }
-            let text = std::fs::read_to_string(&path).unwrap();
-            let mut prefixes: BTreeMap<String, String> = BTreeMap::new();
-            let compact: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-            for (at, _) in compact.match_indices(".sub_registry_with_prefix(\"") {
-                let variable = compact[..at]
-                    .rsplit("let ")
-                    .next()
-                    .and_then(|l| l.split(" =").next())
-                    .unwrap();
-                let rest = &compact[at + ".sub_registry_with_prefix(\"".len()..];
-                let prefix = &rest[..rest.find('"').unwrap()];
-                prefixes.insert(variable.trim().to_owned(), prefix.to_owned());
-            }
-            for (at, _) in compact.match_indices(".register( \"") {
-                let variable = compact[..at]
-                    .rsplit(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                    .next()
-                    .unwrap();
-                let rest = &compact[at + ".register( \"".len()..];
-                let name = &rest[..rest.find('"').unwrap()];
-                let full = match prefixes.get(variable) {
-                    Some(prefix) => format!("baremetal_ccm_{prefix}_{name}"),
-                    None => format!("baremetal_ccm_{name}"),
-                };
-                names.insert(full);
-            }
+    for (_, text) in files_under(&["ccm/src"], |p| p.extension().is_some_and(|e| e == "rs")) {
+        let mut prefixes: BTreeMap<String, String> = BTreeMap::new();
+        let compact: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        for (at, _) in compact.match_indices(".sub_registry_with_prefix(\"") {
+            let variable = compact[..at]
+                .rsplit("let ")
+                .next()
+                .and_then(|l| l.split(" =").next())
+                .unwrap();
+            let rest = &compact[at + ".sub_registry_with_prefix(\"".len()..];
+            let prefix = &rest[..rest.find('"').unwrap()];
+            prefixes.insert(variable.trim().to_owned(), prefix.to_owned());
+        }
+        for (at, _) in compact.match_indices(".register( \"") {
+            let variable = compact[..at]
+                .rsplit(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .next()
+                .unwrap();
+            let rest = &compact[at + ".register( \"".len()..];
+            let name = &rest[..rest.find('"').unwrap()];
+            let full = match prefixes.get(variable) {
+                Some(prefix) => format!("baremetal_ccm_{prefix}_{name}"),
+                None => format!("baremetal_ccm_{name}"),
+            };
+            names.insert(full);
         }
     }
     names

@@ -65,15 +65,7 @@ fn record_addresses(client: kube::Client) -> Arc<Mutex<BTreeMap<String, BTreeSet
 async fn a_replica_whose_renewals_hang_stops_writing_before_another_takes_the_lease() {
     let cluster = cluster(true).await;
     let client = cluster.client();
-    let mut kubeconfigs = Vec::new();
-    for name in ["ccm-a", "ccm-b"] {
-        let (kubeconfig, _) = cluster
-            .service_account_client("kube-system", name)
-            .await
-            .unwrap();
-        make_cluster_admin(&client, "kube-system", name).await;
-        kubeconfigs.push(kubeconfig);
-    }
+    let kubeconfigs = admin_accounts(&cluster, &["ccm-a", "ccm-b"]).await;
     let webhook = HoldingWebhook::register(
         client.clone(),
         "hold-leases",

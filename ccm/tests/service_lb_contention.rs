@@ -26,12 +26,7 @@ const CONTESTED: &str = "baremetal-ccm.io/AddressContested";
 /// The controller's kubeconfig: its own ServiceAccount, so that the audit log tells its writes
 /// from the test's.
 async fn controller_kubeconfig(cluster: &TestCluster) -> std::path::PathBuf {
-    let (kubeconfig, _) = cluster
-        .service_account_client("kube-system", "ccm")
-        .await
-        .unwrap();
-    make_cluster_admin(&cluster.client(), "kube-system", "ccm").await;
-    kubeconfig
+    admin_accounts(cluster, &["ccm"]).await.remove(0)
 }
 
 /// The controller's successful writes to Services named `names` in `default`, and the Events

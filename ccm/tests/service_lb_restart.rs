@@ -192,15 +192,7 @@ fn controller_writes(cluster: &TestCluster) -> Vec<rig::cluster::AuditedWrite> {
 async fn two_controllers_started_together_have_one_writer() {
     let cluster = cluster(true).await;
     let client = cluster.client();
-    let mut kubeconfigs = Vec::new();
-    for name in ["ccm-a", "ccm-b"] {
-        let (kubeconfig, _) = cluster
-            .service_account_client("kube-system", name)
-            .await
-            .unwrap();
-        support::make_cluster_admin(&client, "kube-system", name).await;
-        kubeconfigs.push(kubeconfig);
-    }
+    let kubeconfigs = admin_accounts(&cluster, &["ccm-a", "ccm-b"]).await;
     create_pool(
         &client,
         "pool-a",
@@ -409,13 +401,8 @@ async fn a_replica_that_loses_the_lease_stops() {
         )
         .await
         .unwrap();
-    let stopped = wait_for(Duration::from_secs(10), || {
-        let running = ccm.is_running();
-        async move { (!running).then_some(()) }
-    })
-    .await;
     assert!(
-        stopped.is_some(),
+        wait_exit(&mut ccm, Duration::from_secs(10)).await,
         "the replica exits once another holds the lease: {}",
         ccm.log_tail(2000)
     );

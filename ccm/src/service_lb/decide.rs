@@ -154,23 +154,23 @@ impl Decider {
             let foreign = (holding.iter())
                 .find(|(_, e)| e.request.key == conflict.service)
                 .is_some_and(|(s, _)| adopt::never_addressed_by_us(s));
-            if foreign {
-                tracing::warn!(
-                    service = %conflict.service,
-                    address = %conflict.address,
-                    holder = %conflict.holder,
-                    clash = %conflict.clash,
-                    "two Services we never addressed hold one address they may not share; both keep it"
-                );
-                (self.adopted.entry(conflict.service.clone()).or_default()).push(conflict.clone());
+            // One we never addressed keeps the address as found; one we addressed whose
+            // status was edited by hand is given another.
+            let outcome = if foreign {
+                "both keep it"
             } else {
-                tracing::warn!(
-                    service = %conflict.service,
-                    address = %conflict.address,
-                    holder = %conflict.holder,
-                    clash = %conflict.clash,
-                    "two Services hold one address they may not share; the later one will get another"
-                );
+                "the later one will get another"
+            };
+            tracing::warn!(
+                service = %conflict.service,
+                address = %conflict.address,
+                holder = %conflict.holder,
+                clash = %conflict.clash,
+                outcome,
+                "two Services hold one address they may not share"
+            );
+            if foreign {
+                (self.adopted.entry(conflict.service.clone()).or_default()).push(conflict.clone());
             }
         }
         RebuildSummary {

@@ -384,6 +384,31 @@ pub async fn settle(cluster: &TestCluster, quiet: Duration) -> bool {
     false
 }
 
+/// Kubeconfigs of ServiceAccounts `kube-system/<name>` bound to `cluster-admin`, one per
+/// name: replicas whose writes the audit log tells apart.
+pub async fn admin_accounts(cluster: &TestCluster, names: &[&str]) -> Vec<std::path::PathBuf> {
+    let mut kubeconfigs = Vec::new();
+    for name in names {
+        let (kubeconfig, _) = cluster
+            .service_account_client("kube-system", name)
+            .await
+            .expect("the ServiceAccount and its token are created");
+        make_cluster_admin(&cluster.client(), "kube-system", name).await;
+        kubeconfigs.push(kubeconfig);
+    }
+    kubeconfigs
+}
+
+/// Waits up to `timeout` for `process` to exit; whether it did.
+pub async fn wait_exit(process: &mut Process, timeout: Duration) -> bool {
+    wait_for(timeout, || {
+        let running = process.is_running();
+        async move { (!running).then_some(()) }
+    })
+    .await
+    .is_some()
+}
+
 /// Binds a ServiceAccount to `cluster-admin` (the controller's own RBAC arrives with its manifests).
 pub async fn make_cluster_admin(client: &Client, namespace: &str, account: &str) {
     use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
