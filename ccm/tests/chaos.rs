@@ -17,7 +17,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, ListParams};
 use kube::runtime::watcher;
@@ -277,16 +276,6 @@ fn through_proxy(
     path
 }
 
-async fn holder(client: &kube::Client) -> Option<String> {
-    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-system");
-    leases
-        .get("baremetal-ccm")
-        .await
-        .ok()?
-        .spec?
-        .holder_identity
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_whose_connection_stalls_hands_over_without_duplicating_or_renumbering() {
     let mut rng = Rng(seed());
@@ -303,7 +292,7 @@ async fn a_leader_whose_connection_stalls_hands_over_without_duplicating_or_renu
     let proxied = through_proxy(&cluster, &kubeconfigs[0], &proxy);
     let mut a: Process = start_controller(&proxied, "ccm-a", &[]);
     let led = wait_for(WAIT, || async {
-        (holder(&client).await.as_deref() == Some("ccm-a")).then_some(())
+        (lease_holder(&client).await.as_deref() == Some("ccm-a")).then_some(())
     })
     .await;
     assert!(led.is_some(), "A leads through the proxy");
@@ -321,7 +310,7 @@ async fn a_leader_whose_connection_stalls_hands_over_without_duplicating_or_renu
     // A's connection stalls; the churn goes on until B holds the lease, and a bit after.
     proxy.freeze();
     let stalled = std::time::Instant::now();
-    while holder(&client).await.as_deref() != Some("ccm-b") {
+    while lease_holder(&client).await.as_deref() != Some("ccm-b") {
         assert!(
             stalled.elapsed() < Duration::from_secs(45),
             "B did not take the lease over"
@@ -350,6 +339,6 @@ async fn a_leader_whose_connection_stalls_hands_over_without_duplicating_or_renu
         tokio::time::sleep(Duration::from_millis(20 + rng.below(60))).await;
     }
     final_checks(&cluster, &invariants).await;
-    assert_eq!(holder(&client).await.as_deref(), Some("ccm-b"));
+    assert_eq!(lease_holder(&client).await.as_deref(), Some("ccm-b"));
     drop(a);
 }

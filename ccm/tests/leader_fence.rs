@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
-use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt as _, watcher};
@@ -27,15 +26,6 @@ const USER_A: &str = "system:serviceaccount:kube-system:ccm-a";
 const USER_B: &str = "system:serviceaccount:kube-system:ccm-b";
 /// The controller's renew deadline (kube-controller-manager's default).
 const RENEW_DEADLINE: Duration = Duration::from_secs(10);
-
-async fn holder(leases: &Api<Lease>) -> Option<String> {
-    leases
-        .get("baremetal-ccm")
-        .await
-        .ok()?
-        .spec?
-        .holder_identity
-}
 
 /// Every address each test Service (`svc-*`) was ever seen with, from a watch.
 fn record_addresses(client: kube::Client) -> Arc<Mutex<BTreeMap<String, BTreeSet<String>>>> {
@@ -83,9 +73,8 @@ async fn a_replica_whose_renewals_hang_stops_writing_before_another_takes_the_le
     .await;
     let seen = record_addresses(client.clone());
     let mut a = start_controller(&kubeconfigs[0], "ccm-a", &[]);
-    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-system");
     let held = wait_for(WAIT, || async {
-        (holder(&leases).await.as_deref() == Some("ccm-a")).then_some(())
+        (lease_holder(&client).await.as_deref() == Some("ccm-a")).then_some(())
     })
     .await;
     assert!(held.is_some(), "replica A took the lease");
@@ -133,7 +122,7 @@ async fn a_replica_whose_renewals_hang_stops_writing_before_another_takes_the_le
         "replica A exited {exit_after:?} after its renewals started to hang (deadline {RENEW_DEADLINE:?})"
     );
     let taken = wait_for(Duration::from_secs(40), || async {
-        (holder(&leases).await.as_deref() == Some("ccm-b")).then(Instant::now)
+        (lease_holder(&client).await.as_deref() == Some("ccm-b")).then(Instant::now)
     })
     .await
     .expect("replica B takes the lease over");

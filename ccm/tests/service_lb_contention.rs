@@ -23,10 +23,18 @@ const ALLOCATED: &str = "baremetal-ccm.io/AddressAllocated";
 const CONFLICT: &str = "baremetal-ccm.io/AddressConflict";
 const CONTESTED: &str = "baremetal-ccm.io/AddressContested";
 
-/// The controller's kubeconfig: its own ServiceAccount, so that the audit log tells its writes
-/// from the test's.
-async fn controller_kubeconfig(cluster: &TestCluster) -> std::path::PathBuf {
-    admin_accounts(cluster, &["ccm"]).await.remove(0)
+/// An audited cluster with one /24 pool, and the controller's kubeconfig: its own
+/// ServiceAccount, so that the audit log tells its writes from the test's.
+async fn audited_cluster_with_pool() -> (TestCluster, std::path::PathBuf) {
+    let cluster = cluster(true).await;
+    let kubeconfig = admin_accounts(&cluster, &["ccm"]).await.remove(0);
+    create_pool(
+        &cluster.client(),
+        "pool-a",
+        serde_json::json!({"addresses": ["192.0.2.0/24"], "announce": {"mode": "bgp"}}),
+    )
+    .await;
+    (cluster, kubeconfig)
 }
 
 /// The controller's successful writes to Services named `names` in `default`, and the Events
@@ -67,15 +75,8 @@ async fn set_ingress(client: &kube::Client, name: &str, ip: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_waiting_for_one_address_are_not_rewritten_while_it_changes_hands() {
-    let cluster = cluster(true).await;
+    let (cluster, kubeconfig) = audited_cluster_with_pool().await;
     let client = cluster.client();
-    let kubeconfig = controller_kubeconfig(&cluster).await;
-    create_pool(
-        &client,
-        "pool-a",
-        serde_json::json!({"addresses": ["192.0.2.0/24"], "announce": {"mode": "bgp"}}),
-    )
-    .await;
     let _ccm = start_controller(&kubeconfig, "ccm", &[]);
     const CLAIMANTS: usize = 30;
     let mut claimants = Vec::new();
@@ -139,15 +140,8 @@ async fn services_waiting_for_one_address_are_not_rewritten_while_it_changes_han
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_another_implementation_addressed_are_taken_over_without_moving_any() {
-    let cluster = cluster(true).await;
+    let (cluster, kubeconfig) = audited_cluster_with_pool().await;
     let client = cluster.client();
-    let kubeconfig = controller_kubeconfig(&cluster).await;
-    create_pool(
-        &client,
-        "pool-a",
-        serde_json::json!({"addresses": ["192.0.2.0/24"], "announce": {"mode": "bgp"}}),
-    )
-    .await;
     // As another implementation left them: a plain one, and a pair sharing .5 on disjoint
     // ports through an annotation we do not read.
     let prepared = [
@@ -217,15 +211,8 @@ async fn services_another_implementation_addressed_are_taken_over_without_moving
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_writer_rewriting_a_status_gets_a_bounded_number_of_restores() {
-    let cluster = cluster(true).await;
+    let (cluster, kubeconfig) = audited_cluster_with_pool().await;
     let client = cluster.client();
-    let kubeconfig = controller_kubeconfig(&cluster).await;
-    create_pool(
-        &client,
-        "pool-a",
-        serde_json::json!({"addresses": ["192.0.2.0/24"], "announce": {"mode": "bgp"}}),
-    )
-    .await;
     let _ccm = start_controller(&kubeconfig, "ccm", &[]);
     Svc::lb("default", "fought").create(&client).await;
     let ours = wait_addresses(&client, "default", "fought", 1).await;

@@ -399,6 +399,18 @@ pub async fn admin_accounts(cluster: &TestCluster, names: &[&str]) -> Vec<std::p
     kubeconfigs
 }
 
+/// The holder of the controller's Lease `kube-system/baremetal-ccm`, if any.
+pub async fn lease_holder(client: &Client) -> Option<String> {
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), "kube-system");
+    leases
+        .get("baremetal-ccm")
+        .await
+        .ok()?
+        .spec?
+        .holder_identity
+}
+
 /// Waits up to `timeout` for `process` to exit; whether it did.
 pub async fn wait_exit(process: &mut Process, timeout: Duration) -> bool {
     wait_for(timeout, || {
