@@ -204,6 +204,10 @@ pub struct RouterPath {
     /// `global:local1:local2`.
     pub large_communities: BTreeSet<String>,
     pub local_pref: Option<u64>,
+    /// The AS path, ASNs separated by spaces (`64512`).
+    pub as_path: String,
+    /// `IGP`, `EGP` or `incomplete` (as the router prints it).
+    pub origin: Option<String>,
 }
 
 /// A running router of either kind.
@@ -317,6 +321,10 @@ impl Router {
                     communities: bird_pairs(r.attributes.get("BGP.community")),
                     large_communities: bird_pairs(r.attributes.get("BGP.large_community")),
                     local_pref: (r.attributes.get("BGP.local_pref")).and_then(|v| v.parse().ok()),
+                    as_path: (r.attributes.get("BGP.as_path"))
+                        .cloned()
+                        .unwrap_or_default(),
+                    origin: r.attributes.get("BGP.origin").cloned(),
                     next_hops: r.next_hops,
                 })
                 .collect()),
@@ -328,6 +336,8 @@ impl Router {
                     communities: p.communities.into_iter().collect(),
                     large_communities: p.large_communities.into_iter().collect(),
                     local_pref: p.local_pref,
+                    as_path: p.as_path,
+                    origin: p.origin,
                 })
                 .collect()),
         }
