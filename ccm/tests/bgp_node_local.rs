@@ -236,11 +236,14 @@ async fn node_gobgpd_restart_with_graceful_restart(kind: RouterKind) {
     let mut fewest = usize::MAX;
     let mut saw_down = false;
     let mut n2_kept = true;
+    let mut saw_stale = false;
     let deadline = restarted + Duration::from_secs(30);
     loop {
         fewest = fewest.min(fabric.kernel_next_hops("192.0.2.0/32").len());
         saw_down |= !fabric.established("s12v4");
-        n2_kept &= (fabric.routes("192.0.2.0/32").iter()).any(|p| p.neighbor == n2);
+        let paths = fabric.routes("192.0.2.0/32");
+        n2_kept &= paths.iter().any(|p| p.neighbor == n2);
+        saw_stale |= paths.iter().any(|p| p.neighbor == n2 && p.stale);
         if fresh(&fabric) {
             break;
         }
@@ -257,6 +260,10 @@ async fn node_gobgpd_restart_with_graceful_restart(kind: RouterKind) {
     assert_eq!(fewest, 3, "{kind}: n2's next hop was withdrawn meanwhile");
     assert!(saw_down, "{kind} saw n2's session go down");
     assert!(n2_kept, "{kind} kept n2's path while its session was down");
+    assert!(
+        saw_stale,
+        "{kind} kept it as a restarting neighbor's (stale) path"
+    );
     wait_session(&client, "leaf", "n2", |s| {
         s.state == "Established" && s.ipv4_prefixes_sent == Some(1)
     })

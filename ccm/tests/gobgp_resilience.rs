@@ -189,15 +189,9 @@ struct Sample {
     v4_graceful: bool,
 }
 
-/// Whether `router` keeps `session`'s routes for a restarting neighbor: BIRD says so for the
-/// session, FRR marks the path of `prefix` stale.
+/// Whether `router` keeps `session`'s path of `prefix` for a restarting neighbor (stale).
 fn kept_for_restart(router: &Router, session: &str, prefix: &ipnet::IpNet) -> bool {
-    match router.bird() {
-        Some(bird) => bird
-            .birdc(&["show", "protocols", "all", session])
-            .is_ok_and(|d| d.contains("Neighbor graceful restart active")),
-        None => routes_from(router, session, prefix).iter().any(|p| p.stale),
-    }
+    routes_from(router, session, prefix).iter().any(|p| p.stale)
 }
 
 /// Samples the router until `stop` is set (on a thread: birdc and vtysh are blocking child
