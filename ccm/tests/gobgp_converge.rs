@@ -64,7 +64,7 @@ const V6_SELF: &str = "2001:db8:100::11/128";
 async fn two_family_lab(kind: RouterKind) -> (BgpLab, Router, DesiredDaemon, Daemon) {
     let lab = BgpLab::new(1).await;
     let sessions = vec![session(0, Afi::Ipv4), session(0, Afi::Ipv6)];
-    let bird = start_router(kind, &lab, 0, sessions).await;
+    let router = start_router(kind, &lab, 0, sessions).await;
     let want = desired(
         [
             peer(router_v4(0), ROUTER_ASN, "tor-a"),
@@ -86,11 +86,11 @@ async fn two_family_lab(kind: RouterKind) -> (BgpLab, Router, DesiredDaemon, Dae
         first.bgp_started && first.peers_added == 2 && first.paths_added == 4,
         "{first:?}"
     );
-    wait_kernel(&lab, 0, &net(V4), &[ip("192.0.2.2")], &bird).await;
-    wait_kernel(&lab, 0, &net(V6), &[ip("2001:db8::2")], &bird).await;
-    wait_kernel(&lab, 0, &net(V4_SELF), &[speaker_v4()], &bird).await;
-    wait_kernel(&lab, 0, &net(V6_SELF), &[speaker_v6()], &bird).await;
-    (lab, bird, want, daemon)
+    wait_kernel(&lab, 0, &net(V4), &[ip("192.0.2.2")], &router).await;
+    wait_kernel(&lab, 0, &net(V6), &[ip("2001:db8::2")], &router).await;
+    wait_kernel(&lab, 0, &net(V4_SELF), &[speaker_v4()], &router).await;
+    wait_kernel(&lab, 0, &net(V6_SELF), &[speaker_v6()], &router).await;
+    (lab, router, want, daemon)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,9 +105,9 @@ async fn converge_from_empty_announces_each_family_over_its_own_session_with_frr
 
 /// Each family over its own session, as the statuses and the CLI show.
 async fn converge_from_empty(kind: RouterKind) {
-    let (lab, bird, _, mut daemon) = two_family_lab(kind).await;
+    let (lab, router, _, mut daemon) = two_family_lab(kind).await;
     for (prefix, session) in [(net(V4), "spk4"), (net(V6), "spk6")] {
-        let routes = routes_from(&bird, session, &prefix);
+        let routes = routes_from(&router, session, &prefix);
         assert_eq!(
             routes.len(),
             1,
@@ -117,7 +117,7 @@ async fn converge_from_empty(kind: RouterKind) {
         assert_eq!(routes[0].origin.as_deref(), Some("IGP"));
     }
     assert!(
-        routes_from(&bird, "spk6", &net(V4)).is_empty(),
+        routes_from(&router, "spk6", &net(V4)).is_empty(),
         "no IPv4 prefix over IPv6"
     );
 
@@ -137,12 +137,12 @@ async fn converge_from_empty(kind: RouterKind) {
     assert_eq!(tor4.source, "tor-a");
     assert!(tor4.established_since.is_some());
     assert_eq!(tor4.advertised, BTreeMap::from([(Afi::Ipv4, 2)]));
-    assert_eq!(Some(2), imported(&bird, "spk4"));
+    assert_eq!(Some(2), imported(&router, "spk4"));
     assert_eq!(
         now[&router_v6(0)].advertised,
         BTreeMap::from([(Afi::Ipv6, 2)])
     );
-    assert_eq!(Some(2), imported(&bird, "spk6"));
+    assert_eq!(Some(2), imported(&router, "spk6"));
     assert!(
         tor4.router_receives_add_path.is_empty(),
         "{kind} offers no ADD-PATH receive here"
@@ -152,7 +152,7 @@ async fn converge_from_empty(kind: RouterKind) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_converge_writes_nothing_and_removing_a_path_withdraws_only_it() {
-    let (lab, bird, mut want, mut daemon) = two_family_lab(RouterKind::Bird).await;
+    let (lab, router, mut want, mut daemon) = two_family_lab(RouterKind::Bird).await;
     let updates_before = sent_updates(&lab, router_v4(0)).await;
     let second = daemon.converge(&want).await.expect("second converge");
     assert_eq!(second, ConvergeReport::default(), "nothing changed");
@@ -161,7 +161,7 @@ async fn a_second_converge_writes_nothing_and_removing_a_path_withdraws_only_it(
     let third = daemon.converge(&want).await.expect("third converge");
     assert_eq!((third.paths_deleted, third.writes), (1, 1), "{third:?}");
     let gone = wait_for(SESSION_WAIT, || async {
-        routes_from(&bird, "spk4", &net(V4_SELF))
+        routes_from(&router, "spk4", &net(V4_SELF))
             .is_empty()
             .then_some(())
     })
@@ -169,12 +169,12 @@ async fn a_second_converge_writes_nothing_and_removing_a_path_withdraws_only_it(
     assert!(
         gone.is_some(),
         "{V4_SELF} withdrawn: {:#?}",
-        bird.paths(&net(V4_SELF))
+        router.paths(&net(V4_SELF))
     );
     let kernel = lab.routers[0].kernel_next_hops(&net(V4)).unwrap();
     assert_eq!(kernel, [ip("192.0.2.2")], "the other paths stay");
-    assert_eq!(routes_from(&bird, "spk6", &net(V6)).len(), 1);
-    assert_eq!(routes_from(&bird, "spk6", &net(V6_SELF)).len(), 1);
+    assert_eq!(routes_from(&router, "spk6", &net(V6)).len(), 1);
+    assert_eq!(routes_from(&router, "spk6", &net(V6_SELF)).len(), 1);
     // gobgpd's own counter: since before the second converge, only this withdrawal went out.
     let counted = wait_for(Duration::from_secs(10), || async {
         (sent_updates(&lab, router_v4(0)).await == updates_before + 1).then_some(())
@@ -189,7 +189,7 @@ async fn a_second_converge_writes_nothing_and_removing_a_path_withdraws_only_it(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timer_change_updates_the_peer_in_place_without_resetting_the_session() {
-    let (_lab, bird, mut want, mut daemon) = two_family_lab(RouterKind::Bird).await;
+    let (_lab, router, mut want, mut daemon) = two_family_lab(RouterKind::Bird).await;
     let before = statuses(&mut daemon).await[&router_v4(0)].clone();
     let tor = want.peers.get_mut(&router_v4(0)).expect("peer");
     tor.connect_retry = Duration::from_secs(7);
@@ -208,8 +208,8 @@ async fn a_timer_change_updates_the_peer_in_place_without_resetting_the_session(
         (after.established_since, after.flaps),
         (before.established_since, before.flaps)
     );
-    assert!(established(&bird, "spk4"));
-    assert_eq!(routes_from(&bird, "spk4", &net(V4)).len(), 1);
+    assert!(established(&router, "spk4"));
+    assert_eq!(routes_from(&router, "spk4", &net(V4)).len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -322,9 +322,9 @@ async fn pool_attributes(kind: RouterKind) {
 
     let pooled = net("198.51.100.30/32");
     let plain = net("198.51.100.31/32");
-    for (i, bird) in [(0, &ebgp), (1, &ibgp)] {
-        wait_kernel(&lab, i, &pooled, &[ip("192.0.2.2")], bird).await;
-        wait_kernel(&lab, i, &plain, &[ip("192.0.2.2")], bird).await;
+    for (i, router) in [(0, &ebgp), (1, &ibgp)] {
+        wait_kernel(&lab, i, &pooled, &[ip("192.0.2.2")], router).await;
+        wait_kernel(&lab, i, &plain, &[ip("192.0.2.2")], router).await;
     }
     let communities = BTreeSet::from(["65000:100".to_owned(), "65000:200".to_owned()]);
     let at_ebgp = &routes_from(&ebgp, "spk4", &pooled)[0];
@@ -402,12 +402,12 @@ async fn a_pool_limited_to_one_router_reaches_only_that_router_and_can_move() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_path_table_is_trusted_between_resyncs_and_read_back_after() {
-    let (lab, bird, want, mut trusting) = two_family_lab(RouterKind::Bird).await;
+    let (lab, router, want, mut trusting) = two_family_lab(RouterKind::Bird).await;
     // Someone deletes a path behind the adapter's back.
     lab.gobgpd
         .cli(&["global", "rib", "-a", "ipv4", "del", V4])
         .expect("gobgp global rib del");
-    wait_kernel(&lab, 0, &net(V4), &[], &bird).await;
+    wait_kernel(&lab, 0, &net(V4), &[], &router).await;
     // Within the resync interval the handle trusts the table it left: nothing to do, and
     // so nothing read back (this is what keeps a change cheap with a large table).
     let trusted = trusting.converge(&want).await.expect("converge");
@@ -422,6 +422,6 @@ async fn the_path_table_is_trusted_between_resyncs_and_read_back_after() {
         .expect("connect");
     let repaired = checking.converge(&want).await.expect("converge");
     assert_eq!(repaired.paths_added, 1, "{repaired:?}");
-    wait_kernel(&lab, 0, &net(V4), &[ip("192.0.2.2")], &bird).await;
+    wait_kernel(&lab, 0, &net(V4), &[ip("192.0.2.2")], &router).await;
     assert!(!checking.converge(&want).await.expect("converge").changed());
 }

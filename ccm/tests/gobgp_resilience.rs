@@ -37,7 +37,7 @@ async fn md5(kind: RouterKind) {
     let lab = BgpLab::new(1).await;
     let mut md5 = session(0, Afi::Ipv4);
     md5.password = Some("s3cret".into());
-    let bird = start_router(kind, &lab, 0, vec![md5]).await;
+    let router = start_router(kind, &lab, 0, vec![md5]).await;
     let mut tor = peer(router_v4(0), ROUTER_ASN, "tor");
     tor.password = Some(Password("wrong".into()));
     let mut want = desired(
@@ -53,7 +53,7 @@ async fn md5(kind: RouterKind) {
     // gobgpd retries every 2 s; over several retries the kernel drops every segment with
     // the wrong signature, so the session never reaches Established.
     let came_up = wait_for(Duration::from_secs(8), || async {
-        established(&bird, "spk4").then_some(())
+        established(&router, "spk4").then_some(())
     })
     .await;
     assert!(came_up.is_none(), "established with a wrong password");
@@ -64,8 +64,15 @@ async fn md5(kind: RouterKind) {
     tor.password = Some(Password("s3cret".into()));
     let report = daemon.converge(&want).await.expect("converge");
     assert_eq!((report.peers_updated, report.writes), (1, 1), "{report:?}");
-    wait_established(&bird, "spk4", &lab.gobgpd).await;
-    wait_kernel(&lab, 0, &net("198.51.100.50/32"), &[ip("192.0.2.2")], &bird).await;
+    wait_established(&router, "spk4", &lab.gobgpd).await;
+    wait_kernel(
+        &lab,
+        0,
+        &net("198.51.100.50/32"),
+        &[ip("192.0.2.2")],
+        &router,
+    )
+    .await;
     assert!(
         !format!("{:?}", want.peers[&router_v4(0)]).contains("s3cret"),
         "the password never shows in Debug output"
@@ -87,7 +94,7 @@ async fn bfd(kind: RouterKind) {
     let mut with_bfd = session(0, Afi::Ipv4);
     with_bfd.bfd = true;
     with_bfd.hold = Some(90);
-    let bird = start_router(kind, &lab, 0, vec![with_bfd]).await;
+    let router = start_router(kind, &lab, 0, vec![with_bfd]).await;
     let mut tor = peer(router_v4(0), ROUTER_ASN, "tor");
     tor.hold_time = Duration::from_secs(90);
     tor.keepalive = Duration::from_secs(30);
@@ -106,7 +113,7 @@ async fn bfd(kind: RouterKind) {
         .await
         .expect("connect");
     daemon.converge(&want).await.expect("converge");
-    wait_kernel(&lab, 0, &prefix, &[ip("192.0.2.2")], &bird).await;
+    wait_kernel(&lab, 0, &prefix, &[ip("192.0.2.2")], &router).await;
 
     // BFD is configured once the session is Established (the next converge after it).
     let bfd_up = wait_for(SESSION_WAIT, || async {
@@ -117,13 +124,13 @@ async fn bfd(kind: RouterKind) {
             .await
             .ok()?;
         let ours = daemon_bfd(&lab).await?;
-        (ours == BfdState::Up && router_bfd_up(&bird)).then_some(())
+        (ours == BfdState::Up && router_bfd_up(&router)).then_some(())
     })
     .await;
     assert!(
         bfd_up.is_some(),
         "BFD up on both sides; {kind}: {}; gobgpd: {:?}",
-        bird.describe(),
+        router.describe(),
         daemon.peer_statuses().await
     );
     assert_eq!(
@@ -139,22 +146,24 @@ async fn bfd(kind: RouterKind) {
         .run(["ip", "link", "set", lab.speaker_port(), "down"])
         .expect("link down");
     let gone = wait_for(Duration::from_secs(30), || async {
-        routes_from(&bird, "spk4", &prefix).is_empty().then_some(())
+        routes_from(&router, "spk4", &prefix)
+            .is_empty()
+            .then_some(())
     })
     .await;
     let detection = cut.elapsed();
     assert!(
         gone.is_some(),
         "route withdrawn: {:#?}",
-        bird.paths(&prefix)
+        router.paths(&prefix)
     );
     eprintln!("BFD: route gone from {kind} {detection:?} after the link failed (hold time 90 s)");
     assert!(
         detection < Duration::from_secs(5),
         "BFD detection took {detection:?}"
     );
-    wait_kernel(&lab, 0, &prefix, &[], &bird).await;
-    let log = bird.log_tail();
+    wait_kernel(&lab, 0, &prefix, &[], &router).await;
+    let log = router.log_tail();
     assert!(
         !log.to_lowercase().contains("hold timer expired"),
         "BFD, not the hold timer: {log}"
@@ -209,7 +218,7 @@ fn sample(router: Arc<Router>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle
                 at: Instant::now(),
                 v4: !at_v4.is_empty(),
                 v6: !at_v6.is_empty(),
-                v4_graceful: kept_for_restart(&router, "spk4", &v4),
+                v4_graceful: at_v4.iter().any(|p| p.stale),
             });
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -277,7 +286,7 @@ async fn restarted_gobgpd(kind: RouterKind) {
     let mut v4_session = session(0, Afi::Ipv4);
     v4_session.graceful_restart = true;
     let sessions = vec![v4_session, session(0, Afi::Ipv6)];
-    let bird = Arc::new(start_router(kind, &lab, 0, sessions).await);
+    let router = Arc::new(start_router(kind, &lab, 0, sessions).await);
     let mut graceful = peer(router_v4(0), ROUTER_ASN, "tor");
     graceful.graceful_restart = Some(Duration::from_secs(60));
     let v4 = net("198.51.100.70/32");
@@ -294,11 +303,11 @@ async fn restarted_gobgpd(kind: RouterKind) {
         .await
         .expect("connect");
     daemon.converge(&want).await.expect("converge");
-    wait_kernel(&lab, 0, &v4, &[ip("192.0.2.2")], &bird).await;
-    wait_kernel(&lab, 0, &v6, &[ip("2001:db8::2")], &bird).await;
+    wait_kernel(&lab, 0, &v4, &[ip("192.0.2.2")], &router).await;
+    wait_kernel(&lab, 0, &v6, &[ip("2001:db8::2")], &router).await;
 
     let stop = Arc::new(AtomicBool::new(false));
-    let sampler = sample(bird.clone(), stop.clone());
+    let sampler = sample(router.clone(), stop.clone());
     let restarted = daemon.restarted();
     let killed = Instant::now();
     lab.gobgpd.kill();
@@ -328,18 +337,18 @@ async fn restarted_gobgpd(kind: RouterKind) {
 
     // Recovered: both sessions up again and the router has left graceful-restart mode.
     let recovered = wait_for(SESSION_WAIT, || async {
-        let back = established(&bird, "spk4")
-            && established(&bird, "spk6")
-            && !kept_for_restart(&bird, "spk4", &v4)
-            && !routes_from(&bird, "spk4", &v4).is_empty()
-            && !routes_from(&bird, "spk6", &v6).is_empty();
+        let back = established(&router, "spk4")
+            && established(&router, "spk6")
+            && !kept_for_restart(&router, "spk4", &v4)
+            && !routes_from(&router, "spk4", &v4).is_empty()
+            && !routes_from(&router, "spk6", &v6).is_empty();
         back.then_some(())
     })
     .await;
     let recovery = killed.elapsed();
     stop.store(true, Ordering::Release);
     let samples = sampler.join().expect("sampler");
-    assert!(recovered.is_some(), "{}", protocol_details(&bird));
+    assert!(recovered.is_some(), "{}", protocol_details(&router));
     eprintln!(
         "restart: noticed after {noticed:?}; new gobgpd converged {converged:?} after its start; \
          {kind} back to normal {recovery:?} after the kill ({} samples)",
@@ -347,18 +356,18 @@ async fn restarted_gobgpd(kind: RouterKind) {
     );
 
     assert_kept_throughout(&samples, killed);
-    if let Some(bird) = bird.bird() {
+    if let Some(bird) = router.bird() {
         assert_greeted_as_restarting(bird);
     }
-    wait_kernel(&lab, 0, &v4, &[ip("192.0.2.2")], &bird).await;
-    wait_kernel(&lab, 0, &v6, &[ip("2001:db8::2")], &bird).await;
+    wait_kernel(&lab, 0, &v4, &[ip("192.0.2.2")], &router).await;
+    wait_kernel(&lab, 0, &v6, &[ip("2001:db8::2")], &router).await;
     assert!(!daemon.converge(&want).await.expect("converge").changed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_router_id_stops_bgp_which_needs_a_new_gobgpd_and_the_watch_notices() {
     let mut lab = BgpLab::new(1).await;
-    let bird = start_router(RouterKind::Bird, &lab, 0, vec![session(0, Afi::Ipv4)]).await;
+    let router = start_router(RouterKind::Bird, &lab, 0, vec![session(0, Afi::Ipv4)]).await;
     let prefix = net("198.51.100.80/32");
     let mut want = desired(
         [peer(router_v4(0), ROUTER_ASN, "tor")],
@@ -373,7 +382,7 @@ async fn a_new_router_id_stops_bgp_which_needs_a_new_gobgpd_and_the_watch_notice
         .await
         .expect("connect");
     daemon.converge(&want).await.expect("converge");
-    wait_kernel(&lab, 0, &prefix, &[ip("192.0.2.2")], &bird).await;
+    wait_kernel(&lab, 0, &prefix, &[ip("192.0.2.2")], &router).await;
 
     want.global.router_id = "192.0.2.9".parse().expect("router id");
     let restarted = daemon.restarted();
@@ -395,7 +404,7 @@ async fn a_new_router_id_stops_bgp_which_needs_a_new_gobgpd_and_the_watch_notice
         .converge(&want)
         .await
         .expect("converge with the new router id");
-    wait_kernel(&lab, 0, &prefix, &[ip("192.0.2.2")], &bird).await;
-    let details = protocol_details(&bird);
+    wait_kernel(&lab, 0, &prefix, &[ip("192.0.2.2")], &router).await;
+    let details = protocol_details(&router);
     assert!(details.contains("Neighbor ID:      192.0.2.9"), "{details}");
 }
