@@ -350,11 +350,20 @@ async fn pool_attributes(kind: RouterKind) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pool_limited_to_one_router_reaches_only_that_router_and_can_move() {
+async fn a_pool_limited_to_one_router_reaches_only_that_router_and_can_move_with_bird() {
+    pool_limited_to_one_router(RouterKind::Bird).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_limited_to_one_router_reaches_only_that_router_and_can_move_with_frr() {
+    pool_limited_to_one_router(RouterKind::Frr).await;
+}
+
+async fn pool_limited_to_one_router(kind: RouterKind) {
     let lab = BgpLab::new(2).await;
-    let birds = [
-        start_router(RouterKind::Bird, &lab, 0, vec![session(0, Afi::Ipv4)]).await,
-        start_router(RouterKind::Bird, &lab, 1, vec![session(1, Afi::Ipv4)]).await,
+    let routers = [
+        start_router(kind, &lab, 0, vec![session(0, Afi::Ipv4)]).await,
+        start_router(kind, &lab, 1, vec![session(1, Afi::Ipv4)]).await,
     ];
     let limited = net("198.51.100.40/32");
     let everywhere = net("198.51.100.41/32");
@@ -374,17 +383,17 @@ async fn a_pool_limited_to_one_router_reaches_only_that_router_and_can_move() {
     daemon.converge(&want).await.expect("converge");
 
     let hop = [ip("192.0.2.2")];
-    wait_kernel(&lab, 0, &limited, &hop, &birds[0]).await;
-    wait_kernel(&lab, 0, &everywhere, &hop, &birds[0]).await;
+    wait_kernel(&lab, 0, &limited, &hop, &routers[0]).await;
+    wait_kernel(&lab, 0, &everywhere, &hop, &routers[0]).await;
     // Router 1 has the unrestricted prefix, so the update that would carry the other one
     // has been sent if it ever would be.
-    wait_kernel(&lab, 1, &everywhere, &hop, &birds[1]).await;
+    wait_kernel(&lab, 1, &everywhere, &hop, &routers[1]).await;
     assert!(
-        routes_from(&birds[1], "spk4", &limited).is_empty(),
+        routes_from(&routers[1], "spk4", &limited).is_empty(),
         "{:#?}",
-        birds[1].paths(&limited)
+        routers[1].paths(&limited)
     );
-    assert_eq!(Some(1), imported(&birds[1], "spk4"));
+    assert_eq!(Some(1), imported(&routers[1], "spk4"));
 
     // The pool moves to router 1: it is withdrawn from router 0 and sent to router 1
     // without touching the paths.
@@ -395,8 +404,8 @@ async fn a_pool_limited_to_one_router_reaches_only_that_router_and_can_move() {
         (0, 1),
         "{report:?}"
     );
-    wait_kernel(&lab, 1, &limited, &hop, &birds[1]).await;
-    wait_kernel(&lab, 0, &limited, &[], &birds[0]).await;
+    wait_kernel(&lab, 1, &limited, &hop, &routers[1]).await;
+    wait_kernel(&lab, 0, &limited, &[], &routers[0]).await;
     assert_eq!(lab.routers[0].kernel_next_hops(&everywhere).unwrap(), hop);
 }
 
