@@ -9,8 +9,9 @@
 
 mod support;
 
+use std::net::IpAddr;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, PostParams};
@@ -156,5 +157,131 @@ async fn every_selected_node_announces_itself_and_the_router_balances_over_them(
         fabric.kernel_next_hops("192.0.2.0/32").len(),
         2,
         "the other Service is untouched"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_gobgpd_restarted_with_graceful_restart_keeps_its_next_hop_and_no_stale_path_with_bird()
+ {
+    node_gobgpd_restart_with_graceful_restart(RouterKind::Bird).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_gobgpd_restarted_with_graceful_restart_keeps_its_next_hop_and_no_stale_path_with_frr()
+ {
+    node_gobgpd_restart_with_graceful_restart(RouterKind::Frr).await;
+}
+
+/// Node-local placement with graceful restart: n2's sidecar (gobgpd) is killed and a fresh
+/// one started on the same socket. The router sees the session go down but keeps n2's path
+/// (stale) meanwhile, so the ECMP route never loses n2's next hop; n2's speaker converges the new daemon, the path is
+/// refreshed (not stale) and, once the Service is deleted, nothing of the old daemon stays.
+async fn node_gobgpd_restart_with_graceful_restart(kind: RouterKind) {
+    let sessions: Vec<Session> = [11, 12, 13]
+        .into_iter()
+        .map(|member| Session {
+            graceful_restart: true,
+            ..Session::to(member)
+        })
+        .collect();
+    let mut fabric = Fabric::start(kind, &sessions).await;
+    let cluster = cluster(false).await;
+    let client = cluster.client();
+    for (name, n) in [("n1", 11), ("n2", 12), ("n3", 13)] {
+        node_on_fabric(&client, name, n).await;
+    }
+    create_pool(
+        &client,
+        "pool-a",
+        serde_json::json!({"addresses": ["192.0.2.0/28"], "announce": {"mode": "bgp"}}),
+    )
+    .await;
+    create_peer(
+        &client,
+        "leaf",
+        serde_json::json!({}),
+        serde_json::json!({"peerAddress": ROUTER_V4, "peerASN": ROUTER_ASN, "localASN": CLUSTER_ASN,
+            "placement": "nodeLocal", "families": ["IPv4"], "connectRetrySeconds": 1,
+            "gracefulRestart": {"restartTimeSeconds": 60}}),
+    )
+    .await;
+    let _controller = start_controller(&cluster.admin_kubeconfig(), "ccm-a", &[]);
+    let _speakers: Vec<Process> = [("n1", 11), ("n2", 12), ("n3", 13)]
+        .iter()
+        .map(|(node, member)| speaker(&cluster, &fabric, node, *member))
+        .collect();
+    Svc::lb("default", "web").create(&client).await;
+    assert_eq!(
+        wait_addresses(&client, "default", "web", 1).await,
+        ["192.0.2.0"]
+    );
+    let all = [v4(11), v4(12), v4(13)];
+    fabric.wait_kernel("192.0.2.0/32", &all, ROUTE).await;
+    wait_session(&client, "leaf", "n2", |s| {
+        s.state == "Established" && s.ipv4_prefixes_sent == Some(1)
+    })
+    .await;
+
+    let restarted = Instant::now();
+    fabric.restart_gobgpd(12).await;
+    // Until n2's session is back with its path refreshed: three fresh paths, one per node.
+    let n2: Option<IpAddr> = v4(12).parse().ok();
+    let fresh = |f: &Fabric| {
+        let paths = f.routes("192.0.2.0/32");
+        f.established("s12v4")
+            && paths.len() == 3
+            && paths.iter().all(|p| !p.stale)
+            && paths.iter().any(|p| p.neighbor == n2)
+    };
+    let mut fewest = usize::MAX;
+    let mut saw_down = false;
+    let mut n2_kept = true;
+    let mut saw_stale = false;
+    let deadline = restarted + Duration::from_secs(30);
+    loop {
+        fewest = fewest.min(fabric.kernel_next_hops("192.0.2.0/32").len());
+        saw_down |= !fabric.established("s12v4");
+        let paths = fabric.routes("192.0.2.0/32");
+        n2_kept &= paths.iter().any(|p| p.neighbor == n2);
+        saw_stale |= paths.iter().any(|p| p.neighbor == n2 && p.stale);
+        if fresh(&fabric) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{kind}: n2's path not refreshed: {:?}\n{}",
+            fabric.routes("192.0.2.0/32"),
+            fabric.protocols()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let back = restarted.elapsed();
+    eprintln!("{kind}, node-local: n2's gobgpd restart → its path fresh again: {back:?}");
+    assert_eq!(fewest, 3, "{kind}: n2's next hop was withdrawn meanwhile");
+    assert!(saw_down, "{kind} saw n2's session go down");
+    assert!(n2_kept, "{kind} kept n2's path while its session was down");
+    assert!(
+        saw_stale,
+        "{kind} kept it as a restarting neighbor's (stale) path"
+    );
+    wait_session(&client, "leaf", "n2", |s| {
+        s.state == "Established" && s.ipv4_prefixes_sent == Some(1)
+    })
+    .await;
+
+    // No path of the old daemon survives: deleting the Service empties the router.
+    Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), "default")
+        .delete("web", &Default::default())
+        .await
+        .unwrap();
+    fabric.wait_kernel("192.0.2.0/32", &[], ROUTE).await;
+    let left = rig::process::wait_for(Duration::from_secs(10), || async {
+        fabric.routes("192.0.2.0/32").is_empty().then_some(())
+    })
+    .await;
+    assert!(
+        left.is_some(),
+        "{kind} keeps paths of a deleted Service: {:?}",
+        fabric.routes("192.0.2.0/32")
     );
 }

@@ -1,9 +1,10 @@
-//! The GoBGP adapter against a real gobgpd and real BIRD 2 routers in network namespaces:
+//! The GoBGP adapter against a real gobgpd and real routers (BIRD 2, and FRR where the router
+//! matters) in network namespaces:
 //! converge announces what is desired (IPv4 over an IPv4 session, IPv6 over an IPv6
 //! session), a second converge writes nothing, removals withdraw exactly what was removed,
 //! ADD-PATH next hops become an ECMP kernel route, export rules set communities, large
 //! communities and local preference and limit prefixes to chosen peers, and the peer
-//! statuses agree with what BIRD shows.
+//! statuses agree with what the router shows.
 
 #![allow(
     clippy::unwrap_used,
@@ -19,8 +20,8 @@ use std::time::Duration;
 use baremetal_ccm::announce::desired::{Afi, DesiredDaemon};
 use baremetal_ccm::announce::gobgp::{ConvergeReport, Daemon, PeerStatus, SessionState};
 use bgp_lab::*;
-use rig::bird::Bird;
 use rig::process::wait_for;
+use rig::router::{Router, RouterKind};
 
 async fn statuses(daemon: &mut Daemon) -> BTreeMap<std::net::IpAddr, PeerStatus> {
     daemon
@@ -60,13 +61,10 @@ const V6_SELF: &str = "2001:db8:100::11/128";
 
 /// One router with an IPv4 and an IPv6 session, and a desired state with a path of each
 /// family and a next-hop-self path, converged; returns once the router's kernel has them.
-async fn two_family_lab() -> (BgpLab, Bird, DesiredDaemon, Daemon) {
+async fn two_family_lab(kind: RouterKind) -> (BgpLab, Router, DesiredDaemon, Daemon) {
     let lab = BgpLab::new(1).await;
-    let sessions = [
-        BirdSession::ebgp("spk4", 0, Afi::Ipv4),
-        BirdSession::ebgp("spk6", 0, Afi::Ipv6),
-    ];
-    let bird = start_bird(&lab.routers[0], 0, &sessions, false).await;
+    let sessions = vec![session(0, Afi::Ipv4), session(0, Afi::Ipv6)];
+    let router = start_router(kind, &lab, 0, sessions).await;
     let want = desired(
         [
             peer(router_v4(0), ROUTER_ASN, "tor-a"),
@@ -88,28 +86,38 @@ async fn two_family_lab() -> (BgpLab, Bird, DesiredDaemon, Daemon) {
         first.bgp_started && first.peers_added == 2 && first.paths_added == 4,
         "{first:?}"
     );
-    wait_kernel(&lab, 0, &net(V4), &[ip("192.0.2.2")], &bird).await;
-    wait_kernel(&lab, 0, &net(V6), &[ip("2001:db8::2")], &bird).await;
-    wait_kernel(&lab, 0, &net(V4_SELF), &[speaker_v4()], &bird).await;
-    wait_kernel(&lab, 0, &net(V6_SELF), &[speaker_v6()], &bird).await;
-    (lab, bird, want, daemon)
+    wait_kernel(&lab, 0, &net(V4), &[ip("192.0.2.2")], &router).await;
+    wait_kernel(&lab, 0, &net(V6), &[ip("2001:db8::2")], &router).await;
+    wait_kernel(&lab, 0, &net(V4_SELF), &[speaker_v4()], &router).await;
+    wait_kernel(&lab, 0, &net(V6_SELF), &[speaker_v6()], &router).await;
+    (lab, router, want, daemon)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn converge_from_empty_announces_each_family_over_its_own_session_as_statuses_and_cli_show() {
-    let (lab, bird, _, mut daemon) = two_family_lab().await;
+async fn converge_from_empty_announces_each_family_over_its_own_session_with_bird() {
+    converge_from_empty(RouterKind::Bird).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn converge_from_empty_announces_each_family_over_its_own_session_with_frr() {
+    converge_from_empty(RouterKind::Frr).await;
+}
+
+/// Each family over its own session, as the statuses and the CLI show.
+async fn converge_from_empty(kind: RouterKind) {
+    let (lab, router, _, mut daemon) = two_family_lab(kind).await;
     for (prefix, session) in [(net(V4), "spk4"), (net(V6), "spk6")] {
-        let routes = routes_from(&bird, session, &prefix);
+        let routes = routes_from(&router, session, &prefix);
         assert_eq!(
             routes.len(),
             1,
             "{prefix} over its own family's session: {routes:#?}"
         );
-        assert_eq!(routes[0].attributes["BGP.as_path"], "64512");
-        assert_eq!(routes[0].attributes["BGP.origin"], "IGP");
+        assert_eq!(routes[0].as_path, "64512");
+        assert_eq!(routes[0].origin.as_deref(), Some("IGP"));
     }
     assert!(
-        routes_from(&bird, "spk6", &net(V4)).is_empty(),
+        routes_from(&router, "spk6", &net(V4)).is_empty(),
         "no IPv4 prefix over IPv6"
     );
 
@@ -122,29 +130,29 @@ async fn converge_from_empty_announces_each_family_over_its_own_session_as_statu
     let neighbors = lab.gobgpd.cli(&["neighbor"]).expect("gobgp neighbor");
     assert!(neighbors.contains("Establ"), "{neighbors}");
 
-    // Statuses agree with BIRD: established, two routes over each session.
+    // Statuses agree with the router: established, two routes over each session.
     let now = statuses(&mut daemon).await;
     let tor4 = &now[&router_v4(0)];
     assert_eq!(tor4.session, SessionState::Established);
     assert_eq!(tor4.source, "tor-a");
     assert!(tor4.established_since.is_some());
     assert_eq!(tor4.advertised, BTreeMap::from([(Afi::Ipv4, 2)]));
-    assert_eq!(Some(2), imported(&bird, "spk4"));
+    assert_eq!(Some(2), imported(&router, "spk4"));
     assert_eq!(
         now[&router_v6(0)].advertised,
         BTreeMap::from([(Afi::Ipv6, 2)])
     );
-    assert_eq!(Some(2), imported(&bird, "spk6"));
+    assert_eq!(Some(2), imported(&router, "spk6"));
     assert!(
         tor4.router_receives_add_path.is_empty(),
-        "BIRD offers no ADD-PATH here"
+        "{kind} offers no ADD-PATH receive here"
     );
     assert_eq!(tor4.bfd, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_converge_writes_nothing_and_removing_a_path_withdraws_only_it() {
-    let (lab, bird, mut want, mut daemon) = two_family_lab().await;
+    let (lab, router, mut want, mut daemon) = two_family_lab(RouterKind::Bird).await;
     let updates_before = sent_updates(&lab, router_v4(0)).await;
     let second = daemon.converge(&want).await.expect("second converge");
     assert_eq!(second, ConvergeReport::default(), "nothing changed");
@@ -153,16 +161,20 @@ async fn a_second_converge_writes_nothing_and_removing_a_path_withdraws_only_it(
     let third = daemon.converge(&want).await.expect("third converge");
     assert_eq!((third.paths_deleted, third.writes), (1, 1), "{third:?}");
     let gone = wait_for(SESSION_WAIT, || async {
-        routes_from(&bird, "spk4", &net(V4_SELF))
+        routes_from(&router, "spk4", &net(V4_SELF))
             .is_empty()
             .then_some(())
     })
     .await;
-    assert!(gone.is_some(), "{V4_SELF} withdrawn: {:#?}", bird.routes());
+    assert!(
+        gone.is_some(),
+        "{V4_SELF} withdrawn: {:#?}",
+        router.paths(&net(V4_SELF))
+    );
     let kernel = lab.routers[0].kernel_next_hops(&net(V4)).unwrap();
     assert_eq!(kernel, [ip("192.0.2.2")], "the other paths stay");
-    assert_eq!(routes_from(&bird, "spk6", &net(V6)).len(), 1);
-    assert_eq!(routes_from(&bird, "spk6", &net(V6_SELF)).len(), 1);
+    assert_eq!(routes_from(&router, "spk6", &net(V6)).len(), 1);
+    assert_eq!(routes_from(&router, "spk6", &net(V6_SELF)).len(), 1);
     // gobgpd's own counter: since before the second converge, only this withdrawal went out.
     let counted = wait_for(Duration::from_secs(10), || async {
         (sent_updates(&lab, router_v4(0)).await == updates_before + 1).then_some(())
@@ -177,7 +189,7 @@ async fn a_second_converge_writes_nothing_and_removing_a_path_withdraws_only_it(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timer_change_updates_the_peer_in_place_without_resetting_the_session() {
-    let (_lab, bird, mut want, mut daemon) = two_family_lab().await;
+    let (_lab, router, mut want, mut daemon) = two_family_lab(RouterKind::Bird).await;
     let before = statuses(&mut daemon).await[&router_v4(0)].clone();
     let tor = want.peers.get_mut(&router_v4(0)).expect("peer");
     tor.connect_retry = Duration::from_secs(7);
@@ -196,29 +208,28 @@ async fn a_timer_change_updates_the_peer_in_place_without_resetting_the_session(
         (after.established_since, after.flaps),
         (before.established_since, before.flaps)
     );
-    assert!(established(&bird, "spk4"));
-    assert_eq!(routes_from(&bird, "spk4", &net(V4)).len(), 1);
+    assert!(established(&router, "spk4"));
+    assert_eq!(routes_from(&router, "spk4", &net(V4)).len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_next_hops_with_add_path_become_one_ecmp_route_in_the_router_kernel() {
+async fn three_next_hops_with_add_path_become_one_ecmp_route_in_the_bird_kernel() {
+    three_next_hops_with_add_path(RouterKind::Bird).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_next_hops_with_add_path_become_one_ecmp_route_in_the_frr_kernel() {
+    three_next_hops_with_add_path(RouterKind::Frr).await;
+}
+
+async fn three_next_hops_with_add_path(kind: RouterKind) {
     let lab = BgpLab::new(2).await;
     // Router 0 takes several paths per prefix and merges them into one kernel route;
     // router 1 takes one path per prefix (no ADD-PATH receive).
-    let ecmp = start_bird(
-        &lab.routers[0],
-        0,
-        &[BirdSession::ebgp("spk4", 0, Afi::Ipv4).channel("add paths rx;")],
-        true,
-    )
-    .await;
-    let single = start_bird(
-        &lab.routers[1],
-        1,
-        &[BirdSession::ebgp("spk4", 1, Afi::Ipv4)],
-        true,
-    )
-    .await;
+    let mut add_paths = session(0, Afi::Ipv4);
+    add_paths.add_paths_rx = true;
+    let ecmp = start_router(kind, &lab, 0, vec![add_paths]).await;
+    let single = start_router(kind, &lab, 1, vec![session(1, Afi::Ipv4)]).await;
     let prefix = net("198.51.100.20/32");
     let peers = [router_v4(0), router_v4(1)].map(|address| {
         let mut p = peer(address, ROUTER_ASN, "tor");
@@ -273,18 +284,22 @@ async fn three_next_hops_with_add_path_become_one_ecmp_route_in_the_router_kerne
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pool_communities_large_communities_and_local_preference_reach_the_routers() {
+async fn pool_communities_large_communities_and_local_preference_reach_bird() {
+    pool_attributes(RouterKind::Bird).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_communities_large_communities_and_local_preference_reach_frr() {
+    pool_attributes(RouterKind::Frr).await;
+}
+
+/// Pool communities, large communities and (iBGP only) local preference reach the routers.
+async fn pool_attributes(kind: RouterKind) {
     let lab = BgpLab::new(2).await;
-    let ebgp = start_bird(
-        &lab.routers[0],
-        0,
-        &[BirdSession::ebgp("spk4", 0, Afi::Ipv4)],
-        false,
-    )
-    .await;
-    let mut ibgp_session = BirdSession::ebgp("spk4", 1, Afi::Ipv4).option("direct;");
+    let ebgp = start_router(kind, &lab, 0, vec![session(0, Afi::Ipv4)]).await;
+    let mut ibgp_session = session(1, Afi::Ipv4);
     (ibgp_session.local_as, ibgp_session.neighbor_as) = (SPEAKER_ASN, SPEAKER_ASN);
-    let ibgp = start_bird(&lab.routers[1], 1, &[ibgp_session], false).await;
+    let ibgp = start_router(kind, &lab, 1, vec![ibgp_session]).await;
     let mut pool = rule("pool-a", &["198.51.100.30/32"]);
     pool.communities = vec![65000 << 16 | 200, 65000 << 16 | 100];
     pool.large_communities = vec![(65000, 1, 2)];
@@ -307,55 +322,48 @@ async fn pool_communities_large_communities_and_local_preference_reach_the_route
 
     let pooled = net("198.51.100.30/32");
     let plain = net("198.51.100.31/32");
-    for (i, bird) in [(0, &ebgp), (1, &ibgp)] {
-        wait_kernel(&lab, i, &pooled, &[ip("192.0.2.2")], bird).await;
-        wait_kernel(&lab, i, &plain, &[ip("192.0.2.2")], bird).await;
+    for (i, router) in [(0, &ebgp), (1, &ibgp)] {
+        wait_kernel(&lab, i, &pooled, &[ip("192.0.2.2")], router).await;
+        wait_kernel(&lab, i, &plain, &[ip("192.0.2.2")], router).await;
     }
+    let communities = BTreeSet::from(["65000:100".to_owned(), "65000:200".to_owned()]);
     let at_ebgp = &routes_from(&ebgp, "spk4", &pooled)[0];
+    assert_eq!(at_ebgp.communities, communities, "{kind}: {at_ebgp:?}");
     assert_eq!(
-        at_ebgp.attributes["BGP.community"],
-        "(65000,100) (65000,200)"
+        at_ebgp.large_communities,
+        BTreeSet::from(["65000:1:2".to_owned()])
     );
-    assert_eq!(at_ebgp.attributes["BGP.large_community"], "(65000, 1, 2)");
-    assert_eq!(
-        at_ebgp.attributes["BGP.local_pref"], "100",
-        "LOCAL_PREF is not sent over eBGP (BIRD shows its default)"
+    assert_ne!(
+        at_ebgp.local_pref,
+        Some(250),
+        "LOCAL_PREF is not sent over eBGP (BIRD shows its default, FRR none)"
     );
     let at_ibgp = &routes_from(&ibgp, "spk4", &pooled)[0];
-    assert_eq!(at_ibgp.attributes["BGP.local_pref"], "250");
-    assert_eq!(
-        at_ibgp.attributes["BGP.community"],
-        "(65000,100) (65000,200)"
-    );
+    assert_eq!(at_ibgp.local_pref, Some(250), "{kind}: {at_ibgp:?}");
+    assert_eq!(at_ibgp.communities, communities);
     let unpooled = &routes_from(&ebgp, "spk4", &plain)[0];
     assert!(
-        !unpooled.attributes.contains_key("BGP.community"),
+        unpooled.communities.is_empty() && unpooled.large_communities.is_empty(),
         "a prefix outside every rule is exported unchanged: {unpooled:?}"
     );
-    assert_eq!(
-        routes_from(&ibgp, "spk4", &plain)[0].attributes["BGP.local_pref"],
-        "100"
-    );
+    assert_eq!(routes_from(&ibgp, "spk4", &plain)[0].local_pref, Some(100));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pool_limited_to_one_router_reaches_only_that_router_and_can_move() {
+async fn a_pool_limited_to_one_router_reaches_only_that_router_and_can_move_with_bird() {
+    pool_limited_to_one_router(RouterKind::Bird).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_limited_to_one_router_reaches_only_that_router_and_can_move_with_frr() {
+    pool_limited_to_one_router(RouterKind::Frr).await;
+}
+
+async fn pool_limited_to_one_router(kind: RouterKind) {
     let lab = BgpLab::new(2).await;
-    let birds = [
-        start_bird(
-            &lab.routers[0],
-            0,
-            &[BirdSession::ebgp("spk4", 0, Afi::Ipv4)],
-            false,
-        )
-        .await,
-        start_bird(
-            &lab.routers[1],
-            1,
-            &[BirdSession::ebgp("spk4", 1, Afi::Ipv4)],
-            false,
-        )
-        .await,
+    let routers = [
+        start_router(kind, &lab, 0, vec![session(0, Afi::Ipv4)]).await,
+        start_router(kind, &lab, 1, vec![session(1, Afi::Ipv4)]).await,
     ];
     let limited = net("198.51.100.40/32");
     let everywhere = net("198.51.100.41/32");
@@ -375,17 +383,17 @@ async fn a_pool_limited_to_one_router_reaches_only_that_router_and_can_move() {
     daemon.converge(&want).await.expect("converge");
 
     let hop = [ip("192.0.2.2")];
-    wait_kernel(&lab, 0, &limited, &hop, &birds[0]).await;
-    wait_kernel(&lab, 0, &everywhere, &hop, &birds[0]).await;
+    wait_kernel(&lab, 0, &limited, &hop, &routers[0]).await;
+    wait_kernel(&lab, 0, &everywhere, &hop, &routers[0]).await;
     // Router 1 has the unrestricted prefix, so the update that would carry the other one
     // has been sent if it ever would be.
-    wait_kernel(&lab, 1, &everywhere, &hop, &birds[1]).await;
+    wait_kernel(&lab, 1, &everywhere, &hop, &routers[1]).await;
     assert!(
-        routes_from(&birds[1], "spk4", &limited).is_empty(),
+        routes_from(&routers[1], "spk4", &limited).is_empty(),
         "{:#?}",
-        birds[1].routes()
+        routers[1].paths(&limited)
     );
-    assert_eq!(Some(1), imported(&birds[1], "spk4"));
+    assert_eq!(Some(1), imported(&routers[1], "spk4"));
 
     // The pool moves to router 1: it is withdrawn from router 0 and sent to router 1
     // without touching the paths.
@@ -396,19 +404,19 @@ async fn a_pool_limited_to_one_router_reaches_only_that_router_and_can_move() {
         (0, 1),
         "{report:?}"
     );
-    wait_kernel(&lab, 1, &limited, &hop, &birds[1]).await;
-    wait_kernel(&lab, 0, &limited, &[], &birds[0]).await;
+    wait_kernel(&lab, 1, &limited, &hop, &routers[1]).await;
+    wait_kernel(&lab, 0, &limited, &[], &routers[0]).await;
     assert_eq!(lab.routers[0].kernel_next_hops(&everywhere).unwrap(), hop);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_path_table_is_trusted_between_resyncs_and_read_back_after() {
-    let (lab, bird, want, mut trusting) = two_family_lab().await;
+    let (lab, router, want, mut trusting) = two_family_lab(RouterKind::Bird).await;
     // Someone deletes a path behind the adapter's back.
     lab.gobgpd
         .cli(&["global", "rib", "-a", "ipv4", "del", V4])
         .expect("gobgp global rib del");
-    wait_kernel(&lab, 0, &net(V4), &[], &bird).await;
+    wait_kernel(&lab, 0, &net(V4), &[], &router).await;
     // Within the resync interval the handle trusts the table it left: nothing to do, and
     // so nothing read back (this is what keeps a change cheap with a large table).
     let trusted = trusting.converge(&want).await.expect("converge");
@@ -423,6 +431,6 @@ async fn the_path_table_is_trusted_between_resyncs_and_read_back_after() {
         .expect("connect");
     let repaired = checking.converge(&want).await.expect("converge");
     assert_eq!(repaired.paths_added, 1, "{repaired:?}");
-    wait_kernel(&lab, 0, &net(V4), &[ip("192.0.2.2")], &bird).await;
+    wait_kernel(&lab, 0, &net(V4), &[ip("192.0.2.2")], &router).await;
     assert!(!checking.converge(&want).await.expect("converge").changed());
 }

@@ -1,7 +1,7 @@
-//! Sessions under stress, with a real gobgpd and real BIRD 2 routers: MD5 passwords, BFD
-//! taking routes away long before the hold timer, a killed and restarted gobgpd converged
-//! again (graceful restart keeping the routes at BIRD meanwhile), and a change of the
-//! global settings, which gobgpd v4.8.0 can only apply in a new process.
+//! Sessions under stress, with a real gobgpd and real routers (BIRD 2 and FRR): MD5
+//! passwords, BFD taking routes away long before the hold timer, a killed and restarted
+//! gobgpd converged again (graceful restart keeping the routes at the router meanwhile), and
+//! a change of the global settings, which gobgpd v4.8.0 can only apply in a new process.
 
 #![allow(
     clippy::unwrap_used,
@@ -20,14 +20,24 @@ use baremetal_ccm::announce::gobgp::{
     BfdState, Daemon, DaemonOptions, GobgpError, RestartCause, SessionState,
 };
 use bgp_lab::*;
-use rig::bird::Bird;
 use rig::process::wait_for;
+use rig::router::{Router, RouterKind};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_md5_session_comes_up_with_the_right_password_and_not_with_a_wrong_one() {
+async fn an_md5_session_comes_up_with_the_right_password_and_not_with_a_wrong_one_bird() {
+    md5(RouterKind::Bird).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_md5_session_comes_up_with_the_right_password_and_not_with_a_wrong_one_frr() {
+    md5(RouterKind::Frr).await;
+}
+
+async fn md5(kind: RouterKind) {
     let lab = BgpLab::new(1).await;
-    let session = BirdSession::ebgp("spk4", 0, Afi::Ipv4).option("password \"s3cret\";");
-    let bird = start_bird(&lab.routers[0], 0, &[session], false).await;
+    let mut md5 = session(0, Afi::Ipv4);
+    md5.password = Some("s3cret".into());
+    let router = start_router(kind, &lab, 0, vec![md5]).await;
     let mut tor = peer(router_v4(0), ROUTER_ASN, "tor");
     tor.password = Some(Password("wrong".into()));
     let mut want = desired(
@@ -43,7 +53,7 @@ async fn an_md5_session_comes_up_with_the_right_password_and_not_with_a_wrong_on
     // gobgpd retries every 2 s; over several retries the kernel drops every segment with
     // the wrong signature, so the session never reaches Established.
     let came_up = wait_for(Duration::from_secs(8), || async {
-        established(&bird, "spk4").then_some(())
+        established(&router, "spk4").then_some(())
     })
     .await;
     assert!(came_up.is_none(), "established with a wrong password");
@@ -54,8 +64,15 @@ async fn an_md5_session_comes_up_with_the_right_password_and_not_with_a_wrong_on
     tor.password = Some(Password("s3cret".into()));
     let report = daemon.converge(&want).await.expect("converge");
     assert_eq!((report.peers_updated, report.writes), (1, 1), "{report:?}");
-    wait_established(&bird, "spk4", &lab.gobgpd).await;
-    wait_kernel(&lab, 0, &net("198.51.100.50/32"), &[ip("192.0.2.2")], &bird).await;
+    wait_established(&router, "spk4", &lab.gobgpd).await;
+    wait_kernel(
+        &lab,
+        0,
+        &net("198.51.100.50/32"),
+        &[ip("192.0.2.2")],
+        &router,
+    )
+    .await;
     assert!(
         !format!("{:?}", want.peers[&router_v4(0)]).contains("s3cret"),
         "the password never shows in Debug output"
@@ -63,12 +80,21 @@ async fn an_md5_session_comes_up_with_the_right_password_and_not_with_a_wrong_on
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bfd_takes_the_routes_away_long_before_the_hold_timer_when_the_link_fails() {
+async fn bfd_takes_the_routes_away_long_before_the_hold_timer_when_the_link_fails_bird() {
+    bfd(RouterKind::Bird).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bfd_takes_the_routes_away_long_before_the_hold_timer_when_the_link_fails_frr() {
+    bfd(RouterKind::Frr).await;
+}
+
+async fn bfd(kind: RouterKind) {
     let lab = BgpLab::new(1).await;
-    let session = BirdSession::ebgp("spk4", 0, Afi::Ipv4)
-        .option("bfd on;")
-        .option("hold time 90;");
-    let bird = start_bird(&lab.routers[0], 0, &[session], false).await;
+    let mut with_bfd = session(0, Afi::Ipv4);
+    with_bfd.bfd = true;
+    with_bfd.hold = Some(90);
+    let router = start_router(kind, &lab, 0, vec![with_bfd]).await;
     let mut tor = peer(router_v4(0), ROUTER_ASN, "tor");
     tor.hold_time = Duration::from_secs(90);
     tor.keepalive = Duration::from_secs(30);
@@ -87,7 +113,7 @@ async fn bfd_takes_the_routes_away_long_before_the_hold_timer_when_the_link_fail
         .await
         .expect("connect");
     daemon.converge(&want).await.expect("converge");
-    wait_kernel(&lab, 0, &prefix, &[ip("192.0.2.2")], &bird).await;
+    wait_kernel(&lab, 0, &prefix, &[ip("192.0.2.2")], &router).await;
 
     // BFD is configured once the session is Established (the next converge after it).
     let bfd_up = wait_for(SESSION_WAIT, || async {
@@ -98,14 +124,13 @@ async fn bfd_takes_the_routes_away_long_before_the_hold_timer_when_the_link_fail
             .await
             .ok()?;
         let ours = daemon_bfd(&lab).await?;
-        let theirs = bird.birdc(&["show", "bfd", "sessions"]).ok()?;
-        (ours == BfdState::Up && theirs.contains("Up")).then_some(())
+        (ours == BfdState::Up && router_bfd_up(&router)).then_some(())
     })
     .await;
     assert!(
         bfd_up.is_some(),
-        "BFD up on both sides; BIRD: {:?}; gobgpd: {:?}",
-        bird.birdc(&["show", "bfd", "sessions"]),
+        "BFD up on both sides; {kind}: {}; gobgpd: {:?}",
+        router.describe(),
         daemon.peer_statuses().await
     );
     assert_eq!(
@@ -113,7 +138,7 @@ async fn bfd_takes_the_routes_away_long_before_the_hold_timer_when_the_link_fail
         Some(BfdState::Up)
     );
 
-    // The speaker's switch port fails: BIRD's own link stays up, so only BFD (or the 90 s
+    // The speaker's switch port fails: the router's own link stays up, so only BFD (or the 90 s
     // hold timer) can tell.
     let cut = Instant::now();
     lab.switch
@@ -121,22 +146,41 @@ async fn bfd_takes_the_routes_away_long_before_the_hold_timer_when_the_link_fail
         .run(["ip", "link", "set", lab.speaker_port(), "down"])
         .expect("link down");
     let gone = wait_for(Duration::from_secs(30), || async {
-        routes_from(&bird, "spk4", &prefix).is_empty().then_some(())
+        routes_from(&router, "spk4", &prefix)
+            .is_empty()
+            .then_some(())
     })
     .await;
     let detection = cut.elapsed();
-    assert!(gone.is_some(), "route withdrawn: {:#?}", bird.routes());
-    eprintln!("BFD: route gone from BIRD {detection:?} after the link failed (hold time 90 s)");
+    assert!(
+        gone.is_some(),
+        "route withdrawn: {:#?}",
+        router.paths(&prefix)
+    );
+    eprintln!("BFD: route gone from {kind} {detection:?} after the link failed (hold time 90 s)");
     assert!(
         detection < Duration::from_secs(5),
         "BFD detection took {detection:?}"
     );
-    wait_kernel(&lab, 0, &prefix, &[], &bird).await;
-    let log = std::fs::read_to_string(bird.log_path()).unwrap_or_default();
+    wait_kernel(&lab, 0, &prefix, &[], &router).await;
+    let log = router.log_tail();
     assert!(
-        !log.contains("Hold timer expired"),
+        !log.to_lowercase().contains("hold timer expired"),
         "BFD, not the hold timer: {log}"
     );
+}
+
+/// The router's BFD session with the speaker is up.
+fn router_bfd_up(router: &Router) -> bool {
+    match router {
+        Router::Bird { bird, .. } => bird
+            .birdc(&["show", "bfd", "sessions"])
+            .is_ok_and(|s| s.contains("Up")),
+        Router::Frr { frr, .. } => frr.json("show bfd peers json").is_ok_and(|peers| {
+            (peers.as_array().into_iter().flatten())
+                .any(|p| p.get("status").and_then(|s| s.as_str()) == Some("up"))
+        }),
+    }
 }
 
 async fn daemon_bfd(lab: &BgpLab) -> Option<BfdState> {
@@ -144,30 +188,37 @@ async fn daemon_bfd(lab: &BgpLab) -> Option<BfdState> {
     daemon.peer_statuses().await.ok()?.first()?.bfd
 }
 
-/// One look at BIRD during the restart.
+/// One look at the router during the restart.
 #[derive(Debug)]
 struct Sample {
     at: Instant,
     v4: bool,
     v6: bool,
-    /// BIRD says it keeps the IPv4 session's routes for a restarting neighbor.
+    /// The router keeps the IPv4 session's route for a restarting neighbor.
     v4_graceful: bool,
 }
 
-/// Samples BIRD until `stop` is set (on a thread: birdc is a blocking child process).
-fn sample(bird: Arc<Bird>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<Sample>> {
+/// Whether `router` keeps `session`'s path of `prefix` for a restarting neighbor (stale).
+fn kept_for_restart(router: &Router, session: &str, prefix: &ipnet::IpNet) -> bool {
+    routes_from(router, session, prefix).iter().any(|p| p.stale)
+}
+
+/// Samples the router until `stop` is set (on a thread: birdc and vtysh are blocking child
+/// processes).
+fn sample(router: Arc<Router>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<Sample>> {
     std::thread::spawn(move || {
         let v4 = net("198.51.100.70/32");
         let v6 = net("2001:db8:100::70/128");
         let mut samples = Vec::new();
         while !stop.load(Ordering::Acquire) {
-            let Ok(routes) = bird.routes() else { continue };
-            let details = protocol_details(&bird, "spk4");
+            let (Ok(at_v4), Ok(at_v6)) = (router.paths(&v4), router.paths(&v6)) else {
+                continue;
+            };
             samples.push(Sample {
                 at: Instant::now(),
-                v4: routes.iter().any(|r| r.prefix == v4),
-                v6: routes.iter().any(|r| r.prefix == v6),
-                v4_graceful: details.contains("Neighbor graceful restart active"),
+                v4: !at_v4.is_empty(),
+                v6: !at_v6.is_empty(),
+                v4_graceful: at_v4.iter().any(|p| p.stale),
             });
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -175,18 +226,21 @@ fn sample(bird: Arc<Bird>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec
     })
 }
 
-/// The graceful-restart session's route stayed at BIRD in every sample after the kill, as
-/// a restarting neighbor's (stale) route, while the other session's route went away.
+/// The graceful-restart session's route stayed at the router in every sample after the
+/// kill, as a restarting neighbor's (stale) route, while the other session's route went away.
 fn assert_kept_throughout(samples: &[Sample], killed: Instant) {
     let during: Vec<_> = samples.iter().filter(|s| s.at >= killed).collect();
-    assert!(during.len() > 5, "BIRD was sampled during the restart");
+    assert!(
+        during.len() > 5,
+        "the router was sampled during the restart"
+    );
     assert!(
         during.iter().all(|s| s.v4),
-        "the graceful-restart session's route stayed at BIRD throughout"
+        "the graceful-restart session's route stayed at the router throughout"
     );
     assert!(
         during.iter().any(|s| s.v4_graceful),
-        "BIRD kept it as a restarting neighbor's (stale) route"
+        "the router kept it as a restarting neighbor's (stale) route"
     );
     assert!(
         during.iter().any(|s| !s.v6),
@@ -196,9 +250,11 @@ fn assert_kept_throughout(samples: &[Sample], killed: Instant) {
 
 /// The new gobgpd greeted BIRD as a restarting speaker that kept forwarding (Restart State
 /// and Forwarding State bits), so BIRD refreshed the stale route instead of flushing it: no
-/// withdrawal ever reached it.
-fn assert_greeted_as_restarting(bird: &Bird) {
-    let details = protocol_details(bird, "spk4");
+/// withdrawal ever reached it. (BIRD only: FRR's view is checked by the samples.)
+fn assert_greeted_as_restarting(bird: &rig::bird::Bird) {
+    let details = bird
+        .birdc(&["show", "protocols", "all", "spk4"])
+        .expect("birdc");
     let neighbor_caps = details
         .split("Neighbor capabilities")
         .nth(1)
@@ -216,13 +272,21 @@ fn assert_greeted_as_restarting(bird: &Bird) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restarted_gobgpd_is_converged_again_and_graceful_restart_keeps_the_routes_meanwhile() {
+async fn a_restarted_gobgpd_is_converged_again_and_graceful_restart_keeps_the_routes_at_bird() {
+    restarted_gobgpd(RouterKind::Bird).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_gobgpd_is_converged_again_and_graceful_restart_keeps_the_routes_at_frr() {
+    restarted_gobgpd(RouterKind::Frr).await;
+}
+
+async fn restarted_gobgpd(kind: RouterKind) {
     let mut lab = BgpLab::new(1).await;
-    let sessions = [
-        BirdSession::ebgp("spk4", 0, Afi::Ipv4).option("graceful restart on;"),
-        BirdSession::ebgp("spk6", 0, Afi::Ipv6),
-    ];
-    let bird = Arc::new(start_bird(&lab.routers[0], 0, &sessions, false).await);
+    let mut v4_session = session(0, Afi::Ipv4);
+    v4_session.graceful_restart = true;
+    let sessions = vec![v4_session, session(0, Afi::Ipv6)];
+    let router = Arc::new(start_router(kind, &lab, 0, sessions).await);
     let mut graceful = peer(router_v4(0), ROUTER_ASN, "tor");
     graceful.graceful_restart = Some(Duration::from_secs(60));
     let v4 = net("198.51.100.70/32");
@@ -239,11 +303,11 @@ async fn a_restarted_gobgpd_is_converged_again_and_graceful_restart_keeps_the_ro
         .await
         .expect("connect");
     daemon.converge(&want).await.expect("converge");
-    wait_kernel(&lab, 0, &v4, &[ip("192.0.2.2")], &bird).await;
-    wait_kernel(&lab, 0, &v6, &[ip("2001:db8::2")], &bird).await;
+    wait_kernel(&lab, 0, &v4, &[ip("192.0.2.2")], &router).await;
+    wait_kernel(&lab, 0, &v6, &[ip("2001:db8::2")], &router).await;
 
     let stop = Arc::new(AtomicBool::new(false));
-    let sampler = sample(bird.clone(), stop.clone());
+    let sampler = sample(router.clone(), stop.clone());
     let restarted = daemon.restarted();
     let killed = Instant::now();
     lab.gobgpd.kill();
@@ -271,43 +335,39 @@ async fn a_restarted_gobgpd_is_converged_again_and_graceful_restart_keeps_the_ro
     let converged = started.elapsed();
     assert!(report.bgp_started && report.peers_added == 2 && report.paths_added == 2);
 
-    // Recovered: both sessions up again and BIRD has left graceful-restart mode.
+    // Recovered: both sessions up again and the router has left graceful-restart mode.
     let recovered = wait_for(SESSION_WAIT, || async {
-        let back = established(&bird, "spk4")
-            && established(&bird, "spk6")
-            && !protocol_details(&bird, "spk4").contains("Neighbor graceful restart active")
-            && !routes_from(&bird, "spk4", &v4).is_empty()
-            && !routes_from(&bird, "spk6", &v6).is_empty();
+        let back = established(&router, "spk4")
+            && established(&router, "spk6")
+            && !kept_for_restart(&router, "spk4", &v4)
+            && !routes_from(&router, "spk4", &v4).is_empty()
+            && !routes_from(&router, "spk6", &v6).is_empty();
         back.then_some(())
     })
     .await;
     let recovery = killed.elapsed();
     stop.store(true, Ordering::Release);
     let samples = sampler.join().expect("sampler");
-    assert!(recovered.is_some(), "{}", protocol_details(&bird, "spk4"));
+    assert!(recovered.is_some(), "{}", protocol_details(&router));
     eprintln!(
         "restart: noticed after {noticed:?}; new gobgpd converged {converged:?} after its start; \
-         BIRD back to normal {recovery:?} after the kill ({} samples)",
+         {kind} back to normal {recovery:?} after the kill ({} samples)",
         samples.len()
     );
 
     assert_kept_throughout(&samples, killed);
-    assert_greeted_as_restarting(&bird);
-    wait_kernel(&lab, 0, &v4, &[ip("192.0.2.2")], &bird).await;
-    wait_kernel(&lab, 0, &v6, &[ip("2001:db8::2")], &bird).await;
+    if let Some(bird) = router.bird() {
+        assert_greeted_as_restarting(bird);
+    }
+    wait_kernel(&lab, 0, &v4, &[ip("192.0.2.2")], &router).await;
+    wait_kernel(&lab, 0, &v6, &[ip("2001:db8::2")], &router).await;
     assert!(!daemon.converge(&want).await.expect("converge").changed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_router_id_stops_bgp_which_needs_a_new_gobgpd_and_the_watch_notices() {
     let mut lab = BgpLab::new(1).await;
-    let bird = start_bird(
-        &lab.routers[0],
-        0,
-        &[BirdSession::ebgp("spk4", 0, Afi::Ipv4)],
-        false,
-    )
-    .await;
+    let router = start_router(RouterKind::Bird, &lab, 0, vec![session(0, Afi::Ipv4)]).await;
     let prefix = net("198.51.100.80/32");
     let mut want = desired(
         [peer(router_v4(0), ROUTER_ASN, "tor")],
@@ -322,7 +382,7 @@ async fn a_new_router_id_stops_bgp_which_needs_a_new_gobgpd_and_the_watch_notice
         .await
         .expect("connect");
     daemon.converge(&want).await.expect("converge");
-    wait_kernel(&lab, 0, &prefix, &[ip("192.0.2.2")], &bird).await;
+    wait_kernel(&lab, 0, &prefix, &[ip("192.0.2.2")], &router).await;
 
     want.global.router_id = "192.0.2.9".parse().expect("router id");
     let restarted = daemon.restarted();
@@ -344,7 +404,7 @@ async fn a_new_router_id_stops_bgp_which_needs_a_new_gobgpd_and_the_watch_notice
         .converge(&want)
         .await
         .expect("converge with the new router id");
-    wait_kernel(&lab, 0, &prefix, &[ip("192.0.2.2")], &bird).await;
-    let details = protocol_details(&bird, "spk4");
+    wait_kernel(&lab, 0, &prefix, &[ip("192.0.2.2")], &router).await;
+    let details = protocol_details(&router);
     assert!(details.contains("Neighbor ID:      192.0.2.9"), "{details}");
 }

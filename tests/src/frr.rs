@@ -280,6 +280,9 @@ pub struct FrrPath {
     /// `global:local1:local2` strings.
     pub large_communities: Vec<String>,
     pub local_pref: Option<u64>,
+    /// The AS path as FRR prints it (`64512`), empty for a local route.
+    pub as_path: String,
+    pub origin: Option<String>,
 }
 
 /// A BGP neighbor at FRR.
@@ -343,6 +346,10 @@ fn parse_paths(json: &Value) -> Vec<FrrPath> {
             communities: strings(p.get("community")),
             large_communities: strings(p.get("largeCommunity")),
             local_pref: p.get("locPrf").and_then(Value::as_u64),
+            as_path: (p.pointer("/aspath/string").and_then(Value::as_str))
+                .unwrap_or_default()
+                .to_owned(),
+            origin: (p.get("origin").and_then(Value::as_str)).map(str::to_owned),
         })
         .collect()
 }
@@ -412,6 +419,8 @@ mod tests {
         assert_eq!(paths.len(), 2);
         assert_eq!(paths[0].communities, ["64512:100"]);
         assert_eq!(paths[0].large_communities, ["64512:7:9"]);
+        assert_eq!(paths[0].as_path, "64512");
+        assert_eq!(paths[0].origin.as_deref(), Some("IGP"));
         assert_eq!((paths[0].stale, paths[0].rx_path_id), (false, 2));
         assert_eq!((paths[1].stale, paths[1].rx_path_id), (true, 4));
         assert_eq!(

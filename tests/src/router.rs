@@ -197,13 +197,20 @@ pub struct RouterPath {
     /// The session's neighbor it came from.
     pub neighbor: Option<IpAddr>,
     pub next_hops: Vec<IpAddr>,
-    /// Kept for a restarting neighbor (graceful restart), not refreshed yet.
+    /// Kept for a restarting neighbor (graceful restart), not refreshed yet. BIRD 2.0 shows no
+    /// per-route flag: there every path of a session in graceful-restart recovery ("Neighbor
+    /// graceful restart active", until the neighbor's End-of-RIB) counts as stale, so "none
+    /// stale" at BIRD means it has finished the recovery and dropped what was not refreshed.
     pub stale: bool,
     /// `asn:value`.
     pub communities: BTreeSet<String>,
     /// `global:local1:local2`.
     pub large_communities: BTreeSet<String>,
     pub local_pref: Option<u64>,
+    /// The AS path, ASNs separated by spaces (`64512`).
+    pub as_path: String,
+    /// `IGP`, `EGP` or `incomplete` (as the router prints it).
+    pub origin: Option<String>,
 }
 
 /// A running router of either kind.
@@ -309,17 +316,25 @@ impl Router {
     /// Every path the router holds for `prefix`.
     pub fn paths(&self, prefix: &IpNet) -> Result<Vec<RouterPath>, RouterError> {
         match self {
-            Router::Bird { bird, .. } => Ok((bird.routes()?.into_iter())
-                .filter(|r| r.prefix == *prefix)
-                .map(|r| RouterPath {
-                    neighbor: self.neighbor_of(&r.protocol),
-                    stale: r.attributes.contains_key("BGP.stale"),
-                    communities: bird_pairs(r.attributes.get("BGP.community")),
-                    large_communities: bird_pairs(r.attributes.get("BGP.large_community")),
-                    local_pref: (r.attributes.get("BGP.local_pref")).and_then(|v| v.parse().ok()),
-                    next_hops: r.next_hops,
-                })
-                .collect()),
+            Router::Bird { bird, .. } => {
+                let restarting = bird_restarting(&bird.birdc(&["show", "protocols", "all"])?);
+                Ok((bird.routes()?.into_iter())
+                    .filter(|r| r.prefix == *prefix)
+                    .map(|r| RouterPath {
+                        neighbor: self.neighbor_of(&r.protocol),
+                        stale: restarting.contains(&r.protocol),
+                        communities: bird_pairs(r.attributes.get("BGP.community")),
+                        large_communities: bird_pairs(r.attributes.get("BGP.large_community")),
+                        local_pref: (r.attributes.get("BGP.local_pref"))
+                            .and_then(|v| v.parse().ok()),
+                        as_path: (r.attributes.get("BGP.as_path"))
+                            .cloned()
+                            .unwrap_or_default(),
+                        origin: r.attributes.get("BGP.origin").cloned(),
+                        next_hops: r.next_hops,
+                    })
+                    .collect())
+            }
             Router::Frr { frr, .. } => Ok((frr.paths(prefix)?.into_iter())
                 .map(|p| RouterPath {
                     neighbor: p.peer,
@@ -328,6 +343,8 @@ impl Router {
                     communities: p.communities.into_iter().collect(),
                     large_communities: p.large_communities.into_iter().collect(),
                     local_pref: p.local_pref,
+                    as_path: p.as_path,
+                    origin: p.origin,
                 })
                 .collect()),
         }
@@ -389,6 +406,21 @@ impl Router {
     }
 }
 
+/// The protocols of `birdc show protocols all` that keep their routes for a restarting
+/// neighbor (graceful-restart recovery).
+fn bird_restarting(text: &str) -> BTreeSet<String> {
+    let mut restarting = BTreeSet::new();
+    let mut current: Option<&str> = None;
+    for line in text.lines() {
+        if !line.starts_with(char::is_whitespace) {
+            current = line.split_whitespace().next();
+        } else if line.contains("Neighbor graceful restart active") {
+            restarting.extend(current.map(str::to_owned));
+        }
+    }
+    restarting
+}
+
 /// BIRD prints `(64512,100) (64512,200)` and `(64512, 7, 9)`: the same as `asn:value` strings.
 fn bird_pairs(value: Option<&String>) -> BTreeSet<String> {
     let Some(value) = value else {
@@ -422,6 +454,22 @@ mod tests {
         );
         let large = bird_pairs(Some(&"(64512, 7, 9)".to_owned()));
         assert_eq!(large, BTreeSet::from(["64512:7:9".to_owned()]));
+    }
+
+    #[test]
+    fn bird_sessions_in_graceful_restart_recovery_are_found() {
+        let text = [
+            "BIRD 2.0.12 ready.",
+            "Name       Proto      Table      State  Since         Info",
+            "s11v4      BGP        ---        up     22:10:11.602  Established",
+            "  BGP state:          Established",
+            "s12v4      BGP        ---        start  22:10:12.000  Active        Socket: Connection closed",
+            "  BGP state:          Active",
+            "    Neighbor graceful restart active",
+            "k4         Kernel     master4    up     22:10:10.000",
+        ]
+        .join("\n");
+        assert_eq!(bird_restarting(&text), BTreeSet::from(["s12v4".to_owned()]));
     }
 
     #[test]

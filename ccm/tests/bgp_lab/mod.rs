@@ -1,6 +1,6 @@
 //! The lab the GoBGP adapter tests share: a speaker namespace running a real gobgpd, router
-//! namespaces running BIRD 2 on one switch, BIRD configurations, and builders for the
-//! desired daemon state.
+//! namespaces running a router (BIRD 2 or FRR, `rig::router`) on one switch, the routers'
+//! sessions, and builders for the desired daemon state.
 //!
 //! Addresses: speaker 192.0.2.1 / 2001:db8::1; router `i` 192.0.2.(254-i) /
 //! 2001:db8::(fe-i); extra next hops (other "nodes") 192.0.2.2.. and 2001:db8::2...
@@ -23,10 +23,10 @@ use baremetal_ccm::announce::desired::{
     Afi, DesiredDaemon, DesiredPath, DesiredPeer, ExportRule, Global,
 };
 use ipnet::IpNet;
-use rig::bird::{Bird, BirdRoute};
 use rig::gobgpd::Gobgpd;
 use rig::netns::{Host, Lab, Segment};
 use rig::process::wait_for;
+use rig::router::{PeerSession, Router, RouterConfig, RouterKind, RouterPath};
 
 pub const SPEAKER_ASN: u32 = 64512;
 pub const ROUTER_ASN: u32 = 64500;
@@ -106,77 +106,40 @@ impl BgpLab {
     }
 }
 
-/// One BGP session in a BIRD configuration.
-pub struct BirdSession {
-    pub name: &'static str,
-    pub local: IpAddr,
-    pub neighbor: IpAddr,
-    pub local_as: u32,
-    pub neighbor_as: u32,
-    /// Lines inside `protocol bgp { }`.
-    pub options: String,
-    /// Lines inside the session's `ipv4 { }` / `ipv6 { }` channel.
-    pub channel: String,
+/// The router's session with the speaker over `afi` from router `i` (eBGP, named `spk4` /
+/// `spk6`), importing everything, one path per prefix (set `add_paths_rx` for ADD-PATH).
+pub fn session(router: u8, afi: Afi) -> PeerSession {
+    let (name, local, neighbor) = match afi {
+        Afi::Ipv4 => ("spk4", router_v4(router), speaker_v4()),
+        Afi::Ipv6 => ("spk6", router_v6(router), speaker_v6()),
+    };
+    let mut session = PeerSession::new(name, local, ROUTER_ASN, neighbor, SPEAKER_ASN);
+    session.add_paths_rx = false;
+    session
 }
 
-impl BirdSession {
-    /// An eBGP session from router `i` to the speaker over `afi`, importing everything.
-    pub fn ebgp(name: &'static str, router: u8, afi: Afi) -> BirdSession {
-        let (local, neighbor) = match afi {
-            Afi::Ipv4 => (router_v4(router), speaker_v4()),
-            Afi::Ipv6 => (router_v6(router), speaker_v6()),
-        };
-        BirdSession {
-            name,
-            local,
-            neighbor,
-            local_as: ROUTER_ASN,
-            neighbor_as: SPEAKER_ASN,
-            options: String::new(),
-            channel: String::new(),
-        }
-    }
-
-    pub fn option(mut self, line: &str) -> Self {
-        writeln!(self.options, "  {line}").expect("write to a string");
-        self
-    }
-
-    pub fn channel(mut self, line: &str) -> Self {
-        write!(self.channel, " {line}").expect("write to a string");
-        self
-    }
-}
-
-/// A whole bird.conf: kernel protocols exporting BGP routes (ECMP merged when
-/// `merge_paths`), BFD when any session uses it, and the sessions.
-pub fn bird_config(router_id: IpAddr, sessions: &[BirdSession], merge_paths: bool) -> String {
-    let merge = if merge_paths { "merge paths on;" } else { "" };
-    let mut conf = format!(
-        "router id {router_id};\n\
-         protocol device {{ }}\n\
-         protocol kernel k4 {{ {merge} ipv4 {{ export where source = RTS_BGP; }}; }}\n\
-         protocol kernel k6 {{ {merge} ipv6 {{ export where source = RTS_BGP; }}; }}\n"
-    );
-    if sessions.iter().any(|s| s.options.contains("bfd")) {
-        conf.push_str("protocol bfd { interface \"eth0\" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }; }\n");
-    }
-    for s in sessions {
-        let channel = if s.neighbor.is_ipv4() { "ipv4" } else { "ipv6" };
-        write!(
-            conf,
-            "protocol bgp {} {{\n  local {} as {};\n  neighbor {} as {};\n{}  {channel} {{ import all; export none;{} }};\n}}\n",
-            s.name, s.local, s.local_as, s.neighbor, s.neighbor_as, s.options, s.channel
-        )
-        .expect("write to a string");
-    }
-    conf
-}
-
-pub async fn start_bird(host: &Host, router: u8, sessions: &[BirdSession], merge: bool) -> Bird {
-    Bird::start(host, &bird_config(router_v4(router), sessions, merge))
+/// Starts a router of `kind` in router namespace `i` with `sessions` (BGP routes installed
+/// in its kernel, ECMP merged).
+pub async fn start_router(
+    kind: RouterKind,
+    lab: &BgpLab,
+    i: u8,
+    sessions: Vec<PeerSession>,
+) -> Router {
+    let config = RouterConfig {
+        router_id: router_v4(i),
+        sessions,
+    };
+    Router::start(kind, &lab.routers[usize::from(i)], config)
         .await
-        .expect("BIRD starts")
+        .unwrap_or_else(|e| panic!("{kind} starts: {e}"))
+}
+
+fn neighbor(router: &Router, session: &str) -> IpAddr {
+    (router.config().sessions.iter())
+        .find(|s| s.name == session)
+        .map(|s| s.neighbor)
+        .unwrap_or_else(|| panic!("no session {session} at the router"))
 }
 
 pub fn global() -> Global {
@@ -240,44 +203,42 @@ pub fn desired(
     }
 }
 
-/// BIRD's routes for `prefix` from `protocol`.
-pub fn routes_from(bird: &Bird, protocol: &str, prefix: &IpNet) -> Vec<BirdRoute> {
-    bird.routes()
-        .expect("birdc show route all")
-        .into_iter()
-        .filter(|r| r.protocol == protocol && r.prefix == *prefix)
-        .collect()
+/// The router's paths for `prefix` over `session` (e.g. `spk4`).
+pub fn routes_from(router: &Router, session: &str, prefix: &IpNet) -> Vec<RouterPath> {
+    let from = Some(neighbor(router, session));
+    (router
+        .paths(prefix)
+        .expect("the router answers")
+        .into_iter())
+    .filter(|p| p.neighbor == from)
+    .collect()
 }
 
-/// `birdc show protocols all <protocol>`.
-pub fn protocol_details(bird: &Bird, protocol: &str) -> String {
-    bird.birdc(&["show", "protocols", "all", protocol])
-        .expect("birdc show protocols all")
+/// The router's view of its sessions (for failure messages).
+pub fn protocol_details(router: &Router) -> String {
+    router.describe()
 }
 
-pub fn established(bird: &Bird, protocol: &str) -> bool {
-    bird.protocol_info(protocol)
-        .is_ok_and(|info| info.contains("Established"))
+pub fn established(router: &Router, session: &str) -> bool {
+    router.established(neighbor(router, session))
 }
 
-/// The "Routes: N imported" count of a protocol.
-pub fn imported(bird: &Bird, protocol: &str) -> Option<u64> {
-    protocol_details(bird, protocol).lines().find_map(|line| {
-        let rest = line.trim().strip_prefix("Routes:")?;
-        rest.split_whitespace().next()?.parse().ok()
-    })
+/// Paths accepted over `session`.
+pub fn imported(router: &Router, session: &str) -> Option<u64> {
+    router.imported(neighbor(router, session))
 }
 
-/// Waits until `protocol` is Established at `bird`.
-pub async fn wait_established(bird: &Bird, protocol: &str, gobgpd: &Gobgpd) {
+/// Waits until `session` is Established at `router`.
+pub async fn wait_established(router: &Router, session: &str, gobgpd: &Gobgpd) {
     let up = wait_for(SESSION_WAIT, || async {
-        established(bird, protocol).then_some(())
+        established(router, session).then_some(())
     })
     .await;
     assert!(
         up.is_some(),
-        "{protocol} not established:\n{}\ngobgpd:\n{}",
-        protocol_details(bird, protocol),
+        "{session} not established at {}:\n{}\ngobgpd:\n{}",
+        router.kind(),
+        router.describe(),
         gobgpd.log_tail(3000)
     );
 }
@@ -299,8 +260,8 @@ pub fn gobgp_dump(gobgpd: &Gobgpd) -> String {
 }
 
 /// Waits until router `i`'s kernel has `prefix` via exactly `hops`.
-pub async fn wait_kernel(lab: &BgpLab, i: usize, prefix: &IpNet, hops: &[IpAddr], bird: &Bird) {
-    wait_kernel_within(lab, i, prefix, hops, bird, SESSION_WAIT).await;
+pub async fn wait_kernel(lab: &BgpLab, i: usize, prefix: &IpNet, hops: &[IpAddr], router: &Router) {
+    wait_kernel_within(lab, i, prefix, hops, router, SESSION_WAIT).await;
 }
 
 pub async fn wait_kernel_within(
@@ -308,7 +269,7 @@ pub async fn wait_kernel_within(
     i: usize,
     prefix: &IpNet,
     hops: &[IpAddr],
-    bird: &Bird,
+    router_process: &Router,
     timeout: Duration,
 ) {
     let router = &lab.routers[i];
@@ -320,11 +281,11 @@ pub async fn wait_kernel_within(
     .await;
     assert!(
         seen.is_some(),
-        "kernel route {prefix} via {want:?}; kernel has {:?}; BIRD has {:#?}\n{}\n{}\ngobgpd log:\n{}",
+        "kernel route {prefix} via {want:?}; kernel has {:?}; {} has {:#?}\n{}\n{}\ngobgpd log:\n{}",
         router.kernel_next_hops(prefix),
-        bird.routes(),
-        bird.birdc(&["show", "protocols", "all"])
-            .unwrap_or_default(),
+        router_process.kind(),
+        router_process.paths(prefix),
+        router_process.describe(),
         gobgp_dump(&lab.gobgpd),
         lab.gobgpd.log_tail(4000),
     );
