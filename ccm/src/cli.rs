@@ -44,15 +44,27 @@ pub struct LogArgs {
     pub log_filter: String,
 }
 
+/// The controller's admin port: upstream cloud-controller-managers' 10258.
+pub const CONTROLLER_ADMIN_PORT: u16 = 10258;
+/// The speaker's admin port: free on kubeadm nodes, where kube-scheduler has 10259,
+/// kube-controller-manager 10257, kube-proxy 10249/10256 and the kubelet 10248/10250, and
+/// distinct from the controller's, since both run in the host network of control-plane nodes.
+pub const SPEAKER_ADMIN_PORT: u16 = 10262;
+
 #[derive(Debug, Args)]
 pub struct AdminArgs {
-    /// Address of the admin server that serves /healthz, /readyz and /metrics.
-    #[arg(
-        long = "admin-bind-address",
-        default_value = "0.0.0.0:10258",
-        env = "BAREMETAL_CCM_ADMIN_BIND_ADDRESS"
-    )]
-    pub bind_address: SocketAddr,
+    /// Address of the admin server that serves /healthz, /readyz and /metrics
+    /// [default: 0.0.0.0:10258 for the controller, 0.0.0.0:10262 for the speaker].
+    #[arg(long = "admin-bind-address", env = "BAREMETAL_CCM_ADMIN_BIND_ADDRESS")]
+    pub bind_address: Option<SocketAddr>,
+}
+
+impl AdminArgs {
+    /// The address to serve on: the flag's, else all addresses on `default_port`.
+    pub fn address(&self, default_port: u16) -> SocketAddr {
+        self.bind_address
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], default_port)))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -183,8 +195,29 @@ mod tests {
         };
         assert_eq!(args.controllers, ["*", "-cloud-node-lifecycle"]);
         assert!(!args.leader_elect);
-        assert_eq!(args.admin.bind_address.port(), 9999);
+        assert_eq!(args.admin.address(CONTROLLER_ADMIN_PORT).port(), 9999);
         assert_eq!(cli.log.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn controller_and_speaker_default_to_different_ports_kubeadm_leaves_free() {
+        // kubelet, kube-proxy, kube-controller-manager, kube-scheduler, etcd, the apiserver.
+        let taken = [
+            10248, 10249, 10250, 10255, 10256, 10257, 10259, 2379, 2380, 2381, 6443,
+        ];
+        for port in [CONTROLLER_ADMIN_PORT, SPEAKER_ADMIN_PORT] {
+            assert!(!taken.contains(&port), "{port} is taken on kubeadm nodes");
+        }
+        assert_ne!(CONTROLLER_ADMIN_PORT, SPEAKER_ADMIN_PORT);
+        let cli = Cli::try_parse_from(["baremetal-ccm", "speaker", "--node-name=n1"])
+            .expect("valid flags parse");
+        let Command::Speaker(args) = cli.command else {
+            panic!("expected the speaker subcommand");
+        };
+        assert_eq!(
+            args.admin.address(SPEAKER_ADMIN_PORT).port(),
+            SPEAKER_ADMIN_PORT
+        );
     }
 
     #[test]

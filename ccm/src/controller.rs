@@ -121,7 +121,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let cloud_config = CloudConfig::load(args.cloud_config.as_deref())?;
     let (admin, metrics) = admin_state();
     let server = admin.clone();
-    let address = args.admin.bind_address;
+    let address = args.admin.address(crate::cli::CONTROLLER_ADMIN_PORT);
     let admin_task = tokio::spawn(async move { server.serve(address).await });
 
     // Only the controllers that write shared cluster state need the lease; a replica that

@@ -21,7 +21,7 @@ pub fn admin_state() -> (AdminState, crate::announce::metrics::Metrics) {
 pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
     let (admin, metrics) = admin_state();
     let server = admin.clone();
-    let address = args.admin.bind_address;
+    let address = args.admin.address(crate::cli::SPEAKER_ADMIN_PORT);
     let admin_task = tokio::spawn(async move { server.serve(address).await });
     let client = crate::apiserver::client(&args.kube).await?;
     let settings = Settings {

@@ -1,0 +1,156 @@
+//! The shipped workloads are hardened (issue 11, items 2, 3 and part of 7): no pod automounts
+//! the API token, only the product's own container mounts one (never the gobgpd sidecar,
+//! which parses BGP from the network), every pod runs under the RuntimeDefault seccomp
+//! profile, and the admin ports are free on kubeadm nodes and distinct from each other (the
+//! controller and the speaker share the host network of control-plane nodes).
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+const WORKLOADS: [&str; 2] = ["controller/controller.yaml", "speaker/speaker.yaml"];
+const TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+/// Ports a kubeadm node's components hold: the kubelet (10248, 10250, 10255), kube-proxy
+/// (10249, 10256), kube-controller-manager (10257), kube-scheduler (10259), etcd and the
+/// API server.
+const KUBEADM_PORTS: [u16; 11] = [
+    10248, 10249, 10250, 10255, 10256, 10257, 10259, 2379, 2380, 2381, 6443,
+];
+
+fn pod_specs() -> Vec<(String, Value)> {
+    let mut specs = Vec::new();
+    for file in WORKLOADS {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests/").to_owned() + file;
+        let text = std::fs::read_to_string(&path).unwrap();
+        for document in serde_yaml::Deserializer::from_str(&text) {
+            use serde::Deserialize as _;
+            let value =
+                serde_json::to_value(serde_yaml::Value::deserialize(document).unwrap()).unwrap();
+            let spec = &value["spec"]["template"]["spec"];
+            if spec.is_object() {
+                specs.push((file.to_owned(), spec.clone()));
+            }
+        }
+    }
+    assert_eq!(specs.len(), 2, "both workloads are found");
+    specs
+}
+
+fn containers(spec: &Value) -> &Vec<Value> {
+    spec["containers"].as_array().unwrap()
+}
+
+#[test]
+fn no_pod_automounts_the_token_and_only_the_product_container_mounts_one() {
+    for (file, spec) in pod_specs() {
+        assert_eq!(
+            spec["automountServiceAccountToken"],
+            Value::Bool(false),
+            "{file}"
+        );
+        let token_volumes: BTreeSet<&str> = (spec["volumes"].as_array().unwrap().iter())
+            .filter(|v| {
+                (v["projected"]["sources"].as_array().into_iter().flatten())
+                    .any(|s| s.get("serviceAccountToken").is_some())
+            })
+            .filter_map(|v| v["name"].as_str())
+            .collect();
+        assert_eq!(token_volumes.len(), 1, "{file}: one projected token volume");
+        let mounting: Vec<&str> = containers(&spec)
+            .iter()
+            .filter(|c| {
+                (c["volumeMounts"].as_array().into_iter().flatten()).any(|m| {
+                    m["name"]
+                        .as_str()
+                        .is_some_and(|n| token_volumes.contains(n))
+                        || m["mountPath"] == TOKEN_PATH
+                })
+            })
+            .filter_map(|c| c["name"].as_str())
+            .collect();
+        assert_eq!(mounting.len(), 1, "{file}: {mounting:?}");
+        assert_ne!(mounting[0], "gobgpd", "{file}: the sidecar holds no token");
+        let product = containers(&spec)
+            .iter()
+            .find(|c| c["name"] == mounting[0])
+            .unwrap();
+        assert_eq!(
+            product["image"]
+                .as_str()
+                .unwrap()
+                .split(':')
+                .next()
+                .unwrap()
+                .rsplit('/')
+                .next(),
+            Some("baremetal-ccm"),
+            "{file}: the token goes to the product's own container"
+        );
+    }
+}
+
+#[test]
+fn every_pod_runs_under_the_runtime_default_seccomp_profile() {
+    for (file, spec) in pod_specs() {
+        assert_eq!(
+            spec["securityContext"]["seccompProfile"]["type"], "RuntimeDefault",
+            "{file}"
+        );
+    }
+}
+
+/// The admin port a product container serves on (its `--admin-bind-address`, else the
+/// subcommand's default) and the ports its probes use.
+fn admin_ports(container: &Value) -> Option<(u16, BTreeSet<u16>)> {
+    let args: Vec<&str> = (container["args"].as_array()?.iter())
+        .filter_map(Value::as_str)
+        .collect();
+    let default = match args.first()? {
+        &"controller" => baremetal_ccm::cli::CONTROLLER_ADMIN_PORT,
+        &"speaker" => baremetal_ccm::cli::SPEAKER_ADMIN_PORT,
+        _ => return None,
+    };
+    let port = (args.iter())
+        .find_map(|a| a.strip_prefix("--admin-bind-address="))
+        .map_or(default, |address| {
+            address.rsplit(':').next().unwrap().parse().unwrap()
+        });
+    let probes = ["livenessProbe", "readinessProbe"]
+        .iter()
+        .filter_map(|p| container[*p]["httpGet"]["port"].as_u64())
+        .map(|p| u16::try_from(p).unwrap())
+        .collect();
+    Some((port, probes))
+}
+
+#[test]
+fn admin_ports_are_free_on_kubeadm_nodes_and_distinct() {
+    let mut ports = Vec::new();
+    for (file, spec) in pod_specs() {
+        for container in containers(&spec) {
+            let Some((port, probes)) = admin_ports(container) else {
+                continue;
+            };
+            assert!(
+                !KUBEADM_PORTS.contains(&port),
+                "{file}: admin port {port} is taken on kubeadm nodes"
+            );
+            assert_eq!(
+                probes,
+                BTreeSet::from([port]),
+                "{file}: probes use the admin port"
+            );
+            ports.push(port);
+        }
+    }
+    assert_eq!(ports.len(), 2, "{ports:?}");
+    assert_ne!(
+        ports[0], ports[1],
+        "the controller and the speaker share control-plane nodes' host network"
+    );
+}
