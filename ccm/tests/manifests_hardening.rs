@@ -110,9 +110,9 @@ fn admin_ports(container: &Value) -> Option<(u16, BTreeSet<u16>)> {
     let args: Vec<&str> = (container["args"].as_array()?.iter())
         .filter_map(Value::as_str)
         .collect();
-    let default = match args.first()? {
-        &"controller" => baremetal_ccm::cli::CONTROLLER_ADMIN_PORT,
-        &"speaker" => baremetal_ccm::cli::SPEAKER_ADMIN_PORT,
+    let default = match *args.first()? {
+        "controller" => baremetal_ccm::cli::CONTROLLER_ADMIN_PORT,
+        "speaker" => baremetal_ccm::cli::SPEAKER_ADMIN_PORT,
         _ => return None,
     };
     let port = (args.iter())
