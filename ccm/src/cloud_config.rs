@@ -240,7 +240,7 @@ mod tests {
         assert_eq!(field_of(text), "opennebula.tls");
         let wrong_type = "provider: opennebula\nopennebula:\n  endpoint: http://one:2633/RPC2\n  credentials: {file: /c}\n  timeout: soon\n";
         assert_eq!(field_of(wrong_type), "opennebula.timeout");
-        let good = "provider: opennebula\nopennebula:\n  endpoint: http://one:2633/RPC2\n  credentials: {file: /c}\n";
+        let good = "provider: opennebula\nopennebula:\n  endpoint: https://one:2633/RPC2\n  credentials: {file: /c}\n";
         assert!(CloudConfig::parse(good).is_ok());
         assert_eq!(
             field_of("opennebula:\n  endpoint: http://one\n  credentials: {file: /c}\n"),

@@ -345,6 +345,32 @@ async fn an_http_500_is_unavailable() {
     assert!(chain(&error).contains("500"), "{}", chain(&error));
 }
 
+/// An answer over `maxResponseBytes` is refused before it is all read (it once took the
+/// controller past its pod's memory limit), and it makes the provider unavailable, never
+/// "gone".
+#[tokio::test]
+async fn an_oversized_answer_is_refused_and_unavailable() {
+    let server = server().await;
+    server.put_vm(FakeVm::running(3, "worker-1"));
+    server.set_fault(Some(Fault::Oversized(4 * 1024 * 1024)));
+    let (provider, _dir) = connect(&server, "maxResponseBytes: 1048576\n").await;
+    let error = provider
+        .metadata(&named("worker-1"))
+        .await
+        .expect_err("oversized");
+    assert!(
+        matches!(error, ProviderError::Unavailable { .. }),
+        "{error:?}"
+    );
+    assert!(
+        chain(&error).contains("larger than 1048576 bytes (maxResponseBytes)"),
+        "{}",
+        chain(&error)
+    );
+    server.set_fault(None);
+    assert!(provider.metadata(&named("worker-1")).await.is_ok());
+}
+
 #[tokio::test]
 async fn duplicate_vm_names_are_ambiguous_until_the_provider_id_picks_one() {
     let server = server().await;

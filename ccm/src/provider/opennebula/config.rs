@@ -56,6 +56,22 @@ pub struct Config {
     /// Which NIC addresses become node addresses, and of which type.
     #[serde(default)]
     pub addresses: Addresses,
+    /// The largest API answer read, in bytes (a larger one is an error). Parsing takes about
+    /// four times the answer's size, so keep this below a quarter of the controller's memory
+    /// limit. Default 32 MiB (about 2,000 VMs with full templates); 1 KiB to 1 GiB.
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: u64,
+    /// Allow an `http://` endpoint that is not on loopback. Off by default: it sends the
+    /// credentials in clear and lets whoever answers set node addresses and have Nodes deleted.
+    #[serde(default)]
+    pub allow_insecure_http: bool,
+}
+
+/// 32 MiB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 32 * 1024 * 1024;
+
+fn default_max_response_bytes() -> u64 {
+    DEFAULT_MAX_RESPONSE_BYTES
 }
 
 /// Exactly one source of the session string: `{file: <path>}` or `{secret: {…}}`.
@@ -146,6 +162,16 @@ impl TryFrom<LabelChoice> for LabelSource {
             _ => Err("exactly one of value or attribute is needed"),
         }
     }
+}
+
+/// Whether the endpoint's host is this machine (`localhost`, 127.0.0.0/8, `::1`).
+fn on_loopback(endpoint: &Uri) -> bool {
+    let host = endpoint.host().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A `/`-separated path of element names below `<VM>`.
@@ -252,6 +278,8 @@ impl Config {
             region: None,
             instance_type: default_instance_type(),
             addresses: Addresses::default(),
+            max_response_bytes: default_max_response_bytes(),
+            allow_insecure_http: false,
         }
     }
 
@@ -273,6 +301,20 @@ impl Config {
         }
         if self.timeout.is_zero() {
             return Err(ConfigError::new("timeout", "must be longer than 0s"));
+        }
+        if !(1024..=1024 * 1024 * 1024).contains(&self.max_response_bytes) {
+            return Err(ConfigError::new(
+                "maxResponseBytes",
+                "must be between 1 KiB (1024) and 1 GiB (1073741824)",
+            ));
+        }
+        if !https && !self.allow_insecure_http && !on_loopback(&endpoint) {
+            return Err(ConfigError::new(
+                "endpoint",
+                "an http:// endpoint off this host sends the credentials in clear and lets \
+                 whoever answers set node addresses; use https://, or set \
+                 allowInsecureHttp: true if the network is trusted",
+            ));
         }
         self.validate_credentials()?;
         check_label("zone", self.zone.as_ref())?;

@@ -89,9 +89,16 @@ impl OpenNebula {
                 "OpenNebula server certificate is not verified (tls.insecureSkipVerify)"
             );
         }
+        if config.allow_insecure_http && endpoint.scheme_str() == Some("http") {
+            warn!(
+                endpoint = %endpoint,
+                "OpenNebula credentials are sent in clear (allowInsecureHttp)"
+            );
+        }
         let transport = Transport::new(endpoint.clone(), &config.tls, config.timeout)
             .await
-            .map_err(|e| OpenNebulaError::Setup(Box::new(e)))?;
+            .map_err(|e| OpenNebulaError::Setup(Box::new(e)))?
+            .with_max_response(config.max_response_bytes);
         let mapping = Mapping::from_config(config);
         info!(endpoint = %endpoint, user = session.user(), "OpenNebula provider configured");
         Ok(OpenNebula {

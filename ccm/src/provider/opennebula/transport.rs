@@ -22,10 +22,6 @@ use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use super::config::Tls;
 
-/// The largest response read (a VM pool of thousands of VMs with full templates stays well
-/// below it); a larger one is an error rather than unbounded memory.
-pub const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
-
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
     #[error("cannot read the CA file {path}")]
@@ -64,6 +60,8 @@ pub enum TransportError {
         #[source]
         source: hyper_util::client::legacy::Error,
     },
+    #[error("the answer of {endpoint} is larger than {limit} bytes (maxResponseBytes)")]
+    TooLarge { endpoint: Uri, limit: usize },
     #[error("reading the response of {endpoint} failed")]
     Body {
         endpoint: Uri,
@@ -90,6 +88,8 @@ pub struct Transport {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     endpoint: Uri,
     timeout: Duration,
+    /// The largest answer read; a larger one is an error rather than unbounded memory.
+    max_response: usize,
 }
 
 impl Transport {
@@ -105,7 +105,15 @@ impl Transport {
             client: Client::builder(TokioExecutor::new()).build(connector),
             endpoint,
             timeout,
+            max_response: usize::try_from(super::config::DEFAULT_MAX_RESPONSE_BYTES)
+                .unwrap_or(usize::MAX),
         })
+    }
+
+    /// Answers larger than `bytes` are refused.
+    pub fn with_max_response(mut self, bytes: u64) -> Self {
+        self.max_response = usize::try_from(bytes).unwrap_or(usize::MAX);
+        self
     }
 
     pub fn endpoint(&self) -> &Uri {
@@ -141,12 +149,24 @@ impl Transport {
                     status,
                 });
             }
-            let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+            let body = Limited::new(response.into_body(), self.max_response)
                 .collect()
                 .await
-                .map_err(|source| TransportError::Body {
-                    endpoint: self.endpoint.clone(),
-                    source,
+                .map_err(|source| {
+                    if source
+                        .downcast_ref::<http_body_util::LengthLimitError>()
+                        .is_some()
+                    {
+                        TransportError::TooLarge {
+                            endpoint: self.endpoint.clone(),
+                            limit: self.max_response,
+                        }
+                    } else {
+                        TransportError::Body {
+                            endpoint: self.endpoint.clone(),
+                            source,
+                        }
+                    }
                 })?;
             Ok(body.to_bytes())
         };

@@ -247,3 +247,38 @@ fn label_values_follow_kubernetes_rules() {
         assert!(check_label_value(bad).is_err(), "{bad:?}");
     }
 }
+
+fn with_endpoint(endpoint: &str) -> Config {
+    Config::new(endpoint, Credentials::File("/etc/one_auth".into()))
+}
+
+#[test]
+fn plain_http_is_refused_off_loopback_unless_allowed() {
+    let remote = with_endpoint("http://one.example:2633/RPC2");
+    let error = remote.validate().expect_err("clear text off this host");
+    assert_eq!(error.field, "endpoint");
+    assert!(error.reason.contains("in clear"), "{error}");
+    let allowed = Config {
+        allow_insecure_http: true,
+        ..remote
+    };
+    assert!(allowed.validate().is_ok());
+    for local in [
+        "http://127.0.0.1:2633",
+        "http://localhost:2633",
+        "http://[::1]:2633",
+    ] {
+        assert!(with_endpoint(local).validate().is_ok(), "{local}");
+    }
+    assert!(with_endpoint("https://one.example:2633").validate().is_ok());
+}
+
+#[test]
+fn the_response_cap_is_bounded() {
+    let mut config = minimal();
+    assert_eq!(config.max_response_bytes, 32 * 1024 * 1024);
+    config.max_response_bytes = 100;
+    assert_eq!(field_of(&config), "maxResponseBytes");
+    config.max_response_bytes = 2 * 1024 * 1024 * 1024;
+    assert_eq!(field_of(&config), "maxResponseBytes");
+}
