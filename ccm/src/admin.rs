@@ -1,7 +1,13 @@
 //! The admin HTTP server: `/healthz`, `/readyz` and `/metrics` (OpenMetrics text).
+//!
+//! A slow or idle client cannot hold it: a request's head must arrive within
+//! [`HEADER_READ_TIMEOUT`], and at most [`MAX_CONNECTIONS`] connections are served at once (a
+//! connection beyond that is closed at once), so a slow-client flood costs a few file
+//! descriptors for a few seconds, never the liveness probe for good.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -23,6 +29,11 @@ pub enum AdminError {
     #[error("admin server failed")]
     Serve(#[source] std::io::Error),
 }
+
+/// How long a client may take to send a request's head.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections served at once.
+pub const MAX_CONNECTIONS: usize = 64;
 
 /// Readiness as shown on `/readyz`: ready, or not ready with the reason an operator reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,9 +104,30 @@ impl AdminState {
             .await
             .map_err(|source| AdminError::Bind { address, source })?;
         tracing::info!(%address, "admin server listening");
-        axum::serve(listener, self.router())
-            .await
-            .map_err(AdminError::Serve)
+        self.serve_on(listener).await
+    }
+
+    /// Serves on an already bound listener (tests bind port 0).
+    pub async fn serve_on(&self, listener: tokio::net::TcpListener) -> Result<(), AdminError> {
+        let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        let service = hyper_util::service::TowerToHyperService::new(self.router());
+        loop {
+            let (stream, _) = listener.accept().await.map_err(AdminError::Serve)?;
+            // Over the cap the connection is closed at once (dropped with its stream).
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                continue;
+            };
+            let service = service.clone();
+            tokio::spawn(async move {
+                let mut http = hyper::server::conn::http1::Builder::new();
+                http.timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(HEADER_READ_TIMEOUT);
+                let io = hyper_util::rt::TokioIo::new(stream);
+                // A client that goes away or is too slow ends its connection; nothing to do.
+                let _ = http.serve_connection(io, service).await;
+                drop(permit);
+            });
+        }
     }
 }
 
@@ -168,6 +200,73 @@ mod tests {
         state.set_readiness(Readiness::Ready);
         assert_eq!(get_path(&state, "/readyz").await.0, StatusCode::OK);
         assert_eq!(get_path(&state, "/healthz").await.0, StatusCode::OK);
+    }
+
+    /// A real socket: a client that sends half a request head is cut off after the header
+    /// timeout, connections beyond the cap are closed at once, and probes work again as soon
+    /// as the slow clients are gone.
+    #[tokio::test]
+    async fn slow_clients_are_cut_off_and_bounded() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let state = AdminState::new("controller", |_| {});
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("loopback bind");
+        let address = listener.local_addr().expect("bound");
+        let server = tokio::spawn(async move { state.serve_on(listener).await });
+        let started = tokio::time::Instant::now();
+        let mut slow = Vec::new();
+        for _ in 0..MAX_CONNECTIONS {
+            let mut stream = tokio::net::TcpStream::connect(address)
+                .await
+                .expect("connect");
+            stream
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                .await
+                .expect("write");
+            slow.push(stream);
+        }
+        // The cap is reached: one more is closed without an answer.
+        let mut extra = tokio::net::TcpStream::connect(address)
+            .await
+            .expect("connect");
+        let _ = extra
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await;
+        let mut answer = Vec::new();
+        let read =
+            tokio::time::timeout(Duration::from_secs(2), extra.read_to_end(&mut answer)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "over the cap: closed, no answer ({read:?}, {answer:?})"
+        );
+        // The half-sent heads are cut off after the timeout.
+        for mut stream in slow {
+            let mut rest = Vec::new();
+            let closed = tokio::time::timeout(
+                HEADER_READ_TIMEOUT + Duration::from_secs(3),
+                stream.read_to_end(&mut rest),
+            )
+            .await;
+            assert!(closed.is_ok(), "a slow client was cut off");
+        }
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed >= HEADER_READ_TIMEOUT - Duration::from_millis(500),
+            "{elapsed:?}"
+        );
+        // And the probe works again.
+        let mut probe = tokio::net::TcpStream::connect(address)
+            .await
+            .expect("connect");
+        probe
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("write");
+        let mut response = String::new();
+        probe.read_to_string(&mut response).await.expect("read");
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        server.abort();
     }
 
     #[tokio::test]
