@@ -19,7 +19,7 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, ListParams};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt as _, watcher};
 use rig::cluster::TestCluster;
 use rig::process::{Process, wait_for};
 use rig::proxy::StallingProxy;
@@ -130,7 +130,9 @@ fn watch_invariants(client: kube::Client) -> Arc<Mutex<Invariants>> {
     let record = invariants.clone();
     tokio::spawn(async move {
         let api: Api<Service> = Api::namespaced(client, NAMESPACE);
-        let mut events = std::pin::pin!(watcher(api, watcher::Config::default()));
+        // With a backoff, a watch whose apiserver is gone (the test ended) waits between
+        // attempts instead of spinning, so the runtime can shut the task down.
+        let mut events = std::pin::pin!(watcher(api, watcher::Config::default()).default_backoff());
         while let Some(event) = events.next().await {
             let mut invariants = record.lock().unwrap();
             match event {
