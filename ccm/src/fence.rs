@@ -112,14 +112,6 @@ impl Fence {
             Validity::Until(_) | Validity::Closed => None,
         }
     }
-
-    /// The moment writes stop being allowed, when it is bounded and still ahead.
-    pub fn valid_until(&self) -> Option<Instant> {
-        match *self.lock() {
-            Validity::Until(until) => Some(until),
-            Validity::Always | Validity::Closed => None,
-        }
-    }
 }
 
 /// The tower layer that fences an API client's mutating requests.
@@ -296,7 +288,7 @@ mod tests {
         // A later renewal extends it; an earlier one never shortens it.
         fence.extend(start + Duration::from_secs(12));
         fence.extend(start + Duration::from_secs(5));
-        assert_eq!(fence.valid_until(), Some(start + Duration::from_secs(12)));
+        assert_eq!(fence.remaining(start), Some(Some(Duration::from_secs(12))));
         fence.revoke();
         assert_eq!(fence.remaining(start), None);
     }

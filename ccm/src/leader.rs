@@ -130,11 +130,6 @@ pub struct Leadership {
 }
 
 impl Leadership {
-    /// The fence that this leadership keeps open while it is certain.
-    pub fn fence(&self) -> &Fence {
-        &self.fence
-    }
-
     /// Resolves when the lease is lost (a renewal did not succeed within the renew deadline,
     /// or another holder took the lease).
     pub async fn lost(&mut self) {

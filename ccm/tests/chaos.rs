@@ -12,17 +12,16 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, ListParams};
-use kube::runtime::{WatchStreamExt as _, watcher};
 use rig::cluster::TestCluster;
 use rig::process::{Process, wait_for};
 use rig::proxy::StallingProxy;
+use support::invariants::{Invariants, watch_invariants};
 use support::*;
 
 const NAMESPACE: &str = "default";
@@ -57,94 +56,6 @@ fn seed() -> u64 {
         });
     eprintln!("chaos seed: {seed} (replay with CHAOS_SEED={seed})");
     seed
-}
-
-/// What the watch last saw of one Service.
-#[derive(Debug, Clone)]
-struct Seen {
-    uid: String,
-    ips: BTreeSet<String>,
-    key: Option<String>,
-    ports: BTreeSet<(String, i32)>,
-}
-
-/// Invariant checks over every event of a Service watch.
-#[derive(Debug, Default)]
-struct Invariants {
-    current: BTreeMap<String, Seen>,
-    /// The first non-empty address set each Service (by uid) was seen with.
-    first: BTreeMap<String, BTreeSet<String>>,
-    violations: Vec<String>,
-    events: usize,
-}
-
-impl Invariants {
-    fn apply(&mut self, service: &Service) {
-        self.events += 1;
-        let name = service.metadata.name.clone().unwrap_or_default();
-        let uid = service.metadata.uid.clone().unwrap_or_default();
-        let ips: BTreeSet<String> = ingress(service).into_iter().map(|(ip, _)| ip).collect();
-        let ports = (service.spec.iter())
-            .flat_map(|s| s.ports.iter().flatten())
-            .map(|p| (p.protocol.clone().unwrap_or_default(), p.port))
-            .collect();
-        let key = (service.metadata.annotations.as_ref()).and_then(|a| a.get(SHARING).cloned());
-        if !ips.is_empty() {
-            let first = self.first.entry(uid.clone()).or_insert_with(|| ips.clone());
-            if *first != ips {
-                self.violations
-                    .push(format!("{name} renumbered: {first:?} then {ips:?}"));
-            }
-        }
-        let seen = Seen {
-            uid,
-            ips,
-            key,
-            ports,
-        };
-        for ip in &seen.ips {
-            for (other, theirs) in &self.current {
-                if *other == name || !theirs.ips.contains(ip) || theirs.uid == seen.uid {
-                    continue;
-                }
-                let shareable = seen.key.is_some()
-                    && seen.key == theirs.key
-                    && seen.ports.is_disjoint(&theirs.ports);
-                if !shareable {
-                    self.violations
-                        .push(format!("{ip} held by {name} and {other} at once"));
-                }
-            }
-        }
-        self.current.insert(name, seen);
-    }
-
-    fn delete(&mut self, service: &Service) {
-        self.current
-            .remove(&service.metadata.name.clone().unwrap_or_default());
-    }
-}
-
-fn watch_invariants(client: kube::Client) -> Arc<Mutex<Invariants>> {
-    let invariants = Arc::new(Mutex::new(Invariants::default()));
-    let record = invariants.clone();
-    tokio::spawn(async move {
-        let api: Api<Service> = Api::namespaced(client, NAMESPACE);
-        // With a backoff, a watch whose apiserver is gone (the test ended) waits between
-        // attempts instead of spinning, so the runtime can shut the task down.
-        let mut events = std::pin::pin!(watcher(api, watcher::Config::default()).default_backoff());
-        while let Some(event) = events.next().await {
-            let mut invariants = record.lock().unwrap();
-            match event {
-                Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) => {
-                    invariants.apply(&s);
-                }
-                Ok(watcher::Event::Delete(s)) => invariants.delete(&s),
-                _ => {}
-            }
-        }
-    });
-    invariants
 }
 
 /// One step of the churn: create a Service of a random kind, or delete a random one.
@@ -244,7 +155,7 @@ async fn sigkill_during_churn_never_duplicates_or_renumbers() {
     let mut rng = Rng(seed());
     let cluster = chaos_cluster().await;
     let client = cluster.client();
-    let invariants = watch_invariants(client.clone());
+    let invariants = watch_invariants(client.clone(), NAMESPACE);
     let kubeconfig = cluster.admin_kubeconfig();
     let mut ccm = start_controller(&kubeconfig, "chaos", &["--leader-elect=false"]);
     let mut live = Vec::new();
@@ -283,7 +194,7 @@ async fn a_leader_whose_connection_stalls_hands_over_without_duplicating_or_renu
     let mut rng = Rng(seed());
     let cluster = chaos_cluster().await;
     let client = cluster.client();
-    let invariants = watch_invariants(client.clone());
+    let invariants = watch_invariants(client.clone(), NAMESPACE);
     let target: std::net::SocketAddr = cluster
         .url()
         .trim_start_matches("https://")

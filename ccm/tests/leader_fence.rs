@@ -10,16 +10,11 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt as _;
-use k8s_openapi::api::core::v1::Service;
-use kube::api::Api;
-use kube::runtime::{WatchStreamExt as _, watcher};
 use rig::process::wait_for;
 use rig::webhook::HoldingWebhook;
+use support::invariants::watch_invariants;
 use support::*;
 
 const USER_A: &str = "system:serviceaccount:kube-system:ccm-a";
@@ -27,28 +22,25 @@ const USER_B: &str = "system:serviceaccount:kube-system:ccm-b";
 /// The controller's renew deadline (kube-controller-manager's default).
 const RENEW_DEADLINE: Duration = Duration::from_secs(10);
 
-/// Every address each test Service (`svc-*`) was ever seen with, from a watch.
-fn record_addresses(client: kube::Client) -> Arc<Mutex<BTreeMap<String, BTreeSet<String>>>> {
-    let seen = Arc::new(Mutex::new(BTreeMap::<String, BTreeSet<String>>::new()));
-    let record = seen.clone();
-    tokio::spawn(async move {
-        let api: Api<Service> = Api::namespaced(client, "default");
-        let mut services = std::pin::pin!(
-            watcher(api, watcher::Config::default())
-                .default_backoff()
-                .applied_objects()
-        );
-        while let Some(Ok(service)) = services.next().await {
-            let name = service.metadata.name.clone().unwrap_or_default();
-            if !name.starts_with("svc-") {
-                continue;
-            }
-            let mut seen = record.lock().unwrap();
-            let entry = seen.entry(name).or_default();
-            entry.extend(ingress(&service).into_iter().map(|(ip, _)| ip));
-        }
-    });
-    seen
+/// Waits until `user` has written a Service (a successful write in the audit log).
+async fn wait_for_write(cluster: &rig::cluster::TestCluster, user: &str) {
+    let wrote = wait_for(WAIT, || async {
+        let writes = cluster.audited_writes().ok()?;
+        writes
+            .iter()
+            .any(|w| {
+                w.user.username == user
+                    && w.object_ref
+                        .as_ref()
+                        .is_some_and(|o| o.resource == "services")
+                    && w.response_status
+                        .as_ref()
+                        .is_some_and(|s| (200..300).contains(&s.code))
+            })
+            .then_some(())
+    })
+    .await;
+    assert!(wrote.is_some(), "{user} wrote a Service within {WAIT:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,7 +63,7 @@ async fn a_replica_whose_renewals_hang_stops_writing_before_another_takes_the_le
         serde_json::json!({"addresses": ["192.0.2.0/24"], "announce": {"mode": "bgp"}}),
     )
     .await;
-    let seen = record_addresses(client.clone());
+    let invariants = watch_invariants(client.clone(), "default");
     let mut a = start_controller(&kubeconfigs[0], "ccm-a", &[]);
     let held = wait_for(WAIT, || async {
         (lease_holder(&client).await.as_deref() == Some("ccm-a")).then_some(())
@@ -100,7 +92,8 @@ async fn a_replica_whose_renewals_hang_stops_writing_before_another_takes_the_le
         }
         created
     });
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // A is writing Services before its renewals are held (else this test proves nothing).
+    wait_for_write(&cluster, USER_A).await;
     let held_at = Instant::now();
     webhook.hold(Some(USER_A));
 
@@ -132,7 +125,7 @@ async fn a_replica_whose_renewals_hang_stops_writing_before_another_takes_the_le
         (taken - held_at).as_secs_f64()
     );
     // B serves the Services created meanwhile, then the churn stops.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_for_write(&cluster, USER_B).await;
     stop.send_replace(true);
     let created = churn.await.unwrap();
     webhook.hold(None);
@@ -186,17 +179,11 @@ async fn a_replica_whose_renewals_hang_stops_writing_before_another_takes_the_le
         "B served Services after the takeover"
     );
 
-    let seen = seen.lock().unwrap().clone();
-    let renumbered: Vec<_> = seen.iter().filter(|(_, ips)| ips.len() > 1).collect();
-    assert!(renumbered.is_empty(), "renumbered: {renumbered:?}");
-    let mut holders: BTreeMap<&String, Vec<&String>> = BTreeMap::new();
-    for (name, ips) in &seen {
-        for ip in ips {
-            holders.entry(ip).or_default().push(name);
-        }
-    }
-    let duplicated: Vec<_> = holders.iter().filter(|(_, n)| n.len() > 1).collect();
-    assert!(duplicated.is_empty(), "duplicated: {duplicated:?}");
+    let violations = invariants.lock().unwrap().violations.clone();
+    assert!(
+        violations.is_empty(),
+        "duplicated or renumbered: {violations:?}"
+    );
 
     let log = std::fs::read_to_string(a.log_path()).unwrap();
     assert!(

@@ -23,6 +23,7 @@ use rig::process::{Process, wait_for};
 pub const WAIT: Duration = Duration::from_secs(30);
 
 pub mod bgp;
+pub mod invariants;
 pub mod nodes;
 
 /// Starts `baremetal-ccm controller --controllers=service-lb` against `kubeconfig` as a
