@@ -161,9 +161,14 @@ pub struct BgpArgs {
     /// value derived from the identity.
     #[arg(long, env = "BAREMETAL_CCM_BGP_ROUTER_ID")]
     pub bgp_router_id: Option<std::net::Ipv4Addr>,
-    /// The namespace of BGP password Secrets (the one this program runs in).
-    #[arg(long, default_value = "kube-system", env = "BAREMETAL_CCM_NAMESPACE")]
-    pub namespace: String,
+    /// The only namespace whose Secrets are read: BGP passwords (BGPPeer
+    /// passwordSecretRef). It should hold nothing else.
+    #[arg(
+        long,
+        default_value = "baremetal-ccm-bgp",
+        env = "BAREMETAL_CCM_BGP_PASSWORD_NAMESPACE"
+    )]
+    pub bgp_password_namespace: String,
 }
 
 #[cfg(test)]

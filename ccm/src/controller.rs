@@ -232,7 +232,7 @@ fn announcer(
         speaker: identity.to_owned(),
         asn: args.bgp.bgp_asn,
         router_id: args.bgp.bgp_router_id,
-        namespace: args.bgp.namespace.clone(),
+        password_namespace: args.bgp.bgp_password_namespace.clone(),
     };
     let connect = crate::announce::sidecar::GobgpConnect {
         endpoint: args.bgp.gobgp_endpoint.clone(),

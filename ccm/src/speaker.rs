@@ -31,7 +31,7 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
         speaker: args.node_name.clone(),
         asn: args.bgp.bgp_asn,
         router_id: args.bgp.bgp_router_id,
-        namespace: args.bgp.namespace.clone(),
+        password_namespace: args.bgp.bgp_password_namespace.clone(),
     };
     let connect = GobgpConnect {
         endpoint: args.bgp.gobgp_endpoint.clone(),

@@ -216,16 +216,35 @@ async fn bad_peers_show_in_their_status_and_leave_the_others_untouched(kind: Rou
     let fabric = Fabric::start(kind, &[good]).await;
     let cluster = cluster(false).await;
     let client = cluster.client();
+    // The controller runs with exactly the shipped RBAC: its password Secrets come from the
+    // password namespace, and a Secret elsewhere is neither readable nor used.
+    apply_shipped_rbac(&client).await;
+    let (kubeconfig, _) = cluster
+        .service_account_client("kube-system", "baremetal-ccm")
+        .await
+        .unwrap();
     three_nodes(&client).await;
     bgp_pool(&client, "pool-a", &["192.0.2.0/28"], serde_json::json!({})).await;
+    let secret = |data: serde_json::Value| -> k8s_openapi::api::core::v1::Secret {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bgp"}, "stringData": data,
+        }))
+        .unwrap()
+    };
     let secrets: Api<k8s_openapi::api::core::v1::Secret> =
-        Api::namespaced(client.clone(), "kube-system");
-    let secret = serde_json::from_value(serde_json::json!({
-        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bgp"}, "stringData": {"password": "s3cret", "wrong": "nope"},
-    }))
-    .unwrap();
+        Api::namespaced(client.clone(), "baremetal-ccm-bgp");
     secrets
-        .create(&PostParams::default(), &secret)
+        .create(
+            &PostParams::default(),
+            &secret(serde_json::json!({"password": "s3cret", "wrong": "nope"})),
+        )
+        .await
+        .unwrap();
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), "kube-system")
+        .create(
+            &PostParams::default(),
+            &secret(serde_json::json!({"password": "s3cret"})),
+        )
         .await
         .unwrap();
     let peer = |address: &str, asn: u32, key: Option<&str>| {
@@ -265,7 +284,11 @@ async fn bad_peers_show_in_their_status_and_leave_the_others_untouched(kind: Rou
         peer("198.51.100.98", ROUTER_ASN, Some("absent")),
     )
     .await;
-    let _ccm = start_replica(&cluster, &fabric, "ccm-a", 2);
+    let mut elsewhere = peer("198.51.100.97", ROUTER_ASN, None);
+    elsewhere["passwordSecretRef"] =
+        serde_json::json!({"name": "bgp", "key": "password", "namespace": "kube-system"});
+    create_peer(&client, "elsewhere", serde_json::json!({}), elsewhere).await;
+    let ccm = start_replica_as(&kubeconfig, &fabric, "ccm-a", 2);
 
     Svc::lb("default", "web").create(&client).await;
     wait_addresses(&client, "default", "web", 1).await;
@@ -283,6 +306,16 @@ async fn bad_peers_show_in_their_status_and_leave_the_others_untouched(kind: Rou
             .unwrap()
             .contains("has no key \"absent\"")
     );
+    let elsewhere = wait_session(&client, "elsewhere", "ccm-a", |s| {
+        s.state == "NotConfigured"
+    })
+    .await;
+    let reason = elsewhere.last_error.unwrap();
+    assert!(
+        reason.contains("read from namespace baremetal-ccm-bgp only")
+            && reason.contains("kube-system/bgp is outside it"),
+        "{reason}"
+    );
     let unreachable = wait_session(&client, "unreachable", "ccm-a", |s| !s.state.is_empty()).await;
     assert_ne!(unreachable.state, "Established");
     // The wrong ASN: BIRD answers, the OPEN is refused, the session never establishes.
@@ -296,7 +329,7 @@ async fn bad_peers_show_in_their_status_and_leave_the_others_untouched(kind: Rou
     assert_eq!(fabric.kernel_next_hops("192.0.2.0/32").len(), 3);
 
     // A wrong password on the good peer: the session drops (MD5 mismatch), the routes go;
-    // the right one again: back.
+    // the right one again, written into the Secret the peer now references: back.
     let peers: Api<baremetal_ccm::crd::bgppeer::BGPPeer> = Api::all(client.clone());
     let wrong = serde_json::json!({"spec": {"passwordSecretRef": {"name": "bgp", "key": "wrong"}}});
     peers
@@ -306,10 +339,9 @@ async fn bad_peers_show_in_their_status_and_leave_the_others_untouched(kind: Rou
     fabric
         .wait_kernel("192.0.2.0/32", &[], Duration::from_secs(120))
         .await;
-    let right =
-        serde_json::json!({"spec": {"passwordSecretRef": {"name": "bgp", "key": "password"}}});
-    peers
-        .patch("good", &PatchParams::default(), &Patch::Merge(&right))
+    let right = serde_json::json!({"stringData": {"wrong": "s3cret"}});
+    secrets
+        .patch("bgp", &PatchParams::default(), &Patch::Merge(&right))
         .await
         .unwrap();
     fabric
@@ -319,6 +351,9 @@ async fn bad_peers_show_in_their_status_and_leave_the_others_untouched(kind: Rou
             Duration::from_secs(60),
         )
         .await;
+    let log = ccm.log_tail(2_000_000);
+    assert!(!log.to_lowercase().contains("forbidden"), "{log}");
+    assert!(!log.contains("s3cret"), "a password reached the log");
 }
 
 /// The router configuration example of `kind` in docs/bgp.md, as written (between
@@ -389,7 +424,8 @@ async fn the_router_example_in_the_docs_works_as_written(kind: RouterKind) {
         "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bgp"}, "stringData": {"password": "s3cret"},
     }))
     .unwrap();
-    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), "kube-system")
+    create_namespace(&client, "baremetal-ccm-bgp", &[]).await;
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), "baremetal-ccm-bgp")
         .create(&PostParams::default(), &secret)
         .await
         .unwrap();

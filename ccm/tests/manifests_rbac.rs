@@ -1,5 +1,6 @@
-//! The shipped manifests: the controller runs every controller with exactly the RBAC of
-//! `manifests/rbac/rbac.yaml`, and the workload manifest's arguments are ones the binary takes.
+//! The shipped manifests: the controller runs every controller with exactly the shipped RBAC
+//! (`manifests/rbac/`), the password Secrets are the only Secrets either account reads, and
+//! the workload manifests' arguments are ones the binary takes.
 
 #![allow(
     clippy::unwrap_used,
@@ -11,71 +12,16 @@ mod support;
 use clap::Parser as _;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
-use kube::api::{Api, PostParams};
-use serde::Deserialize as _;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::Api;
 use support::nodes::*;
 use support::*;
-
-const MANIFESTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests");
-
-fn documents(path: &str) -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(format!("{MANIFESTS}/{path}")).unwrap();
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|doc| serde_json::Value::deserialize(doc).unwrap())
-        .filter(|doc| !doc.is_null())
-        .collect()
-}
-
-async fn apply_rbac(client: &kube::Client) {
-    for doc in documents("rbac/rbac.yaml") {
-        let kind = doc["kind"].as_str().unwrap().to_owned();
-        let pp = PostParams::default();
-        match kind.as_str() {
-            "ServiceAccount" => {
-                let sa: ServiceAccount = serde_json::from_value(doc).unwrap();
-                Api::namespaced(client.clone(), "kube-system")
-                    .create(&pp, &sa)
-                    .await
-                    .map(drop)
-            }
-            "ClusterRole" => {
-                let role: ClusterRole = serde_json::from_value(doc).unwrap();
-                Api::all(client.clone()).create(&pp, &role).await.map(drop)
-            }
-            "ClusterRoleBinding" => {
-                let binding: ClusterRoleBinding = serde_json::from_value(doc).unwrap();
-                Api::all(client.clone())
-                    .create(&pp, &binding)
-                    .await
-                    .map(drop)
-            }
-            "Role" => {
-                let role: Role = serde_json::from_value(doc).unwrap();
-                Api::namespaced(client.clone(), "kube-system")
-                    .create(&pp, &role)
-                    .await
-                    .map(drop)
-            }
-            "RoleBinding" => {
-                let binding: RoleBinding = serde_json::from_value(doc).unwrap();
-                Api::namespaced(client.clone(), "kube-system")
-                    .create(&pp, &binding)
-                    .await
-                    .map(drop)
-            }
-            other => panic!("unexpected kind {other} in rbac.yaml"),
-        }
-        .unwrap_or_else(|error| panic!("{kind}: {error}"));
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_controller_works_with_exactly_the_shipped_rbac() {
     let cluster = cluster(false).await;
     let admin = cluster.client();
-    apply_rbac(&admin).await;
+    apply_shipped_rbac(&admin).await;
     let (kubeconfig, _) = cluster
         .service_account_client("kube-system", "baremetal-ccm")
         .await
@@ -160,7 +106,7 @@ async fn every_controller_works_with_exactly_the_shipped_rbac() {
 
 #[test]
 fn the_workload_manifest_passes_flags_the_binary_takes() {
-    let docs = documents("controller/controller.yaml");
+    let docs = manifest_documents("controller/controller.yaml");
     let daemonset: DaemonSet = serde_json::from_value(
         docs.iter()
             .find(|d| d["kind"] == "DaemonSet")
@@ -181,7 +127,7 @@ fn the_workload_manifest_passes_flags_the_binary_takes() {
     argv.extend(container.args.clone().unwrap());
     baremetal_ccm::cli::Cli::try_parse_from(&argv).unwrap();
     let speaker: DaemonSet = serde_json::from_value(
-        documents("speaker/speaker.yaml")
+        manifest_documents("speaker/speaker.yaml")
             .into_iter()
             .find(|d| d["kind"] == "DaemonSet")
             .unwrap(),
@@ -202,4 +148,177 @@ fn the_workload_manifest_passes_flags_the_binary_takes() {
     .unwrap();
     let text = &config.data.unwrap()["cloud.yaml"];
     baremetal_ccm::cloud_config::CloudConfig::parse(text).unwrap();
+}
+
+/// The speaker's token (as shipped) reads no Secret outside the BGP password namespace, and the
+/// announcer caches exactly the Secrets BGPPeers reference, each one from its own watch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_secrets_are_read_one_by_one_from_their_namespace_only() {
+    use baremetal_ccm::announce::passwords::Passwords;
+    use baremetal_ccm::crd::bgppeer::SecretKeyRef;
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+
+    const NAMESPACE: &str = "baremetal-ccm-bgp";
+    let cluster = cluster(false).await;
+    let admin = cluster.client();
+    apply_shipped_rbac(&admin).await;
+    let secret = |name: &str, data: serde_json::Value| -> Secret {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data,
+        }))
+        .unwrap()
+    };
+    let pp = PostParams::default();
+    let system: Api<Secret> = Api::namespaced(admin.clone(), "kube-system");
+    system
+        .create(
+            &pp,
+            &secret(
+                "bootstrap-token-abcdef",
+                serde_json::json!({"token-secret": "0123456789abcdef"}),
+            ),
+        )
+        .await
+        .unwrap();
+    let passwords_ns: Api<Secret> = Api::namespaced(admin.clone(), NAMESPACE);
+    passwords_ns
+        .create(
+            &pp,
+            &secret("tor-a", serde_json::json!({"password": "s3cret\n"})),
+        )
+        .await
+        .unwrap();
+    // Unreferenced and large: never cached.
+    let filler = "x".repeat(900 * 1024);
+    passwords_ns
+        .create(
+            &pp,
+            &secret("unrelated", serde_json::json!({"blob": filler})),
+        )
+        .await
+        .unwrap();
+
+    for account in ["baremetal-ccm", "baremetal-ccm-speaker"] {
+        let (_, client) = cluster
+            .service_account_client("kube-system", account)
+            .await
+            .unwrap();
+        let denied = Api::<Secret>::namespaced(client.clone(), "kube-system")
+            .list(&ListParams::default())
+            .await;
+        assert!(
+            matches!(&denied, Err(kube::Error::Api(e)) if e.code == 403),
+            "{account} must not list kube-system Secrets: {denied:?}"
+        );
+        let denied = Api::<Secret>::all(client.clone())
+            .list(&ListParams::default())
+            .await;
+        assert!(
+            matches!(&denied, Err(kube::Error::Api(e)) if e.code == 403),
+            "{account} must not list Secrets cluster-wide: {denied:?}"
+        );
+        let denied = Api::<Secret>::namespaced(client.clone(), "kube-system")
+            .get("bootstrap-token-abcdef")
+            .await;
+        assert!(
+            matches!(&denied, Err(kube::Error::Api(e)) if e.code == 403),
+            "{account} must not get kube-system Secrets: {denied:?}"
+        );
+    }
+
+    let (_, speaker) = cluster
+        .service_account_client("kube-system", "baremetal-ccm-speaker")
+        .await
+        .unwrap();
+    let (changes, mut changed) = tokio::sync::watch::channel(0_u64);
+    let passwords = Passwords::new(&speaker, NAMESPACE, std::sync::Arc::new(changes));
+    let reference = |namespace: Option<&str>, name: &str, key: &str| SecretKeyRef {
+        name: name.into(),
+        key: key.into(),
+        namespace: namespace.map(str::to_owned),
+    };
+    let tor_a = reference(None, "tor-a", "password");
+    let stolen = reference(
+        Some("kube-system"),
+        "bootstrap-token-abcdef",
+        "token-secret",
+    );
+    let absent = reference(Some(NAMESPACE), "tor-b", "password");
+    passwords.track([&tor_a, &stolen, &absent]).await;
+    assert_eq!(passwords.cached(), ["tor-a", "tor-b"]);
+    assert_eq!(passwords.password(&tor_a).unwrap(), "s3cret");
+    let refused = passwords.password(&stolen).unwrap_err();
+    assert!(
+        refused.contains("read from namespace baremetal-ccm-bgp only"),
+        "{refused}"
+    );
+    assert!(
+        refused.contains("kube-system/bootstrap-token-abcdef"),
+        "{refused}"
+    );
+    assert_eq!(
+        passwords.password(&absent).unwrap_err(),
+        "password Secret baremetal-ccm-bgp/tor-b does not exist"
+    );
+    let missing_key = reference(None, "tor-a", "other");
+    assert!(
+        passwords
+            .password(&missing_key)
+            .unwrap_err()
+            .contains("has no key \"other\"")
+    );
+
+    // A changed, a created and a deleted Secret are seen through the watches.
+    changed.borrow_and_update();
+    let rotate = serde_json::json!({"stringData": {"password": "n3w"}});
+    passwords_ns
+        .patch("tor-a", &PatchParams::default(), &Patch::Merge(&rotate))
+        .await
+        .unwrap();
+    passwords_ns
+        .create(&pp, &secret("tor-b", serde_json::json!({"password": "b"})))
+        .await
+        .unwrap();
+    let seen = rig::process::wait_for(WAIT, || async {
+        (passwords.password(&tor_a).as_deref() == Ok("n3w")
+            && passwords.password(&absent).as_deref() == Ok("b"))
+        .then_some(())
+    })
+    .await;
+    assert!(
+        seen.is_some(),
+        "{:?} {:?}",
+        passwords.password(&tor_a),
+        passwords.password(&absent)
+    );
+    passwords_ns
+        .delete("tor-a", &DeleteParams::default())
+        .await
+        .unwrap();
+    let gone = rig::process::wait_for(WAIT, || async {
+        (passwords
+            .password(&tor_a)
+            .unwrap_err()
+            .contains("does not exist"))
+        .then_some(())
+    })
+    .await;
+    assert!(gone.is_some());
+    assert!(
+        changed.has_changed().unwrap(),
+        "each change of a watched Secret is signalled"
+    );
+
+    // No reference left: no watch, nothing cached.
+    passwords.track([&absent]).await;
+    assert_eq!(passwords.cached(), ["tor-b"]);
+    passwords.track([]).await;
+    assert!(passwords.cached().is_empty());
+    assert!(
+        passwords
+            .password(&absent)
+            .unwrap_err()
+            .contains("not read yet")
+    );
 }

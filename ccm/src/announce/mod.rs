@@ -6,6 +6,7 @@ pub mod desired;
 pub mod gobgp;
 pub mod inputs;
 pub mod metrics;
+pub mod passwords;
 pub mod plan;
 pub mod run;
 pub mod sidecar;

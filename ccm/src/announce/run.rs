@@ -47,8 +47,8 @@ pub struct Settings {
     pub speaker: String,
     pub asn: u32,
     pub router_id: Option<Ipv4Addr>,
-    /// Where password Secrets are read from.
-    pub namespace: String,
+    /// The only namespace password Secrets are read from.
+    pub password_namespace: String,
 }
 
 impl Settings {
@@ -86,7 +86,7 @@ fn derived_router_id(name: &str) -> Ipv4Addr {
 /// Runs until the process stops.
 pub async fn run<C: Connect>(client: Client, connect: C, settings: Settings, metrics: Metrics) {
     let (changes, mut changed) = watch::channel(0_u64);
-    let world = World::start(&client, &settings.namespace, changes);
+    let world = World::start(&client, &settings.password_namespace, changes);
     world.listed().await;
     tracing::info!(speaker = settings.speaker, role = ?settings.role, "announcer started");
     let mut announcer = Announcer::new(connect);
@@ -96,6 +96,7 @@ pub async fn run<C: Connect>(client: Client, connect: C, settings: Settings, met
     loop {
         changed.borrow_and_update();
         let snapshot = world.snapshot();
+        world.track_passwords(&snapshot.peers).await;
         let inputs = Inputs {
             pools: &snapshot.pools,
             peers: &snapshot.peers,
@@ -284,7 +285,7 @@ mod tests {
             speaker: "n1".into(),
             asn: 64512,
             router_id: None,
-            namespace: "kube-system".into(),
+            password_namespace: "baremetal-ccm-bgp".into(),
         };
         let id = |s: &Settings| match s.speaker(&snapshot) {
             Speaker::Central { router_id, .. } | Speaker::NodeLocal { router_id, .. } => router_id,

@@ -393,6 +393,7 @@ fn peers_that_cannot_be_configured_are_skipped_with_the_reason() {
     secret.spec.password_secret_ref = Some(SecretKeyRef {
         name: "bgp".into(),
         key: "password".into(),
+        namespace: None,
     });
     world.peers.push(peer_input(&secret).unwrap());
     world

@@ -1,17 +1,19 @@
 //! The announcer's view of the cluster: watched caches of Services, Nodes, EndpointSlices,
-//! IPPools, BGPPeers and the password Secrets, slimmed to what planning reads, and a signal
-//! that something changed.
+//! IPPools and BGPPeers, slimmed to what planning reads, the password Secrets the peers
+//! reference ([`Passwords`]), and a signal that something changed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt as _};
-use k8s_openapi::api::core::v1::{Node, NodeCondition, NodeStatus, Secret, Service, ServiceSpec};
+use k8s_openapi::api::core::v1::{Node, NodeCondition, NodeStatus, Service, ServiceSpec};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointSlice};
 use kube::api::Api;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, Resource, ResourceExt as _};
+
+use super::passwords::Passwords;
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
@@ -28,15 +30,14 @@ pub struct World {
     slices: Store<EndpointSlice>,
     pools: Store<IPPool>,
     peers: Store<BGPPeer>,
-    secrets: Store<Secret>,
-    namespace: String,
+    passwords: Passwords,
     listed: Vec<watch::Receiver<bool>>,
 }
 
 impl std::fmt::Debug for World {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("World")
-            .field("namespace", &self.namespace)
+            .field("passwords", &self.passwords)
             .finish_non_exhaustive()
     }
 }
@@ -57,8 +58,9 @@ pub struct Snapshot {
 
 impl World {
     /// Starts the watches; `changed` is bumped on every event. Password Secrets are read from
-    /// `namespace` only.
-    pub fn start(client: &Client, namespace: &str, changed: watch::Sender<u64>) -> World {
+    /// `password_namespace` only, and only those the peers reference
+    /// ([`World::track_passwords`]).
+    pub fn start(client: &Client, password_namespace: &str, changed: watch::Sender<u64>) -> World {
         let changed = Arc::new(changed);
         let mut listed = Vec::new();
         let services = watch_all(
@@ -71,20 +73,14 @@ impl World {
         let slices = watch_all(Api::all(client.clone()), slim_slice, &changed, &mut listed);
         let pools = watch_all(Api::all(client.clone()), |_| {}, &changed, &mut listed);
         let peers = watch_all(Api::all(client.clone()), |_| {}, &changed, &mut listed);
-        let secrets = watch_all(
-            Api::namespaced(client.clone(), namespace),
-            |secret: &mut Secret| secret.managed_fields_mut().clear(),
-            &changed,
-            &mut listed,
-        );
+        let passwords = Passwords::new(client, password_namespace, changed);
         World {
             services,
             nodes,
             slices,
             pools,
             peers,
-            secrets,
-            namespace: namespace.to_owned(),
+            passwords,
             listed,
         }
     }
@@ -129,30 +125,17 @@ impl World {
         snapshot
     }
 
+    /// Watches the password Secrets `peers` reference (and no others), waiting briefly for
+    /// new ones to be read.
+    pub async fn track_passwords(&self, peers: &[PeerInput]) {
+        (self.passwords)
+            .track(peers.iter().filter_map(|p| p.password.as_ref()))
+            .await;
+    }
+
     /// The password a peer's Secret reference points at.
     pub fn password(&self, reference: &SecretKeyRef) -> Result<String, String> {
-        let secret = (self.secrets.state().into_iter())
-            .find(|s| s.name_any() == reference.name)
-            .ok_or_else(|| {
-                format!(
-                    "password Secret {}/{} does not exist",
-                    self.namespace, reference.name
-                )
-            })?;
-        let bytes =
-            (secret.data.as_ref().and_then(|d| d.get(&reference.key))).ok_or_else(|| {
-                format!(
-                    "password Secret {}/{} has no key {:?}",
-                    self.namespace, reference.name, reference.key
-                )
-            })?;
-        let text = String::from_utf8(bytes.0.clone()).map_err(|_not_utf8| {
-            format!(
-                "password in Secret {}/{} is not UTF-8 text",
-                self.namespace, reference.name
-            )
-        })?;
-        Ok(text.trim_end_matches(['\r', '\n']).to_owned())
+        self.passwords.password(reference)
     }
 }
 

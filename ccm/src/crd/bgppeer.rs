@@ -46,8 +46,9 @@ pub struct BGPPeerSpec {
     /// `nodeLocal`: the nodes whose speakers open this session (all nodes when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_selector: Option<LabelSelector>,
-    /// TCP MD5 signature (RFC 2385) with the password in a Secret of the namespace the
-    /// controller and speakers run in.
+    /// TCP MD5 signature (RFC 2385) with the password in a Secret of the BGP password
+    /// namespace (`--bgp-password-namespace`, `baremetal-ccm-bgp` as shipped), the only
+    /// namespace whose Secrets the product reads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_secret_ref: Option<SecretKeyRef>,
     /// eBGP multihop: the TTL of our packets (1, single hop, when absent).
@@ -112,12 +113,18 @@ pub enum Family {
     IPv6,
 }
 
-/// A key of a Secret in the controller's namespace.
+/// A key of a Secret in the BGP password namespace.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretKeyRef {
+    /// The Secret's name.
     pub name: String,
+    /// The key whose value is the password (UTF-8 text; a trailing newline is dropped).
     pub key: String,
+    /// The Secret's namespace: the BGP password namespace when absent. Any other namespace
+    /// is refused (the peer is `NotConfigured`): the product reads no other Secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]

@@ -456,6 +456,16 @@ pub fn start_replica(
     identity: &str,
     member: u8,
 ) -> rig::process::Process {
+    start_replica_as(&cluster.admin_kubeconfig(), fabric, identity, member)
+}
+
+/// [`start_replica`] with the credentials of `kubeconfig`.
+pub fn start_replica_as(
+    kubeconfig: &Path,
+    fabric: &bgp::Fabric,
+    identity: &str,
+    member: u8,
+) -> rig::process::Process {
     let endpoint = format!("--gobgp-endpoint={}", fabric.endpoint(member));
     let router_id = format!("--bgp-router-id={}", bgp::v4(member));
     let args = [
@@ -463,5 +473,75 @@ pub fn start_replica(
         &endpoint,
         &router_id,
     ];
-    start_ccm(&cluster.admin_kubeconfig(), identity, &args).0
+    start_ccm(kubeconfig, identity, &args).0
+}
+
+/// The shipped manifests directory.
+pub const MANIFESTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests");
+
+/// The YAML documents of `manifests/<path>`.
+pub fn manifest_documents(path: &str) -> Vec<serde_json::Value> {
+    use serde::Deserialize as _;
+    let text = std::fs::read_to_string(format!("{MANIFESTS}/{path}")).expect("manifest exists");
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| serde_json::Value::deserialize(doc).expect("valid YAML"))
+        .filter(|doc| !doc.is_null())
+        .collect()
+}
+
+/// The RBAC files the kustomization ships (`rbac/…`), in its order.
+pub fn shipped_rbac_files() -> Vec<String> {
+    let kustomization = manifest_documents("kustomization.yaml");
+    (kustomization[0]["resources"].as_array().expect("resources"))
+        .iter()
+        .filter_map(|r| r.as_str())
+        .filter(|r| r.starts_with("rbac/"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Creates every object of the shipped RBAC files as written (namespaces, ServiceAccounts,
+/// roles, bindings, admission policies), in their order.
+pub async fn apply_shipped_rbac(client: &Client) {
+    for file in shipped_rbac_files() {
+        apply_documents(client, manifest_documents(&file)).await;
+    }
+}
+
+/// Creates each document as written, in order.
+pub async fn apply_documents(client: &Client, documents: Vec<serde_json::Value>) {
+    use k8s_openapi::api::admissionregistration::v1::{
+        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+    };
+    use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+    use kube::api::{ApiResource, DynamicObject};
+    for doc in documents {
+        let kind = doc["kind"].as_str().expect("kind").to_owned();
+        let (resource, namespaced) = match kind.as_str() {
+            "Namespace" => (ApiResource::erase::<Namespace>(&()), false),
+            "ServiceAccount" => (ApiResource::erase::<ServiceAccount>(&()), true),
+            "ClusterRole" => (ApiResource::erase::<ClusterRole>(&()), false),
+            "ClusterRoleBinding" => (ApiResource::erase::<ClusterRoleBinding>(&()), false),
+            "Role" => (ApiResource::erase::<Role>(&()), true),
+            "RoleBinding" => (ApiResource::erase::<RoleBinding>(&()), true),
+            "ValidatingAdmissionPolicy" => {
+                (ApiResource::erase::<ValidatingAdmissionPolicy>(&()), false)
+            }
+            "ValidatingAdmissionPolicyBinding" => (
+                ApiResource::erase::<ValidatingAdmissionPolicyBinding>(&()),
+                false,
+            ),
+            other => panic!("unexpected kind {other} in the shipped RBAC"),
+        };
+        let object: DynamicObject = serde_json::from_value(doc).expect("an object");
+        let api: Api<DynamicObject> = match (namespaced, object.metadata.namespace.as_deref()) {
+            (true, Some(namespace)) => Api::namespaced_with(client.clone(), namespace, &resource),
+            (true, None) => panic!("{kind} without a namespace"),
+            (false, _) => Api::all_with(client.clone(), &resource),
+        };
+        api.create(&PostParams::default(), &object)
+            .await
+            .unwrap_or_else(|error| panic!("{kind}: {error}"));
+    }
 }
