@@ -28,16 +28,41 @@ struct World {
     _ccm: rig::process::Process,
 }
 
+/// The documents of the OpenNebula overlay's own RBAC (beyond the shipped base).
+fn overlay_rbac() -> Vec<serde_json::Value> {
+    manifest_documents("opennebula/rbac.yaml")
+}
+
+/// The fake OpenNebula and the controller, running as its ServiceAccount with exactly the
+/// shipped RBAC and the OpenNebula overlay's, its credentials (`session`) in the Secret the
+/// overlay lets it read.
 async fn world(session: &str) -> World {
-    let cluster = cluster(false).await;
+    let cluster = cluster_with(rig::cluster::ClusterOptions {
+        audit_requests: true,
+        ..rig::cluster::ClusterOptions::default()
+    })
+    .await;
+    let admin = cluster.client();
+    apply_shipped_rbac(&admin).await;
+    apply_documents(&admin, overlay_rbac()).await;
+    let secret = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "opennebula"},
+        "stringData": {"credentials": format!("{session}\n")},
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(admin, "kube-system")
+        .create(&kube::api::PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let (kubeconfig, _) = cluster
+        .service_account_client("kube-system", "baremetal-ccm")
+        .await
+        .unwrap();
     let one = FakeOpenNebula::start(SESSION).await.unwrap();
     let config = cloud_config("");
-    let credentials = config.path().join("one_auth");
-    std::fs::write(&credentials, format!("{session}\n")).unwrap();
     let text = format!(
-        "provider: opennebula\nopennebula:\n  endpoint: {}\n  credentials: {{file: {}}}\n  cacheTtl: 1s\n  minInterval: 0s\n  region: {{value: one-zone-0}}\n",
+        "provider: opennebula\nopennebula:\n  endpoint: {}\n  credentials:\n    secret: {{namespace: kube-system, name: opennebula}}\n  cacheTtl: 1s\n  minInterval: 0s\n  region: {{value: one-zone-0}}\n",
         one.endpoint(),
-        credentials.display()
     );
     std::fs::write(config.path().join("cloud.yaml"), text).unwrap();
     let cloud_config = format!(
@@ -45,7 +70,7 @@ async fn world(session: &str) -> World {
         config.path().join("cloud.yaml").display()
     );
     let (ccm, _) = start_ccm(
-        &cluster.admin_kubeconfig(),
+        &kubeconfig,
         "ccm-one",
         &[
             "--controllers=cloud-node,cloud-node-lifecycle",
@@ -58,6 +83,15 @@ async fn world(session: &str) -> World {
         one,
         _config: config,
         _ccm: ccm,
+    }
+}
+
+impl World {
+    /// Nothing the controller asked for was refused.
+    fn assert_nothing_forbidden(&self) {
+        let requests = self.cluster.audited_requests().unwrap();
+        let forbidden = support::rbac::forbidden(&["kube-system/baremetal-ccm"], &requests);
+        assert!(forbidden.is_empty(), "refused: {forbidden:#?}");
     }
 }
 
@@ -212,6 +246,13 @@ async fn shut_down_vms_taint_their_nodes_and_only_certainly_gone_ones_are_delete
     // The shut-down ones were never deleted.
     assert!(api.get_opt("parked").await.unwrap().is_some());
     assert!(api.get_opt("off").await.unwrap().is_some());
+
+    // With exactly the shipped RBAC and the overlay's: nothing refused, every rule of the
+    // overlay used (the credentials read, the Nodes deleted).
+    w.assert_nothing_forbidden();
+    let requests = w.cluster.audited_requests().unwrap();
+    let unused = support::rbac::unused(&support::rbac::grants(&overlay_rbac()), &requests);
+    assert!(unused.is_empty(), "granted but never used: {unused:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,4 +274,5 @@ async fn refused_credentials_keep_nodes_tainted_and_never_delete_anything() {
     let api: Api<Node> = Api::all(client.clone());
     assert!(!is_initialized(&api.get("n1").await.unwrap()));
     assert!(api.get_opt("n2").await.unwrap().is_some());
+    w.assert_nothing_forbidden();
 }

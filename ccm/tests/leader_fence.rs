@@ -134,7 +134,7 @@ async fn a_replica_whose_renewals_hang_stops_writing_before_another_takes_the_le
     }
 
     let writes = cluster.audited_writes().unwrap();
-    let succeeded = |w: &&rig::cluster::AuditedWrite| {
+    let succeeded = |w: &&rig::cluster::AuditedRequest| {
         w.response_status
             .as_ref()
             .is_some_and(|s| (200..300).contains(&s.code))

@@ -18,10 +18,37 @@ use support::nodes::*;
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_controller_works_with_exactly_the_shipped_rbac() {
-    let cluster = cluster(false).await;
+async fn every_controller_works_with_exactly_the_shipped_rbac_and_uses_all_of_it() {
+    let cluster = cluster_with(rig::cluster::ClusterOptions {
+        audit_requests: true,
+        ..rig::cluster::ClusterOptions::default()
+    })
+    .await;
     let admin = cluster.client();
     apply_shipped_rbac(&admin).await;
+    // A BGP password, a central peer and a node-local one: both announcers read the Secret
+    // and write their status entries (no gobgpd here: the entries say so).
+    let secret = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bgp"}, "stringData": {"password": "s3cret"},
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(admin.clone(), "baremetal-ccm-bgp")
+        .create(&kube::api::PostParams::default(), &secret)
+        .await
+        .unwrap();
+    for (name, placement, address) in [
+        ("tor-central", "central", "198.51.100.201"),
+        ("tor-local", "nodeLocal", "198.51.100.202"),
+    ] {
+        support::bgp::create_peer(
+            &admin,
+            name,
+            serde_json::json!({}),
+            serde_json::json!({"peerAddress": address, "peerASN": 64500, "localASN": 64512, "placement": placement,
+                "passwordSecretRef": {"name": "bgp", "key": "password"}}),
+        )
+        .await;
+    }
     let (kubeconfig, _) = cluster
         .service_account_client("kube-system", "baremetal-ccm")
         .await
@@ -99,9 +126,51 @@ async fn every_controller_works_with_exactly_the_shipped_rbac() {
     })
     .await;
     assert!(listed.is_some(), "{}", speaker.log_tail(4000));
+    support::bgp::wait_session(&admin, "tor-central", "ccm-rbac", |s| !s.state.is_empty()).await;
+    support::bgp::wait_session(&admin, "tor-local", "cp-1", |s| !s.state.is_empty()).await;
     assert!(speaker.is_running());
     let log = speaker.log_tail(200_000);
     assert!(!log.to_lowercase().contains("forbidden"), "{log}");
+
+    // The Service goes: its finalizer is removed.
+    Api::<k8s_openapi::api::core::v1::Service>::namespaced(admin.clone(), "default")
+        .delete("web", &Default::default())
+        .await
+        .unwrap();
+    let gone = rig::process::wait_for(WAIT, || async {
+        Api::<k8s_openapi::api::core::v1::Service>::namespaced(admin.clone(), "default")
+            .get_opt("web")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(gone.is_some(), "{}", ccm.log_tail(4000));
+
+    // The lease was renewed at least once (an update, not only its creation).
+    let renewed = rig::process::wait_for(WAIT, || async {
+        let lease = Api::<Lease>::namespaced(admin.clone(), "kube-system")
+            .get("baremetal-ccm")
+            .await
+            .unwrap();
+        let spec = lease.spec.unwrap_or_default();
+        (spec.renew_time != spec.acquire_time).then_some(())
+    })
+    .await;
+    assert!(renewed.is_some());
+
+    // From the API server's side: nothing was refused, and every rule shipped was used.
+    let requests = cluster.audited_requests().unwrap();
+    let accounts = [
+        "kube-system/baremetal-ccm",
+        "kube-system/baremetal-ccm-speaker",
+    ];
+    let forbidden = support::rbac::forbidden(&accounts, &requests);
+    assert!(forbidden.is_empty(), "refused: {forbidden:#?}");
+    let grants = support::rbac::grants(&shipped_rbac_documents());
+    let unused = support::rbac::unused(&grants, &requests);
+    assert!(unused.is_empty(), "granted but never used: {unused:#?}");
 }
 
 #[test]

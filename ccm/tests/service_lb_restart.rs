@@ -42,7 +42,7 @@ async fn assignment(api: &Api<Service>) -> BTreeMap<String, Vec<String>> {
         .collect()
 }
 
-fn writes_to_services(cluster: &TestCluster) -> Vec<rig::cluster::AuditedWrite> {
+fn writes_to_services(cluster: &TestCluster) -> Vec<rig::cluster::AuditedRequest> {
     cluster
         .audited_writes()
         .unwrap()
@@ -172,7 +172,7 @@ async fn killed_mid_burst_then_restarted_keeps_every_address_and_idle_restart_wr
 
 /// Writes the controller (running as `rig-admin`, like the test) makes, other than Lease
 /// renewals: Service and pool patches, Events. The test's own creations are left out.
-fn controller_writes(cluster: &TestCluster) -> Vec<rig::cluster::AuditedWrite> {
+fn controller_writes(cluster: &TestCluster) -> Vec<rig::cluster::AuditedRequest> {
     cluster
         .audited_writes()
         .unwrap()

@@ -96,13 +96,20 @@ pub struct ClusterOptions {
     /// Record every write (create, update, patch, delete) in an audit log readable through
     /// [`TestCluster::audited_writes`], so tests can count writes from the apiserver's side.
     pub audit_writes: bool,
+    /// Record every request (reads and watches too) in the audit log, readable through
+    /// [`TestCluster::audited_requests`]: what a run needed, to compare with what RBAC grants.
+    pub audit_requests: bool,
 }
 
-/// One write as the apiserver's audit log recorded it.
+/// One request as the apiserver's audit log recorded it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AuditedWrite {
+pub struct AuditedRequest {
+    #[serde(default, rename = "auditID")]
+    pub audit_id: String,
     pub verb: String,
+    #[serde(default)]
+    pub request_uri: String,
     pub user: AuditUser,
     #[serde(default)]
     pub object_ref: Option<AuditObject>,
@@ -116,7 +123,10 @@ pub struct AuditUser {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AuditObject {
+    #[serde(default)]
+    pub api_group: Option<String>,
     #[serde(default)]
     pub resource: String,
     #[serde(default)]
@@ -140,6 +150,13 @@ rules:
 - level: Metadata
   verbs: [create, update, patch, delete, deletecollection]
 - level: None
+";
+
+const AUDIT_EVERYTHING_POLICY: &str = "apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
 ";
 
 impl TestCluster {
@@ -276,18 +293,30 @@ impl TestCluster {
         Ok((path, client))
     }
 
-    /// Every write the apiserver has completed so far (needs [`ClusterOptions::audit_writes`]).
-    /// With the blocking audit mode a write is logged before its response is sent.
-    pub fn audited_writes(&self) -> Result<Vec<AuditedWrite>, ClusterError> {
+    /// Every write the apiserver has completed so far (needs [`ClusterOptions::audit_writes`]
+    /// or [`ClusterOptions::audit_requests`]). With the blocking audit mode a write is logged
+    /// before its response is sent.
+    pub fn audited_writes(&self) -> Result<Vec<AuditedRequest>, ClusterError> {
+        const WRITES: [&str; 5] = ["create", "update", "patch", "delete", "deletecollection"];
+        let mut requests = self.audited_requests()?;
+        requests.retain(|r| WRITES.contains(&r.verb.as_str()));
+        Ok(requests)
+    }
+
+    /// Every request logged so far, once each (needs [`ClusterOptions::audit_requests`] for
+    /// reads): a watch is logged when its response starts and again when it ends.
+    pub fn audited_requests(&self) -> Result<Vec<AuditedRequest>, ClusterError> {
         let path = self.dir.path().join("audit.log");
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(source) => return Err(ClusterError::Io { path, source }),
         };
+        let mut seen = std::collections::BTreeSet::new();
         Ok(text
             .lines()
-            .filter_map(|line| serde_json::from_str(line).ok())
+            .filter_map(|line| serde_json::from_str::<AuditedRequest>(line).ok())
+            .filter(|r| r.audit_id.is_empty() || seen.insert(r.audit_id.clone()))
             .collect())
     }
 
@@ -439,9 +468,14 @@ fn start_apiserver(
 ) -> Result<Process, ClusterError> {
     let p = |name: &str| root.join(name).display().to_string();
     let mut cmd = Command::new(bin);
-    if options.audit_writes {
+    if options.audit_writes || options.audit_requests {
         let policy = root.join("audit-policy.yaml");
-        std::fs::write(&policy, AUDIT_POLICY).map_err(io_err(&policy))?;
+        let text = if options.audit_requests {
+            AUDIT_EVERYTHING_POLICY
+        } else {
+            AUDIT_POLICY
+        };
+        std::fs::write(&policy, text).map_err(io_err(&policy))?;
         cmd.arg(format!("--audit-policy-file={}", policy.display()))
             .arg(format!("--audit-log-path={}", p("audit.log")))
             .arg("--audit-log-mode=blocking")

@@ -72,7 +72,10 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_nodes_endpointslices_and_leases_are_created_and_watched() {
     rig::init_test_logging();
-    let options = ClusterOptions { audit_writes: true };
+    let options = ClusterOptions {
+        audit_writes: true,
+        ..ClusterOptions::default()
+    };
     let cluster = TestCluster::start_with(options)
         .await
         .expect("cluster starts");

@@ -25,6 +25,7 @@ pub const WAIT: Duration = Duration::from_secs(30);
 pub mod bgp;
 pub mod invariants;
 pub mod nodes;
+pub mod rbac;
 
 /// Starts `baremetal-ccm controller --controllers=service-lb` against `kubeconfig` as a
 /// separate process.
@@ -116,12 +117,19 @@ pub fn pool_condition(
 
 /// Starts a cluster with the project CRDs installed.
 pub async fn cluster(audit: bool) -> TestCluster {
-    rig::init_test_logging();
-    let cluster = TestCluster::start_with(rig::cluster::ClusterOptions {
+    cluster_with(rig::cluster::ClusterOptions {
         audit_writes: audit,
+        ..rig::cluster::ClusterOptions::default()
     })
     .await
-    .expect("cluster starts");
+}
+
+/// [`cluster`] with `options`.
+pub async fn cluster_with(options: rig::cluster::ClusterOptions) -> TestCluster {
+    rig::init_test_logging();
+    let cluster = TestCluster::start_with(options)
+        .await
+        .expect("cluster starts");
     cluster.install_project_crds().await.expect("CRDs install");
     cluster
 }
@@ -497,6 +505,13 @@ pub fn shipped_rbac_files() -> Vec<String> {
         .filter_map(|r| r.as_str())
         .filter(|r| r.starts_with("rbac/"))
         .map(str::to_owned)
+        .collect()
+}
+
+/// The documents of every shipped RBAC file.
+pub fn shipped_rbac_documents() -> Vec<serde_json::Value> {
+    (shipped_rbac_files().iter())
+        .flat_map(|file| manifest_documents(file))
         .collect()
 }
 
