@@ -102,8 +102,9 @@ async fn every_controller_works_with_exactly_the_shipped_rbac_and_uses_all_of_it
     assert!(!log.to_lowercase().contains("forbidden"), "{log}");
 
     // The speaker with its own ServiceAccount lists what it watches and writes nothing else.
-    let (speaker_kubeconfig, _) = cluster
-        .service_account_client("kube-system", "baremetal-ccm-speaker")
+    // The speaker's token is bound to its pod on cp-1, as the kubelet's is.
+    let (speaker_kubeconfig, speaker_client) = cluster
+        .pod_service_account_client("kube-system", "baremetal-ccm-speaker", "cp-1")
         .await
         .unwrap();
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_baremetal-ccm"));
@@ -131,6 +132,74 @@ async fn every_controller_works_with_exactly_the_shipped_rbac_and_uses_all_of_it
     assert!(speaker.is_running());
     let log = speaker.log_tail(200_000);
     assert!(!log.to_lowercase().contains("forbidden"), "{log}");
+
+    // The speaker may write its own status entry and nothing else: not another speaker's
+    // entry, not a removal of the others; and a speaker token bound to no node may write none.
+    let (_, unbound) = cluster
+        .service_account_client("kube-system", "baremetal-ccm-speaker")
+        .await
+        .unwrap();
+    let apply = |client: &kube::Client, peer: &str, speakers: serde_json::Value| {
+        let api: Api<baremetal_ccm::crd::bgppeer::BGPPeer> = Api::all(client.clone());
+        let patch = serde_json::json!({
+            "apiVersion": "baremetal-ccm.io/v1alpha1", "kind": "BGPPeer",
+            "metadata": {"name": peer}, "status": {"speakers": speakers},
+        });
+        let peer = peer.to_owned();
+        async move {
+            api.patch_status(
+                &peer,
+                &kube::api::PatchParams::apply("hostile").force(),
+                &kube::api::Patch::Apply(&patch),
+            )
+            .await
+        }
+    };
+    let entry = |speaker: &str| serde_json::json!([{"speaker": speaker, "state": "Established", "updated": "2026-01-01T00:00:00Z"}]);
+    let refused = |result: Result<baremetal_ccm::crd::bgppeer::BGPPeer, kube::Error>| match result {
+        Err(kube::Error::Api(status)) if status.code == 403 || status.code == 422 => status.message,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    let enforced = rig::process::wait_for(WAIT, || async {
+        matches!(
+            apply(&unbound, "tor-local", entry("cp-1")).await,
+            Err(kube::Error::Api(_))
+        )
+        .then_some(())
+    })
+    .await;
+    assert!(enforced.is_some(), "the admission policy is never enforced");
+    let message = refused(apply(&unbound, "tor-local", entry("cp-1")).await);
+    assert!(message.contains("must be bound to a node"), "{message}");
+    let message = refused(apply(&speaker_client, "tor-central", entry("ccm-rbac")).await);
+    assert!(
+        message.contains("may write only its own entry"),
+        "{message}"
+    );
+    let message = refused(apply(&speaker_client, "tor-local", entry("cp-2")).await);
+    assert!(
+        message.contains("may write only its own entry"),
+        "{message}"
+    );
+    let wipe = serde_json::json!({"status": {"speakers": []}});
+    let result = Api::<baremetal_ccm::crd::bgppeer::BGPPeer>::all(speaker_client.clone())
+        .patch_status(
+            "tor-central",
+            &Default::default(),
+            &kube::api::Patch::Merge(&wipe),
+        )
+        .await;
+    let message = refused(result);
+    assert!(
+        message.contains("may write only its own entry"),
+        "{message}"
+    );
+    // Its own entry, under another field manager: allowed.
+    apply(&speaker_client, "tor-local", entry("cp-1"))
+        .await
+        .unwrap();
+    let central = support::bgp::peer_session(&admin, "tor-central", "ccm-rbac").await;
+    assert!(central.is_some(), "the controller's entry is untouched");
 
     // The Service goes: its finalizer is removed.
     Api::<k8s_openapi::api::core::v1::Service>::namespaced(admin.clone(), "default")
@@ -171,6 +240,17 @@ async fn every_controller_works_with_exactly_the_shipped_rbac_and_uses_all_of_it
     let grants = support::rbac::grants(&shipped_rbac_documents());
     let unused = support::rbac::unused(&grants, &requests);
     assert!(unused.is_empty(), "granted but never used: {unused:#?}");
+    // And the check sees RBAC's refusals: one made on purpose shows up.
+    let denied = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(unbound, "kube-system")
+        .list(&Default::default())
+        .await;
+    assert!(denied.is_err());
+    let seen = rig::process::wait_for(WAIT, || async {
+        let requests = cluster.audited_requests().unwrap();
+        (support::rbac::forbidden(&accounts, &requests).len() == 1).then_some(())
+    })
+    .await;
+    assert!(seen.is_some());
 }
 
 #[test]

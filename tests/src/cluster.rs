@@ -108,8 +108,11 @@ pub struct AuditedRequest {
     #[serde(default, rename = "auditID")]
     pub audit_id: String,
     pub verb: String,
-    #[serde(default)]
+    #[serde(default, rename = "requestURI")]
     pub request_uri: String,
+    /// Audit annotations, e.g. `authorization.k8s.io/decision` (`allow` or `forbid`).
+    #[serde(default)]
+    pub annotations: std::collections::BTreeMap<String, String>,
     pub user: AuditUser,
     #[serde(default)]
     pub object_ref: Option<AuditObject>,
@@ -288,6 +291,82 @@ impl TestCluster {
             .dir
             .path()
             .join(format!("sa-{namespace}-{name}.kubeconfig"));
+        write_kubeconfig(&path, &self.url, &self.dir.path().join("ca.crt"), &token)?;
+        let client = client_from_kubeconfig(&path).await?;
+        Ok((path, client))
+    }
+
+    /// A client with the token the kubelet would give a pod of `account` running on `node`:
+    /// bound to a Pod (created here, `<account>-<node>`, scheduled to `node`), so the API
+    /// server authenticates it with the node's name in the user's extra
+    /// (`authentication.kubernetes.io/node-name`), as admission policies see it.
+    pub async fn pod_service_account_client(
+        &self,
+        namespace: &str,
+        account: &str,
+        node: &str,
+    ) -> Result<(PathBuf, Client), ClusterError> {
+        use k8s_openapi::api::authentication::v1::BoundObjectReference;
+        use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
+        let accounts: Api<ServiceAccount> = Api::namespaced(self.client(), namespace);
+        if accounts.get_opt(account).await?.is_none() {
+            let object = ServiceAccount {
+                metadata: ObjectMeta {
+                    name: Some(account.to_owned()),
+                    ..ObjectMeta::default()
+                },
+                ..ServiceAccount::default()
+            };
+            accounts.create(&PostParams::default(), &object).await?;
+        }
+        let pod_name = format!("{account}-{node}");
+        let pod = Pod {
+            metadata: ObjectMeta {
+                name: Some(pod_name.clone()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(PodSpec {
+                node_name: Some(node.to_owned()),
+                service_account_name: Some(account.to_owned()),
+                automount_service_account_token: Some(false),
+                containers: vec![Container {
+                    name: "main".into(),
+                    image: Some("registry.invalid/never-pulled:0".into()),
+                    ..Container::default()
+                }],
+                ..PodSpec::default()
+            }),
+            ..Pod::default()
+        };
+        let pod = Api::<Pod>::namespaced(self.client(), namespace)
+            .create(&PostParams::default(), &pod)
+            .await?;
+        let request = TokenRequest {
+            spec: Some(TokenRequestSpec {
+                expiration_seconds: Some(3600),
+                bound_object_ref: Some(BoundObjectReference {
+                    api_version: Some("v1".into()),
+                    kind: Some("Pod".into()),
+                    name: Some(pod_name.clone()),
+                    uid: pod.metadata.uid.clone(),
+                }),
+                ..TokenRequestSpec::default()
+            }),
+            ..TokenRequest::default()
+        };
+        let issued = accounts
+            .create_token_request(account, &PostParams::default(), &request)
+            .await?;
+        let token = (issued.status.and_then(|s| s.token))
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ClusterError::NoToken {
+                namespace: namespace.to_owned(),
+                name: account.to_owned(),
+            })?;
+        let path = self
+            .dir
+            .path()
+            .join(format!("sa-{namespace}-{pod_name}.kubeconfig"));
         write_kubeconfig(&path, &self.url, &self.dir.path().join("ca.crt"), &token)?;
         let client = client_from_kubeconfig(&path).await?;
         Ok((path, client))

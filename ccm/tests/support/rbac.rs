@@ -139,12 +139,16 @@ pub fn unused(grants: &[Grant], requests: &[AuditedRequest]) -> Vec<String> {
         .collect()
 }
 
-/// Requests of `accounts` that the API server refused as forbidden.
+/// Requests of `accounts` that RBAC refused (not those an admission policy refused).
 pub fn forbidden(accounts: &[&str], requests: &[AuditedRequest]) -> Vec<String> {
     let users: Vec<String> = accounts.iter().map(|a| user_of(a)).collect();
     (requests.iter())
         .filter(|r| users.contains(&r.user.username))
-        .filter(|r| r.response_status.as_ref().is_some_and(|s| s.code == 403))
+        .filter(|r| {
+            r.annotations
+                .get("authorization.k8s.io/decision")
+                .is_some_and(|d| d == "forbid")
+        })
         .map(|r| format!("{} {} {}", r.user.username, r.verb, r.request_uri))
         .collect()
 }
