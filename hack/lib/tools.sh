@@ -85,3 +85,22 @@ ensure_gobgp() {
   [ -d "$moddir/proto/api" ] || die "could not download github.com/osrg/gobgp/v4@v$GOBGP_VERSION"
   GOBGP_API_UPSTREAM_DIR=$moddir/proto
 }
+
+# ensure_cargo_deny: cargo-deny at the pinned version, built from crates.io with its own
+# lock file into $TOOLS_BIN/cargo-deny-<version>/bin/.
+ensure_cargo_deny() {
+  need_cmd cargo "Install Rust with rustup (the toolchain in rust-toolchain.toml is selected automatically)."
+  local cdir=$TOOLS_BIN/cargo-deny-$CARGO_DENY_VERSION
+  if [ ! -x "$cdir/bin/cargo-deny" ]; then
+    log "building cargo-deny $CARGO_DENY_VERSION from crates.io (first run only; a few minutes)"
+    local w; w=$(mktemp -d)
+    rm -rf "$cdir.tmp"
+    # Our own toolchain (run from the repository) and a target directory of its own, so a
+    # CARGO_TARGET_DIR set for the project is not filled with cargo-deny's build.
+    ( cd "$REPO_ROOT" && cargo install --locked --quiet cargo-deny --version "=$CARGO_DENY_VERSION" \
+        --root "$cdir.tmp" --target-dir "$w" ) \
+      || die "building cargo-deny $CARGO_DENY_VERSION failed (needs crates.io)"
+    rm -rf "$cdir" && mv "$cdir.tmp" "$cdir" && rm -rf "$w"
+  fi
+  CARGO_DENY_BIN=$cdir/bin/cargo-deny
+}
