@@ -140,6 +140,7 @@ async fn every_controller_works_with_exactly_the_shipped_rbac() {
             "--admin-bind-address=127.0.0.1:{}",
             rig::cluster::free_port().unwrap()
         ))
+        .arg("--metrics-bind-address=off")
         .arg("--node-name=cp-1")
         .arg("--gobgp-endpoint=unix:///nonexistent/gobgpd.sock");
     let log_path =

@@ -55,6 +55,8 @@ pub fn start_ccm(
     cmd.arg("controller")
         .arg(format!("--kubeconfig={}", kubeconfig.display()))
         .arg(format!("--admin-bind-address=127.0.0.1:{port}"))
+        // Every replica would take the same default port; admin_metrics_auth.rs tests it.
+        .arg("--metrics-bind-address=off")
         .arg(format!("--identity={identity}"))
         .arg("--log-filter=info,baremetal_ccm=debug")
         .args(args);
