@@ -11,65 +11,11 @@ mod support;
 use clap::Parser as _;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
-use kube::api::{Api, PostParams};
-use serde::Deserialize as _;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::Api;
+use support::manifests::*;
 use support::nodes::*;
 use support::*;
-
-const MANIFESTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests");
-
-fn documents(path: &str) -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(format!("{MANIFESTS}/{path}")).unwrap();
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|doc| serde_json::Value::deserialize(doc).unwrap())
-        .filter(|doc| !doc.is_null())
-        .collect()
-}
-
-async fn apply_rbac(client: &kube::Client) {
-    for doc in documents("rbac/rbac.yaml") {
-        let kind = doc["kind"].as_str().unwrap().to_owned();
-        let pp = PostParams::default();
-        match kind.as_str() {
-            "ServiceAccount" => {
-                let sa: ServiceAccount = serde_json::from_value(doc).unwrap();
-                Api::namespaced(client.clone(), "kube-system")
-                    .create(&pp, &sa)
-                    .await
-                    .map(drop)
-            }
-            "ClusterRole" => {
-                let role: ClusterRole = serde_json::from_value(doc).unwrap();
-                Api::all(client.clone()).create(&pp, &role).await.map(drop)
-            }
-            "ClusterRoleBinding" => {
-                let binding: ClusterRoleBinding = serde_json::from_value(doc).unwrap();
-                Api::all(client.clone())
-                    .create(&pp, &binding)
-                    .await
-                    .map(drop)
-            }
-            "Role" => {
-                let role: Role = serde_json::from_value(doc).unwrap();
-                Api::namespaced(client.clone(), "kube-system")
-                    .create(&pp, &role)
-                    .await
-                    .map(drop)
-            }
-            "RoleBinding" => {
-                let binding: RoleBinding = serde_json::from_value(doc).unwrap();
-                Api::namespaced(client.clone(), "kube-system")
-                    .create(&pp, &binding)
-                    .await
-                    .map(drop)
-            }
-            other => panic!("unexpected kind {other} in rbac.yaml"),
-        }
-        .unwrap_or_else(|error| panic!("{kind}: {error}"));
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_controller_works_with_exactly_the_shipped_rbac() {

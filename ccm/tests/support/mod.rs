@@ -24,6 +24,7 @@ pub const WAIT: Duration = Duration::from_secs(30);
 
 pub mod bgp;
 pub mod invariants;
+pub mod manifests;
 pub mod nodes;
 
 /// Starts `baremetal-ccm controller --controllers=service-lb` against `kubeconfig` as a
