@@ -1,9 +1,17 @@
-//! The admin HTTP server: `/healthz`, `/readyz` and `/metrics` (OpenMetrics text).
+//! The admin servers. The admin server proper (`--admin-bind-address`, loopback by default)
+//! serves `/healthz`, `/readyz` and `/metrics` (OpenMetrics text) in plain HTTP without
+//! authentication, for the kubelet's probes and local tools. The metrics listener
+//! (`--metrics-bind-address`, every address by default) serves only `/metrics`, over HTTPS, to
+//! callers the API server authenticates and authorizes ([`auth`]).
 //!
-//! A slow or idle client cannot hold it: a request's head must arrive within
-//! [`HEADER_READ_TIMEOUT`], and at most [`MAX_CONNECTIONS`] connections are served at once (a
-//! connection beyond that is closed at once), so a slow-client flood costs a few file
-//! descriptors for a few seconds, never the liveness probe for good.
+//! A slow or idle client cannot hold either: a TLS handshake and then a request's head must
+//! each arrive within [`HEADER_READ_TIMEOUT`], and each listener serves at most
+//! [`MAX_CONNECTIONS`] connections at once (a connection beyond that is closed at once), so a
+//! slow-client flood costs a few file descriptors for a few seconds, never the liveness probe
+//! for good.
+
+pub mod auth;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -11,12 +19,18 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+
+use crate::cli::AdminArgs;
+use auth::{AuthMetrics, Authorizer, Decision};
+use tls::TlsError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -26,13 +40,15 @@ pub enum AdminError {
         #[source]
         source: std::io::Error,
     },
-    #[error("admin server failed")]
+    #[error("an admin listener cannot accept connections")]
     Serve(#[source] std::io::Error),
+    #[error("the metrics listener's TLS settings are unusable")]
+    Tls(#[from] TlsError),
 }
 
-/// How long a client may take to send a request's head.
+/// How long a client may take to complete a TLS handshake, and to send a request's head.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
-/// Connections served at once.
+/// Connections served at once, per listener.
 pub const MAX_CONNECTIONS: usize = 64;
 
 /// Readiness as shown on `/readyz`: ready, or not ready with the reason an operator reads.
@@ -47,6 +63,56 @@ pub enum Readiness {
 pub struct AdminState {
     registry: Arc<Registry>,
     readiness: Arc<RwLock<Readiness>>,
+    auth_metrics: AuthMetrics,
+}
+
+/// The bound listeners of the admin server and, unless it is off, the metrics listener with
+/// its TLS settings.
+#[derive(Debug)]
+pub struct Listeners {
+    admin: TcpListener,
+    metrics: Option<(TcpListener, Arc<rustls::ServerConfig>)>,
+}
+
+impl Listeners {
+    /// Binds what `args` asks for, each on its default port unless the flag names one; reads
+    /// or generates the certificate. Fails before anything is served.
+    pub async fn bind(
+        args: &AdminArgs,
+        admin_port: u16,
+        metrics_port: u16,
+    ) -> Result<Self, AdminError> {
+        let address = args.address(admin_port);
+        let admin = bind(address).await?;
+        tracing::info!(%address, "admin server (probes, plain HTTP) listening");
+        let metrics = match args.metrics_address(metrics_port) {
+            Some(address) => {
+                let files = args
+                    .tls_cert_file
+                    .as_deref()
+                    .zip(args.tls_private_key_file.as_deref());
+                let tls = tls::server_config(files)?;
+                let listener = bind(address).await?;
+                tracing::info!(
+                    %address,
+                    certificate = if files.is_some() { "from file" } else { "self-signed" },
+                    "metrics listener (HTTPS, authorized by the API server) listening"
+                );
+                Some((listener, tls))
+            }
+            None => {
+                tracing::info!("metrics listener off (--metrics-bind-address=off)");
+                None
+            }
+        };
+        Ok(Self { admin, metrics })
+    }
+}
+
+async fn bind(address: SocketAddr) -> Result<TcpListener, AdminError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| AdminError::Bind { address, source })
 }
 
 impl AdminState {
@@ -61,10 +127,18 @@ impl AdminState {
                 ("component", component.to_owned()),
             ]),
         );
+        let auth_metrics = AuthMetrics::default();
+        let admin = registry.sub_registry_with_prefix("admin");
+        admin.register(
+            "metrics_requests",
+            "Requests to the metrics listener, by result (allowed, unauthenticated, forbidden, unavailable)",
+            auth_metrics.clone(),
+        );
         register(&mut registry);
         Self {
             registry: Arc::new(registry),
             readiness: Arc::new(RwLock::new(Readiness::NotReady("starting".to_owned()))),
+            auth_metrics,
         }
     }
 
@@ -98,36 +172,145 @@ impl AdminState {
             .with_state(self.clone())
     }
 
-    /// Serves the admin endpoints until the listener fails.
-    pub async fn serve(&self, address: SocketAddr) -> Result<(), AdminError> {
-        let listener = tokio::net::TcpListener::bind(address)
-            .await
-            .map_err(|source| AdminError::Bind { address, source })?;
-        tracing::info!(%address, "admin server listening");
-        self.serve_on(listener).await
+    /// The metrics listener's router: `/metrics` for callers `authorizer` allows, nothing else
+    /// (other paths are 404, probes included: they belong on the admin server).
+    pub fn metrics_router(&self, authorizer: Arc<Authorizer>) -> Router {
+        Router::new()
+            .route("/metrics", get(authorized_metrics))
+            .with_state(Authorized {
+                state: self.clone(),
+                authorizer,
+            })
     }
 
-    /// Serves on an already bound listener (tests bind port 0).
-    pub async fn serve_on(&self, listener: tokio::net::TcpListener) -> Result<(), AdminError> {
-        let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-        let service = hyper_util::service::TowerToHyperService::new(self.router());
-        loop {
-            let (stream, _) = listener.accept().await.map_err(AdminError::Serve)?;
-            // Over the cap the connection is closed at once (dropped with its stream).
-            let Ok(permit) = permits.clone().try_acquire_owned() else {
-                continue;
-            };
-            let service = service.clone();
-            tokio::spawn(async move {
-                let mut http = hyper::server::conn::http1::Builder::new();
-                http.timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(HEADER_READ_TIMEOUT);
-                let io = hyper_util::rt::TokioIo::new(stream);
-                // A client that goes away or is too slow ends its connection; nothing to do.
-                let _ = http.serve_connection(io, service).await;
-                drop(permit);
-            });
+    /// An [`Authorizer`] that counts its decisions in this state's metrics.
+    pub fn authorizer(&self, client: kube::Client) -> Arc<Authorizer> {
+        Arc::new(Authorizer::new(client, self.auth_metrics.clone()))
+    }
+
+    /// Serves both listeners until one fails; `review_client` asks the API server about
+    /// metrics callers.
+    pub async fn serve(
+        &self,
+        listeners: Listeners,
+        review_client: kube::Client,
+    ) -> Result<(), AdminError> {
+        let admin = self.serve_on(listeners.admin);
+        match listeners.metrics {
+            Some((listener, tls)) => {
+                let metrics = self.serve_metrics_on(listener, tls, self.authorizer(review_client));
+                tokio::try_join!(admin, metrics).map(drop)
+            }
+            None => admin.await,
         }
+    }
+
+    /// Serves the admin endpoints on an already bound listener (tests bind port 0).
+    pub async fn serve_on(&self, listener: TcpListener) -> Result<(), AdminError> {
+        accept_loop(listener, self.router(), None).await
+    }
+
+    /// Serves the metrics listener on an already bound listener.
+    pub async fn serve_metrics_on(
+        &self,
+        listener: TcpListener,
+        tls: Arc<rustls::ServerConfig>,
+        authorizer: Arc<Authorizer>,
+    ) -> Result<(), AdminError> {
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        accept_loop(listener, self.metrics_router(authorizer), Some(acceptor)).await
+    }
+}
+
+type Service = hyper_util::service::TowerToHyperService<Router>;
+
+/// Accepts connections until the listener fails, each served on its own task while a permit
+/// is free.
+async fn accept_loop(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> Result<(), AdminError> {
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let service = Service::new(router);
+    loop {
+        let (stream, _) = listener.accept().await.map_err(AdminError::Serve)?;
+        // Over the cap the connection is closed at once (dropped with its stream).
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            continue;
+        };
+        let (service, tls) = (service.clone(), tls.clone());
+        tokio::spawn(async move {
+            match tls {
+                None => serve_connection(stream, service).await,
+                Some(acceptor) => {
+                    // The handshake is bounded like a request head: a client that connects
+                    // and says nothing must not keep its permit.
+                    let handshake =
+                        tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream)).await;
+                    if let Ok(Ok(stream)) = handshake {
+                        serve_connection(stream, service).await;
+                    }
+                }
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn serve_connection<S>(stream: S, service: Service)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let io = hyper_util::rt::TokioIo::new(stream);
+    // A client that goes away, is too slow or fails the handshake ends its connection;
+    // nothing to do.
+    let _ = http.serve_connection(io, service).await;
+}
+
+#[derive(Debug, Clone)]
+struct Authorized {
+    state: AdminState,
+    authorizer: Arc<Authorizer>,
+}
+
+async fn authorized_metrics(State(authorized): State<Authorized>, headers: HeaderMap) -> Response {
+    let text = |status, body: &'static str| {
+        (
+            status,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            body,
+        )
+            .into_response()
+    };
+    match authorized
+        .authorizer
+        .decide(headers.get(header::AUTHORIZATION))
+        .await
+    {
+        Decision::Allowed => metrics(State(authorized.state)).await.into_response(),
+        Decision::Unauthenticated => {
+            let mut response = text(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized: send a bearer token the API server accepts\n",
+            );
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            response
+        }
+        Decision::Forbidden => text(
+            StatusCode::FORBIDDEN,
+            "forbidden: the token's user may not get the non-resource URL /metrics\n",
+        ),
+        Decision::Unavailable => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cannot authorize the request: the API server did not review it in time (see the log)\n",
+        ),
     }
 }
 

@@ -50,20 +50,80 @@ pub const CONTROLLER_ADMIN_PORT: u16 = 10258;
 /// kube-controller-manager 10257, kube-proxy 10249/10256 and the kubelet 10248/10250, and
 /// distinct from the controller's, since both run in the host network of control-plane nodes.
 pub const SPEAKER_ADMIN_PORT: u16 = 10262;
+/// The controller's metrics port (HTTPS, delegated authorization): next to the admin ports,
+/// outside kubeadm's set, MetalLB's 7472/7473, Cilium's 9962-9965 and node-exporter's 9100.
+pub const CONTROLLER_METRICS_PORT: u16 = 10263;
+/// The speaker's metrics port, distinct from the controller's for the same reason as the
+/// admin ports.
+pub const SPEAKER_METRICS_PORT: u16 = 10264;
+
+/// Where the metrics listener serves: an address, or nowhere (`off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsBind {
+    Off,
+    At(SocketAddr),
+}
+
+/// Parses `--metrics-bind-address`: `off`, or an address with its port.
+pub fn parse_metrics_bind(text: &str) -> Result<MetricsBind, String> {
+    if text == "off" {
+        return Ok(MetricsBind::Off);
+    }
+    text.parse().map(MetricsBind::At).map_err(|error| {
+        format!(
+            "{text:?} is neither `off` nor an address with a port, e.g. 0.0.0.0:10263 ({error})"
+        )
+    })
+}
 
 #[derive(Debug, Args)]
 pub struct AdminArgs {
-    /// Address of the admin server that serves /healthz, /readyz and /metrics
-    /// [default: 0.0.0.0:10258 for the controller, 0.0.0.0:10262 for the speaker].
+    /// Address of the admin server: /healthz, /readyz and /metrics in plain HTTP, without
+    /// authentication, so on loopback by default
+    /// [default: 127.0.0.1:10258 for the controller, 127.0.0.1:10262 for the speaker].
     #[arg(long = "admin-bind-address", env = "BAREMETAL_CCM_ADMIN_BIND_ADDRESS")]
     pub bind_address: Option<SocketAddr>,
+    /// Address of the metrics listener: /metrics over HTTPS for callers the API server
+    /// authenticates (TokenReview) and authorizes (SubjectAccessReview), or `off`
+    /// [default: 0.0.0.0:10263 for the controller, 0.0.0.0:10264 for the speaker].
+    #[arg(
+        long = "metrics-bind-address",
+        env = "BAREMETAL_CCM_METRICS_BIND_ADDRESS",
+        value_parser = parse_metrics_bind
+    )]
+    pub metrics_bind_address: Option<MetricsBind>,
+    /// PEM certificate (chain) of the metrics listener; without it a self-signed certificate
+    /// is generated at start.
+    #[arg(
+        long,
+        env = "BAREMETAL_CCM_TLS_CERT_FILE",
+        requires = "tls_private_key_file"
+    )]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `--tls-cert-file`.
+    #[arg(
+        long,
+        env = "BAREMETAL_CCM_TLS_PRIVATE_KEY_FILE",
+        requires = "tls_cert_file"
+    )]
+    pub tls_private_key_file: Option<PathBuf>,
 }
 
 impl AdminArgs {
-    /// The address to serve on: the flag's, else all addresses on `default_port`.
+    /// The admin server's address: the flag's, else loopback on `default_port`.
     pub fn address(&self, default_port: u16) -> SocketAddr {
         self.bind_address
-            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], default_port)))
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], default_port)))
+    }
+
+    /// The metrics listener's address: the flag's, else all IPv4 addresses on
+    /// `default_port`; `None` when it is off.
+    pub fn metrics_address(&self, default_port: u16) -> Option<SocketAddr> {
+        match self.metrics_bind_address {
+            Some(MetricsBind::Off) => None,
+            Some(MetricsBind::At(address)) => Some(address),
+            None => Some(SocketAddr::from(([0, 0, 0, 0], default_port))),
+        }
     }
 }
 
@@ -210,10 +270,17 @@ mod tests {
         let taken = [
             10248, 10249, 10250, 10255, 10256, 10257, 10259, 2379, 2380, 2381, 6443,
         ];
-        for port in [CONTROLLER_ADMIN_PORT, SPEAKER_ADMIN_PORT] {
+        let ours = [
+            CONTROLLER_ADMIN_PORT,
+            SPEAKER_ADMIN_PORT,
+            CONTROLLER_METRICS_PORT,
+            SPEAKER_METRICS_PORT,
+        ];
+        for port in ours {
             assert!(!taken.contains(&port), "{port} is taken on kubeadm nodes");
         }
-        assert_ne!(CONTROLLER_ADMIN_PORT, SPEAKER_ADMIN_PORT);
+        let distinct: std::collections::BTreeSet<u16> = ours.into_iter().collect();
+        assert_eq!(distinct.len(), ours.len(), "{ours:?}");
         let cli = Cli::try_parse_from(["baremetal-ccm", "speaker", "--node-name=n1"])
             .expect("valid flags parse");
         let Command::Speaker(args) = cli.command else {
@@ -223,6 +290,62 @@ mod tests {
             args.admin.address(SPEAKER_ADMIN_PORT).port(),
             SPEAKER_ADMIN_PORT
         );
+    }
+
+    fn admin_args(flags: &[&str]) -> Result<AdminArgs, clap::Error> {
+        let mut argv = vec!["baremetal-ccm", "controller"];
+        argv.extend_from_slice(flags);
+        let cli = Cli::try_parse_from(argv)?;
+        let Command::Controller(args) = cli.command else {
+            panic!("expected the controller subcommand");
+        };
+        Ok(args.admin)
+    }
+
+    #[test]
+    fn the_unauthenticated_admin_server_is_on_loopback_unless_told_otherwise() {
+        let admin = admin_args(&[]).expect("no flags parse");
+        for port in [CONTROLLER_ADMIN_PORT, SPEAKER_ADMIN_PORT] {
+            let address = admin.address(port);
+            assert!(address.ip().is_loopback(), "{address}");
+            assert_eq!(address.port(), port);
+        }
+        let admin = admin_args(&["--admin-bind-address=0.0.0.0:9999"]).expect("valid flags");
+        assert_eq!(
+            admin.address(CONTROLLER_ADMIN_PORT).to_string(),
+            "0.0.0.0:9999"
+        );
+    }
+
+    #[test]
+    fn the_metrics_listener_is_on_every_address_by_default_and_off_only_when_asked() {
+        let admin = admin_args(&[]).expect("no flags parse");
+        assert_eq!(
+            admin.metrics_address(CONTROLLER_METRICS_PORT),
+            Some(SocketAddr::from(([0, 0, 0, 0], CONTROLLER_METRICS_PORT)))
+        );
+        let admin = admin_args(&["--metrics-bind-address=off"]).expect("valid flags");
+        assert_eq!(admin.metrics_address(CONTROLLER_METRICS_PORT), None);
+        let admin = admin_args(&["--metrics-bind-address=[::]:8443"]).expect("valid flags");
+        assert_eq!(
+            admin
+                .metrics_address(CONTROLLER_METRICS_PORT)
+                .map(|a| a.to_string()),
+            Some("[::]:8443".to_owned())
+        );
+        for invalid in ["", "0", "none", "0.0.0.0", "false"] {
+            let flag = format!("--metrics-bind-address={invalid}");
+            assert!(admin_args(&[&flag]).is_err(), "{flag} is rejected");
+        }
+    }
+
+    #[test]
+    fn a_certificate_needs_its_key_and_a_key_its_certificate() {
+        assert!(admin_args(&["--tls-cert-file=/c.pem"]).is_err());
+        assert!(admin_args(&["--tls-private-key-file=/k.pem"]).is_err());
+        let admin = admin_args(&["--tls-cert-file=/c.pem", "--tls-private-key-file=/k.pem"])
+            .expect("both given");
+        assert_eq!(admin.tls_cert_file, Some(PathBuf::from("/c.pem")));
     }
 
     #[test]

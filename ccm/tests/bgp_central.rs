@@ -16,6 +16,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use rig::router::RouterKind;
 use support::bgp::*;
+use support::manifests::*;
 use support::nodes::set_ready;
 use support::*;
 

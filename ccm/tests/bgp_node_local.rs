@@ -38,6 +38,7 @@ fn speaker(
             "--admin-bind-address=127.0.0.1:{}",
             rig::cluster::free_port().unwrap()
         ))
+        .arg("--metrics-bind-address=off")
         .arg(format!("--node-name={node}"))
         .arg(format!("--gobgp-endpoint={}", fabric.endpoint(member)))
         .arg("--log-filter=info,baremetal_ccm=debug");

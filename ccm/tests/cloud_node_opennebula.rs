@@ -16,6 +16,7 @@ use k8s_openapi::api::core::v1::Node;
 use kube::api::Api;
 use rig::opennebula::{FakeNic, FakeOpenNebula, FakeVm, Fault, VM_INFO, state};
 use rig::process::wait_for;
+use support::manifests::*;
 use support::nodes::*;
 use support::*;
 
@@ -30,7 +31,7 @@ struct World {
 
 /// The documents of the OpenNebula overlay's own RBAC (beyond the shipped base).
 fn overlay_rbac() -> Vec<serde_json::Value> {
-    manifest_documents("opennebula/rbac.yaml")
+    documents("opennebula/rbac.yaml")
 }
 
 /// The fake OpenNebula and the controller, running as its ServiceAccount with exactly the

@@ -14,6 +14,7 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
+use support::manifests::*;
 use support::nodes::*;
 use support::*;
 
@@ -58,7 +59,18 @@ async fn every_controller_works_with_exactly_the_shipped_rbac_and_uses_all_of_it
         "--cloud-config={}",
         config.path().join("cloud.yaml").display()
     );
-    let (mut ccm, _) = start_ccm(&kubeconfig, "ccm-rbac", &["--controllers=*", &cloud_config]);
+    // The metrics listener on: scraping it is what its TokenReview/SubjectAccessReview grant is for.
+    let ccm_metrics =
+        std::net::SocketAddr::from(([127, 0, 0, 1], rig::cluster::free_port().unwrap()));
+    let (mut ccm, _) = start_ccm(
+        &kubeconfig,
+        "ccm-rbac",
+        &[
+            "--controllers=*",
+            &cloud_config,
+            &format!("--metrics-bind-address={ccm_metrics}"),
+        ],
+    );
 
     create_pool(
         &admin,
@@ -107,6 +119,8 @@ async fn every_controller_works_with_exactly_the_shipped_rbac_and_uses_all_of_it
         .pod_service_account_client("kube-system", "baremetal-ccm-speaker", "cp-1")
         .await
         .unwrap();
+    let speaker_metrics =
+        std::net::SocketAddr::from(([127, 0, 0, 1], rig::cluster::free_port().unwrap()));
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_baremetal-ccm"));
     cmd.arg("speaker")
         .arg(format!("--kubeconfig={}", speaker_kubeconfig.display()))
@@ -114,6 +128,7 @@ async fn every_controller_works_with_exactly_the_shipped_rbac_and_uses_all_of_it
             "--admin-bind-address=127.0.0.1:{}",
             rig::cluster::free_port().unwrap()
         ))
+        .arg(format!("--metrics-bind-address={speaker_metrics}"))
         .arg("--node-name=cp-1")
         .arg("--gobgp-endpoint=unix:///nonexistent/gobgpd.sock");
     let log_path =
@@ -217,6 +232,24 @@ async fn every_controller_works_with_exactly_the_shipped_rbac_and_uses_all_of_it
     .await;
     assert!(gone.is_some(), "{}", ccm.log_tail(4000));
 
+    // Both metrics listeners answer a caller the API server vouches for (the rig's admin).
+    let admin_token = token_of(&cluster.admin_kubeconfig());
+    for address in [ccm_metrics, speaker_metrics] {
+        let scraped = rig::process::wait_for(WAIT, || async {
+            let reply = rig::https::get(
+                address,
+                "/metrics",
+                Some(&admin_token),
+                rig::https::Trust::AnyCertificate,
+            )
+            .await
+            .ok()?;
+            (reply.status == 200).then_some(())
+        })
+        .await;
+        assert!(scraped.is_some(), "no scrape of {address}");
+    }
+
     // The lease was renewed at least once (an update, not only its creation).
     let renewed = rig::process::wait_for(WAIT, || async {
         let lease = Api::<Lease>::namespaced(admin.clone(), "kube-system")
@@ -255,7 +288,7 @@ async fn every_controller_works_with_exactly_the_shipped_rbac_and_uses_all_of_it
 
 #[test]
 fn the_workload_manifest_passes_flags_the_binary_takes() {
-    let docs = manifest_documents("controller/controller.yaml");
+    let docs = documents("controller/controller.yaml");
     let daemonset: DaemonSet = serde_json::from_value(
         docs.iter()
             .find(|d| d["kind"] == "DaemonSet")
@@ -276,7 +309,7 @@ fn the_workload_manifest_passes_flags_the_binary_takes() {
     argv.extend(container.args.clone().unwrap());
     baremetal_ccm::cli::Cli::try_parse_from(&argv).unwrap();
     let speaker: DaemonSet = serde_json::from_value(
-        manifest_documents("speaker/speaker.yaml")
+        documents("speaker/speaker.yaml")
             .into_iter()
             .find(|d| d["kind"] == "DaemonSet")
             .unwrap(),

@@ -34,6 +34,7 @@ pub fn controller(
     cmd.arg("controller")
         .arg(format!("--kubeconfig={}", kubeconfig.display()))
         .arg(format!("--admin-bind-address=127.0.0.1:{port}"))
+        .arg("--metrics-bind-address=off")
         .arg(format!("--identity={identity}"))
         .arg(format!("--kube-api-qps={QPS}"))
         .arg(format!("--kube-api-burst={BURST}"))

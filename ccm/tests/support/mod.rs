@@ -24,6 +24,7 @@ pub const WAIT: Duration = Duration::from_secs(30);
 
 pub mod bgp;
 pub mod invariants;
+pub mod manifests;
 pub mod nodes;
 pub mod rbac;
 
@@ -59,6 +60,11 @@ pub fn start_ccm(
         .arg(format!("--identity={identity}"))
         .arg("--log-filter=info,baremetal_ccm=debug")
         .args(args);
+    // Every replica would take the same default port (admin_metrics_auth.rs tests the
+    // listener): off unless the test chose an address.
+    if !args.iter().any(|a| a.starts_with("--metrics-bind-address")) {
+        cmd.arg("--metrics-bind-address=off");
+    }
     static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let log = std::env::temp_dir().join(format!(
@@ -484,79 +490,11 @@ pub fn start_replica_as(
     start_ccm(kubeconfig, identity, &args).0
 }
 
-/// The shipped manifests directory.
-pub const MANIFESTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests");
-
-/// The YAML documents of `manifests/<path>`.
-pub fn manifest_documents(path: &str) -> Vec<serde_json::Value> {
-    use serde::Deserialize as _;
-    let text = std::fs::read_to_string(format!("{MANIFESTS}/{path}")).expect("manifest exists");
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|doc| serde_json::Value::deserialize(doc).expect("valid YAML"))
-        .filter(|doc| !doc.is_null())
-        .collect()
-}
-
-/// The RBAC files the kustomization ships (`rbac/…`), in its order.
-pub fn shipped_rbac_files() -> Vec<String> {
-    let kustomization = manifest_documents("kustomization.yaml");
-    (kustomization[0]["resources"].as_array().expect("resources"))
-        .iter()
-        .filter_map(|r| r.as_str())
-        .filter(|r| r.starts_with("rbac/"))
-        .map(str::to_owned)
-        .collect()
-}
-
-/// The documents of every shipped RBAC file.
-pub fn shipped_rbac_documents() -> Vec<serde_json::Value> {
-    (shipped_rbac_files().iter())
-        .flat_map(|file| manifest_documents(file))
-        .collect()
-}
-
-/// Creates every object of the shipped RBAC files as written (namespaces, ServiceAccounts,
-/// roles, bindings, admission policies), in their order.
-pub async fn apply_shipped_rbac(client: &Client) {
-    for file in shipped_rbac_files() {
-        apply_documents(client, manifest_documents(&file)).await;
-    }
-}
-
-/// Creates each document as written, in order.
-pub async fn apply_documents(client: &Client, documents: Vec<serde_json::Value>) {
-    use k8s_openapi::api::admissionregistration::v1::{
-        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
-    };
-    use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
-    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
-    use kube::api::{ApiResource, DynamicObject};
-    for doc in documents {
-        let kind = doc["kind"].as_str().expect("kind").to_owned();
-        let (resource, namespaced) = match kind.as_str() {
-            "Namespace" => (ApiResource::erase::<Namespace>(&()), false),
-            "ServiceAccount" => (ApiResource::erase::<ServiceAccount>(&()), true),
-            "ClusterRole" => (ApiResource::erase::<ClusterRole>(&()), false),
-            "ClusterRoleBinding" => (ApiResource::erase::<ClusterRoleBinding>(&()), false),
-            "Role" => (ApiResource::erase::<Role>(&()), true),
-            "RoleBinding" => (ApiResource::erase::<RoleBinding>(&()), true),
-            "ValidatingAdmissionPolicy" => {
-                (ApiResource::erase::<ValidatingAdmissionPolicy>(&()), false)
-            }
-            "ValidatingAdmissionPolicyBinding" => (
-                ApiResource::erase::<ValidatingAdmissionPolicyBinding>(&()),
-                false,
-            ),
-            other => panic!("unexpected kind {other} in the shipped RBAC"),
-        };
-        let object: DynamicObject = serde_json::from_value(doc).expect("an object");
-        let api: Api<DynamicObject> = match (namespaced, object.metadata.namespace.as_deref()) {
-            (true, Some(namespace)) => Api::namespaced_with(client.clone(), namespace, &resource),
-            (true, None) => panic!("{kind} without a namespace"),
-            (false, _) => Api::all_with(client.clone(), &resource),
-        };
-        api.create(&PostParams::default(), &object)
-            .await
-            .unwrap_or_else(|error| panic!("{kind}: {error}"));
-    }
+/// The bearer token of a kubeconfig the rig wrote.
+pub fn token_of(kubeconfig: &Path) -> String {
+    let text = std::fs::read_to_string(kubeconfig).expect("the kubeconfig exists");
+    let config: serde_json::Value = serde_yaml::from_str(&text).expect("valid YAML");
+    (config["users"][0]["user"]["token"].as_str())
+        .expect("a token user")
+        .to_owned()
 }
