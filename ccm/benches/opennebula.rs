@@ -21,7 +21,8 @@ mod support;
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Event, Node};
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams};
 use rig::cluster::TestCluster;
 use rig::kubelet::{KubeletNode, UNINITIALIZED};
