@@ -2,12 +2,16 @@
 //! the API token, only the product's own container mounts one (never the gobgpd sidecar,
 //! which parses BGP from the network), every pod runs under the RuntimeDefault seccomp
 //! profile, and the admin ports are free on kubeadm nodes and distinct from each other (the
-//! controller and the speaker share the host network of control-plane nodes).
+//! controller and the speaker share the host network of control-plane nodes) — read from the
+//! manifests, and proven by running both, as the manifests start them, beside every port a
+//! kubeadm control-plane node's components hold.
 
 #![allow(
     clippy::unwrap_used,
     reason = "test code: a failed unwrap is a failed test"
 )]
+
+mod support;
 
 use std::collections::BTreeSet;
 
@@ -153,4 +157,75 @@ fn admin_ports_are_free_on_kubeadm_nodes_and_distinct() {
         ports[0], ports[1],
         "the controller and the speaker share control-plane nodes' host network"
     );
+}
+
+/// The container arguments of `file`'s product container.
+fn shipped_args(file: &str) -> Vec<String> {
+    let (_, spec) = pod_specs().into_iter().find(|(f, _)| f == file).unwrap();
+    let container = &spec["containers"][0];
+    (container["args"].as_array().unwrap().iter())
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_start_with_their_shipped_ports_beside_a_kubeadm_control_plane_node() {
+    // What kubeadm's components hold on a control-plane node (kube-scheduler's 10259 among
+    // them), held here on every address; a port something else already holds is taken too.
+    let _held: Vec<std::net::TcpListener> = (KUBEADM_PORTS.iter())
+        .filter_map(|port| std::net::TcpListener::bind(("0.0.0.0", *port)).ok())
+        .collect();
+    let cluster = support::cluster(false).await;
+    let kubeconfig = format!("--kubeconfig={}", cluster.admin_kubeconfig().display());
+    let config = support::nodes::cloud_config("static: {}\n");
+    let start = |file: &str, extra: Vec<String>| {
+        let mut argv = shipped_args(file);
+        argv.retain(|a| !a.starts_with("--cloud-config="));
+        argv.extend(extra);
+        argv.push(kubeconfig.clone());
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_baremetal-ccm"));
+        cmd.args(&argv);
+        let log = std::env::temp_dir().join(format!(
+            "bmccm-ports-{}-{}.log",
+            argv[0],
+            std::process::id()
+        ));
+        rig::process::Process::spawn(&argv[0], cmd, &log).unwrap()
+    };
+    let mut controller = start(
+        "controller/controller.yaml",
+        vec![
+            format!(
+                "--cloud-config={}",
+                config.path().join("cloud.yaml").display()
+            ),
+            "--identity=cp-1".into(),
+            "--controllers=cloud-node".into(),
+        ],
+    );
+    let mut speaker = start(
+        "speaker/speaker.yaml",
+        vec![
+            "--node-name=cp-1".into(),
+            "--gobgp-endpoint=unix:///nonexistent/gobgpd.sock".into(),
+        ],
+    );
+    // Their probes (loopback, the manifests' ports) and their metrics listeners answer.
+    for (process, admin, metrics) in [
+        (&mut controller, 10258, 10263),
+        (&mut speaker, 10262, 10264),
+    ] {
+        let admin = std::net::SocketAddr::from(([127, 0, 0, 1], admin));
+        let alive = rig::process::wait_for(support::WAIT, || async {
+            support::http_get(admin, "/healthz").await.map(drop)
+        })
+        .await;
+        assert!(alive.is_some(), "{}", process.log_tail(4000));
+        let metrics = std::net::SocketAddr::from(([127, 0, 0, 1], metrics));
+        let reply = rig::https::get(metrics, "/metrics", None, rig::https::Trust::AnyCertificate)
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 401, "the metrics listener asks for a token");
+        assert!(process.is_running(), "{}", process.log_tail(4000));
+    }
 }
