@@ -13,10 +13,10 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 use tokio::sync::watch;
 
-use super::announcer::{Announcer, Connect, Step};
+use super::announcer::{Announcer, Connect, SidecarError, Step};
 use super::metrics::Metrics;
 use super::plan::{self, Inputs, Speaker};
-use super::status;
+use super::status::{self, SessionView};
 use super::world::{Snapshot, World};
 use crate::crd::bgppeer::{BGPPeer, SpeakerSession};
 use crate::retry::Backoff;
@@ -83,6 +83,27 @@ fn derived_router_id(name: &str) -> Ipv4Addr {
     Ipv4Addr::from(plan::fnv1a(name.as_bytes()).max(1))
 }
 
+/// The sessions to report and, when they cannot be known, why: the daemon is not converged
+/// (`daemon_error`), or reading its sessions failed. Either way every configured peer's entry
+/// must say `Unknown` with the cause, never a made-up `Idle`.
+fn session_outcome(
+    daemon_error: Option<String>,
+    read: Option<Result<Vec<SessionView>, SidecarError>>,
+) -> (Vec<SessionView>, Option<String>) {
+    match (daemon_error, read) {
+        (Some(note), _) => (Vec::new(), Some(note)),
+        (None, Some(Ok(sessions))) => (sessions, None),
+        (None, Some(Err(error))) => (
+            Vec::new(),
+            Some(format!(
+                "reading the sessions from the BGP daemon failed: {}",
+                crate::telemetry::error_chain(&error)
+            )),
+        ),
+        (None, None) => (Vec::new(), None),
+    }
+}
+
 /// Runs until the process stops.
 pub async fn run<C: Connect>(client: Client, connect: C, settings: Settings, metrics: Metrics) {
     let (changes, mut changed) = watch::channel(0_u64);
@@ -131,10 +152,11 @@ pub async fn run<C: Connect>(client: Client, connect: C, settings: Settings, met
             }
         };
         if Instant::now() >= next_status || daemon_error.is_some() {
-            let sessions = match (&daemon_error, announcer.sessions().await) {
-                (None, Ok(sessions)) => sessions,
-                (Some(_), _) | (_, Err(_)) => Vec::new(),
+            let read = match &daemon_error {
+                None => Some(announcer.sessions().await),
+                Some(_) => None,
             };
+            let (sessions, unreadable) = session_outcome(daemon_error, read);
             let report_invalid = matches!(settings.role, Role::Central { .. });
             let mut entries = status::entries(
                 &settings.speaker,
@@ -143,14 +165,8 @@ pub async fn run<C: Connect>(client: Client, connect: C, settings: Settings, met
                 &snapshot.invalid_peers,
                 report_invalid,
             );
-            if let Some(note) = &daemon_error {
-                for entry in entries
-                    .values_mut()
-                    .filter(|e| e.state != status::NOT_CONFIGURED)
-                {
-                    entry.state = "Unknown".into();
-                    entry.last_error = Some(note.clone());
-                }
+            if let Some(note) = &unreadable {
+                status::mark_unknown(&mut entries, note);
             }
             metrics.sessions(&sessions);
             writer.write(entries).await;
@@ -266,6 +282,46 @@ impl StatusWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A configured peer's entry as `status::entries` writes it before anything is known.
+    fn entries_with_one_configured_and_one_skipped_peer() -> BTreeMap<String, SpeakerSession> {
+        let mut plan = plan::Plan::default();
+        plan.peer_names
+            .insert("198.51.100.1".parse().unwrap(), "tor".into());
+        plan.skipped_peers
+            .insert("bad".into(), "password Secret x/y does not exist".into());
+        status::entries("n1", &plan, &[], &BTreeMap::new(), false)
+    }
+
+    #[test]
+    fn a_failed_session_read_is_unknown_with_its_cause_never_idle() {
+        let failed = Some(Err(SidecarError::Call("connection reset".into())));
+        let (sessions, cause) = session_outcome(None, failed);
+        assert!(sessions.is_empty());
+        let cause = cause.expect("a failed read has a cause");
+        assert!(
+            cause.contains("reading the sessions") && cause.contains("connection reset"),
+            "{cause}"
+        );
+        let mut entries = entries_with_one_configured_and_one_skipped_peer();
+        assert_eq!(entries["tor"].state, "Idle");
+        status::mark_unknown(&mut entries, &cause);
+        assert_eq!(entries["tor"].state, status::UNKNOWN);
+        assert_eq!(entries["tor"].last_error.as_deref(), Some(cause.as_str()));
+        assert_eq!(entries["bad"].state, status::NOT_CONFIGURED);
+        assert_eq!(
+            entries["bad"].last_error.as_deref(),
+            Some("password Secret x/y does not exist")
+        );
+    }
+
+    #[test]
+    fn the_daemon_error_is_the_cause_and_a_good_read_has_none() {
+        let (_, cause) = session_outcome(Some("not converged".into()), None);
+        assert_eq!(cause.as_deref(), Some("not converged"));
+        let (sessions, cause) = session_outcome(None, Some(Ok(Vec::new())));
+        assert!(sessions.is_empty() && cause.is_none());
+    }
 
     #[test]
     fn a_router_id_comes_from_the_flag_then_the_node_then_the_name() {

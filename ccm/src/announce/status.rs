@@ -40,6 +40,8 @@ impl SessionView {
 
 /// State reported for a peer this speaker cannot configure.
 pub const NOT_CONFIGURED: &str = "NotConfigured";
+/// The state of a configured peer whose session cannot be known (the daemon cannot be read).
+pub const UNKNOWN: &str = "Unknown";
 
 /// This speaker's entries by BGPPeer name: every peer it configured (with its session, or
 /// `Idle` until the daemon lists it), every peer it skipped, and the invalid peers when
@@ -90,6 +92,15 @@ pub fn entries(
         );
     }
     entries
+}
+
+/// Marks every configured peer's entry `Unknown` with `cause` (the daemon's sessions cannot be
+/// known); entries that say why a peer is not configured keep saying it.
+pub fn mark_unknown(entries: &mut BTreeMap<String, SpeakerSession>, cause: &str) {
+    for entry in (entries.values_mut()).filter(|e| e.state != NOT_CONFIGURED) {
+        entry.state = UNKNOWN.to_owned();
+        entry.last_error = Some(cause.to_owned());
+    }
 }
 
 /// Whether two entries differ in anything but the time they were written.
