@@ -7,18 +7,17 @@ pub mod cli;
 pub mod cloud_config;
 pub mod cloud_node;
 pub mod controller;
-pub mod crd;
 pub mod duration;
 pub mod events;
 pub mod fence;
-pub mod ipam;
 pub mod leader;
 pub mod provider;
 pub mod retry;
-pub mod selector;
 pub mod service_lb;
 pub mod speaker;
 pub mod telemetry;
+
+pub use baremetal_ccm_core::{contract, crd, ipam, selector};
 
 use cli::{Cli, Command};
 
@@ -26,7 +25,11 @@ use cli::{Cli, Command};
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     telemetry::init(&cli.log)?;
     match cli.command {
-        Command::Crd => crd::print(&mut std::io::stdout().lock()),
+        Command::Crd => {
+            use std::io::Write as _;
+            let yaml = crd::render_yaml()?;
+            Ok(std::io::stdout().lock().write_all(yaml.as_bytes())?)
+        }
         Command::Controller(args) => runtime()?.block_on(controller::run(args)),
         Command::Speaker(args) => runtime()?.block_on(speaker::run(args)),
     }

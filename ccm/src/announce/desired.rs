@@ -108,7 +108,7 @@ pub struct DesiredPeer {
 }
 
 /// A large community `global:local1:local2`.
-pub type LargeCommunity = (u32, u32, u32);
+pub use crate::crd::community::LargeCommunity;
 
 /// Attributes and reach of one pool's prefixes.
 #[derive(Debug, Clone, PartialEq, Eq)]

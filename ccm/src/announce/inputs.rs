@@ -12,17 +12,16 @@ use kube::ResourceExt as _;
 
 use super::desired::{Afi, BfdSettings, DesiredPeer, LargeCommunity};
 use crate::crd::bgppeer::{BGPPeer, Family, Placement, SecretKeyRef};
-use crate::crd::ippool::{AnnounceMode, IPPool};
+use crate::crd::ippool::IPPool;
 use crate::selector::Selector;
 
 /// `BGPPeer.spec.idleHoldAfterResetSeconds` when absent: long enough to damp a flapping
 /// session, short enough that a router restart or a BFD failure costs seconds, not gobgpd's
 /// 30.
 pub const DEFAULT_IDLE_HOLD_AFTER_RESET_SECONDS: u32 = 5;
-use crate::service_lb::status::{ALLOCATED_FROM, FINALIZER};
 
-pub const EXCLUDE_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
-pub const AUTOSCALER_TAINT: &str = "ToBeDeletedByClusterAutoscaler";
+use crate::contract::{ALLOCATED_FROM, FINALIZER, UNINITIALIZED_TAINT};
+pub use crate::contract::{AUTOSCALER_TAINT, EXCLUDE_LABEL};
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 /// A node as the announcer sees it.
@@ -61,7 +60,7 @@ pub fn node_input(node: &Node) -> NodeInput {
         Some("marked for deletion by the cluster autoscaler")
     } else if labels.get(EXCLUDE_LABEL).is_some_and(|v| !is_false(v)) {
         Some("excluded from external load balancers by label")
-    } else if (taints.iter()).any(|t| t.key == crate::cloud_node::plan::UNINITIALIZED_TAINT) {
+    } else if (taints.iter()).any(|t| t.key == UNINITIALIZED_TAINT) {
         Some("not initialized")
     } else if !ready {
         Some("not Ready")
@@ -123,7 +122,7 @@ pub fn service_input(service: &Service) -> Option<ServiceInput> {
         .split(',')
         .map(|p| p.trim().to_owned())
         .collect();
-    let held = crate::service_lb::request::held_addresses(service);
+    let held = crate::contract::held_addresses(service);
     let addresses: Vec<(IpAddr, String)> = held.into_iter().zip(pools).collect();
     (!addresses.is_empty()).then(|| ServiceInput {
         namespace: service.namespace().unwrap_or_default(),
@@ -180,56 +179,16 @@ impl PoolInput {
 /// Reads a pool with `mode: bgp`; `None` for other modes, an error naming the field when an
 /// option cannot be used (admission rules catch most of these first).
 pub fn pool_input(pool: &IPPool) -> Option<Result<PoolInput, String>> {
-    if pool.spec.announce.mode != AnnounceMode::Bgp {
-        return None;
-    }
-    let options = pool.spec.announce.bgp.clone().unwrap_or_default();
-    let parsed = (|| {
-        let communities = (options.communities.iter())
-            .map(|c| {
-                parse_community(c)
-                    .ok_or_else(|| format!("announce.bgp.communities: {c:?} is not asn:value"))
-            })
-            .collect::<Result<_, _>>()?;
-        let large_communities = (options.large_communities.iter())
-            .map(|c| {
-                parse_large_community(c).ok_or_else(|| {
-                    format!("announce.bgp.largeCommunities: {c:?} is not global:local1:local2")
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        let peer_selector = match &options.peer_selector {
-            Some(selector) => Some(
-                Selector::new(&crate::crd::selector_spec(selector))
-                    .map_err(|errors| format!("announce.bgp.peerSelector: {}", errors[0]))?,
-            ),
-            None => None,
-        };
-        Ok(PoolInput {
-            name: pool.name_any(),
-            communities,
-            large_communities,
-            local_preference: options.local_preference,
-            aggregation_v4: options.aggregation_length.unwrap_or(32).min(32),
-            aggregation_v6: options.aggregation_length_v6.unwrap_or(128).min(128),
-            peer_selector,
-        })
-    })();
-    Some(parsed)
-}
-
-fn parse_community(text: &str) -> Option<u32> {
-    let (asn, value) = text.split_once(':')?;
-    let (asn, value): (u16, u16) = (asn.parse().ok()?, value.parse().ok()?);
-    Some(u32::from(asn) << 16 | u32::from(value))
-}
-
-fn parse_large_community(text: &str) -> Option<LargeCommunity> {
-    let mut parts = text.split(':').map(str::parse::<u32>);
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(Ok(a)), Some(Ok(b)), Some(Ok(c)), None) => Some((a, b, c)),
-        _ => None,
-    }
+    let announcement = pool.bgp_announcement()?;
+    Some(announcement.map(|a| PoolInput {
+        name: pool.name_any(),
+        communities: a.communities,
+        large_communities: a.large_communities,
+        local_preference: a.local_preference,
+        aggregation_v4: a.aggregation_v4,
+        aggregation_v6: a.aggregation_v6,
+        peer_selector: a.peer_selector,
+    }))
 }
 
 /// A BGP peer, validated: where its session runs, and the session itself (without its

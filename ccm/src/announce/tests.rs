@@ -16,7 +16,7 @@ use super::desired::{Afi, DesiredPath};
 use super::inputs::*;
 use super::plan::{Inputs, Plan, Speaker, path_ids, plan};
 use crate::crd::bgppeer::{BGPPeer, BGPPeerSpec, Placement, SecretKeyRef};
-use crate::crd::ippool::{AnnounceMode, BgpAnnounce, test_pool};
+use crate::crd::ippool::{AnnounceMode, BgpAnnounce, pool_with_defaults};
 
 fn ip(text: &str) -> IpAddr {
     text.parse().expect("fixture IPs are valid")
@@ -144,7 +144,7 @@ fn peer(name: &str, address: &str, placement: Placement) -> BGPPeer {
 }
 
 fn bgp_pool(name: &str, options: BgpAnnounce) -> PoolInput {
-    let mut pool = test_pool(name, &["192.0.2.0/24"], AnnounceMode::Bgp);
+    let mut pool = pool_with_defaults(name, &["192.0.2.0/24"], AnnounceMode::Bgp);
     pool.spec.announce.bgp = Some(options);
     pool_input(&pool)
         .expect("a bgp pool")
@@ -470,7 +470,7 @@ fn addresses_of_other_pools_and_foreign_services_are_not_announced() {
     assert_eq!(service_input(&foreign), None);
     let world = World::three_nodes().service(&lb_service("l2", &["192.0.2.8"], "pool-l2", false));
     assert!(world.plan(&central()).daemon.paths.is_empty());
-    let mut l2 = test_pool("pool-l2", &["192.0.2.0/24"], AnnounceMode::L2);
+    let mut l2 = pool_with_defaults("pool-l2", &["192.0.2.0/24"], AnnounceMode::L2);
     l2.spec.announce.bgp = None;
     assert!(pool_input(&l2).is_none());
 }
@@ -497,7 +497,7 @@ fn invalid_peers_and_pool_options_are_named() {
     let mut selector = peer("p", "198.51.100.1", Placement::Central);
     selector.spec.node_selector = Some(LabelSelector::default());
     assert!(peer_input(&selector).unwrap_err().contains("nodeLocal"));
-    let mut pool = test_pool("p", &["192.0.2.0/24"], AnnounceMode::Bgp);
+    let mut pool = pool_with_defaults("p", &["192.0.2.0/24"], AnnounceMode::Bgp);
     pool.spec.announce.bgp = Some(BgpAnnounce {
         communities: vec!["70000:1".into()],
         ..BgpAnnounce::default()

@@ -18,9 +18,9 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 use super::inputs::{self, LocalEndpoints, NodeInput, PeerInput, PoolInput, ServiceInput};
+use crate::contract::ALLOCATED_FROM;
 use crate::crd::bgppeer::{BGPPeer, SecretKeyRef};
 use crate::crd::ippool::IPPool;
-use crate::service_lb::status::ALLOCATED_FROM;
 
 /// The caches; cheap to clone.
 #[derive(Clone)]

@@ -6,8 +6,7 @@ use k8s_openapi::api::core::v1::{Node, Taint};
 use super::plan::taints;
 use crate::provider::InstanceState;
 
-/// Put on a NotReady node whose machine the provider reports shut down.
-pub const SHUTDOWN_TAINT: &str = "node.cloudprovider.kubernetes.io/shutdown";
+pub use crate::contract::SHUTDOWN_TAINT;
 
 /// What to do with a node.
 #[derive(Debug, Clone, PartialEq)]

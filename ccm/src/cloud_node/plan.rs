@@ -8,8 +8,7 @@ use k8s_openapi::api::core::v1::{Node, Taint};
 use super::node_ip::{self, NodeIpError};
 use crate::provider::{AddressType, InstanceMetadata, NodeAddress, NodeQuery};
 
-/// The taint a kubelet in external mode registers its Node with.
-pub const UNINITIALIZED_TAINT: &str = "node.cloudprovider.kubernetes.io/uninitialized";
+pub use crate::contract::UNINITIALIZED_TAINT;
 
 /// Stable and beta label pairs: (stable, beta).
 pub const ZONE_LABELS: (&str, &str) = (

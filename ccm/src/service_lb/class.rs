@@ -2,8 +2,7 @@
 
 use k8s_openapi::api::core::v1::Service;
 
-/// The explicit loadBalancerClass of this implementation.
-pub const LOAD_BALANCER_CLASS: &str = "baremetal-ccm.io/lb";
+pub use crate::contract::LOAD_BALANCER_CLASS;
 
 /// Whether Services without a loadBalancerClass are served too (the CCM default) or only
 /// those with [`LOAD_BALANCER_CLASS`] (`--lb-class-only`, for clusters with another default

@@ -495,7 +495,7 @@ pub fn pool_spec(pool: &IPPool) -> PoolSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::ippool::{AnnounceMode, test_pool};
+    use crate::crd::ippool::{AnnounceMode, pool_with_defaults};
     use crate::service_lb::status::COND_OUTSIDE_POOL;
     use k8s_openapi::api::core::v1::{
         LoadBalancerIngress, LoadBalancerStatus, ServicePort, ServiceSpec, ServiceStatus,
@@ -503,7 +503,7 @@ mod tests {
     use kube::api::ObjectMeta;
 
     fn pool(name: &str, addresses: &[&str]) -> Arc<IPPool> {
-        let mut pool = test_pool(name, addresses, AnnounceMode::None);
+        let mut pool = pool_with_defaults(name, addresses, AnnounceMode::None);
         pool.metadata.resource_version = Some(format!("{addresses:?}"));
         Arc::new(pool)
     }

@@ -115,7 +115,7 @@ pub fn desired(pool: &IPPool, report: &PoolReport, now: Timestamp) -> IPPoolStat
             ),
         ));
     }
-    match crate::announce::inputs::pool_input(pool) {
+    match pool.bgp_announcement() {
         Some(Ok(_)) => wanted.push((
             COND_ANNOUNCE,
             true,
@@ -180,11 +180,11 @@ pub fn patch(pool: &IPPool, desired: &IPPoolStatus) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::ippool::{AnnounceMode, test_pool};
+    use crate::crd::ippool::{AnnounceMode, pool_with_defaults};
     use crate::ipam::{InvalidPool, PoolProblem, PoolUsage, ServiceKey};
 
     fn pool() -> IPPool {
-        let mut pool = test_pool("edge", &["192.0.2.0/24"], AnnounceMode::Bgp);
+        let mut pool = pool_with_defaults("edge", &["192.0.2.0/24"], AnnounceMode::Bgp);
         pool.metadata.generation = Some(3);
         pool.metadata.resource_version = Some("42".into());
         pool
@@ -268,7 +268,7 @@ mod tests {
         );
         // The addresses are still valid and allocated.
         assert_eq!(status.conditions[0].status, "True");
-        let l2 = test_pool("l2", &["192.0.2.0/24"], AnnounceMode::L2);
+        let l2 = pool_with_defaults("l2", &["192.0.2.0/24"], AnnounceMode::L2);
         assert!(
             desired(&l2, &report(0), at(10))
                 .conditions

@@ -2,16 +2,12 @@
 //! families and ports. Pure; the result feeds the IPAM core.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::Service;
 
-/// Annotation naming the pool to allocate from.
-pub const POOL: &str = "baremetal-ccm.io/pool";
-/// Annotation listing requested addresses, comma separated, at most one per family.
-pub const IPS: &str = "baremetal-ccm.io/ips";
-/// Annotation keying address sharing between Services.
-pub const SHARING_KEY: &str = "baremetal-ccm.io/sharing-key";
+pub use crate::contract::{
+    IPS_ANNOTATION as IPS, POOL_ANNOTATION as POOL, SHARING_KEY_ANNOTATION as SHARING_KEY,
+};
 
 /// Where requested addresses came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,22 +75,7 @@ pub fn asks(service: &Service) -> Asks {
     }
 }
 
-/// The addresses currently in `status.loadBalancer.ingress` (the Service's allocation).
-/// Entries that are not IP addresses (hostnames) are ignored: we never write them.
-pub fn held_addresses(service: &Service) -> Vec<IpAddr> {
-    service
-        .status
-        .as_ref()
-        .and_then(|s| s.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref())
-        .map(|ingress| {
-            ingress
-                .iter()
-                .filter_map(|i| i.ip.as_deref()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
+pub use crate::contract::held_addresses;
 
 #[cfg(test)]
 mod tests {
@@ -182,7 +163,7 @@ mod tests {
         });
         assert_eq!(
             held_addresses(&svc),
-            ["192.0.2.10".parse::<IpAddr>().unwrap()]
+            ["192.0.2.10".parse::<std::net::IpAddr>().unwrap()]
         );
     }
 }

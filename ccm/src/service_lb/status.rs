@@ -9,10 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
 
-/// Finalizer the CCM contract uses for load-balancer cleanup.
-pub const FINALIZER: &str = "service.kubernetes.io/load-balancer-cleanup";
-/// Annotation naming the pool(s) the Service's addresses come from.
-pub const ALLOCATED_FROM: &str = "baremetal-ccm.io/allocated-from";
+pub use crate::contract::{ALLOCATED_FROM, FINALIZER};
 /// Condition: whether the Service holds the addresses it asks for (`False` = pending, and why).
 pub const COND_ALLOCATED: &str = "baremetal-ccm.io/AddressAllocated";
 /// Condition: `True` when a held address is no longer inside any pool (after a pool edit).

@@ -48,14 +48,8 @@ pub enum ConvertError {
     },
     #[error("{what} is missing")]
     Missing { what: &'static str },
-    #[error("community {value:?} does not have the parts gobgpd prints")]
-    CommunityShape { value: String },
-    #[error("community {value:?} has a part that is not a number in range")]
-    CommunityNumber {
-        value: String,
-        #[source]
-        source: std::num::ParseIntError,
-    },
+    #[error("a community gobgpd printed cannot be read")]
+    Community(#[from] crate::crd::community::CommunityError),
 }
 
 /// Port 0 means the BGP port to gobgpd (`SetDefaultGlobalConfigValues`, and the FSM's
@@ -348,37 +342,12 @@ pub(crate) fn statement(policy: &str, statement: &Statement) -> api::Statement {
     }
 }
 
-/// The numbers of a community printed as `a:b` or `a:b:c` (gobgpd's `ToConfig` forms).
-fn community_parts<T, const N: usize>(value: &str) -> Result<[T; N], ConvertError>
-where
-    T: std::str::FromStr<Err = std::num::ParseIntError> + Default + Copy,
-{
-    let parts: Vec<&str> = value.split(':').collect();
-    if parts.len() != N {
-        return Err(ConvertError::CommunityShape {
-            value: value.to_owned(),
-        });
-    }
-    let mut numbers = [T::default(); N];
-    for (slot, part) in numbers.iter_mut().zip(parts) {
-        *slot = part
-            .parse()
-            .map_err(|source| ConvertError::CommunityNumber {
-                value: value.to_owned(),
-                source,
-            })?;
-    }
-    Ok(numbers)
-}
-
 fn parse_community(value: &str) -> Result<u32, ConvertError> {
-    let [high, low] = community_parts::<u16, 2>(value)?;
-    Ok(u32::from(high) << 16 | u32::from(low))
+    Ok(crate::crd::community::parse_standard(value)?)
 }
 
 fn parse_large_community(value: &str) -> Result<(u32, u32, u32), ConvertError> {
-    let [global, local1, local2] = community_parts::<u32, 3>(value)?;
-    Ok((global, local1, local2))
+    Ok(crate::crd::community::parse_large(value)?)
 }
 
 fn added_communities<T: Ord>(

@@ -1,9 +1,8 @@
 //! The CustomResourceDefinitions this program owns, rendered as the YAML in `manifests/crds/`.
 
 pub mod bgppeer;
+pub mod community;
 pub mod ippool;
-
-use std::io::Write;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -30,13 +29,14 @@ pub fn all() -> Vec<CustomResourceDefinition> {
     vec![ippool::IPPool::crd(), bgppeer::BGPPeer::crd()]
 }
 
-/// Writes every CRD as a YAML document.
-pub fn print(out: &mut impl Write) -> anyhow::Result<()> {
+/// Every CRD as a YAML document, each after a `---` line.
+pub fn render_yaml() -> Result<String, serde_yaml::Error> {
+    let mut out = String::new();
     for crd in all() {
-        writeln!(out, "---")?;
-        out.write_all(serde_yaml::to_string(&crd)?.as_bytes())?;
+        out.push_str("---\n");
+        out.push_str(&serde_yaml::to_string(&crd)?);
     }
-    Ok(())
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -47,13 +47,14 @@ mod tests {
     /// `cargo run -p baremetal-ccm -- crd > manifests/crds/crds.yaml`.
     #[test]
     fn committed_manifests_equal_the_generated_crds() {
-        let mut generated = Vec::new();
-        print(&mut generated).expect("rendering to memory cannot fail");
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests/crds/crds.yaml");
+        let generated = render_yaml().expect("rendering to memory cannot fail");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../manifests/crds/crds.yaml"
+        );
         let committed = std::fs::read_to_string(path).expect("manifests/crds/crds.yaml exists");
         assert_eq!(
-            committed,
-            String::from_utf8(generated).expect("YAML is UTF-8"),
+            committed, generated,
             "manifests/crds/crds.yaml is stale: run `cargo run -p baremetal-ccm -- crd > manifests/crds/crds.yaml`"
         );
     }

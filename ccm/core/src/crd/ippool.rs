@@ -7,6 +7,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use kube::CustomResource;
 use serde::{Deserialize, Serialize};
 
+use super::community::{self, LargeCommunity};
+use crate::selector::Selector;
+
 /// CEL: one `addresses` entry is a canonical CIDR (no host bits) or a range `a-b` of one family,
 /// with `a <= b` checked here for IPv4 (CEL has no IPv6 ordering; the controller checks it and
 /// reports `Valid=False`).
@@ -152,6 +155,62 @@ pub struct BgpAnnounce {
     pub peer_selector: Option<LabelSelector>,
 }
 
+/// A pool's BGP announcement options, parsed and validated.
+#[derive(Debug, Clone)]
+pub struct BgpAnnouncement {
+    /// Standard communities as 32-bit values (`asn << 16 | value`).
+    pub communities: Vec<u32>,
+    pub large_communities: Vec<LargeCommunity>,
+    pub local_preference: Option<u32>,
+    pub aggregation_v4: u8,
+    pub aggregation_v6: u8,
+    pub peer_selector: Option<Selector>,
+}
+
+impl IPPool {
+    /// The pool's BGP announcement when it is a `mode: bgp` pool (`None` otherwise), or why
+    /// its options cannot be used.
+    pub fn bgp_announcement(&self) -> Option<Result<BgpAnnouncement, String>> {
+        (self.spec.announce.mode == AnnounceMode::Bgp)
+            .then(|| self.spec.announce.bgp.clone().unwrap_or_default().parse())
+    }
+}
+
+impl BgpAnnounce {
+    /// The options, checked beyond what the schema can check.
+    pub fn parse(&self) -> Result<BgpAnnouncement, String> {
+        let communities = (self.communities.iter())
+            .map(|c| {
+                community::parse_standard(c).map_err(|_shape_or_range| {
+                    format!("announce.bgp.communities: {c:?} is not asn:value")
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let large_communities = (self.large_communities.iter())
+            .map(|c| {
+                community::parse_large(c).map_err(|_shape_or_range| {
+                    format!("announce.bgp.largeCommunities: {c:?} is not global:local1:local2")
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let peer_selector = match &self.peer_selector {
+            Some(selector) => Some(
+                Selector::new(&super::selector_spec(selector))
+                    .map_err(|errors| format!("announce.bgp.peerSelector: {}", errors[0]))?,
+            ),
+            None => None,
+        };
+        Ok(BgpAnnouncement {
+            communities,
+            large_communities,
+            local_preference: self.local_preference,
+            aggregation_v4: self.aggregation_length.unwrap_or(32).min(32),
+            aggregation_v6: self.aggregation_length_v6.unwrap_or(128).min(128),
+            peer_selector,
+        })
+    }
+}
+
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AnnounceMode {
@@ -190,9 +249,8 @@ pub struct FamilyUsage {
     pub free: String,
 }
 
-/// An `IPPool` with the resource's defaults, for unit tests.
-#[cfg(test)]
-pub(crate) fn test_pool(name: &str, addresses: &[&str], mode: AnnounceMode) -> IPPool {
+/// An `IPPool` of `addresses` announced by `mode`, every other field at the resource's default.
+pub fn pool_with_defaults(name: &str, addresses: &[&str], mode: AnnounceMode) -> IPPool {
     IPPool::new(
         name,
         IPPoolSpec {

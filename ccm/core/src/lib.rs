@@ -1,0 +1,17 @@
+//! The decisions of baremetal-ccm, without I/O.
+//!
+//! This crate decides; the `baremetal-ccm` crate adapts (watches, writes, gRPC, providers,
+//! the admin server). The rule: **the core has no I/O**. It depends on no Kubernetes client
+//! or runtime, no async runtime and no network crate (`tests/no_io.rs` checks its dependency
+//! tree), so what it computes depends only on its inputs and is tested without a cluster.
+//!
+//! - [`ipam`]: address pools, allocation, sharing, the rebuild from Services after a restart;
+//! - [`selector`]: Kubernetes label selectors as plain data, evaluated;
+//! - [`crd`]: the `IPPool` and `BGPPeer` types, their schemas and their validation;
+//! - [`contract`]: the finalizer, annotations, labels and taints the product and the cluster
+//!   agree on.
+
+pub mod contract;
+pub mod crd;
+pub mod ipam;
+pub mod selector;
