@@ -461,7 +461,9 @@ fn family(name: &str) -> &str {
 /// the ones not yet set.
 fn registered_metrics() -> BTreeSet<String> {
     let mut names = BTreeSet::new();
-    for (_, text) in files_under(&["ccm/src", "ccm/core/src"], |p| p.extension().is_some_and(|e| e == "rs")) {
+    for (_, text) in files_under(&["ccm/src", "ccm/core/src"], |p| {
+        p.extension().is_some_and(|e| e == "rs")
+    }) {
         let mut prefixes: BTreeMap<String, String> = BTreeMap::new();
         let compact: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
         for (at, _) in compact.match_indices(".sub_registry_with_prefix(\"") {

@@ -481,8 +481,7 @@ async fn password_secrets_are_read_one_by_one_from_their_namespace_only() {
     let gone = rig::process::wait_for(WAIT, || async {
         (passwords
             .password(&tor_a)
-            .unwrap_err()
-            .contains("does not exist"))
+            .is_err_and(|e| e.contains("does not exist")))
         .then_some(())
     })
     .await;
