@@ -176,17 +176,10 @@ impl ParseError {
     }
 }
 
-/// Whether `value` is a valid Kubernetes label value (at most 63 characters of alphanumerics,
-/// `-`, `_` and `.`, beginning and ending with an alphanumeric; empty is allowed).
+/// Whether `value` is a valid Kubernetes label value (empty is;
+/// [`crate::contract::label_value_problem`]).
 pub fn is_label_value(value: &str) -> bool {
-    let alnum = |c: char| c.is_ascii_alphanumeric();
-    value.is_empty()
-        || (value.len() <= 63
-            && value.starts_with(alnum)
-            && value.ends_with(alnum)
-            && value
-                .chars()
-                .all(|c| alnum(c) || matches!(c, '-' | '_' | '.')))
+    crate::contract::label_value_problem(value).is_none()
 }
 
 #[cfg(test)]

@@ -39,3 +39,34 @@ pub fn held_addresses(service: &Service) -> Vec<IpAddr> {
         })
         .unwrap_or_default()
 }
+
+/// Why `value` is not a valid Kubernetes label value, if it is not: at most 63 characters of
+/// `[A-Za-z0-9-_.]`, alphanumeric at both ends. Empty is valid (Kubernetes allows it); a
+/// topology label whose value is empty is simply not set.
+pub fn label_value_problem(value: &str) -> Option<&'static str> {
+    if value.len() > 63 {
+        return Some("longer than 63 characters");
+    }
+    let bytes = value.as_bytes();
+    let inner_ok =
+        (bytes.iter()).all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    let ends_ok =
+        ([bytes.first(), bytes.last()].into_iter().flatten()).all(u8::is_ascii_alphanumeric);
+    (!(inner_ok && ends_ok))
+        .then_some("must be alphanumeric at both ends with only '-', '_' or '.' inside")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_follow_the_kubernetes_rule_and_may_be_empty() {
+        for good in ["", "a", "zone-1", "A.b_c", "0", &"x".repeat(63)] {
+            assert_eq!(label_value_problem(good), None, "{good:?}");
+        }
+        for bad in ["-a", "a-", "a b", "ü", ".a", "a_", &"x".repeat(64)] {
+            assert!(label_value_problem(bad).is_some(), "{bad:?}");
+        }
+    }
+}

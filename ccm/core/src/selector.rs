@@ -150,25 +150,9 @@ fn requirement(spec: &RequirementSpec) -> Result<Requirement, SelectorProblem> {
     })
 }
 
-/// The name part of a label key, and a label value: at most 63 characters, alphanumeric at
-/// both ends, `-`, `_` and `.` inside.
+/// The name part of a label key, and a label value: the label-value rule.
 fn check_name(name: &str) -> Result<(), &'static str> {
-    if name.len() > 63 {
-        return Err("longer than 63 characters");
-    }
-    let bytes = name.as_bytes();
-    let inner_ok = bytes
-        .iter()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    let ends_ok = [bytes.first(), bytes.last()]
-        .into_iter()
-        .flatten()
-        .all(u8::is_ascii_alphanumeric);
-    if inner_ok && ends_ok {
-        Ok(())
-    } else {
-        Err("must be alphanumeric at both ends with only '-', '_' or '.' inside")
-    }
+    crate::contract::label_value_problem(name).map_or(Ok(()), Err)
 }
 
 /// A label key: `[prefix/]name`, the prefix a DNS subdomain.

@@ -411,21 +411,15 @@ fn check_label(field: &'static str, source: Option<&LabelSource>) -> Result<(), 
     }
 }
 
-/// Whether `value` is a valid Kubernetes label value: at most 63 characters, alphanumeric at
-/// both ends, `-`, `_` and `.` inside.
+/// Whether `value` is a valid Kubernetes label value (empty is, and then sets no label:
+/// [`crate::contract::label_value_problem`]), with the reason when it is not.
 pub(crate) fn check_label_value(value: &str) -> Result<(), String> {
-    let inner_ok = value
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    let ends_ok = value.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && value.ends_with(|c: char| c.is_ascii_alphanumeric());
-    if value.len() <= 63 && inner_ok && ends_ok {
-        Ok(())
-    } else {
-        Err(format!(
+    match crate::contract::label_value_problem(value) {
+        None => Ok(()),
+        Some(_) => Err(format!(
             "{value:?} is not a valid label value (at most 63 characters of [A-Za-z0-9-_.], \
              alphanumeric at both ends)"
-        ))
+        )),
     }
 }
 

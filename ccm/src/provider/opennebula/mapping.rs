@@ -147,7 +147,9 @@ fn label(
 ) -> Result<Option<String>, MappingError> {
     match source {
         None => Ok(None),
-        Some(LabelSource::Value(value)) => Ok(Some(value.clone())),
+        // An empty value is a valid label value that sets no label (as with the static
+        // provider).
+        Some(LabelSource::Value(value)) => Ok((!value.is_empty()).then(|| value.clone())),
         Some(LabelSource::Attribute(path)) => {
             let Some(value) = vm.attributes.get(path) else {
                 return Ok(None);
@@ -158,7 +160,7 @@ fn label(
                 path: path.clone(),
                 reason,
             })?;
-            Ok(Some(value.clone()))
+            Ok((!value.is_empty()).then(|| value.clone()))
         }
     }
 }

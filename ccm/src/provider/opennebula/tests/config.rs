@@ -240,10 +240,11 @@ fn empty_names_are_rejected_with_their_field() {
 
 #[test]
 fn label_values_follow_kubernetes_rules() {
-    for ok in ["a", "zone-1", "A.b_c", "0"] {
+    // Empty is a valid label value (as everywhere else): the label is then not set.
+    for ok in ["", "a", "zone-1", "A.b_c", "0"] {
         assert!(check_label_value(ok).is_ok(), "{ok}");
     }
-    for bad in ["", "-a", "a-", "a b", "ü", &"x".repeat(64)] {
+    for bad in ["-a", "a-", "a b", "ü", &"x".repeat(64)] {
         assert!(check_label_value(bad).is_err(), "{bad:?}");
     }
 }

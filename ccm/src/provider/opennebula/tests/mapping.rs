@@ -225,3 +225,10 @@ fn poweroff_and_undeployed_are_shut_down_done_is_gone_the_rest_exists() {
         );
     }
 }
+
+#[test]
+fn an_empty_attribute_is_a_valid_label_value_that_sets_no_label() {
+    let worker = vm(3, "w").with_attribute("USER_TEMPLATE/INSTANCE_TYPE", "");
+    let metadata = default_mapping().metadata(&worker).expect("valid");
+    assert_eq!(metadata.instance_type, None);
+}
