@@ -146,18 +146,7 @@ fn event<K: Resource<DynamicType = ()>>(
     }
 }
 
-/// `text` cut to at most `max` bytes (on a character boundary): the one bound for every
-/// message written to the API (Event notes, condition messages).
-pub fn bounded(mut text: String, max: usize) -> String {
-    if text.len() > max {
-        let mut end = max;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
-    text
-}
+pub use crate::conditions::bounded;
 
 #[cfg(test)]
 mod tests {

@@ -8,9 +8,11 @@
 //! - [`ipam`]: address pools, allocation, sharing, the rebuild from Services after a restart;
 //! - [`selector`]: Kubernetes label selectors as plain data, evaluated;
 //! - [`crd`]: the `IPPool` and `BGPPeer` types, their schemas and their validation;
+//! - [`conditions`]: status conditions as we write them, and the bound on every message;
 //! - [`contract`]: the finalizer, annotations, labels and taints the product and the cluster
 //!   agree on.
 
+pub mod conditions;
 pub mod contract;
 pub mod crd;
 pub mod ipam;

@@ -4,9 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
+
+use crate::conditions::{self, WantedCondition};
 
 use super::decide::PoolReport;
 use crate::crd::ippool::{FamilyUsage, IPPool, IPPoolStatus};
@@ -130,23 +131,22 @@ pub fn desired(pool: &IPPool, report: &PoolReport, now: Timestamp) -> IPPoolStat
         )),
         None => {}
     }
-    status.conditions = wanted
-        .into_iter()
+    status.conditions = (wanted.into_iter())
         .map(|(type_, is_true, reason, message)| {
-            let value = if is_true { "True" } else { "False" };
-            let last_transition_time = current
-                .conditions
-                .iter()
-                .find(|c| c.type_ == type_ && c.status == value)
-                .map_or(Time(now), |c| c.last_transition_time.clone());
-            Condition {
-                type_: type_.to_owned(),
-                status: value.to_owned(),
+            let want = WantedCondition {
+                type_,
+                status: is_true,
                 reason: reason.to_owned(),
-                message: crate::events::bounded(message, super::status::MESSAGE_MAX),
-                observed_generation: generation,
-                last_transition_time,
-            }
+                message,
+            };
+            let previous = current.conditions.iter().find(|c| c.type_ == type_);
+            conditions::merged(
+                previous,
+                &want,
+                conditions::Message::Wanted,
+                generation,
+                now,
+            )
         })
         .collect();
     status
@@ -182,6 +182,7 @@ mod tests {
     use super::*;
     use crate::crd::ippool::{AnnounceMode, pool_with_defaults};
     use crate::ipam::{InvalidPool, PoolProblem, PoolUsage, ServiceKey};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
     fn pool() -> IPPool {
         let mut pool = pool_with_defaults("edge", &["192.0.2.0/24"], AnnounceMode::Bgp);

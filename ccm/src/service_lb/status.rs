@@ -5,9 +5,11 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
+
+use crate::conditions;
 
 pub use crate::contract::{ALLOCATED_FROM, FINALIZER};
 /// Condition: whether the Service holds the addresses it asks for (`False` = pending, and why).
@@ -15,18 +17,7 @@ pub const COND_ALLOCATED: &str = "baremetal-ccm.io/AddressAllocated";
 /// Condition: `True` when a held address is no longer inside any pool (after a pool edit).
 pub const COND_OUTSIDE_POOL: &str = "baremetal-ccm.io/AddressOutsidePool";
 const OUR_PREFIX: &str = "baremetal-ccm.io/";
-/// The longest condition message written (bytes). Messages quote user input only in short
-/// excerpts already; this bounds the rest (lists of Services, pools).
-pub const MESSAGE_MAX: usize = 1024;
-
-/// One of our conditions as decided.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WantedCondition {
-    pub type_: &'static str,
-    pub status: bool,
-    pub reason: String,
-    pub message: String,
-}
+pub use crate::conditions::{MESSAGE_MAX, WantedCondition};
 
 /// The desired state of a Service that is ours.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,26 +186,13 @@ fn merge_conditions(
         .cloned()
         .collect();
     for want in wanted {
-        let status = if want.status { "True" } else { "False" };
-        let old = previous.get(want.type_);
-        let last_transition_time = match old {
-            Some(old) if old.status == status => old.last_transition_time.clone(),
-            _ => Time(now),
-        };
-        let message = match old {
-            Some(old) if !want.status && old.status == status && old.reason == want.reason => {
-                old.message.clone()
-            }
-            _ => crate::events::bounded(want.message.clone(), MESSAGE_MAX),
-        };
-        merged.push(Condition {
-            type_: want.type_.to_owned(),
-            status: status.to_owned(),
-            reason: want.reason.clone(),
-            message,
-            observed_generation: generation,
-            last_transition_time,
-        });
+        merged.push(conditions::merged(
+            previous.get(want.type_).copied(),
+            want,
+            conditions::Message::KeptWhileFalseForTheSameReason,
+            generation,
+            now,
+        ));
     }
     merged
 }
@@ -223,6 +201,7 @@ fn merge_conditions(
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{LoadBalancerIngress, LoadBalancerStatus, ServiceStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use kube::api::ObjectMeta;
 
     fn allocated(ip: &str) -> Desired {
