@@ -9,6 +9,7 @@
 //! - [`selector`]: Kubernetes label selectors as plain data, evaluated;
 //! - [`crd`]: the `IPPool` and `BGPPeer` types, their schemas and their validation;
 //! - [`conditions`]: status conditions as we write them, and the bound on every message;
+//! - [`service_lb`]: what the service-lb controller decides for each Service and pool;
 //! - [`contract`]: the finalizer, annotations, labels and taints the product and the cluster
 //!   agree on.
 
@@ -17,3 +18,4 @@ pub mod contract;
 pub mod crd;
 pub mod ipam;
 pub mod selector;
+pub mod service_lb;

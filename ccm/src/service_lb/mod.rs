@@ -5,15 +5,11 @@
 //! start it allocates nothing until the initial lists of Services, pools and namespaces are
 //! complete and every existing allocation has been rebuilt into the allocator.
 
-pub mod adopt;
 pub mod cache;
-pub mod class;
-pub mod contest;
 pub mod controller;
-pub mod decide;
-pub mod events;
 pub mod metrics;
-mod outcome;
-pub mod pool_status;
-pub mod request;
-pub mod status;
+
+/// The decisions, from the core crate.
+pub use baremetal_ccm_core::service_lb::{
+    adopt, class, contest, decide, events, outcome, pool_status, request, status,
+};

@@ -201,8 +201,8 @@ fn merge_conditions(
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{LoadBalancerIngress, LoadBalancerStatus, ServiceStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-    use kube::api::ObjectMeta;
 
     fn allocated(ip: &str) -> Desired {
         Desired {

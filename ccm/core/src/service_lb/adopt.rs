@@ -83,7 +83,7 @@ pub fn keep_as_found(held: &[IpAddr], conflicts: &[Conflict]) -> Adopted {
 mod tests {
     use super::*;
     use crate::ipam::{Clash, ServiceKey};
-    use kube::api::ObjectMeta;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     #[test]
     fn only_our_annotation_makes_a_service_ours() {

@@ -500,7 +500,7 @@ mod tests {
     use k8s_openapi::api::core::v1::{
         LoadBalancerIngress, LoadBalancerStatus, ServicePort, ServiceSpec, ServiceStatus,
     };
-    use kube::api::ObjectMeta;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     fn pool(name: &str, addresses: &[&str]) -> Arc<IPPool> {
         let mut pool = pool_with_defaults(name, addresses, AnnounceMode::None);
