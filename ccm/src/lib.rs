@@ -17,7 +17,7 @@ pub mod service_lb;
 pub mod speaker;
 pub mod telemetry;
 
-pub use baremetal_ccm_core::{conditions, contract, crd, ipam, selector};
+pub use baremetal_ccm_core::{conditions, contract, crd, instance, ipam, selector};
 
 use cli::{Cli, Command};
 

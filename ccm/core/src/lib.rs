@@ -9,13 +9,17 @@
 //! - [`selector`]: Kubernetes label selectors as plain data, evaluated;
 //! - [`crd`]: the `IPPool` and `BGPPeer` types, their schemas and their validation;
 //! - [`conditions`]: status conditions as we write them, and the bound on every message;
+//! - [`cloud_node`], [`instance`]: a Node's initialization, refresh and shutdown taint from
+//!   what its provider reports;
 //! - [`service_lb`]: what the service-lb controller decides for each Service and pool;
 //! - [`contract`]: the finalizer, annotations, labels and taints the product and the cluster
 //!   agree on.
 
+pub mod cloud_node;
 pub mod conditions;
 pub mod contract;
 pub mod crd;
+pub mod instance;
 pub mod ipam;
 pub mod selector;
 pub mod service_lb;

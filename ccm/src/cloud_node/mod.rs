@@ -3,9 +3,8 @@
 //! nodes and deletes Nodes whose machine is certainly gone.
 
 pub mod controller;
-pub mod events;
-pub mod lifecycle;
 pub mod metrics;
 mod monitor;
-pub mod node_ip;
-pub mod plan;
+
+/// The decisions, from the core crate.
+pub use baremetal_ccm_core::cloud_node::{events, lifecycle, node_ip, plan};

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Node, Taint};
 
 use super::node_ip::{self, NodeIpError};
-use crate::provider::{AddressType, InstanceMetadata, NodeAddress, NodeQuery};
+use crate::instance::{AddressType, InstanceMetadata, NodeAddress, NodeQuery};
 
 pub use crate::contract::UNINITIALIZED_TAINT;
 
@@ -202,7 +202,7 @@ fn is_kubernetes_label(key: &str) -> bool {
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{NodeSpec, NodeStatus, NodeSystemInfo};
-    use kube::api::ObjectMeta;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     /// A Node the way a kubelet in external mode registers it.
     struct Kubelet {

@@ -4,7 +4,7 @@
 use k8s_openapi::api::core::v1::{Node, Taint};
 
 use super::plan::taints;
-use crate::provider::InstanceState;
+use crate::instance::InstanceState;
 
 pub use crate::contract::SHUTDOWN_TAINT;
 
@@ -82,8 +82,8 @@ pub fn after_state(node: &Node, state: InstanceState) -> Action {
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{NodeCondition, NodeSpec, NodeStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-    use kube::api::ObjectMeta;
 
     fn node(ready: Option<&str>, taint_keys: &[&str]) -> Node {
         Node {

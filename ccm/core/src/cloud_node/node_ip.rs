@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use crate::provider::{AddressType, NodeAddress};
+use crate::instance::{AddressType, NodeAddress};
 
 /// Set by a kubelet started with `--node-ip` in external cloud-provider mode.
 pub const ANNOTATION: &str = "alpha.kubernetes.io/provided-node-ip";
