@@ -11,10 +11,13 @@
 //! - [`conditions`]: status conditions as we write them, and the bound on every message;
 //! - [`cloud_node`], [`instance`]: a Node's initialization, refresh and shutdown taint from
 //!   what its provider reports;
+//! - [`announce`]: the BGP announcer's inputs, one speaker's desired daemon state, its status
+//!   entries;
 //! - [`service_lb`]: what the service-lb controller decides for each Service and pool;
 //! - [`contract`]: the finalizer, annotations, labels and taints the product and the cluster
 //!   agree on.
 
+pub mod announce;
 pub mod cloud_node;
 pub mod conditions;
 pub mod contract;

@@ -233,7 +233,7 @@ pub fn path_ids(nodes: &[NodeInput]) -> BTreeMap<&str, u32> {
 }
 
 /// FNV-1a, 32 bits: a stable hash of a name (path identifiers, derived router IDs).
-pub(super) fn fnv1a(bytes: &[u8]) -> u32 {
+pub fn fnv1a(bytes: &[u8]) -> u32 {
     bytes.iter().fold(0x811c_9dc5_u32, |hash, byte| {
         (hash ^ u32::from(*byte)).wrapping_mul(0x0100_0193)
     })

@@ -8,8 +8,8 @@ use k8s_openapi::api::core::v1::{
     NodeStatus, Service, ServiceSpec, ServiceStatus, Taint,
 };
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointSlice};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
-use kube::api::ObjectMeta;
 use proptest::prelude::*;
 
 use super::desired::{Afi, DesiredPath};

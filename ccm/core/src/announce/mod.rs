@@ -1,0 +1,12 @@
+//! What the BGP announcer decides, without I/O: what it reads of the cluster as validated
+//! plain data (`inputs`), the desired state of one speaker's daemon (`plan`, `desired`), and
+//! each speaker's BGPPeer status entries (`status`). The announcer in `baremetal-ccm` watches,
+//! calls these, drives gobgpd and writes the entries.
+
+pub mod desired;
+pub mod inputs;
+pub mod plan;
+pub mod status;
+
+#[cfg(test)]
+mod tests;
