@@ -188,6 +188,24 @@ impl AdminState {
         Arc::new(Authorizer::new(client, self.auth_metrics.clone()))
     }
 
+    /// Binds both listeners (a taken port fails the start) and serves them on a task of their
+    /// own. Metrics callers are reviewed with a client of their own: a flood of bad tokens
+    /// spends its rate-limit budget, never the controllers'.
+    pub async fn start(
+        &self,
+        args: &AdminArgs,
+        kube: &crate::cli::KubeArgs,
+        admin_port: u16,
+        metrics_port: u16,
+    ) -> anyhow::Result<tokio::task::JoinHandle<Result<(), AdminError>>> {
+        let listeners = Listeners::bind(args, admin_port, metrics_port).await?;
+        let review_client = crate::apiserver::client(kube).await?;
+        let server = self.clone();
+        Ok(tokio::spawn(async move {
+            server.serve(listeners, review_client).await
+        }))
+    }
+
     /// Serves both listeners until one fails; `review_client` asks the API server about
     /// metrics callers.
     pub async fn serve(

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use prometheus_client::metrics::counter::Counter;
 
-use crate::admin::{AdminState, Listeners, Readiness};
+use crate::admin::{AdminState, Readiness};
 use crate::cli::ControllerArgs;
 use crate::cloud_config::{CloudConfig, ProviderKind};
 use crate::cloud_node;
@@ -120,17 +120,14 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     // A broken cloud config stops the program before it touches the cluster.
     let cloud_config = CloudConfig::load(args.cloud_config.as_deref())?;
     let (admin, metrics) = admin_state();
-    let listeners = Listeners::bind(
-        &args.admin,
-        crate::cli::CONTROLLER_ADMIN_PORT,
-        crate::cli::CONTROLLER_METRICS_PORT,
-    )
-    .await?;
-    // Metrics callers are reviewed with a client of their own: a flood of bad tokens spends
-    // its rate-limit budget, never the controllers'.
-    let review_client = crate::apiserver::client(&args.kube).await?;
-    let server = admin.clone();
-    let admin_task = tokio::spawn(async move { server.serve(listeners, review_client).await });
+    let admin_task = (admin)
+        .start(
+            &args.admin,
+            &args.kube,
+            crate::cli::CONTROLLER_ADMIN_PORT,
+            crate::cli::CONTROLLER_METRICS_PORT,
+        )
+        .await?;
 
     // Only the controllers that write shared cluster state need the lease; a replica that
     // runs just the announcer must not take it from one that does.

@@ -2,7 +2,7 @@
 //! placement (its gobgpd sidecar announces this node as next hop); the layer-2 responder
 //! arrives with its feature.
 
-use crate::admin::{AdminState, Listeners, Readiness};
+use crate::admin::{AdminState, Readiness};
 use crate::announce::run::{Role, Settings};
 use crate::announce::sidecar::GobgpConnect;
 use crate::cli::SpeakerArgs;
@@ -20,18 +20,15 @@ pub fn admin_state() -> (AdminState, crate::announce::metrics::Metrics) {
 /// Runs until SIGTERM or SIGINT.
 pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
     let (admin, metrics) = admin_state();
-    let listeners = Listeners::bind(
-        &args.admin,
-        crate::cli::SPEAKER_ADMIN_PORT,
-        crate::cli::SPEAKER_METRICS_PORT,
-    )
-    .await?;
+    let admin_task = (admin)
+        .start(
+            &args.admin,
+            &args.kube,
+            crate::cli::SPEAKER_ADMIN_PORT,
+            crate::cli::SPEAKER_METRICS_PORT,
+        )
+        .await?;
     let client = crate::apiserver::client(&args.kube).await?;
-    // Metrics callers are reviewed with a client of their own: a flood of bad tokens spends
-    // its rate-limit budget, never the announcer's.
-    let review_client = crate::apiserver::client(&args.kube).await?;
-    let server = admin.clone();
-    let admin_task = tokio::spawn(async move { server.serve(listeners, review_client).await });
     let settings = Settings {
         role: Role::NodeLocal {
             node: args.node_name.clone(),

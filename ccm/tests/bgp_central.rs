@@ -226,28 +226,12 @@ async fn bad_peers_show_in_their_status_and_leave_the_others_untouched(kind: Rou
         .unwrap();
     three_nodes(&client).await;
     bgp_pool(&client, "pool-a", &["192.0.2.0/28"], serde_json::json!({})).await;
-    let secret = |data: serde_json::Value| -> k8s_openapi::api::core::v1::Secret {
-        serde_json::from_value(serde_json::json!({
-            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bgp"}, "stringData": data,
-        }))
-        .unwrap()
-    };
+    let passwords = serde_json::json!({"password": "s3cret", "wrong": "nope"});
+    create_secret(&client, "baremetal-ccm-bgp", "bgp", passwords).await;
     let secrets: Api<k8s_openapi::api::core::v1::Secret> =
         Api::namespaced(client.clone(), "baremetal-ccm-bgp");
-    secrets
-        .create(
-            &PostParams::default(),
-            &secret(serde_json::json!({"password": "s3cret", "wrong": "nope"})),
-        )
-        .await
-        .unwrap();
-    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), "kube-system")
-        .create(
-            &PostParams::default(),
-            &secret(serde_json::json!({"password": "s3cret"})),
-        )
-        .await
-        .unwrap();
+    let elsewhere = serde_json::json!({"password": "s3cret"});
+    create_secret(&client, "kube-system", "bgp", elsewhere).await;
     let peer = |address: &str, asn: u32, key: Option<&str>| {
         let mut spec = serde_json::json!({"peerAddress": address, "peerASN": asn, "localASN": CLUSTER_ASN, "connectRetrySeconds": 1, "families": ["IPv4"]});
         if let Some(key) = key {
@@ -421,15 +405,9 @@ async fn the_router_example_in_the_docs_works_as_written(kind: RouterKind) {
         serde_json::json!({}),
     )
     .await;
-    let secret = serde_json::from_value(serde_json::json!({
-        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bgp"}, "stringData": {"password": "s3cret"},
-    }))
-    .unwrap();
     create_namespace(&client, "baremetal-ccm-bgp", &[]).await;
-    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), "baremetal-ccm-bgp")
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
+    let password = serde_json::json!({"password": "s3cret"});
+    create_secret(&client, "baremetal-ccm-bgp", "bgp", password).await;
     central_peers(
         &client,
         serde_json::json!({"passwordSecretRef": {"name": "bgp", "key": "password"}, "gracefulRestart": {}, "bfd": {}}),

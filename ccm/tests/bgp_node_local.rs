@@ -10,7 +10,6 @@
 mod support;
 
 use std::net::IpAddr;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -28,22 +27,8 @@ fn speaker(
     node: &str,
     member: u8,
 ) -> Process {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_baremetal-ccm"));
-    cmd.arg("speaker")
-        .arg(format!(
-            "--kubeconfig={}",
-            cluster.admin_kubeconfig().display()
-        ))
-        .arg(format!(
-            "--admin-bind-address=127.0.0.1:{}",
-            rig::cluster::free_port().unwrap()
-        ))
-        .arg("--metrics-bind-address=off")
-        .arg(format!("--node-name={node}"))
-        .arg(format!("--gobgp-endpoint={}", fabric.endpoint(member)))
-        .arg("--log-filter=info,baremetal_ccm=debug");
-    let log = std::env::temp_dir().join(format!("bmccm-speaker-{node}-{}.log", std::process::id()));
-    Process::spawn(node, cmd, &log).unwrap()
+    let endpoint = format!("--gobgp-endpoint={}", fabric.endpoint(member));
+    start_speaker(&cluster.admin_kubeconfig(), node, &[&endpoint])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

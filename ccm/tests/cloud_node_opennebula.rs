@@ -38,23 +38,11 @@ fn overlay_rbac() -> Vec<serde_json::Value> {
 /// shipped RBAC and the OpenNebula overlay's, its credentials (`session`) in the Secret the
 /// overlay lets it read.
 async fn world(session: &str) -> World {
-    let cluster = cluster_with(rig::cluster::ClusterOptions {
-        audit_requests: true,
-        ..rig::cluster::ClusterOptions::default()
-    })
-    .await;
+    let cluster = audited_cluster_with_shipped_rbac().await;
     let admin = cluster.client();
-    apply_shipped_rbac(&admin).await;
     apply_documents(&admin, overlay_rbac()).await;
-    let secret = serde_json::from_value(serde_json::json!({
-        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "opennebula"},
-        "stringData": {"credentials": format!("{session}\n")},
-    }))
-    .unwrap();
-    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(admin, "kube-system")
-        .create(&kube::api::PostParams::default(), &secret)
-        .await
-        .unwrap();
+    let credentials = serde_json::json!({"credentials": format!("{session}\n")});
+    create_secret(&admin, "kube-system", "opennebula", credentials).await;
     let (kubeconfig, _) = cluster
         .service_account_client("kube-system", "baremetal-ccm")
         .await

@@ -20,23 +20,12 @@ use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_controller_works_with_exactly_the_shipped_rbac_and_uses_all_of_it() {
-    let cluster = cluster_with(rig::cluster::ClusterOptions {
-        audit_requests: true,
-        ..rig::cluster::ClusterOptions::default()
-    })
-    .await;
+    let cluster = audited_cluster_with_shipped_rbac().await;
     let admin = cluster.client();
-    apply_shipped_rbac(&admin).await;
     // A BGP password, a central peer and a node-local one: both announcers read the Secret
     // and write their status entries (no gobgpd here: the entries say so).
-    let secret = serde_json::from_value(serde_json::json!({
-        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bgp"}, "stringData": {"password": "s3cret"},
-    }))
-    .unwrap();
-    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(admin.clone(), "baremetal-ccm-bgp")
-        .create(&kube::api::PostParams::default(), &secret)
-        .await
-        .unwrap();
+    let password = serde_json::json!({"password": "s3cret"});
+    create_secret(&admin, "baremetal-ccm-bgp", "bgp", password).await;
     for (name, placement, address) in [
         ("tor-central", "central", "198.51.100.201"),
         ("tor-local", "nodeLocal", "198.51.100.202"),
@@ -121,19 +110,14 @@ async fn every_controller_works_with_exactly_the_shipped_rbac_and_uses_all_of_it
         .unwrap();
     let speaker_metrics =
         std::net::SocketAddr::from(([127, 0, 0, 1], rig::cluster::free_port().unwrap()));
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_baremetal-ccm"));
-    cmd.arg("speaker")
-        .arg(format!("--kubeconfig={}", speaker_kubeconfig.display()))
-        .arg(format!(
-            "--admin-bind-address=127.0.0.1:{}",
-            rig::cluster::free_port().unwrap()
-        ))
-        .arg(format!("--metrics-bind-address={speaker_metrics}"))
-        .arg("--node-name=cp-1")
-        .arg("--gobgp-endpoint=unix:///nonexistent/gobgpd.sock");
-    let log_path =
-        std::env::temp_dir().join(format!("bmccm-speaker-rbac-{}.log", std::process::id()));
-    let mut speaker = rig::process::Process::spawn("speaker", cmd, &log_path).unwrap();
+    let mut speaker = start_speaker(
+        &speaker_kubeconfig,
+        "cp-1",
+        &[
+            &format!("--metrics-bind-address={speaker_metrics}"),
+            "--gobgp-endpoint=unix:///nonexistent/gobgpd.sock",
+        ],
+    );
     let listed = rig::process::wait_for(WAIT, || async {
         speaker
             .log_tail(200_000)
@@ -339,47 +323,31 @@ async fn password_secrets_are_read_one_by_one_from_their_namespace_only() {
     use baremetal_ccm::announce::passwords::Passwords;
     use baremetal_ccm::crd::bgppeer::SecretKeyRef;
     use k8s_openapi::api::core::v1::Secret;
-    use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+    use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 
     const NAMESPACE: &str = "baremetal-ccm-bgp";
     let cluster = cluster(false).await;
     let admin = cluster.client();
     apply_shipped_rbac(&admin).await;
-    let secret = |name: &str, data: serde_json::Value| -> Secret {
-        serde_json::from_value(serde_json::json!({
-            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data,
-        }))
-        .unwrap()
-    };
-    let pp = PostParams::default();
-    let system: Api<Secret> = Api::namespaced(admin.clone(), "kube-system");
-    system
-        .create(
-            &pp,
-            &secret(
-                "bootstrap-token-abcdef",
-                serde_json::json!({"token-secret": "0123456789abcdef"}),
-            ),
-        )
-        .await
-        .unwrap();
+    let token = serde_json::json!({"token-secret": "0123456789abcdef"});
+    create_secret(&admin, "kube-system", "bootstrap-token-abcdef", token).await;
     let passwords_ns: Api<Secret> = Api::namespaced(admin.clone(), NAMESPACE);
-    passwords_ns
-        .create(
-            &pp,
-            &secret("tor-a", serde_json::json!({"password": "s3cret\n"})),
-        )
-        .await
-        .unwrap();
+    create_secret(
+        &admin,
+        NAMESPACE,
+        "tor-a",
+        serde_json::json!({"password": "s3cret\n"}),
+    )
+    .await;
     // Unreferenced and large: never cached.
     let filler = "x".repeat(900 * 1024);
-    passwords_ns
-        .create(
-            &pp,
-            &secret("unrelated", serde_json::json!({"blob": filler})),
-        )
-        .await
-        .unwrap();
+    create_secret(
+        &admin,
+        NAMESPACE,
+        "unrelated",
+        serde_json::json!({"blob": filler}),
+    )
+    .await;
 
     for account in ["baremetal-ccm", "baremetal-ccm-speaker"] {
         let (_, client) = cluster
@@ -458,10 +426,13 @@ async fn password_secrets_are_read_one_by_one_from_their_namespace_only() {
         .patch("tor-a", &PatchParams::default(), &Patch::Merge(&rotate))
         .await
         .unwrap();
-    passwords_ns
-        .create(&pp, &secret("tor-b", serde_json::json!({"password": "b"})))
-        .await
-        .unwrap();
+    create_secret(
+        &admin,
+        NAMESPACE,
+        "tor-b",
+        serde_json::json!({"password": "b"}),
+    )
+    .await;
     let seen = rig::process::wait_for(WAIT, || async {
         (passwords.password(&tor_a).as_deref() == Ok("n3w")
             && passwords.password(&absent).as_deref() == Ok("b"))

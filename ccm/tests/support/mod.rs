@@ -498,3 +498,57 @@ pub fn token_of(kubeconfig: &Path) -> String {
         .expect("a token user")
         .to_owned()
 }
+
+/// Creates Secret `namespace/name` from `string_data` (a JSON object of keys to text).
+pub async fn create_secret(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    string_data: serde_json::Value,
+) {
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": string_data,
+    }))
+    .expect("a Secret");
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap_or_else(|error| panic!("Secret {namespace}/{name}: {error}"));
+}
+
+/// A cluster with the project CRDs whose audit log records every request
+/// ([`rig::cluster::TestCluster::audited_requests`]), and the shipped RBAC applied.
+pub async fn audited_cluster_with_shipped_rbac() -> TestCluster {
+    let cluster = cluster_with(rig::cluster::ClusterOptions {
+        audit_requests: true,
+        ..rig::cluster::ClusterOptions::default()
+    })
+    .await;
+    manifests::apply_shipped_rbac(&cluster.client()).await;
+    cluster
+}
+
+/// Starts `baremetal-ccm speaker --node-name=<node>` against `kubeconfig` with `args` after
+/// the connection flags; its metrics listener is off unless `args` chooses an address.
+pub fn start_speaker(kubeconfig: &Path, node: &str, args: &[&str]) -> Process {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_baremetal-ccm"));
+    cmd.arg("speaker")
+        .arg(format!("--kubeconfig={}", kubeconfig.display()))
+        .arg(format!(
+            "--admin-bind-address=127.0.0.1:{}",
+            free_port().expect("a free port")
+        ))
+        .arg(format!("--node-name={node}"))
+        .arg("--log-filter=info,baremetal_ccm=debug")
+        .args(args);
+    if !args.iter().any(|a| a.starts_with("--metrics-bind-address")) {
+        cmd.arg("--metrics-bind-address=off");
+    }
+    static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let log = std::env::temp_dir().join(format!(
+        "bmccm-speaker-{node}-{}-{n}.log",
+        std::process::id()
+    ));
+    Process::spawn(node, cmd, &log).expect("speaker binary starts")
+}

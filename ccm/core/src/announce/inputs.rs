@@ -10,9 +10,9 @@ use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt as _;
 
-use super::desired::{Afi, BfdSettings, DesiredPeer, LargeCommunity};
+use super::desired::{Afi, BfdSettings, DesiredPeer};
 use crate::crd::bgppeer::{BGPPeer, Family, Placement, SecretKeyRef};
-use crate::crd::ippool::IPPool;
+use crate::crd::ippool::{BgpAnnouncement, IPPool};
 use crate::selector::Selector;
 
 /// `BGPPeer.spec.idleHoldAfterResetSeconds` when absent: long enough to damp a flapping
@@ -155,39 +155,20 @@ pub fn local_endpoints<'a>(slices: impl IntoIterator<Item = &'a EndpointSlice>) 
     nodes
 }
 
-/// A BGP pool's announcement options, parsed.
+/// A BGP pool by name, with its announcement options parsed.
 #[derive(Debug, Clone)]
 pub struct PoolInput {
     pub name: String,
-    pub communities: Vec<u32>,
-    pub large_communities: Vec<LargeCommunity>,
-    pub local_preference: Option<u32>,
-    pub aggregation_v4: u8,
-    pub aggregation_v6: u8,
-    pub peer_selector: Option<Selector>,
-}
-
-impl PoolInput {
-    pub fn has_rule(&self) -> bool {
-        !self.communities.is_empty()
-            || !self.large_communities.is_empty()
-            || self.local_preference.is_some()
-            || self.peer_selector.is_some()
-    }
+    pub announcement: BgpAnnouncement,
 }
 
 /// Reads a pool with `mode: bgp`; `None` for other modes, an error naming the field when an
 /// option cannot be used (admission rules catch most of these first).
 pub fn pool_input(pool: &IPPool) -> Option<Result<PoolInput, String>> {
     let announcement = pool.bgp_announcement()?;
-    Some(announcement.map(|a| PoolInput {
+    Some(announcement.map(|announcement| PoolInput {
         name: pool.name_any(),
-        communities: a.communities,
-        large_communities: a.large_communities,
-        local_preference: a.local_preference,
-        aggregation_v4: a.aggregation_v4,
-        aggregation_v6: a.aggregation_v6,
-        peer_selector: a.peer_selector,
+        announcement,
     }))
 }
 

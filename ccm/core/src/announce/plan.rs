@@ -169,14 +169,18 @@ fn export_rules(
     plan: &Plan,
     prefixes_of_pool: &BTreeMap<&str, BTreeSet<IpNet>>,
 ) -> Vec<ExportRule> {
-    let mut pools: Vec<&PoolInput> = inputs.pools.iter().filter(|p| p.has_rule()).collect();
+    let mut pools: Vec<&PoolInput> = inputs
+        .pools
+        .iter()
+        .filter(|p| p.announcement.has_rule())
+        .collect();
     pools.sort_by(|a, b| a.name.cmp(&b.name));
     let mut rules = Vec::new();
     for pool in pools {
         let Some(prefixes) = prefixes_of_pool.get(pool.name.as_str()) else {
             continue;
         };
-        let peers = pool.peer_selector.as_ref().map(|selector| {
+        let peers = pool.announcement.peer_selector.as_ref().map(|selector| {
             (inputs.peers.iter())
                 .filter(|p| selector.matches(&p.labels))
                 .filter(|p| plan.peer_names.get(&p.session.address) == Some(&p.name))
@@ -187,9 +191,9 @@ fn export_rules(
             name: pool.name.clone(),
             prefixes: prefixes.clone(),
             peers,
-            communities: pool.communities.clone(),
-            large_communities: pool.large_communities.clone(),
-            local_preference: pool.local_preference,
+            communities: pool.announcement.communities.clone(),
+            large_communities: pool.announcement.large_communities.clone(),
+            local_preference: pool.announcement.local_preference,
         });
     }
     rules
@@ -199,8 +203,8 @@ fn export_rules(
 /// the pool's aggregation length.
 fn aggregate(address: IpAddr, pool: &PoolInput) -> IpNet {
     let length = match address {
-        IpAddr::V4(_) => pool.aggregation_v4,
-        IpAddr::V6(_) => pool.aggregation_v6,
+        IpAddr::V4(_) => pool.announcement.aggregation_v4,
+        IpAddr::V6(_) => pool.announcement.aggregation_v6,
     };
     IpNet::new(address, length)
         .expect("aggregation lengths are clamped to the family's width")

@@ -167,6 +167,17 @@ pub struct BgpAnnouncement {
     pub peer_selector: Option<Selector>,
 }
 
+impl BgpAnnouncement {
+    /// Whether the options change anything about the routes (attributes or reach), so that
+    /// the pool needs an export rule of its own.
+    pub fn has_rule(&self) -> bool {
+        !self.communities.is_empty()
+            || !self.large_communities.is_empty()
+            || self.local_preference.is_some()
+            || self.peer_selector.is_some()
+    }
+}
+
 impl IPPool {
     /// The pool's BGP announcement when it is a `mode: bgp` pool (`None` otherwise), or why
     /// its options cannot be used.
