@@ -11,11 +11,13 @@ pub mod duration;
 pub mod events;
 pub mod fence;
 pub mod leader;
+pub mod listed;
 pub mod provider;
 pub mod retry;
 pub mod service_lb;
 pub mod speaker;
 pub mod telemetry;
+pub mod writer;
 
 pub use baremetal_ccm_core::{conditions, contract, crd, instance, ipam, selector};
 

@@ -15,7 +15,9 @@
 //!   entries;
 //! - [`service_lb`]: what the service-lb controller decides for each Service and pool;
 //! - [`contract`]: the finalizer, annotations, labels and taints the product and the cluster
-//!   agree on.
+//!   agree on;
+//! - [`write`]: the one shape of a planned cluster write (a merge patch to an object or its
+//!   status), which the binary's writers apply.
 
 pub mod announce;
 pub mod cloud_node;
@@ -26,3 +28,4 @@ pub mod instance;
 pub mod ipam;
 pub mod selector;
 pub mod service_lb;
+pub mod write;

@@ -8,19 +8,20 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Node;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, ResourceExt as _};
-use serde_json::json;
-use tokio::sync::watch;
 
 use super::events;
 use super::metrics::{Metrics, Reason};
 use super::node_ip::NodeIpError;
 use super::plan::{self, InitError};
+use super::write;
+use super::writer::NodeWriter;
 use crate::events::Recorder;
+use crate::listed::{AllListed, Listings};
 use crate::provider::{InstanceProvider, NodeAddress, ProviderError};
 use crate::retry::{Attempts, Backoff};
 pub(super) use crate::telemetry::error_chain as chain;
@@ -96,7 +97,7 @@ pub(super) enum Concern {
 }
 
 pub(super) struct Context<P> {
-    pub(super) client: Client,
+    pub(super) writer: NodeWriter,
     pub(super) provider: Arc<P>,
     pub(super) nodes: Store<Node>,
     pub(super) node_events: Recorder,
@@ -121,23 +122,24 @@ pub async fn run<P: InstanceProvider>(
     metrics: Metrics,
 ) {
     let (nodes, writer) = reflector::store();
-    let (listed_tx, listed) = watch::channel(false);
+    let mut listings = Listings::default();
+    let listing = listings.track("Nodes");
+    let listed = listings.all();
     let stream = reflector::reflector(
         writer,
         watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
             .default_backoff()
             .modify(slim),
     )
-    .inspect(move |event| match event {
-        Ok(watcher::Event::InitDone) => {
-            listed_tx.send_replace(true);
+    .inspect(move |event| {
+        listing.observe(event);
+        if let Err(error) = event {
+            tracing::warn!(%error, "watching Nodes failed; retrying");
         }
-        Err(error) => tracing::warn!(%error, "watching Nodes failed; retrying"),
-        _ => {}
     })
     .applied_objects();
     let ctx = Arc::new(Context {
-        client,
+        writer: NodeWriter::new(client, metrics.writes.clone()),
         provider,
         nodes: nodes.clone(),
         node_events: events.recorder(events::CLOUD_NODE),
@@ -189,10 +191,6 @@ fn slim(node: &mut Node) {
         status.daemon_endpoints = None;
         status.config = None;
     }
-}
-
-pub(super) async fn wait_listed(listed: &mut watch::Receiver<bool>) -> bool {
-    listed.wait_for(|done| *done).await.is_ok()
 }
 
 #[tracing::instrument(skip_all, fields(node = node.name_any()))]
@@ -255,20 +253,8 @@ impl<P: InstanceProvider> Context<P> {
         let query = plan::query(node)?;
         let meta = self.metadata(&query).await?;
         let init = plan::initialize(node, &query, &meta)?;
-        let mut spec = json!({ "taints": init.taints });
-        if let Some(provider_id) = &init.provider_id {
-            spec["providerID"] = json!(provider_id);
-        }
-        // The resourceVersion makes the patch fail rather than replace taints someone else
-        // changed since we read the node.
-        let patch = json!({
-            "metadata": { "resourceVersion": node.resource_version(), "labels": init.labels },
-            "spec": spec,
-        });
-        self.api()
-            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(|source| self.write_error(&name, source))?;
+        let update = write::initialization(node, &init);
+        self.writer.apply(&name, &update).await?;
         tracing::info!(
             provider_id = init.provider_id.as_deref().or(query.provider_id.as_deref()),
             labels = init.labels.len(),
@@ -314,11 +300,9 @@ impl<P: InstanceProvider> Context<P> {
             (self.node_events).normal(node, events::ADDRESSES_UPDATED, listed.join(", "));
         }
         if !refresh.labels.is_empty() {
-            let patch = json!({ "metadata": { "labels": refresh.labels } });
-            self.api()
-                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map_err(|source| self.write_error(&name, source))?;
+            (self.writer)
+                .apply(&name, &write::labels(&refresh.labels))
+                .await?;
         }
         Ok(!refresh.is_empty())
     }
@@ -334,38 +318,21 @@ impl<P: InstanceProvider> Context<P> {
         })
     }
 
-    /// Replaces `status.addresses` as a whole (a merge patch replaces lists; a strategic
-    /// merge would merge the new list into the old by type and keep stale entries).
+    /// Replaces `status.addresses` as a whole.
     async fn write_addresses(
         &self,
         name: &str,
         addresses: &[NodeAddress],
     ) -> Result<(), NodeError> {
-        let listed: Vec<serde_json::Value> = (addresses.iter())
-            .map(|a| json!({ "type": a.kind.as_str(), "address": a.address }))
-            .collect();
-        let patch = json!({ "status": { "addresses": listed } });
-        self.api()
-            .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(|source| self.write_error(name, source))?;
+        (self.writer)
+            .apply(name, &write::addresses(addresses))
+            .await?;
         tracing::info!(
             node = name,
-            addresses = listed.len(),
+            addresses = addresses.len(),
             "wrote node addresses"
         );
         Ok(())
-    }
-
-    pub(super) fn api(&self) -> Api<Node> {
-        Api::all(self.client.clone())
-    }
-
-    pub(super) fn write_error(&self, node: &str, source: kube::Error) -> NodeError {
-        NodeError::Write {
-            node: node.to_owned(),
-            source,
-        }
     }
 
     fn owes_addresses(&self, name: &str) -> bool {
@@ -409,11 +376,8 @@ impl<P: InstanceProvider> Context<P> {
 }
 
 /// Refreshes every initialized node's addresses each `refresh_period`.
-async fn refresh_periodically<P: InstanceProvider>(
-    ctx: Arc<Context<P>>,
-    mut listed: watch::Receiver<bool>,
-) {
-    if !wait_listed(&mut listed).await {
+async fn refresh_periodically<P: InstanceProvider>(ctx: Arc<Context<P>>, listed: AllListed) {
+    if listed.wait().await.is_err() {
         return;
     }
     let mut ticks = tokio::time::interval(ctx.settings.refresh_period);

@@ -38,11 +38,14 @@ pub struct Metrics {
     pub deleted: Counter,
     /// Failed lifecycle checks (provider or API), by error class.
     pub lifecycle_errors: Family<Reason, Counter>,
+    /// The writers' latency and errors (registered once, shared by every controller).
+    pub writes: crate::writer::Metrics,
 }
 
 impl Metrics {
-    pub fn new(registry: &mut Registry) -> Self {
+    pub fn new(registry: &mut Registry, writes: crate::writer::Metrics) -> Self {
         let metrics = Self {
+            writes,
             initialized: Counter::default(),
             initialization_errors: Family::default(),
             initialization_delay: Histogram::new(exponential_buckets(0.05, 2.0, 16)),

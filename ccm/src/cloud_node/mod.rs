@@ -5,6 +5,7 @@
 pub mod controller;
 pub mod metrics;
 mod monitor;
+mod writer;
 
 /// The decisions, from the core crate.
-pub use baremetal_ccm_core::cloud_node::{events, lifecycle, node_ip, plan};
+pub use baremetal_ccm_core::cloud_node::{events, lifecycle, node_ip, plan, write};

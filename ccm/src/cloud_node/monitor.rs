@@ -7,22 +7,18 @@ use std::sync::Arc;
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::{Node, Taint};
 use kube::ResourceExt as _;
-use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
-use serde_json::json;
-use tokio::sync::watch;
 
-use super::controller::{Concern, Context, NodeError, chain, wait_listed};
+use super::controller::{Concern, Context, NodeError, chain};
 use super::events;
 use super::lifecycle::{self, Action, SHUTDOWN_TAINT};
 use super::metrics::{Reason, TaintChange};
 use super::plan;
+use super::write;
+use crate::listed::AllListed;
 use crate::provider::InstanceProvider;
 
-pub(super) async fn run<P: InstanceProvider>(
-    ctx: Arc<Context<P>>,
-    mut listed: watch::Receiver<bool>,
-) {
-    if !wait_listed(&mut listed).await {
+pub(super) async fn run<P: InstanceProvider>(ctx: Arc<Context<P>>, listed: AllListed) {
+    if listed.wait().await.is_err() {
         return;
     }
     let mut ticks = tokio::time::interval(ctx.settings.monitor_period);
@@ -94,15 +90,9 @@ impl<P: InstanceProvider> Context<P> {
         shutdown: bool,
     ) -> Result<(), NodeError> {
         let name = node.name_any();
-        // The resourceVersion guards the list against a concurrent change by someone else.
-        let patch = json!({
-            "metadata": { "resourceVersion": node.resource_version() },
-            "spec": { "taints": taints },
-        });
-        self.api()
-            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(|source| self.write_error(&name, source))?;
+        (self.writer)
+            .apply(&name, &write::taints(node, taints))
+            .await?;
         let (change, reason, note) = if shutdown {
             (
                 "added",
@@ -125,8 +115,7 @@ impl<P: InstanceProvider> Context<P> {
         Ok(())
     }
 
-    /// Deletes exactly this Node object (by uid): a Node re-registered under the same name
-    /// since we looked is not touched.
+    /// Deletes the Node (exactly this object, see the Node writer).
     async fn delete(&self, node: &Node) -> Result<(), NodeError> {
         let name = node.name_any();
         let note = format!(
@@ -135,17 +124,8 @@ impl<P: InstanceProvider> Context<P> {
         );
         self.lifecycle_events
             .normal(node, events::DELETING_NODE, note);
-        let params = DeleteParams {
-            preconditions: Some(Preconditions {
-                uid: node.uid(),
-                resource_version: None,
-            }),
-            ..DeleteParams::default()
-        };
-        match self.api().delete(&name, &params).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 404 => return Ok(()),
-            Err(source) => return Err(self.write_error(&name, source)),
+        if !self.writer.delete(node).await? {
+            return Ok(());
         }
         tracing::info!(node = name, "deleted node: its machine is gone");
         self.metrics.deleted.inc();

@@ -40,11 +40,14 @@ pub struct Metrics {
     pub sync_seconds: Histogram,
     /// Pool status writes that failed.
     pub pool_status_errors: Counter,
+    /// The writers' latency and errors (registered once, shared by every controller).
+    pub writes: crate::writer::Metrics,
 }
 
 impl Metrics {
-    pub fn new(registry: &mut Registry) -> Self {
+    pub fn new(registry: &mut Registry, writes: crate::writer::Metrics) -> Self {
         let metrics = Self {
+            writes,
             allocated: Family::default(),
             pool_size: Family::default(),
             outside_pool: Gauge::default(),

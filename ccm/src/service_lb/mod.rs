@@ -8,6 +8,12 @@
 pub mod cache;
 pub mod controller;
 pub mod metrics;
+mod pool_statuses;
+mod pool_writer;
+mod reconcile;
+mod vanished;
+mod watches;
+mod writer;
 
 /// The decisions, from the core crate.
 pub use baremetal_ccm_core::service_lb::{

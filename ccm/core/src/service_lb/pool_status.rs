@@ -8,6 +8,7 @@ use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
 
 use crate::conditions::{self, WantedCondition};
+use crate::write::Patch;
 
 use super::decide::PoolReport;
 use crate::crd::ippool::{FamilyUsage, IPPool, IPPoolStatus};
@@ -22,6 +23,9 @@ pub const COND_ANNOUNCE: &str = "AnnounceValid";
 /// How many Service names a Degraded message lists before summarising.
 const LISTED: usize = 5;
 
+/// A condition the status should carry: type, status, reason, message.
+type Wanted = (&'static str, bool, &'static str, String);
+
 /// The status `pool` should have given `report`, keeping each condition's transition time
 /// while its status is unchanged.
 pub fn desired(pool: &IPPool, report: &PoolReport, now: Timestamp) -> IPPoolStatus {
@@ -31,106 +35,10 @@ pub fn desired(pool: &IPPool, report: &PoolReport, now: Timestamp) -> IPPoolStat
         observed_generation: generation,
         ..IPPoolStatus::default()
     };
-    let mut wanted = Vec::with_capacity(3);
-    match &report.validity {
-        Ok(usage) => {
-            let mut used: u128 = 0;
-            let mut free: u128 = 0;
-            for family in Family::ALL {
-                let Usage {
-                    total,
-                    used: u,
-                    free: f,
-                } = usage.family(family);
-                if total == 0 {
-                    continue;
-                }
-                used = used.saturating_add(u);
-                free = free.saturating_add(f);
-                status.families.insert(
-                    family.to_string(),
-                    FamilyUsage {
-                        total: total.to_string(),
-                        used: u.to_string(),
-                        free: f.to_string(),
-                    },
-                );
-            }
-            status.used = u64::try_from(used).unwrap_or(u64::MAX);
-            status.free = free.to_string();
-            let sizes: Vec<String> = (status.families.iter())
-                .map(|(family, usage)| format!("{} {family}", usage.total))
-                .collect();
-            wanted.push((
-                COND_VALID,
-                true,
-                "Valid",
-                format!("{} addresses", sizes.join(" and ")),
-            ));
-        }
-        Err(invalid) => {
-            status.free = "0".to_owned();
-            wanted.push((COND_VALID, false, "InvalidPool", invalid.to_string()));
-        }
-    }
-    if report.overlaps_with.is_empty() {
-        wanted.push((
-            COND_OVERLAPPING,
-            false,
-            "NoOverlap",
-            "no other pool shares addresses with this pool".to_owned(),
-        ));
-    } else {
-        wanted.push((
-            COND_OVERLAPPING,
-            true,
-            "Overlapping",
-            format!(
-                "shares addresses with pool {}; an address is never handed out twice, but which pool reports it depends on the Service",
-                report.overlaps_with.join(", ")
-            ),
-        ));
-    }
-    if report.degraded_services.is_empty() {
-        wanted.push((
-            COND_DEGRADED,
-            false,
-            "AllAddressesInside",
-            "every address reported from this pool is inside it".to_owned(),
-        ));
-    } else {
-        let count = report.degraded_services.len();
-        let mut names: Vec<String> = (report.degraded_services.iter().take(LISTED))
-            .map(ToString::to_string)
-            .collect();
-        if count > LISTED {
-            names.push(format!("and {} more", count - LISTED));
-        }
-        wanted.push((
-            COND_DEGRADED,
-            true,
-            "AddressesOutsidePool",
-            format!(
-                "{count} Service(s) hold addresses this pool no longer contains, kept because allocated addresses never move: {}",
-                names.join(", ")
-            ),
-        ));
-    }
-    match pool.bgp_announcement() {
-        Some(Ok(_)) => wanted.push((
-            COND_ANNOUNCE,
-            true,
-            "Valid",
-            "the BGP announcement options are valid".to_owned(),
-        )),
-        Some(Err(reason)) => wanted.push((
-            COND_ANNOUNCE,
-            false,
-            "InvalidAnnounceOptions",
-            format!("{reason}; the pool's addresses are not announced"),
-        )),
-        None => {}
-    }
+    let mut wanted = vec![validity(&mut status, report)];
+    wanted.push(overlap(report));
+    wanted.push(degraded(report));
+    wanted.extend(announce(pool));
     status.conditions = (wanted.into_iter())
         .map(|(type_, is_true, reason, message)| {
             let want = WantedCondition {
@@ -152,9 +60,118 @@ pub fn desired(pool: &IPPool, report: &PoolReport, now: Timestamp) -> IPPoolStat
     status
 }
 
+/// Fills the counts of a valid pool into `status`; the `Valid` condition.
+fn validity(status: &mut IPPoolStatus, report: &PoolReport) -> Wanted {
+    let usage = match &report.validity {
+        Ok(usage) => usage,
+        Err(invalid) => {
+            status.free = "0".to_owned();
+            return (COND_VALID, false, "InvalidPool", invalid.to_string());
+        }
+    };
+    let mut used: u128 = 0;
+    let mut free: u128 = 0;
+    for family in Family::ALL {
+        let Usage {
+            total,
+            used: u,
+            free: f,
+        } = usage.family(family);
+        if total == 0 {
+            continue;
+        }
+        used = used.saturating_add(u);
+        free = free.saturating_add(f);
+        status.families.insert(
+            family.to_string(),
+            FamilyUsage {
+                total: total.to_string(),
+                used: u.to_string(),
+                free: f.to_string(),
+            },
+        );
+    }
+    status.used = u64::try_from(used).unwrap_or(u64::MAX);
+    status.free = free.to_string();
+    let sizes: Vec<String> = (status.families.iter())
+        .map(|(family, usage)| format!("{} {family}", usage.total))
+        .collect();
+    (
+        COND_VALID,
+        true,
+        "Valid",
+        format!("{} addresses", sizes.join(" and ")),
+    )
+}
+
+fn overlap(report: &PoolReport) -> Wanted {
+    if report.overlaps_with.is_empty() {
+        return (
+            COND_OVERLAPPING,
+            false,
+            "NoOverlap",
+            "no other pool shares addresses with this pool".to_owned(),
+        );
+    }
+    (
+        COND_OVERLAPPING,
+        true,
+        "Overlapping",
+        format!(
+            "shares addresses with pool {}; an address is never handed out twice, but which pool reports it depends on the Service",
+            report.overlaps_with.join(", ")
+        ),
+    )
+}
+
+fn degraded(report: &PoolReport) -> Wanted {
+    if report.degraded_services.is_empty() {
+        return (
+            COND_DEGRADED,
+            false,
+            "AllAddressesInside",
+            "every address reported from this pool is inside it".to_owned(),
+        );
+    }
+    let count = report.degraded_services.len();
+    let mut names: Vec<String> = (report.degraded_services.iter().take(LISTED))
+        .map(ToString::to_string)
+        .collect();
+    if count > LISTED {
+        names.push(format!("and {} more", count - LISTED));
+    }
+    (
+        COND_DEGRADED,
+        true,
+        "AddressesOutsidePool",
+        format!(
+            "{count} Service(s) hold addresses this pool no longer contains, kept because allocated addresses never move: {}",
+            names.join(", ")
+        ),
+    )
+}
+
+/// The `AnnounceValid` condition of a pool announced over BGP; none for other pools.
+fn announce(pool: &IPPool) -> Option<Wanted> {
+    match pool.bgp_announcement()? {
+        Ok(_) => Some((
+            COND_ANNOUNCE,
+            true,
+            "Valid",
+            "the BGP announcement options are valid".to_owned(),
+        )),
+        Err(reason) => Some((
+            COND_ANNOUNCE,
+            false,
+            "InvalidAnnounceOptions",
+            format!("{reason}; the pool's addresses are not announced"),
+        )),
+    }
+}
+
 /// The merge patch taking `pool`'s status to `desired`, or `None` when they are equal. Family
 /// entries that disappear are deleted explicitly (a merge patch keeps absent keys).
-pub fn patch(pool: &IPPool, desired: &IPPoolStatus) -> Option<Value> {
+pub fn patch(pool: &IPPool, desired: &IPPoolStatus) -> Option<Patch> {
     let current = pool.status.clone().unwrap_or_default();
     if current == *desired {
         return None;
@@ -165,7 +182,7 @@ pub fn patch(pool: &IPPool, desired: &IPPoolStatus) -> Option<Value> {
     for family in current.families.keys() {
         families.entry(family.clone()).or_insert(Value::Null);
     }
-    Some(json!({
+    Some(Patch::Status(json!({
         "metadata": {"resourceVersion": pool.metadata.resource_version},
         "status": {
             "used": desired.used,
@@ -174,7 +191,7 @@ pub fn patch(pool: &IPPool, desired: &IPPoolStatus) -> Option<Value> {
             "conditions": desired.conditions,
             "observedGeneration": desired.observed_generation,
         },
-    }))
+    })))
 }
 
 #[cfg(test)]
@@ -285,7 +302,7 @@ mod tests {
         let again = desired(&stored, &report(3), at(99));
         assert_eq!(patch(&stored, &again), None);
         let changed = desired(&stored, &report(4), at(99));
-        let value = patch(&stored, &changed).unwrap();
+        let value = patch(&stored, &changed).unwrap().body().clone();
         assert_eq!(value["status"]["used"], 4);
         assert_eq!(value["metadata"]["resourceVersion"], "42");
         // Conditions did not flip, so their transition time stays.
@@ -323,7 +340,7 @@ mod tests {
         assert!(by_type[COND_DEGRADED].message.contains("7 Service(s)"));
         assert!(by_type[COND_DEGRADED].message.contains("and 2 more"));
         // The IPv4 entry disappears explicitly.
-        let value = patch(&stored, &status).unwrap();
+        let value = patch(&stored, &status).unwrap().body().clone();
         assert_eq!(value["status"]["families"]["IPv4"], Value::Null);
     }
 }

@@ -29,15 +29,9 @@ pub struct Desired {
     pub conditions: Vec<WantedCondition>,
 }
 
-/// A patch to apply (JSON merge patches carrying the read `resourceVersion`, so a concurrent
-/// change makes them fail instead of overwriting).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Patch {
-    /// To the Service object (annotations, finalizers).
-    Metadata(Value),
-    /// To the `status` subresource.
-    Status(Value),
-}
+/// Service patches carry the read `resourceVersion`, so a concurrent change makes them fail
+/// instead of overwriting.
+pub use crate::write::Patch;
 
 fn resource_version(service: &Service) -> Value {
     service
@@ -55,7 +49,7 @@ pub fn add_finalizer(service: &Service) -> Option<Patch> {
     }
     let mut updated = finalizers;
     updated.push(FINALIZER.to_owned());
-    Some(Patch::Metadata(
+    Some(Patch::Object(
         json!({"metadata": {"finalizers": updated, "resourceVersion": resource_version(service)}}),
     ))
 }
@@ -70,7 +64,7 @@ pub fn plan(service: &Service, desired: &Desired, now: Timestamp) -> Vec<Patch> 
         .and_then(|a| a.get(ALLOCATED_FROM))
         .cloned();
     if current_annotation != desired.allocated_from {
-        patches.push(Patch::Metadata(json!({"metadata": {
+        patches.push(Patch::Object(json!({"metadata": {
             "annotations": {ALLOCATED_FROM: desired.allocated_from},
             "resourceVersion": resource_version(service),
         }})));
@@ -104,14 +98,14 @@ pub fn plan(service: &Service, desired: &Desired, now: Timestamp) -> Vec<Patch> 
 /// written to a Service before it carries the finalizer, and one metadata write does both.
 pub fn plan_with_finalizer(service: &Service, desired: &Desired, now: Timestamp) -> Vec<Patch> {
     let mut patches = plan(service, desired, now);
-    let Some(Patch::Metadata(finalizer)) = add_finalizer(service) else {
+    let Some(Patch::Object(finalizer)) = add_finalizer(service) else {
         return patches;
     };
     match patches.first_mut() {
-        Some(Patch::Metadata(first)) => {
+        Some(Patch::Object(first)) => {
             first["metadata"]["finalizers"] = finalizer["metadata"]["finalizers"].clone();
         }
-        _ => patches.insert(0, Patch::Metadata(finalizer)),
+        _ => patches.insert(0, Patch::Object(finalizer)),
     }
     patches
 }
@@ -145,7 +139,7 @@ pub fn plan_release(service: &Service) -> Vec<Patch> {
     let remaining: Vec<&String> = finalizers.iter().filter(|f| *f != FINALIZER).collect();
     if annotated || remaining.len() != finalizers.len() {
         // The finalizer goes in the last patch: once it is gone a deleted Service disappears.
-        patches.push(Patch::Metadata(json!({"metadata": {
+        patches.push(Patch::Object(json!({"metadata": {
             "annotations": {ALLOCATED_FROM: null},
             "finalizers": remaining,
             "resourceVersion": resource_version(service),
@@ -240,7 +234,7 @@ mod tests {
                         serde_json::from_value(v["status"].clone()).unwrap();
                     service.status = Some(status);
                 }
-                Patch::Metadata(v) => {
+                Patch::Object(v) => {
                     if let Some(annotations) = v["metadata"]["annotations"].as_object() {
                         let map = service.metadata.annotations.get_or_insert_default();
                         for (k, val) in annotations {
@@ -405,7 +399,7 @@ mod tests {
             panic!("status first")
         };
         assert_eq!(status["status"]["loadBalancer"]["ingress"], Value::Null);
-        let Patch::Metadata(meta) = &patches[1] else {
+        let Patch::Object(meta) = &patches[1] else {
             panic!("metadata last")
         };
         assert_eq!(meta["metadata"]["finalizers"], json!([]));

@@ -1,5 +1,9 @@
 //! The `controller` subcommand: admin server, leader election and the cloud controllers.
 
+mod selection;
+
+pub use self::selection::{Controller, SelectionError, select};
+
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
@@ -19,48 +23,6 @@ use crate::provider::opennebula::OpenNebula;
 use crate::provider::static_file::StaticProvider;
 use crate::service_lb::class::ClassPolicy;
 use crate::service_lb::{self, metrics::Metrics};
-
-/// The controllers this program knows: the upstream names, and `bgp-announcer` (central BGP
-/// placement; it runs on every replica, leader or not).
-pub const KNOWN: [&str; 4] = [
-    "bgp-announcer",
-    "cloud-node",
-    "cloud-node-lifecycle",
-    "service-lb",
-];
-
-/// The controllers that write shared cluster state and so run on the lease holder only.
-const LEADER_ONLY: [&str; 3] = ["cloud-node", "cloud-node-lifecycle", "service-lb"];
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum SelectionError {
-    #[error(
-        "unknown controller {0:?} in --controllers (known: bgp-announcer, cloud-node, cloud-node-lifecycle, service-lb)"
-    )]
-    Unknown(String),
-}
-
-/// Resolves `--controllers` the upstream way: `*` for all, `name` adds, `-name` removes.
-pub fn select(items: &[String]) -> Result<BTreeSet<&'static str>, SelectionError> {
-    let mut selected = BTreeSet::new();
-    for item in items.iter().map(|i| i.trim()).filter(|i| !i.is_empty()) {
-        if item == "*" {
-            selected.extend(KNOWN);
-            continue;
-        }
-        let (remove, name) = item.strip_prefix('-').map_or((false, item), |n| (true, n));
-        let known = KNOWN
-            .iter()
-            .find(|k| **k == name)
-            .ok_or_else(|| SelectionError::Unknown(item.to_owned()))?;
-        if remove {
-            selected.remove(known);
-        } else {
-            selected.insert(*known);
-        }
-    }
-    Ok(selected)
-}
 
 fn default_identity() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -103,10 +65,11 @@ pub fn admin_state() -> (AdminState, AllMetrics) {
             "Events not published (queue full or API error)",
             events_dropped.clone(),
         );
+        let writes = crate::writer::Metrics::new(registry);
         metrics = Some(AllMetrics {
-            service_lb: Metrics::new(registry),
+            service_lb: Metrics::new(registry, writes.clone()),
             announce: crate::announce::metrics::Metrics::new(registry),
-            cloud_node: cloud_node::metrics::Metrics::new(registry),
+            cloud_node: cloud_node::metrics::Metrics::new(registry, writes),
             events_dropped,
         });
     });
@@ -131,66 +94,43 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
 
     // Only the controllers that write shared cluster state need the lease; a replica that
     // runs just the announcer must not take it from one that does.
-    let needs_lease = selected.iter().any(|c| LEADER_ONLY.contains(c));
-    let elect = args.leader_elect && needs_lease;
-    // Every write of the leader-only controllers (and their Events) passes the fence, which
-    // only a lease renewed in time keeps open.
-    let fence = if elect {
-        Fence::closed()
-    } else {
-        Fence::open()
-    };
-    // The announcer needs no lease and so no fence.
-    let client = crate::apiserver::client(&args.kube).await?;
-    let leader_client = crate::apiserver::fenced_client(&args.kube, fence.clone()).await?;
-    // Events have their own rate-limit budget: recording them never delays a write.
-    let events_client = crate::apiserver::fenced_client(&args.kube, fence.clone()).await?;
-    // So does the lease: a burst of writes must not delay a renewal past its deadline.
-    let lease_client = crate::apiserver::client(&args.kube).await?;
+    let elect = args.leader_elect && selected.iter().any(|c| c.needs_lease());
+    let clients = Clients::connect(&args, elect).await?;
     let identity = args.identity.clone().unwrap_or_else(default_identity);
-    let events = Publisher::start(events_client, &identity, metrics.events_dropped.clone());
+    let events = Publisher::start(clients.events, &identity, metrics.events_dropped.clone());
     let cloud = cloud_controllers(
         &args,
         &selected,
         cloud_config,
-        &leader_client,
+        &clients.leader,
         &events,
         metrics.cloud_node,
     )
     .await?;
     // Announcing needs no lease: every replica programs its own sidecar.
-    let announcer = announcer(&args, &selected, &client, &identity, metrics.announce);
-    let elector = Elector::new(lease_client, LeaseSettings::new(identity.clone()));
+    let announcer = announcer(
+        &args,
+        &selected,
+        &clients.plain,
+        &identity,
+        metrics.announce,
+    );
+    let elector = Elector::new(clients.lease, LeaseSettings::new(identity.clone()));
     admin.set_readiness(Readiness::NotReady("waiting for leadership".into()));
     let mut leadership = if elect {
-        Some(elector.acquire(fence).await?)
+        Some(elector.acquire(clients.fence).await?)
     } else {
         None
     };
     admin.set_readiness(Readiness::Ready);
-
-    let settings = service_lb::controller::Settings {
-        class_policy: if args.lb_class_only {
-            ClassPolicy::ExplicitOnly
-        } else {
-            ClassPolicy::DefaultAndExplicit
-        },
-        concurrency: args.concurrent_service_syncs.max(1),
+    let service_lb = service_lb(
+        &args,
+        &selected,
+        &clients.leader,
+        &events,
         identity,
-    };
-    let service_lb = async {
-        if selected.contains("service-lb") {
-            service_lb::controller::run(
-                leader_client.clone(),
-                &events,
-                settings,
-                metrics.service_lb,
-            )
-            .await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
+        metrics.service_lb,
+    );
     let lost = async {
         match leadership.as_mut() {
             Some(leadership) => leadership.lost().await,
@@ -218,16 +158,74 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     }
 }
 
+/// The API clients of one controller process, each with its own rate-limit budget.
+struct Clients {
+    /// Every write of the leader-only controllers (and their Events) passes the fence, which
+    /// only a lease renewed in time keeps open.
+    fence: Fence,
+    /// For the announcer, which needs no lease and so no fence.
+    plain: kube::Client,
+    /// For the leader-only controllers' reads and writes.
+    leader: kube::Client,
+    /// Events have their own budget: recording them never delays a write.
+    events: kube::Client,
+    /// So does the lease: a burst of writes must not delay a renewal past its deadline.
+    lease: kube::Client,
+}
+
+impl Clients {
+    async fn connect(args: &ControllerArgs, elect: bool) -> anyhow::Result<Clients> {
+        let fence = if elect {
+            Fence::closed()
+        } else {
+            Fence::open()
+        };
+        Ok(Clients {
+            plain: crate::apiserver::client(&args.kube).await?,
+            leader: crate::apiserver::fenced_client(&args.kube, fence.clone()).await?,
+            events: crate::apiserver::fenced_client(&args.kube, fence.clone()).await?,
+            lease: crate::apiserver::client(&args.kube).await?,
+            fence,
+        })
+    }
+}
+
+/// The service-lb controller, started when first polled (after leadership is acquired); a
+/// task that never ends when it is not selected.
+fn service_lb(
+    args: &ControllerArgs,
+    selected: &BTreeSet<Controller>,
+    client: &kube::Client,
+    events: &Publisher,
+    identity: String,
+    metrics: Metrics,
+) -> Task {
+    if !selected.contains(&Controller::ServiceLb) {
+        return Box::pin(std::future::pending());
+    }
+    let settings = service_lb::controller::Settings {
+        class_policy: if args.lb_class_only {
+            ClassPolicy::ExplicitOnly
+        } else {
+            ClassPolicy::DefaultAndExplicit
+        },
+        concurrency: args.concurrent_service_syncs.max(1),
+        identity,
+    };
+    let (client, events) = (client.clone(), events.clone());
+    Box::pin(async move { service_lb::controller::run(client, &events, settings, metrics).await })
+}
+
 /// The central BGP announcer, started at once on every replica (a task that never ends when
 /// it is not selected).
 fn announcer(
     args: &ControllerArgs,
-    selected: &BTreeSet<&'static str>,
+    selected: &BTreeSet<Controller>,
     client: &kube::Client,
     identity: &str,
     metrics: crate::announce::metrics::Metrics,
 ) -> Task {
-    if !selected.contains("bgp-announcer") {
+    if !selected.contains(&Controller::BgpAnnouncer) {
         return Box::pin(std::future::pending());
     }
     let settings = crate::announce::run::Settings {
@@ -260,15 +258,15 @@ fn announcer(
 /// one task (they share the Node watch); a task that never ends when neither is selected.
 async fn cloud_controllers(
     args: &ControllerArgs,
-    selected: &BTreeSet<&'static str>,
+    selected: &BTreeSet<Controller>,
     config: CloudConfig,
     client: &kube::Client,
     events: &Publisher,
     metrics: cloud_node::metrics::Metrics,
 ) -> anyhow::Result<Task> {
     let settings = cloud_node::controller::Settings {
-        initialize: selected.contains("cloud-node"),
-        lifecycle: selected.contains("cloud-node-lifecycle"),
+        initialize: selected.contains(&Controller::CloudNode),
+        lifecycle: selected.contains(&Controller::CloudNodeLifecycle),
         concurrency: args.concurrent_node_syncs.max(1),
         refresh_period: args.node_status_update_frequency,
         monitor_period: args.node_monitor_period,
@@ -320,45 +318,5 @@ pub(crate) async fn shutdown_signal() {
             tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops gracefully");
             let _ = tokio::signal::ctrl_c().await;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sel(items: &[&str]) -> Result<Vec<&'static str>, SelectionError> {
-        let items: Vec<String> = items.iter().map(|s| (*s).to_owned()).collect();
-        select(&items).map(|s| s.into_iter().collect())
-    }
-
-    #[test]
-    fn star_selects_all_and_minus_removes() {
-        assert_eq!(
-            sel(&["*"]).unwrap(),
-            [
-                "bgp-announcer",
-                "cloud-node",
-                "cloud-node-lifecycle",
-                "service-lb"
-            ]
-        );
-        assert_eq!(
-            sel(&["*", "-cloud-node-lifecycle", "-bgp-announcer"]).unwrap(),
-            ["cloud-node", "service-lb"]
-        );
-        assert_eq!(sel(&["service-lb"]).unwrap(), ["service-lb"]);
-    }
-
-    #[test]
-    fn unknown_names_are_rejected() {
-        assert_eq!(
-            sel(&["route"]),
-            Err(SelectionError::Unknown("route".into()))
-        );
-        assert_eq!(
-            sel(&["*", "-routes"]),
-            Err(SelectionError::Unknown("-routes".into()))
-        );
     }
 }
