@@ -131,3 +131,50 @@ pub fn reason(error: &kube::Error) -> &'static str {
         _ => "api",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16) -> kube::Error {
+        let status: kube::core::Status =
+            serde_json::from_value(serde_json::json!({ "code": code })).unwrap();
+        kube::Error::Api(Box::new(status))
+    }
+
+    #[test]
+    fn failed_writes_are_counted_by_a_bounded_reason() {
+        let reasons: Vec<&str> = [409, 404, 403, 422, 500]
+            .map(|code| reason(&status(code)))
+            .into();
+        assert_eq!(
+            reasons,
+            ["conflict", "not_found", "forbidden", "invalid", "api"]
+        );
+        let fenced = kube::Error::Service(Box::new(FenceError::NotLeader));
+        assert_eq!(reason(&fenced), "not_leader");
+    }
+
+    #[tokio::test]
+    async fn a_write_is_timed_and_a_failure_counted_under_its_resource() {
+        let mut registry = Registry::default();
+        let metrics = Metrics::new(&mut registry);
+        let ok: Result<(), kube::Error> = metrics.measure(Kind::Node, async { Ok(()) }).await;
+        assert!(ok.is_ok());
+        let failed = metrics
+            .measure(Kind::IPPool, async { Err::<(), _>(status(409)) })
+            .await;
+        assert!(failed.is_err());
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains(r#"writer_patch_errors_total{resource="ippools",reason="conflict"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"writer_patch_duration_seconds_count{resource="nodes"} 1"#),
+            "{text}"
+        );
+        assert!(!text.contains(r#"resource="nodes",reason"#), "{text}");
+    }
+}

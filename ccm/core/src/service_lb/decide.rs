@@ -14,17 +14,15 @@ use super::adopt;
 use super::class::{ClassPolicy, is_ours};
 pub use super::outcome::{Outcome, PendingNote};
 use super::outcome::{Problem, outcome};
-use super::request::{self as asks, RequestSource};
+use super::request::{self as asks, read};
 use super::status::ALLOCATED_FROM;
 use crate::crd::ippool::IPPool;
 use crate::ipam::{
-    Allocator, AssignedAddress, Conflict, Existing, Family, InvalidPool, IpFamilyPolicy, Overlap,
-    Pending, Pool, PoolSpec, PoolUsage, Protocol, RequestError, ScopeSpec, ServiceKey,
-    ServiceRequest, overlaps, parse_requested_ips,
+    Allocator, AssignedAddress, Conflict, Existing, InvalidPool, Overlap, Pending, Pool, PoolSpec,
+    PoolUsage, RequestError, ScopeSpec, ServiceKey, ServiceRequest, overlaps,
 };
 
-/// The labels of a namespace by name (empty for an unknown namespace).
-pub type NamespaceLabels<'a> = &'a dyn Fn(&str) -> BTreeMap<String, String>;
+pub use super::request::NamespaceLabels;
 
 /// What rebuilding found, for the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,7 +186,10 @@ impl Decider {
         }
         let key = read.request.key.clone();
         let (addresses, problem) = match read.problem {
-            Some(problem) => (self.allocator.allocations(&read.request), Some(problem)),
+            Some(problem) => (
+                self.allocator.allocations(&read.request),
+                Some(Problem::Pending(problem)),
+            ),
             None => match self.allocator.assign(&read.request) {
                 Ok(assignment) => (assignment.addresses, assignment.unmet.map(Problem::Partial)),
                 Err(pending) => (
@@ -279,7 +280,7 @@ impl Decider {
 
     /// Frees what a Service holds (deleted, or no longer ours); whether it held anything.
     pub fn release(&mut self, service: &Service) -> bool {
-        self.release_key(&service_key(service))
+        self.release_key(&asks::key(service))
     }
 
     /// [`Decider::release`] by key.
@@ -383,66 +384,6 @@ impl Decider {
     /// Number of Services holding an address outside the pools that serve them.
     pub fn outside_count(&self) -> usize {
         self.outside.len()
-    }
-}
-
-/// A Service read into a request. A problem found while reading (a malformed annotation)
-/// stops the assignment; the request is then what can be read, for keeping held addresses.
-struct Read {
-    request: ServiceRequest,
-    problem: Option<Problem>,
-    deprecated_field: bool,
-}
-
-fn service_key(service: &Service) -> ServiceKey {
-    ServiceKey::new(
-        &service.namespace().unwrap_or_default(),
-        &service.name_any(),
-    )
-}
-
-fn read(service: &Service, namespaces: NamespaceLabels<'_>) -> Read {
-    let raw = asks::asks(service);
-    let namespace = service.namespace().unwrap_or_default();
-    let mut request = ServiceRequest::new(service_key(service), raw.created);
-    request.namespace_labels = namespaces(&namespace);
-    request.service_labels = service.labels().clone();
-    let mut problems: Vec<Pending> = Vec::new();
-    match raw.family_policy.parse::<IpFamilyPolicy>() {
-        Ok(policy) => request.ip_family_policy = policy,
-        Err(error) => problems.push(Pending::InvalidRequest { error }),
-    }
-    // The apiserver validates ipFamilies; an unknown spelling can only come from a newer
-    // Kubernetes and is skipped rather than blocking the Service.
-    request.ip_families = raw
-        .families
-        .iter()
-        .filter_map(|f| f.parse::<Family>().ok())
-        .collect();
-    request.pool = raw.pool.filter(|p| !p.is_empty());
-    request.sharing_key = raw.sharing_key;
-    for (protocol, port) in &raw.ports {
-        match protocol.parse::<Protocol>() {
-            Ok(protocol) => request.ports.push((protocol, *port)),
-            Err(error) => problems.push(Pending::InvalidRequest { error }),
-        }
-    }
-    if let Some(text) = &raw.requested {
-        match parse_requested_ips(text) {
-            Ok(ips) => request.requested = ips,
-            Err(error) => {
-                let source = match raw.source {
-                    RequestSource::DeprecatedField => "spec.loadBalancerIP",
-                    RequestSource::Annotation | RequestSource::None => asks::IPS,
-                };
-                problems.push(Pending::malformed(source, error));
-            }
-        }
-    }
-    Read {
-        request,
-        problem: problems.into_iter().next().map(Problem::Pending),
-        deprecated_field: raw.source == RequestSource::DeprecatedField,
     }
 }
 

@@ -53,15 +53,7 @@ pub(super) fn outcome(
         .enumerate()
         .map(|(i, a)| a.pool.clone().or_else(|| previous_pools.get(i).cloned()))
         .collect();
-    let summary = addresses
-        .iter()
-        .zip(&pools)
-        .map(|(a, pool)| match pool {
-            Some(pool) => format!("{} from pool {pool}", a.address),
-            None => format!("{} (outside every pool)", a.address),
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
+    let summary = summary(addresses, &pools);
     let allocated_from = (!pools.is_empty() && pools.iter().all(Option::is_some)).then(|| {
         pools
             .iter()
@@ -70,51 +62,9 @@ pub(super) fn outcome(
             .collect::<Vec<_>>()
             .join(",")
     });
-    let mut conditions = Vec::with_capacity(2);
-    let pending = match &problem {
-        Some(Problem::Pending(pending)) => {
-            conditions.push(WantedCondition {
-                type_: COND_ALLOCATED,
-                status: false,
-                reason: pending.reason().to_owned(),
-                message: pending.to_string(),
-            });
-            Some(PendingNote {
-                reason: pending.reason(),
-                message: pending.to_string(),
-            })
-        }
-        Some(Problem::Partial(unmet)) => {
-            conditions.push(WantedCondition {
-                type_: COND_ALLOCATED,
-                status: true,
-                reason: "PartiallyAllocated".to_owned(),
-                message: format!("{summary}; the second family is not allocated: {unmet}"),
-            });
-            None
-        }
-        None => {
-            conditions.push(WantedCondition {
-                type_: COND_ALLOCATED,
-                status: true,
-                reason: "Allocated".to_owned(),
-                message: summary.clone(),
-            });
-            None
-        }
-    };
-    let outside_pool = (!outside.is_empty()).then(|| {
-        let list = outside
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", ");
-        format!(
-            "{list} no longer in a pool that serves this Service (the pool was edited or deleted, \
-             or the Service left its scope); kept, because allocated addresses never move; \
-             request another address or recreate the Service to move it"
-        )
-    });
+    let (allocated, pending) = allocated_condition(problem.as_ref(), &summary);
+    let mut conditions = vec![allocated];
+    let outside_pool = outside_note(outside);
     if let Some(message) = &outside_pool {
         conditions.push(WantedCondition {
             type_: COND_OUTSIDE_POOL,
@@ -135,4 +85,69 @@ pub(super) fn outcome(
         deprecated_field,
         conflict: None,
     }
+}
+
+/// One line naming each address and its pool.
+fn summary(addresses: &[AssignedAddress], pools: &[Option<String>]) -> String {
+    addresses
+        .iter()
+        .zip(pools)
+        .map(|(a, pool)| match pool {
+            Some(pool) => format!("{} from pool {pool}", a.address),
+            None => format!("{} (outside every pool)", a.address),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The `AddressAllocated` condition, and the pending note when the Service is pending.
+fn allocated_condition(
+    problem: Option<&Problem>,
+    summary: &str,
+) -> (WantedCondition, Option<PendingNote>) {
+    let (status, reason, message, pending) = match problem {
+        Some(Problem::Pending(pending)) => {
+            let note = PendingNote {
+                reason: pending.reason(),
+                message: pending.to_string(),
+            };
+            (
+                false,
+                note.reason.to_owned(),
+                note.message.clone(),
+                Some(note),
+            )
+        }
+        Some(Problem::Partial(unmet)) => (
+            true,
+            "PartiallyAllocated".to_owned(),
+            format!("{summary}; the second family is not allocated: {unmet}"),
+            None,
+        ),
+        None => (true, "Allocated".to_owned(), summary.to_owned(), None),
+    };
+    let condition = WantedCondition {
+        type_: COND_ALLOCATED,
+        status,
+        reason,
+        message,
+    };
+    (condition, pending)
+}
+
+/// The note on held addresses outside every pool that serves the Service, if any.
+fn outside_note(outside: &[IpAddr]) -> Option<String> {
+    if outside.is_empty() {
+        return None;
+    }
+    let list = outside
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some(format!(
+        "{list} no longer in a pool that serves this Service (the pool was edited or deleted, \
+         or the Service left its scope); kept, because allocated addresses never move; \
+         request another address or recreate the Service to move it"
+    ))
 }

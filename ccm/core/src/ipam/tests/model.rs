@@ -358,65 +358,93 @@ impl Model {
             }
         }
         if !missing.is_empty() {
-            match self.auto_pools(request) {
-                Err(why) => {
-                    for family in missing {
-                        if required(family) {
-                            return Err(why);
-                        }
-                        unmet.get_or_insert(why);
-                    }
-                }
-                Ok(pools) => {
-                    let mut fresh = Vec::new();
-                    for family in missing {
-                        match self.share(request, &pools, family) {
-                            Some(a) => steps.push((position(family), a, true)),
-                            None => fresh.push(family),
-                        }
-                    }
-                    let joint = match fresh[..] {
-                        [f1, f2] => pools
-                            .iter()
-                            .find_map(|p| Some((self.first_free(p, f1)?, self.first_free(p, f2)?))),
-                        _ => None,
-                    };
-                    if let Some((a, b)) = joint {
-                        steps.push((position(fresh[0]), a, true));
-                        steps.push((position(fresh[1]), b, true));
-                        fresh.clear();
-                    }
-                    for family in fresh {
-                        let anchor = steps.first().map(|s| s.1);
-                        let preferred = anchor.and_then(|a| pools.iter().find(|p| p.contains(a)));
-                        let found = preferred
-                            .into_iter()
-                            .chain(pools.iter())
-                            .find_map(|p| self.first_free(p, family));
-                        match found {
-                            Some(a) => steps.push((position(family), a, true)),
-                            None => {
-                                let serves = pools.iter().any(|p| {
-                                    self.universe
-                                        .iter()
-                                        .any(|a| Family::of(*a) == family && p.contains(*a))
-                                });
-                                let why = if serves {
-                                    "PoolExhausted"
-                                } else {
-                                    "ImpossibleFamilyRequest"
-                                };
-                                if required(family) {
-                                    return Err(why);
-                                }
-                                unmet.get_or_insert(why);
-                            }
-                        }
-                    }
-                }
-            }
+            let families = Needs {
+                required: &required,
+                position: &position,
+            };
+            self.plan_missing(request, missing, &families, &mut steps, &mut unmet)?;
         }
         steps.sort_by_key(|s| s.0);
         Ok((steps, releases, unmet))
     }
+
+    /// Addresses for the families the Service neither holds nor requests: shared, both
+    /// families from one pool, or each from the first pool with a free one.
+    fn plan_missing(
+        &self,
+        request: &ServiceRequest,
+        missing: Vec<Family>,
+        needs: &Needs<'_>,
+        steps: &mut Vec<(usize, IpAddr, bool)>,
+        unmet: &mut Option<&'static str>,
+    ) -> Result<(), &'static str> {
+        let pools = match self.auto_pools(request) {
+            Ok(pools) => pools,
+            Err(why) => {
+                for family in missing {
+                    if (needs.required)(family) {
+                        return Err(why);
+                    }
+                    unmet.get_or_insert(why);
+                }
+                return Ok(());
+            }
+        };
+        let mut fresh = Vec::new();
+        for family in missing {
+            match self.share(request, &pools, family) {
+                Some(a) => steps.push(((needs.position)(family), a, true)),
+                None => fresh.push(family),
+            }
+        }
+        let joint = match fresh[..] {
+            [f1, f2] => pools
+                .iter()
+                .find_map(|p| Some((self.first_free(p, f1)?, self.first_free(p, f2)?))),
+            _ => None,
+        };
+        if let Some((a, b)) = joint {
+            steps.push(((needs.position)(fresh[0]), a, true));
+            steps.push(((needs.position)(fresh[1]), b, true));
+            fresh.clear();
+        }
+        for family in fresh {
+            let anchor = steps.first().map(|s| s.1);
+            let preferred = anchor.and_then(|a| pools.iter().find(|p| p.contains(a)));
+            let found = preferred
+                .into_iter()
+                .chain(pools.iter())
+                .find_map(|p| self.first_free(p, family));
+            match found {
+                Some(a) => steps.push(((needs.position)(family), a, true)),
+                None => {
+                    let why = self.why_none_free(&pools, family);
+                    if (needs.required)(family) {
+                        return Err(why);
+                    }
+                    unmet.get_or_insert(why);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn why_none_free(&self, pools: &[&Pool], family: Family) -> &'static str {
+        let serves = pools.iter().any(|p| {
+            self.universe
+                .iter()
+                .any(|a| Family::of(*a) == family && p.contains(*a))
+        });
+        if serves {
+            "PoolExhausted"
+        } else {
+            "ImpossibleFamilyRequest"
+        }
+    }
+}
+
+/// Which asked families are required, and where each goes in the answer.
+struct Needs<'a> {
+    required: &'a dyn Fn(Family) -> bool,
+    position: &'a dyn Fn(Family) -> usize,
 }
