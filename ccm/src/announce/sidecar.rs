@@ -80,3 +80,31 @@ impl Sidecar for GobgpSidecar {
         (self.daemon.peer_statuses().await).map_err(SidecarError::Call)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use baremetal_ccm_core::announce::gobgp::PlanError;
+
+    use super::*;
+    use crate::retry::Backoff;
+
+    #[test]
+    fn an_invalid_desired_state_backs_off_slowly_and_a_failed_call_quickly() {
+        let invalid = SidecarError::Call(GobgpError::Desired(PlanError::NoAsn));
+        assert!(!invalid.is_transient());
+        assert_eq!(invalid.retry_after(1), Backoff::PERSISTENT.delay(1));
+        let failed = SidecarError::Call(GobgpError::Call {
+            call: "AddPeer",
+            source: tonic::Status::unavailable("connection reset"),
+        });
+        assert!(failed.is_transient());
+        assert_eq!(failed.retry_after(1), Duration::from_millis(100));
+        let endpoint = "tcp://somewhere".parse::<crate::announce::gobgp::Endpoint>();
+        let bad_endpoint = SidecarError::Connect(GobgpError::Endpoint(
+            endpoint.expect_err("only unix:// and http:// endpoints are accepted"),
+        ));
+        assert!(!bad_endpoint.is_transient());
+    }
+}

@@ -79,7 +79,9 @@ pub enum GobgpError {
 }
 
 impl GobgpError {
-    /// Whether trying again later can succeed without another desired state.
+    /// Whether trying again later can succeed without another desired state. The announcer
+    /// retries a transient error within seconds and any other one slowly
+    /// (`SidecarError::retry_after`).
     pub fn is_transient(&self) -> bool {
         !matches!(self, GobgpError::Endpoint(_) | GobgpError::Desired(_))
     }
