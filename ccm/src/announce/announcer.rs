@@ -7,9 +7,9 @@
 use std::future::Future;
 use std::time::Duration;
 
-use super::desired::DesiredDaemon;
 use baremetal_ccm_core::announce::gobgp::PeerStatus;
 
+use super::desired::DesiredDaemon;
 use crate::retry::Backoff;
 
 /// The longest wait before retrying a transient failure: a daemon that restarts or a socket
