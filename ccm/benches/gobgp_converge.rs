@@ -22,8 +22,8 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use baremetal_ccm::announce::desired::{DesiredDaemon, DesiredPath, ExportRule, Global};
 use baremetal_ccm::announce::gobgp::Daemon;
+use baremetal_ccm_core::announce::desired::{DesiredDaemon, DesiredPath, ExportRule, Global};
 use futures::StreamExt as _;
 use gobgp_api_proto::api::{self, attribute::Attr, family, nlri};
 use ipnet::{IpNet, Ipv4Net};

@@ -17,8 +17,9 @@ mod bgp_lab;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use baremetal_ccm::announce::desired::{Afi, DesiredDaemon};
-use baremetal_ccm::announce::gobgp::{ConvergeReport, Daemon, PeerStatus, SessionState};
+use baremetal_ccm::announce::gobgp::{ConvergeReport, Daemon};
+use baremetal_ccm_core::announce::desired::{Afi, DesiredDaemon};
+use baremetal_ccm_core::announce::gobgp::{PeerStatus, SessionState};
 use bgp_lab::*;
 use rig::process::wait_for;
 use rig::router::{Router, RouterKind};

@@ -15,10 +15,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use baremetal_ccm::announce::desired::{Afi, BfdSettings, Password};
-use baremetal_ccm::announce::gobgp::{
-    BfdState, Daemon, DaemonOptions, GobgpError, RestartCause, SessionState,
-};
+use baremetal_ccm::announce::gobgp::{Daemon, DaemonOptions, GobgpError, RestartCause};
+use baremetal_ccm_core::announce::desired::{Afi, BfdSettings, Password};
+use baremetal_ccm_core::announce::gobgp::{BfdState, SessionState};
 use bgp_lab::*;
 use rig::process::wait_for;
 use rig::router::{Router, RouterKind};

@@ -11,8 +11,9 @@
 //! - [`conditions`]: status conditions as we write them, and the bound on every message;
 //! - [`cloud_node`], [`instance`]: a Node's initialization, refresh and shutdown taint from
 //!   what its provider reports;
-//! - [`announce`]: the BGP announcer's inputs, one speaker's desired daemon state, its status
-//!   entries;
+//! - [`announce`]: the BGP announcer's inputs, one speaker's desired daemon state, the model of
+//!   a gobgpd and the planner that converges one (no protobuf: the wire is the binary's), its
+//!   status entries;
 //! - [`service_lb`]: what the service-lb controller decides for each Service and pool;
 //! - [`contract`]: the finalizer, annotations, labels and taints the product and the cluster
 //!   agree on;

@@ -10,8 +10,9 @@
 
 use std::collections::BTreeSet;
 
-/// Crates that do I/O (or exist to): clients, runtimes, servers, sockets.
-const FORBIDDEN: [&str; 14] = [
+/// Crates that do I/O (or exist to): clients, runtimes, servers, sockets; and the GoBGP wire
+/// format, which only the binary's adapter may see.
+const FORBIDDEN: [&str; 17] = [
     "kube-client",
     "kube-runtime",
     "tokio",
@@ -26,6 +27,9 @@ const FORBIDDEN: [&str; 14] = [
     "reqwest",
     "rustls",
     "tracing-subscriber",
+    "prost",
+    "prost-types",
+    "gobgp-api-proto",
 ];
 
 fn dependency_tree() -> BTreeSet<String> {

@@ -1,30 +1,68 @@
 //! Keeping one sidecar daemon converged: connect lazily, converge when the desired state
-//! changed or the daemon lost its state (a restart), reconnect after errors. The daemon side
-//! is behind [`Sidecar`] so that this bookkeeping is tested on its own; the GoBGP adapter
-//! implements it.
+//! changed or the daemon lost its state (a restart), reconnect after errors, and how long to
+//! wait before retrying a failure (short for a transient one, long for one only a new desired
+//! state fixes). The daemon side is behind [`Sidecar`] so that this bookkeeping is tested on
+//! its own; the GoBGP adapter implements it.
 
 use std::future::Future;
+use std::time::Duration;
+
+use baremetal_ccm_core::announce::gobgp::PeerStatus;
 
 use super::desired::DesiredDaemon;
-use super::status::SessionView;
+use crate::retry::Backoff;
 
-type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+/// The longest wait before retrying a transient failure: a daemon that restarts or a socket
+/// that comes back is used within seconds.
+const TRANSIENT_RETRY_CAP: Duration = Duration::from_secs(5);
+
+/// An error of a sidecar's calls, classified.
+pub trait DaemonError: std::error::Error + Send + Sync + 'static {
+    /// Whether trying again later can succeed without another desired state.
+    fn is_transient(&self) -> bool;
+}
 
 #[derive(Debug, thiserror::Error)]
-pub enum SidecarError {
+pub enum SidecarError<E: DaemonError> {
     #[error("cannot reach the BGP daemon")]
-    Connect(#[source] Cause),
+    Connect(#[source] E),
     #[error("the BGP daemon refused or failed a call")]
-    Call(#[source] Cause),
+    Call(#[source] E),
+}
+
+impl<E: DaemonError> SidecarError<E> {
+    pub fn cause(&self) -> &E {
+        match self {
+            SidecarError::Connect(cause) | SidecarError::Call(cause) => cause,
+        }
+    }
+
+    /// Whether trying again later can succeed without another desired state.
+    pub fn is_transient(&self) -> bool {
+        self.cause().is_transient()
+    }
+
+    /// How long to wait after the `attempt`-th failure in a row (1-based): a transient
+    /// failure is retried quickly, one only a new desired state fixes slowly (a change of the
+    /// desired state is tried at once anyway).
+    pub fn retry_after(&self, attempt: u32) -> Duration {
+        if self.is_transient() {
+            Backoff::TRANSIENT.delay(attempt).min(TRANSIENT_RETRY_CAP)
+        } else {
+            Backoff::PERSISTENT.delay(attempt)
+        }
+    }
 }
 
 /// A daemon that can be made to hold a desired state.
 pub trait Sidecar: Send {
+    type Error: DaemonError;
+
     /// Makes the daemon hold exactly `desired`; whether anything had to change.
     fn converge(
         &mut self,
         desired: &DesiredDaemon,
-    ) -> impl Future<Output = Result<bool, SidecarError>> + Send;
+    ) -> impl Future<Output = Result<bool, SidecarError<Self::Error>>> + Send;
 
     /// Whether converging the same desired state again would change nothing (a daemon whose
     /// configuration depends on its sessions' states says no after they changed).
@@ -34,16 +72,22 @@ pub trait Sidecar: Send {
 
     /// Whether the daemon restarted since this handle connected (gobgpd keeps nothing across
     /// a restart): the announcer then connects a new handle and converges in full.
-    fn restarted(&mut self) -> impl Future<Output = Result<bool, SidecarError>> + Send;
+    fn restarted(&mut self)
+    -> impl Future<Output = Result<bool, SidecarError<Self::Error>>> + Send;
 
     /// The sessions the daemon reports.
-    fn sessions(&mut self) -> impl Future<Output = Result<Vec<SessionView>, SidecarError>> + Send;
+    fn sessions(
+        &mut self,
+    ) -> impl Future<Output = Result<Vec<PeerStatus>, SidecarError<Self::Error>>> + Send;
 }
+
+/// The error of `C`'s sidecar.
+pub type ErrorOf<C> = SidecarError<<<C as Connect>::Sidecar as Sidecar>::Error>;
 
 /// How to reach a daemon.
 pub trait Connect: Send + Sync {
     type Sidecar: Sidecar;
-    fn connect(&self) -> impl Future<Output = Result<Self::Sidecar, SidecarError>> + Send;
+    fn connect(&self) -> impl Future<Output = Result<Self::Sidecar, ErrorOf<Self>>> + Send;
 }
 
 /// What one step did.
@@ -80,7 +124,7 @@ impl<C: Connect> Announcer<C> {
 
     /// Brings the daemon to `desired` if needed. After an error the connection is dropped and
     /// the next step reconnects and converges in full.
-    pub async fn step(&mut self, desired: &DesiredDaemon) -> Result<Step, SidecarError> {
+    pub async fn step(&mut self, desired: &DesiredDaemon) -> Result<Step, ErrorOf<C>> {
         let nothing = desired.peers.is_empty() && desired.paths.is_empty();
         if nothing && !self.ever_applied {
             return Ok(Step::Idle);
@@ -93,7 +137,7 @@ impl<C: Connect> Announcer<C> {
         result
     }
 
-    async fn converge(&mut self, desired: &DesiredDaemon) -> Result<Step, SidecarError> {
+    async fn converge(&mut self, desired: &DesiredDaemon) -> Result<Step, ErrorOf<C>> {
         // A restarted daemon holds nothing: drop the handle, connect to the new one and
         // converge in full.
         let mut restarted = false;
@@ -120,7 +164,7 @@ impl<C: Connect> Announcer<C> {
     }
 
     /// The daemon's sessions, when connected.
-    pub async fn sessions(&mut self) -> Result<Vec<SessionView>, SidecarError> {
+    pub async fn sessions(&mut self) -> Result<Vec<PeerStatus>, ErrorOf<C>> {
         match &mut self.sidecar {
             Some(sidecar) => {
                 let result = sidecar.sessions().await;
@@ -148,6 +192,31 @@ mod tests {
         lost_state: bool,
         broken: bool,
         connect_fails: bool,
+        /// Converge refuses the desired state (an error no retry fixes).
+        refuses: bool,
+    }
+
+    /// The fake's failures: `transient` as the daemon would classify them.
+    #[derive(Debug, thiserror::Error)]
+    #[error("{what}")]
+    struct FakeError {
+        what: &'static str,
+        transient: bool,
+    }
+
+    impl FakeError {
+        fn transient(what: &'static str) -> Self {
+            Self {
+                what,
+                transient: true,
+            }
+        }
+    }
+
+    impl DaemonError for FakeError {
+        fn is_transient(&self) -> bool {
+            self.transient
+        }
     }
 
     #[derive(Debug, Clone, Default)]
@@ -162,29 +231,37 @@ mod tests {
             std::mem::take(&mut self.log().calls)
         }
 
-        fn fail(&self, what: &'static str) -> Result<(), SidecarError> {
+        fn fail(&self, what: &'static str) -> Result<(), SidecarError<FakeError>> {
             let mut log = self.log();
             log.calls.push(what);
             if log.broken {
-                return Err(SidecarError::Call("connection reset".into()));
+                return Err(SidecarError::Call(FakeError::transient("connection reset")));
             }
             Ok(())
         }
     }
 
     impl Sidecar for Fake {
-        async fn converge(&mut self, _: &DesiredDaemon) -> Result<bool, SidecarError> {
+        type Error = FakeError;
+
+        async fn converge(&mut self, _: &DesiredDaemon) -> Result<bool, SidecarError<FakeError>> {
             self.fail("converge")?;
+            if self.log().refuses {
+                return Err(SidecarError::Call(FakeError {
+                    what: "the desired daemon state is invalid",
+                    transient: false,
+                }));
+            }
             self.log().lost_state = false;
             Ok(true)
         }
 
-        async fn restarted(&mut self) -> Result<bool, SidecarError> {
+        async fn restarted(&mut self) -> Result<bool, SidecarError<FakeError>> {
             self.fail("restarted")?;
             Ok(self.log().lost_state)
         }
 
-        async fn sessions(&mut self) -> Result<Vec<SessionView>, SidecarError> {
+        async fn sessions(&mut self) -> Result<Vec<PeerStatus>, SidecarError<FakeError>> {
             self.fail("sessions")?;
             Ok(Vec::new())
         }
@@ -193,11 +270,13 @@ mod tests {
     impl Connect for Fake {
         type Sidecar = Fake;
 
-        async fn connect(&self) -> Result<Fake, SidecarError> {
+        async fn connect(&self) -> Result<Fake, SidecarError<FakeError>> {
             let mut log = self.log();
             log.calls.push("connect");
             if log.connect_fails {
-                return Err(SidecarError::Connect("no such socket".into()));
+                return Err(SidecarError::Connect(FakeError::transient(
+                    "no such socket",
+                )));
             }
             Ok(self.clone())
         }
@@ -320,5 +399,31 @@ mod tests {
                 changed: true
             }
         );
+    }
+
+    #[tokio::test]
+    async fn a_refused_desired_state_backs_off_long_and_an_unreachable_daemon_briefly() {
+        let fake = Fake::default();
+        let mut announcer = Announcer::new(fake.clone());
+        fake.log().connect_fails = true;
+        let unreachable = announcer.step(&desired(2)).await.unwrap_err();
+        assert!(unreachable.is_transient());
+        assert_eq!(unreachable.retry_after(1), Duration::from_millis(100));
+        assert_eq!(
+            unreachable.retry_after(10),
+            Duration::from_secs(5),
+            "a transient failure is retried within seconds however often it failed"
+        );
+        fake.log().connect_fails = false;
+        fake.log().refuses = true;
+        let refused = announcer.step(&desired(2)).await.unwrap_err();
+        assert!(!refused.is_transient());
+        assert_eq!(refused.retry_after(1), Backoff::PERSISTENT.delay(1));
+        assert_eq!(
+            refused.retry_after(10),
+            Duration::from_secs(300),
+            "the same desired state is refused again: retried rarely"
+        );
+        assert!(refused.retry_after(1) > unreachable.retry_after(1));
     }
 }

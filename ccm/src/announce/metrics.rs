@@ -9,9 +9,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use super::announcer::{SidecarError, Step};
+use baremetal_ccm_core::announce::gobgp::PeerStatus;
+
+use super::announcer::Step;
 use super::plan::Plan;
-use super::status::SessionView;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Outcome {
@@ -73,7 +74,7 @@ impl Metrics {
         metrics
     }
 
-    pub(super) fn record(&self, plan: &Plan, outcome: &Result<Step, SidecarError>, took: Duration) {
+    pub(super) fn record<E>(&self, plan: &Plan, outcome: &Result<Step, E>, took: Duration) {
         self.paths
             .set(i64::try_from(plan.daemon.paths.len()).unwrap_or(i64::MAX));
         self.peers
@@ -93,11 +94,11 @@ impl Metrics {
         self.converges.get_or_create(&labels).inc();
     }
 
-    pub(super) fn sessions(&self, sessions: &[SessionView]) {
+    pub(super) fn sessions(&self, sessions: &[PeerStatus]) {
         self.sessions.clear();
         for session in sessions {
             let labels = State {
-                state: session.state.clone(),
+                state: session.state_name().to_owned(),
             };
             self.sessions.get_or_create(&labels).inc();
         }

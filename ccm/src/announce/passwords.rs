@@ -32,9 +32,46 @@ enum Read {
     #[default]
     Pending,
     /// The last attempt failed (the API server's answer, e.g. forbidden).
-    Failed(String),
+    Failed(Arc<watcher::Error>),
     /// Listed: the Secret's data, or `None` when it does not exist.
     Listed(Option<BTreeMap<String, ByteString>>),
+}
+
+/// Why a peer's password cannot be had (its peer is then not configured, with this reason).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PasswordError {
+    #[error(
+        "password Secrets are read from namespace {namespace} only; {referenced}/{name} is outside it"
+    )]
+    OutsideNamespace {
+        namespace: String,
+        referenced: String,
+        name: String,
+    },
+    #[error("password Secret {namespace}/{name} is not read yet")]
+    NotReadYet { namespace: String, name: String },
+    #[error("password Secret {namespace}/{name} cannot be read")]
+    Unreadable {
+        namespace: String,
+        name: String,
+        #[source]
+        source: Arc<watcher::Error>,
+    },
+    #[error("password Secret {namespace}/{name} does not exist")]
+    NoSecret { namespace: String, name: String },
+    #[error("password Secret {namespace}/{name} has no key {key:?}")]
+    NoKey {
+        namespace: String,
+        name: String,
+        key: String,
+    },
+    #[error("password in Secret {namespace}/{name} is not UTF-8 text")]
+    NotText {
+        namespace: String,
+        name: String,
+        #[source]
+        source: std::string::FromUtf8Error,
+    },
 }
 
 struct Watched {
@@ -128,42 +165,44 @@ impl Passwords {
     }
 
     /// The password `reference` points at, or why there is none.
-    pub fn password(&self, reference: &SecretKeyRef) -> Result<String, String> {
-        let namespace = &self.namespace;
-        let name = &reference.name;
+    pub fn password(&self, reference: &SecretKeyRef) -> Result<String, PasswordError> {
+        let namespace = self.namespace.clone();
+        let name = reference.name.clone();
         if !self.in_namespace(reference) {
-            return Err(format!(
-                "password Secrets are read from namespace {namespace} only; {}/{name} is outside it",
-                reference.namespace.as_deref().unwrap_or_default(),
-            ));
+            let referenced = reference.namespace.clone().unwrap_or_default();
+            return Err(PasswordError::OutsideNamespace {
+                namespace,
+                referenced,
+                name,
+            });
         }
-        let read = (self.lock().get(name))
+        let read = (self.lock().get(&name))
             .map(|w| w.state.borrow().clone())
             .unwrap_or_default();
         let data = match read {
-            Read::Pending => {
-                return Err(format!(
-                    "password Secret {namespace}/{name} is not read yet"
-                ));
+            Read::Pending => return Err(PasswordError::NotReadYet { namespace, name }),
+            Read::Failed(source) => {
+                return Err(PasswordError::Unreadable {
+                    namespace,
+                    name,
+                    source,
+                });
             }
-            Read::Failed(error) => {
-                return Err(format!(
-                    "password Secret {namespace}/{name} cannot be read: {error}"
-                ));
-            }
-            Read::Listed(None) => {
-                return Err(format!("password Secret {namespace}/{name} does not exist"));
-            }
+            Read::Listed(None) => return Err(PasswordError::NoSecret { namespace, name }),
             Read::Listed(Some(data)) => data,
         };
-        let bytes = data.get(&reference.key).ok_or_else(|| {
-            format!(
-                "password Secret {namespace}/{name} has no key {:?}",
-                reference.key
-            )
-        })?;
-        let text = String::from_utf8(bytes.0.clone()).map_err(|_not_utf8| {
-            format!("password in Secret {namespace}/{name} is not UTF-8 text")
+        let Some(bytes) = data.get(&reference.key) else {
+            let key = reference.key.clone();
+            return Err(PasswordError::NoKey {
+                namespace,
+                name,
+                key,
+            });
+        };
+        let text = String::from_utf8(bytes.0.clone()).map_err(|source| PasswordError::NotText {
+            namespace,
+            name,
+            source,
         })?;
         Ok(text.trim_end_matches(['\r', '\n']).to_owned())
     }
@@ -208,7 +247,7 @@ async fn watch_one(
                 // A password already read stays in use: a failing watch must not take a
                 // session down. Only a Secret never read reports the failure.
                 if !matches!(*state.borrow(), Read::Listed(_)) {
-                    state.send_replace(Read::Failed(error.to_string()));
+                    state.send_replace(Read::Failed(Arc::new(error)));
                     changed.send_modify(|generation| *generation = generation.wrapping_add(1));
                 }
                 continue;

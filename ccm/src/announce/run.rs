@@ -13,13 +13,14 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 use tokio::sync::watch;
 
-use super::announcer::{Announcer, Connect, SidecarError, Step};
+use baremetal_ccm_core::announce::gobgp::PeerStatus;
+
+use super::announcer::{Announcer, Connect, Step};
 use super::metrics::Metrics;
 use super::plan::{self, Inputs, Speaker};
-use super::status::{self, SessionView};
+use super::status;
 use super::world::{Snapshot, World};
 use crate::crd::bgppeer::{BGPPeer, SpeakerSession};
-use crate::retry::Backoff;
 
 /// How often the daemon is checked for a restart and re-converged if needed.
 const TICK: Duration = Duration::from_secs(1);
@@ -86,10 +87,10 @@ fn derived_router_id(name: &str) -> Ipv4Addr {
 /// The sessions to report and, when they cannot be known, why: the daemon is not converged
 /// (`daemon_error`), or reading its sessions failed. Either way every configured peer's entry
 /// must say `Unknown` with the cause, never a made-up `Idle`.
-fn session_outcome(
+fn session_outcome<E: std::error::Error>(
     daemon_error: Option<String>,
-    read: Option<Result<Vec<SessionView>, SidecarError>>,
-) -> (Vec<SessionView>, Option<String>) {
+    read: Option<Result<Vec<PeerStatus>, E>>,
+) -> (Vec<PeerStatus>, Option<String>) {
     match (daemon_error, read) {
         (Some(note), _) => (Vec::new(), Some(note)),
         (None, Some(Ok(sessions))) => (sessions, None),
@@ -125,7 +126,10 @@ pub async fn run<C: Connect>(client: Client, connect: C, settings: Settings, met
             endpoints: &snapshot.endpoints,
             nodes: &snapshot.nodes,
         };
-        let plan = plan::plan(&settings.speaker(&snapshot), inputs, &|r| world.password(r));
+        // A password that cannot be had skips its peer; the reason is its status message.
+        let password =
+            |r: &_| (world.password(r)).map_err(|error| crate::telemetry::error_chain(&error));
+        let plan = plan::plan(&settings.speaker(&snapshot), inputs, &password);
         let started = Instant::now();
         let outcome = announcer.step(&plan.daemon).await;
         metrics.record(&plan, &outcome, started.elapsed());
@@ -138,17 +142,15 @@ pub async fn run<C: Connect>(client: Client, connect: C, settings: Settings, met
             Err(error) => {
                 failures = failures.saturating_add(1);
                 let note = crate::telemetry::error_chain(error);
+                let wait = error.retry_after(failures);
                 tracing::warn!(
                     error = note,
                     attempt = failures,
+                    transient = error.is_transient(),
+                    retry_in = ?wait,
                     "the BGP daemon is not converged; retrying"
                 );
-                (
-                    Backoff::TRANSIENT
-                        .delay(failures)
-                        .min(Duration::from_secs(5)),
-                    Some(note),
-                )
+                (wait, Some(note))
             }
         };
         if Instant::now() >= next_status || daemon_error.is_some() {
@@ -282,6 +284,8 @@ impl StatusWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::announce::announcer::SidecarError;
+    use crate::announce::gobgp::GobgpError;
 
     /// A configured peer's entry as `status::entries` writes it before anything is known.
     fn entries_with_one_configured_and_one_skipped_peer() -> BTreeMap<String, SpeakerSession> {
@@ -295,7 +299,10 @@ mod tests {
 
     #[test]
     fn a_failed_session_read_is_unknown_with_its_cause_never_idle() {
-        let failed = Some(Err(SidecarError::Call("connection reset".into())));
+        let failed = Some(Err(SidecarError::Call(GobgpError::Call {
+            call: "ListPeer",
+            source: tonic::Status::unavailable("connection reset"),
+        })));
         let (sessions, cause) = session_outcome(None, failed);
         assert!(sessions.is_empty());
         let cause = cause.expect("a failed read has a cause");
@@ -317,9 +324,9 @@ mod tests {
 
     #[test]
     fn the_daemon_error_is_the_cause_and_a_good_read_has_none() {
-        let (_, cause) = session_outcome(Some("not converged".into()), None);
+        let (_, cause) = session_outcome::<GobgpError>(Some("not converged".into()), None);
         assert_eq!(cause.as_deref(), Some("not converged"));
-        let (sessions, cause) = session_outcome(None, Some(Ok(Vec::new())));
+        let (sessions, cause) = session_outcome::<GobgpError>(None, Some(Ok(Vec::new())));
         assert!(sessions.is_empty() && cause.is_none());
     }
 

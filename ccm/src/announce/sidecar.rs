@@ -1,16 +1,22 @@
 //! The GoBGP daemon as the announcer's [`Sidecar`]: the adapter's converge, its restart
-//! signal, and its peer statuses in the form the `BGPPeer` status reports them.
+//! signal, and its sessions, with [`GobgpError`] kept as the cause so that its
+//! classification ([`GobgpError::is_transient`]) decides how the announcer backs off.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::SystemTime;
 
+use baremetal_ccm_core::announce::gobgp::PeerStatus;
 use futures::FutureExt as _;
 
-use super::announcer::{Connect, Sidecar, SidecarError};
-use super::desired::Afi;
-use super::gobgp::{Daemon, PeerStatus, RestartCause, SessionState};
-use super::status::SessionView;
+use super::announcer::{Connect, DaemonError, Sidecar, SidecarError};
+use super::desired::DesiredDaemon;
+use super::gobgp::{Daemon, GobgpError, RestartCause};
+
+impl DaemonError for GobgpError {
+    fn is_transient(&self) -> bool {
+        GobgpError::is_transient(self)
+    }
+}
 
 /// Connects to the gobgpd sidecar at an endpoint.
 #[derive(Debug, Clone)]
@@ -35,21 +41,21 @@ impl std::fmt::Debug for GobgpSidecar {
 impl Connect for GobgpConnect {
     type Sidecar = GobgpSidecar;
 
-    async fn connect(&self) -> Result<GobgpSidecar, SidecarError> {
-        let daemon = (Daemon::connect(&self.endpoint).await)
-            .map_err(|error| SidecarError::Connect(Box::new(error)))?;
+    async fn connect(&self) -> Result<GobgpSidecar, SidecarError<GobgpError>> {
+        let daemon = (Daemon::connect(&self.endpoint).await).map_err(SidecarError::Connect)?;
         let restarted = Box::pin(daemon.restarted());
         Ok(GobgpSidecar { daemon, restarted })
     }
 }
 
 impl Sidecar for GobgpSidecar {
+    type Error = GobgpError;
+
     async fn converge(
         &mut self,
-        desired: &super::desired::DesiredDaemon,
-    ) -> Result<bool, SidecarError> {
-        let report = (self.daemon.converge(desired).await)
-            .map_err(|error| SidecarError::Call(Box::new(error)))?;
+        desired: &DesiredDaemon,
+    ) -> Result<bool, SidecarError<GobgpError>> {
+        let report = (self.daemon.converge(desired).await).map_err(SidecarError::Call)?;
         if report.changed() {
             tracing::debug!(?report, "converged the BGP daemon");
         }
@@ -60,7 +66,7 @@ impl Sidecar for GobgpSidecar {
         self.daemon.settled()
     }
 
-    async fn restarted(&mut self) -> Result<bool, SidecarError> {
+    async fn restarted(&mut self) -> Result<bool, SidecarError<GobgpError>> {
         match (&mut self.restarted).now_or_never() {
             Some(cause) => {
                 tracing::info!(?cause, "the BGP daemon restarted or its watch broke");
@@ -70,46 +76,35 @@ impl Sidecar for GobgpSidecar {
         }
     }
 
-    async fn sessions(&mut self) -> Result<Vec<SessionView>, SidecarError> {
-        let statuses = (self.daemon.peer_statuses().await)
-            .map_err(|error| SidecarError::Call(Box::new(error)))?;
-        Ok(statuses.iter().map(view).collect())
+    async fn sessions(&mut self) -> Result<Vec<PeerStatus>, SidecarError<GobgpError>> {
+        (self.daemon.peer_statuses().await).map_err(SidecarError::Call)
     }
 }
 
-fn rfc3339(time: SystemTime) -> Option<String> {
-    k8s_openapi::jiff::Timestamp::try_from(time)
-        .ok()
-        .map(|t| t.to_string())
-}
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
 
-fn view(status: &PeerStatus) -> SessionView {
-    let established = status.session == SessionState::Established;
-    let state = match status.session {
-        SessionState::Idle if status.admin_down => "AdminDown",
-        SessionState::Idle => "Idle",
-        SessionState::Connect => "Connect",
-        SessionState::Active => "Active",
-        SessionState::OpenSent => "OpenSent",
-        SessionState::OpenConfirm => "OpenConfirm",
-        SessionState::Established => "Established",
-        SessionState::Unknown => "Unknown",
-    };
-    let last_error = status.last_down.as_ref().map(|down| {
-        let reason = down.reason.unwrap_or("session down");
-        match &down.message {
-            Some(message) if !message.is_empty() => format!("{reason}: {message}"),
-            _ => reason.to_owned(),
-        }
-    });
-    SessionView {
-        address: status.address,
-        state: state.to_owned(),
-        established_since: status.established_since.and_then(rfc3339),
-        ipv4_sent: established.then(|| status.advertised.get(&Afi::Ipv4).copied().unwrap_or(0)),
-        ipv6_sent: established.then(|| status.advertised.get(&Afi::Ipv6).copied().unwrap_or(0)),
-        add_path_negotiated: established.then_some(!status.router_receives_add_path.is_empty()),
-        bfd_state: status.bfd.map(|bfd| format!("{bfd:?}")),
-        last_error,
+    use baremetal_ccm_core::announce::gobgp::PlanError;
+
+    use super::*;
+    use crate::retry::Backoff;
+
+    #[test]
+    fn an_invalid_desired_state_backs_off_slowly_and_a_failed_call_quickly() {
+        let invalid = SidecarError::Call(GobgpError::Desired(PlanError::NoAsn));
+        assert!(!invalid.is_transient());
+        assert_eq!(invalid.retry_after(1), Backoff::PERSISTENT.delay(1));
+        let failed = SidecarError::Call(GobgpError::Call {
+            call: "AddPeer",
+            source: tonic::Status::unavailable("connection reset"),
+        });
+        assert!(failed.is_transient());
+        assert_eq!(failed.retry_after(1), Duration::from_millis(100));
+        let endpoint = "tcp://somewhere".parse::<crate::announce::gobgp::Endpoint>();
+        let bad_endpoint = SidecarError::Connect(GobgpError::Endpoint(
+            endpoint.expect_err("only unix:// and http:// endpoints are accepted"),
+        ));
+        assert!(!bad_endpoint.is_transient());
     }
 }

@@ -13,7 +13,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, Resource, ResourceExt as _};
 
-use super::passwords::Passwords;
+use super::passwords::{PasswordError, Passwords};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
@@ -134,7 +134,7 @@ impl World {
     }
 
     /// The password a peer's Secret reference points at.
-    pub fn password(&self, reference: &SecretKeyRef) -> Result<String, String> {
+    pub fn password(&self, reference: &SecretKeyRef) -> Result<String, PasswordError> {
         self.passwords.password(reference)
     }
 }

@@ -19,7 +19,7 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use baremetal_ccm::announce::desired::{
+use baremetal_ccm_core::announce::desired::{
     Afi, DesiredDaemon, DesiredPath, DesiredPeer, ExportRule, Global,
 };
 use ipnet::IpNet;

@@ -1,42 +1,15 @@
 //! What one speaker reports in each `BGPPeer`'s status: its own entry, decided from the plan
-//! it configured and the sessions its daemon reports.
+//! it configured and the sessions its daemon reports ([`PeerStatus`], converted here, once,
+//! into the CRD's `SpeakerSession`).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::time::SystemTime;
 
+use super::desired::Afi;
+use super::gobgp::PeerStatus;
 use super::plan::Plan;
 use crate::crd::bgppeer::SpeakerSession;
-
-/// A session as the daemon reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionView {
-    pub address: IpAddr,
-    /// `Idle`, `Connect`, `Active`, `OpenSent`, `OpenConfirm`, `Established`.
-    pub state: String,
-    /// RFC 3339.
-    pub established_since: Option<String>,
-    pub ipv4_sent: Option<u64>,
-    pub ipv6_sent: Option<u64>,
-    pub add_path_negotiated: Option<bool>,
-    pub bfd_state: Option<String>,
-    pub last_error: Option<String>,
-}
-
-impl SessionView {
-    /// A session in `state` with nothing else known yet.
-    pub fn new(address: IpAddr, state: &str) -> Self {
-        Self {
-            address,
-            state: state.to_owned(),
-            established_since: None,
-            ipv4_sent: None,
-            ipv6_sent: None,
-            add_path_negotiated: None,
-            bfd_state: None,
-            last_error: None,
-        }
-    }
-}
 
 /// State reported for a peer this speaker cannot configure.
 pub const NOT_CONFIGURED: &str = "NotConfigured";
@@ -50,26 +23,16 @@ pub const UNKNOWN: &str = "Unknown";
 pub fn entries(
     speaker: &str,
     plan: &Plan,
-    sessions: &[SessionView],
+    sessions: &[PeerStatus],
     invalid: &BTreeMap<String, String>,
     report_invalid: bool,
 ) -> BTreeMap<String, SpeakerSession> {
-    let by_address: BTreeMap<IpAddr, &SessionView> =
+    let by_address: BTreeMap<IpAddr, &PeerStatus> =
         sessions.iter().map(|s| (s.address, s)).collect();
     let mut entries = BTreeMap::new();
     for (address, name) in &plan.peer_names {
         let entry = match by_address.get(address) {
-            Some(session) => SpeakerSession {
-                speaker: speaker.to_owned(),
-                state: session.state.clone(),
-                established_since: session.established_since.clone(),
-                ipv4_prefixes_sent: session.ipv4_sent,
-                ipv6_prefixes_sent: session.ipv6_sent,
-                add_path_negotiated: session.add_path_negotiated,
-                bfd_state: session.bfd_state.clone(),
-                last_error: session.last_error.clone(),
-                updated: String::new(),
-            },
+            Some(session) => speaker_session(speaker, session),
             None => SpeakerSession {
                 speaker: speaker.to_owned(),
                 state: "Idle".to_owned(),
@@ -94,6 +57,31 @@ pub fn entries(
     entries
 }
 
+/// A session as the status shows it: counts and ADD-PATH only while Established (before,
+/// they say nothing), times in RFC 3339.
+fn speaker_session(speaker: &str, status: &PeerStatus) -> SpeakerSession {
+    let established = status.is_established();
+    let sent = |afi| established.then(|| status.advertised.get(&afi).copied().unwrap_or(0));
+    SpeakerSession {
+        speaker: speaker.to_owned(),
+        state: status.state_name().to_owned(),
+        established_since: status.established_since.and_then(rfc3339),
+        ipv4_prefixes_sent: sent(Afi::Ipv4),
+        ipv6_prefixes_sent: sent(Afi::Ipv6),
+        add_path_negotiated: established.then_some(!status.router_receives_add_path.is_empty()),
+        bfd_state: status.bfd.map(|bfd| format!("{bfd:?}")),
+        last_error: status.last_error(),
+        updated: String::new(),
+    }
+}
+
+/// A time the API can hold; `None` for one before 1970 or beyond what RFC 3339 can say.
+fn rfc3339(time: SystemTime) -> Option<String> {
+    k8s_openapi::jiff::Timestamp::try_from(time)
+        .ok()
+        .map(|t| t.to_string())
+}
+
 /// Marks every configured peer's entry `Unknown` with `cause` (the daemon's sessions cannot be
 /// known); entries that say why a peer is not configured keep saying it.
 pub fn mark_unknown(entries: &mut BTreeMap<String, SpeakerSession>, cause: &str) {
@@ -115,6 +103,7 @@ pub fn differs(a: &SpeakerSession, b: &SpeakerSession) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::announce::gobgp::{BfdState, LastDown, SessionState};
 
     fn ip(text: &str) -> IpAddr {
         text.parse().expect("fixture IPs are valid")
@@ -129,10 +118,10 @@ mod tests {
             "tor-md5".into(),
             "password Secret kube-system/bgp does not exist".into(),
         );
-        let sessions = [SessionView {
-            ipv4_sent: Some(3),
-            add_path_negotiated: Some(true),
-            ..SessionView::new(ip("198.51.100.1"), "Established")
+        let sessions = [PeerStatus {
+            advertised: BTreeMap::from([(Afi::Ipv4, 3)]),
+            router_receives_add_path: [Afi::Ipv4].into(),
+            ..PeerStatus::new(ip("198.51.100.1"), SessionState::Established)
         }];
         let invalid = BTreeMap::from([(
             "broken".to_owned(),
@@ -154,6 +143,54 @@ mod tests {
         assert!(entries.values().all(|e| e.speaker == "ccm-a"));
         let node_speaker = super::entries("node-1", &plan, &sessions, &invalid, false);
         assert!(!node_speaker.contains_key("broken"));
+    }
+
+    #[test]
+    fn a_session_shows_counts_and_add_path_only_while_established() {
+        let mut plan = Plan::default();
+        plan.peer_names.insert(ip("198.51.100.1"), "tor-a".into());
+        plan.peer_names.insert(ip("2001:db8::1"), "tor-b".into());
+        let since = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        let up = PeerStatus {
+            established_since: Some(since),
+            advertised: BTreeMap::from([(Afi::Ipv4, 3)]),
+            bfd: Some(BfdState::Up),
+            ..PeerStatus::new(ip("198.51.100.1"), SessionState::Established)
+        };
+        let down = PeerStatus {
+            admin_down: true,
+            advertised: BTreeMap::from([(Afi::Ipv6, 7)]),
+            router_receives_add_path: [Afi::Ipv6].into(),
+            last_down: Some(LastDown {
+                at: since,
+                reason: Some("DISCONNECT_REASON_ADMIN_DOWN"),
+                message: None,
+            }),
+            ..PeerStatus::new(ip("2001:db8::1"), SessionState::Idle)
+        };
+        let entries = entries("ccm-a", &plan, &[up, down], &BTreeMap::new(), false);
+        assert_eq!(
+            serde_json::to_value(&entries["tor-a"]).expect("serializable"),
+            serde_json::json!({
+                "speaker": "ccm-a",
+                "state": "Established",
+                "establishedSince": "2023-11-14T22:13:20Z",
+                "ipv4PrefixesSent": 3,
+                "ipv6PrefixesSent": 0,
+                "addPathNegotiated": false,
+                "bfdState": "Up",
+                "updated": "",
+            })
+        );
+        assert_eq!(
+            serde_json::to_value(&entries["tor-b"]).expect("serializable"),
+            serde_json::json!({
+                "speaker": "ccm-a",
+                "state": "AdminDown",
+                "lastError": "DISCONNECT_REASON_ADMIN_DOWN",
+                "updated": "",
+            })
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Reads what a gobgpd holds into plain data ([`Actual`]): global settings, peers, our
+//! Reads what a gobgpd holds into the core's model ([`Actual`]): global settings, peers, our
 //! defined sets and policies, the global policy assignments, and the locally originated
 //! paths of the global table. The listed peers are kept as received for read-modify-write
 //! updates.
@@ -9,10 +9,13 @@ use std::net::IpAddr;
 use gobgp_api_proto::api::{self, DefinedType, PolicyDirection, TableType};
 use tonic::Streaming;
 
+use baremetal_ccm_core::announce::gobgp::policy::{IMPORT_POLICY_NAME, is_our_policy, is_our_set};
+use baremetal_ccm_core::announce::gobgp::state::{
+    Actual, ActualExport, Assignment, ImportPolicy, PathKey,
+};
+
 use super::convert::{self, ConvertError};
-use super::peer::PeerSpec;
-use super::policy::{IMPORT_POLICY_NAME, is_our_policy, is_our_set};
-use super::state::{Actual, ActualExport, Assignment, ImportPolicy, PathKey};
+use super::peer::peer_spec;
 use super::{Client, GobgpError, request};
 use crate::announce::desired::Afi;
 
@@ -60,7 +63,7 @@ pub(crate) async fn read(
     let listed_peers = read_peers(client).await?;
     let peers = (listed_peers.iter())
         .map(|(address, peer)| {
-            let (_, spec) = PeerSpec::from_api(peer).map_err(unreadable("ListPeer"))?;
+            let (_, spec) = peer_spec(peer).map_err(unreadable("ListPeer"))?;
             Ok((*address, spec))
         })
         .collect::<Result<_, GobgpError>>()?;
@@ -211,7 +214,7 @@ async fn read_export(client: &mut Client) -> Result<ActualExport, GobgpError> {
 async fn read_paths(
     client: &mut Client,
     afi: Afi,
-) -> Result<BTreeMap<super::state::PathKey, IpAddr>, GobgpError> {
+) -> Result<BTreeMap<PathKey, IpAddr>, GobgpError> {
     let stream = client
         .list_path(request(api::ListPathRequest {
             table_type: TableType::Global as i32,

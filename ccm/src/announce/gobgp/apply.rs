@@ -1,4 +1,4 @@
-//! Executes a plan against the daemon, one operation after the other, counting what it
+//! Executes a plan (the core's [`Op`]s) against the daemon, one operation after the other, counting what it
 //! changed. Paths are added through `AddPathStream` in batches and deleted one by one with
 //! the specific path (never the empty `DeletePath`, which deletes every local path).
 
@@ -8,11 +8,12 @@ use std::net::IpAddr;
 use futures::{StreamExt as _, TryStreamExt as _};
 use gobgp_api_proto::api::{self, DefinedType, PolicyDirection, RouteAction, TableType};
 
+use baremetal_ccm_core::announce::gobgp::plan::{Op, SetEntries, SetName};
+use baremetal_ccm_core::announce::gobgp::policy::{IMPORT_POLICY_NAME, Statement};
+use baremetal_ccm_core::announce::gobgp::state::PathKey;
+
 use super::convert;
 use super::peer::{new_peer, updated_peer};
-use super::plan::{Op, SetEntries, SetName};
-use super::policy::{IMPORT_POLICY_NAME, Statement};
-use super::state::PathKey;
 use super::{Client, ConvergeReport, GobgpError, request};
 use crate::announce::desired::Global;
 

@@ -1,6 +1,7 @@
-//! Conversions between the desired daemon state and the GoBGP v4 protobuf messages, both
-//! ways: global settings, families, locally originated paths, defined sets, statements and
-//! policy assignments. Peers have their own module (`peer`).
+//! Conversions between the model of a gobgpd (the core's `announce::gobgp`) and the GoBGP v4
+//! protobuf messages, both ways: global settings, families, locally originated paths, defined
+//! sets, statements and policy assignments. Peers (`peer`) and session states (`status`)
+//! have their own modules.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -11,8 +12,11 @@ use gobgp_api_proto::api::{
 };
 use ipnet::IpNet;
 
-use super::policy::{Action, Attributes, IMPORT_POLICY_NAME, IMPORT_STATEMENT_NAME, Statement};
-use super::state::{Disposition, PathKey, PrefixEntry};
+use baremetal_ccm_core::announce::gobgp::policy::{
+    Action, Attributes, IMPORT_POLICY_NAME, IMPORT_STATEMENT_NAME, Statement,
+};
+use baremetal_ccm_core::announce::gobgp::state::{Disposition, PathKey, PrefixEntry};
+
 use crate::announce::desired::{Afi, Global};
 
 /// Something the daemon returned that we cannot read.
@@ -51,10 +55,6 @@ pub enum ConvertError {
     #[error("a community gobgpd printed cannot be read")]
     Community(#[from] crate::crd::community::CommunityError),
 }
-
-/// Port 0 means the BGP port to gobgpd (`SetDefaultGlobalConfigValues`, and the FSM's
-/// dialer for peers).
-pub(crate) const BGP_PORT: u16 = 179;
 
 pub(crate) fn family(afi: Afi) -> api::Family {
     let afi = match afi {
@@ -118,18 +118,6 @@ pub(crate) fn global_from_api(
         router_id,
         listen_port: global.listen_port,
     }))
-}
-
-/// `global` as gobgpd reports it back once started (a listen port of 0 reads back as 179).
-pub(crate) fn normalized_global(global: &Global) -> Global {
-    Global {
-        listen_port: if global.listen_port == 0 {
-            i32::from(BGP_PORT)
-        } else {
-            global.listen_port
-        },
-        ..global.clone()
-    }
 }
 
 fn prefix_nlri(prefix: &IpNet) -> Nlri {
@@ -641,13 +629,7 @@ mod tests {
     }
 
     #[test]
-    fn a_listen_port_of_zero_reads_back_as_the_bgp_port() {
-        let global = Global {
-            asn: 64512,
-            router_id: "192.0.2.1".parse().expect("id"),
-            listen_port: 0,
-        };
-        assert_eq!(normalized_global(&global).listen_port, 179);
+    fn bgp_not_started_reads_back_as_no_global_settings() {
         assert_eq!(
             global_from_api(Some(&api::Global::default())).expect("ok"),
             None

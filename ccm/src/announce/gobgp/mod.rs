@@ -1,19 +1,19 @@
-//! The GoBGP adapter: one idempotent [`Daemon::converge`] that makes a gobgpd (v4 API) hold
-//! exactly a [`DesiredDaemon`], the [`PeerStatus`] of its sessions, and a signal when the
+//! The GoBGP wire adapter: one idempotent [`Daemon::converge`] that makes a gobgpd (v4 API)
+//! hold exactly a [`DesiredDaemon`], the [`PeerStatus`] of its sessions, and a signal when the
 //! daemon restarted (it keeps nothing across a restart) so the caller converges again.
 //!
-//! Converge reads the daemon (`actual`), plans purely (`plan`), and applies the plan
-//! (`apply`); see `docs/design/0001-gobgp-converge.md`.
+//! Converge reads the daemon into the core's model (`actual`), plans with the core's pure
+//! planner (`baremetal_ccm_core::announce::gobgp::plan`), and applies the plan (`apply`). This
+//! module owns the connection, the calls and the protobuf conversions (`convert`, `peer`,
+//! `status`); it is the only code that sees `gobgp_api_proto`. See
+//! `docs/design/0001-gobgp-converge.md`.
 
 mod actual;
 mod apply;
 mod connect;
 mod convert;
 mod peer;
-mod plan;
-mod policy;
 mod sessions;
-mod state;
 mod status;
 mod watch;
 
@@ -27,12 +27,10 @@ use std::time::{Duration, Instant};
 use gobgp_api_proto::GoBgpServiceClient;
 use tonic::transport::Channel;
 
+use baremetal_ccm_core::announce::gobgp::{PathKey, PeerStatus, PlanError, plan};
+
 pub use self::connect::{Endpoint, EndpointError};
 pub use self::convert::ConvertError;
-pub use self::plan::PlanError;
-pub use self::policy::{EXPORT_POLICY_NAMES, ExportRuleError};
-use self::state::PathKey;
-pub use self::status::{BfdState, LastDown, PeerStatus, SessionState};
 pub use self::watch::RestartCause;
 use crate::announce::desired::DesiredDaemon;
 
@@ -81,7 +79,9 @@ pub enum GobgpError {
 }
 
 impl GobgpError {
-    /// Whether trying again later can succeed without another desired state.
+    /// Whether trying again later can succeed without another desired state. The announcer
+    /// retries a transient error within seconds and any other one slowly
+    /// (`SidecarError::retry_after`).
     pub fn is_transient(&self) -> bool {
         !matches!(self, GobgpError::Endpoint(_) | GobgpError::Desired(_))
     }

@@ -1,16 +1,10 @@
-//! A neighbor as far as we configure it ([`PeerSpec`]: the fields we own, normalized so that
-//! what gobgpd reports back compares equal to what we asked for), and the `AddPeer` /
-//! `UpdatePeer` messages built from it.
+//! A neighbor on the wire: the core's [`PeerSpec`] read back from what `ListPeer` reports,
+//! and the `AddPeer` / `UpdatePeer` messages built from it (an update keeps every field we do
+//! not own).
 //!
 //! gobgp v4.8.0 facts used here:
-//! - `SetDefaultNeighborConfigValues` (`pkg/config/oc/default.go`) fills connect-retry 120 s,
-//!   hold 90 s, keepalive hold/3, graceful-restart time = hold and deferral 360 s when
-//!   enabled, BFD port 3784 / multiplier 3 / 1 s intervals, multihop TTL 255, and the
-//!   transport local address `0.0.0.0` / `::`;
-//! - `ListPeer` reports the *connected* local address once a session is up
-//!   (`NewPeerFromConfigStruct` in `pkg/config/oc/util.go`), so the local address cannot be
-//!   read back as configuration: we own it and always send it empty (the kernel chooses);
-//! - `PeerConf.auth_password` is read back as set, so a password change is seen;
+//! - `ListPeer` reports the *connected* local address once a session is up, so the local
+//!   address is always sent empty (the kernel chooses; see the core's `peer`);
 //! - `graceful_restart.local_restarting` on `AddPeer` becomes the peer's
 //!   `GracefulRestart.State.LocalRestarting` (`newNeighborFromAPIStruct`), which is what
 //!   gobgpd's own `--graceful-restart` flag sets for configured peers (`pkg/config/config.go`
@@ -20,221 +14,71 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::time::Duration;
 
+use baremetal_ccm_core::announce::gobgp::BGP_PORT;
+use baremetal_ccm_core::announce::gobgp::peer::{
+    BfdSpec, FamilySpec, GracefulRestartSpec, PeerSpec, SessionFamily, Timers,
+};
 use gobgp_api_proto::api;
 
-use super::convert::{BGP_PORT, ConvertError, family, parse_addr, unicast_afi};
-use crate::announce::desired::{Afi, DesiredPeer, Password};
+use super::convert::{ConvertError, family, parse_addr, unicast_afi};
+use crate::announce::desired::Password;
 
-const DEFAULT_CONNECT_RETRY: u64 = 120;
-/// gobgpd's `idle-hold-time-after-reset` when 0 is configured.
-const DEFAULT_IDLE_HOLD_AFTER_RESET: u64 = 30;
-const DEFAULT_HOLD_TIME: u64 = 90;
-const DEFAULT_MULTIHOP_TTL: u8 = 255;
-/// The Restart Time field of the graceful-restart capability has 12 bits (RFC 4724).
-const MAX_RESTART_TIME: u32 = 4095;
-/// Upper bound of the selection deferral after a restart. We learn no routes, so waiting
-/// for the routers' End-of-RIB buys nothing; it only matters while a router is down during
-/// our restart, and then it delays the other routers' updates by up to this long.
-const MAX_DEFERRAL: u32 = 10;
-
-/// An address family of a session as gobgpd holds it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) enum SessionFamily {
-    Unicast(Afi),
-    /// A family we never configure (found on a peer someone else changed).
-    Other {
-        afi: i32,
-        safi: i32,
-    },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct FamilySpec {
-    pub graceful_restart: bool,
-    pub add_path_send_max: u32,
-    pub add_path_receive: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Timers {
-    pub connect_retry: u64,
-    pub hold_time: u64,
-    pub keepalive: u64,
-    pub idle_hold_after_reset: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct GracefulRestartSpec {
-    pub restart_time: u32,
-    pub deferral_time: u32,
-}
-
-/// Intervals in microseconds, as gobgpd and the BFD wire carry them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct BfdSpec {
-    pub min_tx_us: u32,
-    pub min_rx_us: u32,
-    pub multiplier: u32,
-}
-
-/// The settings of one neighbor that converge owns.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PeerSpec {
-    pub port: u16,
-    pub peer_asn: u32,
-    pub local_asn: u32,
-    /// The `BGPPeer` the session comes from, shown by `gobgp neighbor <address>`.
-    pub description: String,
-    pub password: Option<Password>,
-    pub multihop_ttl: Option<u8>,
-    pub timers: Timers,
-    pub graceful_restart: Option<GracefulRestartSpec>,
-    pub bfd: Option<BfdSpec>,
-    pub families: BTreeMap<SessionFamily, FamilySpec>,
-    pub passive: bool,
-}
-
-fn seconds_up(d: Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
-}
-
-fn micros(d: Duration) -> u32 {
-    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
-}
-
-impl PeerSpec {
-    /// What gobgpd holds once `peer` is configured on a daemon whose global ASN is
-    /// `global_asn` (its defaults applied the way `SetDefaultNeighborConfigValues` does).
-    pub(crate) fn from_desired(peer: &DesiredPeer, global_asn: u32) -> PeerSpec {
-        let hold_time = match seconds_up(peer.hold_time) {
-            0 => DEFAULT_HOLD_TIME,
-            secs => secs,
-        };
-        let timers = Timers {
-            connect_retry: match seconds_up(peer.connect_retry) {
-                0 => DEFAULT_CONNECT_RETRY,
-                secs => secs,
-            },
-            hold_time,
-            keepalive: match seconds_up(peer.keepalive) {
-                0 => hold_time / 3,
-                secs => secs,
-            },
-            idle_hold_after_reset: match seconds_up(peer.idle_hold_after_reset) {
-                0 => DEFAULT_IDLE_HOLD_AFTER_RESET,
-                secs => secs,
-            },
-        };
-        let graceful_restart = peer.graceful_restart.map(|time| {
-            let restart_time = match seconds_up(time) {
-                0 => hold_time,
-                secs => secs,
-            };
-            let restart_time = u32::try_from(restart_time)
-                .unwrap_or(MAX_RESTART_TIME)
-                .min(MAX_RESTART_TIME);
-            GracefulRestartSpec {
-                restart_time,
-                deferral_time: (restart_time / 2).clamp(1, MAX_DEFERRAL),
-            }
-        });
-        let families = peer
-            .families
-            .iter()
-            .map(|afi| {
-                let spec = FamilySpec {
-                    graceful_restart: graceful_restart.is_some(),
-                    add_path_send_max: peer.add_path_send_max.into(),
-                    add_path_receive: false,
-                };
-                (SessionFamily::Unicast(*afi), spec)
-            })
-            .collect();
-        PeerSpec {
-            port: if peer.port == 0 { BGP_PORT } else { peer.port },
-            peer_asn: peer.peer_asn,
-            local_asn: if peer.local_asn == 0 {
-                global_asn
-            } else {
-                peer.local_asn
-            },
-            description: peer.source.clone(),
-            password: peer.password.clone().filter(|p| !p.0.is_empty()),
-            multihop_ttl: peer.multihop_ttl.map(|ttl| match ttl {
-                0 => DEFAULT_MULTIHOP_TTL,
-                ttl => ttl,
-            }),
-            timers,
-            graceful_restart,
-            bfd: peer.bfd.map(|bfd| BfdSpec {
-                min_tx_us: micros(bfd.min_tx),
-                min_rx_us: micros(bfd.min_rx),
-                multiplier: bfd.multiplier.into(),
-            }),
-            families,
-            passive: false,
-        }
-    }
-
-    /// The neighbor `ListPeer` reported, with its address.
-    pub(crate) fn from_api(peer: &api::Peer) -> Result<(IpAddr, PeerSpec), ConvertError> {
-        let conf = peer.conf.clone().unwrap_or_default();
-        let address = parse_addr("neighbor address", &conf.neighbor_address)?;
-        let transport = peer.transport.clone().unwrap_or_default();
-        let port =
-            u16::try_from(transport.remote_port).map_err(|source| ConvertError::OutOfRange {
-                field: "remote port",
-                value: transport.remote_port.into(),
+/// The neighbor `ListPeer` reported, with its address.
+pub(crate) fn peer_spec(peer: &api::Peer) -> Result<(IpAddr, PeerSpec), ConvertError> {
+    let conf = peer.conf.clone().unwrap_or_default();
+    let address = parse_addr("neighbor address", &conf.neighbor_address)?;
+    let transport = peer.transport.clone().unwrap_or_default();
+    let port = u16::try_from(transport.remote_port).map_err(|source| ConvertError::OutOfRange {
+        field: "remote port",
+        value: transport.remote_port.into(),
+        source,
+    })?;
+    let timers = peer
+        .timers
+        .as_ref()
+        .and_then(|t| t.config)
+        .unwrap_or_default();
+    let multihop = peer.ebgp_multihop.unwrap_or_default();
+    let multihop_ttl = if multihop.enabled {
+        let ttl =
+            u8::try_from(multihop.multihop_ttl).map_err(|source| ConvertError::OutOfRange {
+                field: "multihop TTL",
+                value: multihop.multihop_ttl.into(),
                 source,
             })?;
-        let timers = peer
-            .timers
-            .as_ref()
-            .and_then(|t| t.config)
-            .unwrap_or_default();
-        let multihop = peer.ebgp_multihop.unwrap_or_default();
-        let multihop_ttl = if multihop.enabled {
-            let ttl =
-                u8::try_from(multihop.multihop_ttl).map_err(|source| ConvertError::OutOfRange {
-                    field: "multihop TTL",
-                    value: multihop.multihop_ttl.into(),
-                    source,
-                })?;
-            Some(ttl)
-        } else {
-            None
-        };
-        let gr = peer.graceful_restart.clone().unwrap_or_default();
-        let bfd = peer.bfd.unwrap_or_default();
-        let spec = PeerSpec {
-            port: if port == 0 { BGP_PORT } else { port },
-            peer_asn: conf.peer_asn,
-            local_asn: conf.local_asn,
-            description: conf.description,
-            password: (!conf.auth_password.is_empty()).then_some(Password(conf.auth_password)),
-            multihop_ttl,
-            timers: Timers {
-                connect_retry: timers.connect_retry,
-                hold_time: timers.hold_time,
-                keepalive: timers.keepalive_interval,
-                idle_hold_after_reset: timers.idle_hold_time_after_reset,
-            },
-            graceful_restart: gr.enabled.then_some(GracefulRestartSpec {
-                restart_time: gr.restart_time,
-                deferral_time: gr.deferral_time,
-            }),
-            bfd: bfd.enabled.then_some(BfdSpec {
-                min_tx_us: bfd.desired_minimum_tx_interval,
-                min_rx_us: bfd.required_minimum_receive,
-                multiplier: bfd.detection_multiplier,
-            }),
-            families: families_from_api(&peer.afi_safis),
-            passive: transport.passive_mode,
-        };
-        Ok((address, spec))
-    }
+        Some(ttl)
+    } else {
+        None
+    };
+    let gr = peer.graceful_restart.clone().unwrap_or_default();
+    let bfd = peer.bfd.unwrap_or_default();
+    let spec = PeerSpec {
+        port: if port == 0 { BGP_PORT } else { port },
+        peer_asn: conf.peer_asn,
+        local_asn: conf.local_asn,
+        description: conf.description,
+        password: (!conf.auth_password.is_empty()).then_some(Password(conf.auth_password)),
+        multihop_ttl,
+        timers: Timers {
+            connect_retry: timers.connect_retry,
+            hold_time: timers.hold_time,
+            keepalive: timers.keepalive_interval,
+            idle_hold_after_reset: timers.idle_hold_time_after_reset,
+        },
+        graceful_restart: gr.enabled.then_some(GracefulRestartSpec {
+            restart_time: gr.restart_time,
+            deferral_time: gr.deferral_time,
+        }),
+        bfd: bfd.enabled.then_some(BfdSpec {
+            min_tx_us: bfd.desired_minimum_tx_interval,
+            min_rx_us: bfd.required_minimum_receive,
+            multiplier: bfd.detection_multiplier,
+        }),
+        families: families_from_api(&peer.afi_safis),
+        passive: transport.passive_mode,
+    };
+    Ok((address, spec))
 }
 
 fn families_from_api(afi_safis: &[api::AfiSafi]) -> BTreeMap<SessionFamily, FamilySpec> {
@@ -377,9 +221,10 @@ pub(crate) fn updated_peer(current: &api::Peer, address: IpAddr, spec: &PeerSpec
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
+    use std::time::Duration;
 
     use super::*;
-    use crate::announce::desired::BfdSettings;
+    use crate::announce::desired::{Afi, BfdSettings, DesiredPeer};
 
     fn desired() -> DesiredPeer {
         DesiredPeer {
@@ -406,26 +251,6 @@ mod tests {
     }
 
     #[test]
-    fn gobgpd_defaults_are_applied_to_the_desired_peer() {
-        let spec = PeerSpec::from_desired(&desired(), 64512);
-        assert_eq!(spec.local_asn, 64512, "local ASN 0 is the global ASN");
-        assert_eq!(
-            spec.timers.keepalive, 3,
-            "keepalive 0 is a third of the hold time"
-        );
-        assert_eq!(spec.timers.connect_retry, 2, "sub-second parts round up");
-        assert_eq!(spec.multihop_ttl, Some(255));
-        assert_eq!(
-            spec.graceful_restart,
-            Some(GracefulRestartSpec {
-                restart_time: 60,
-                deferral_time: 10
-            })
-        );
-        assert_eq!(spec.bfd.map(|b| b.min_tx_us), Some(100_000));
-    }
-
-    #[test]
     fn an_added_peer_reads_back_as_its_spec() {
         let spec = PeerSpec::from_desired(&desired(), 64512);
         let address = desired().address;
@@ -436,10 +261,7 @@ mod tests {
                 .as_ref()
                 .is_some_and(|g| g.local_restarting)
         );
-        assert_eq!(
-            PeerSpec::from_api(&message).expect("readable"),
-            (address, spec)
-        );
+        assert_eq!(peer_spec(&message).expect("readable"), (address, spec));
     }
 
     #[test]
@@ -472,13 +294,6 @@ mod tests {
             Some("")
         );
         assert_eq!(update.state, None);
-        assert_eq!(PeerSpec::from_api(&update).expect("readable").1, changed);
-    }
-
-    #[test]
-    fn an_empty_password_is_no_password() {
-        let mut peer = desired();
-        peer.password = Some(Password(String::new()));
-        assert_eq!(PeerSpec::from_desired(&peer, 1).password, None);
+        assert_eq!(peer_spec(&update).expect("readable").1, changed);
     }
 }

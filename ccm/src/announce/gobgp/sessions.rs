@@ -19,7 +19,9 @@ use std::net::IpAddr;
 
 use gobgp_api_proto::api;
 
-use super::status::{SessionState, peer_status};
+use baremetal_ccm_core::announce::gobgp::SessionState;
+
+use super::status::peer_status;
 use super::{Client, GobgpError, request};
 use crate::announce::desired::DesiredDaemon;
 

@@ -1,6 +1,5 @@
-//! The state of each BGP session as plain data, for `BGPPeer` status: session state and
-//! since when, what is advertised per family, whether the router can receive ADD-PATH,
-//! BFD, and the last time the session went down.
+//! Sessions on the wire: what `ListPeer` and the peer events report, read once into the
+//! core's [`PeerStatus`] (the one shape of a session everything else uses).
 //!
 //! Where gobgp v4.8.0 exposes these: `ListPeer` with `enable_advertised` fills each family's
 //! `state.advertised` by running the export filter over the table
@@ -9,95 +8,40 @@
 //! OPEN capabilities are `state.remote_cap`; BFD is `state.bfd_state`. The disconnect reason
 //! and message (fields 21/22 of `PeerState`) are never filled over gRPC in v4.8.0 — neither
 //! `ListPeer` (`NewPeerFromConfigStruct`) nor the `WatchEvent` peer events (`watchEvent` in
-//! `pkg/server/grpc_server.go`) copy them — so [`LastDown`] carries them only when a daemon
-//! does, and otherwise records just when the session left Established.
+//! `pkg/server/grpc_server.go`) copy them — so they are read when a daemon fills them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use baremetal_ccm_core::announce::gobgp::{BfdState, LastDown, PeerStatus, SessionState};
 use gobgp_api_proto::api::{self, add_path_capability_tuple::Mode, capability::Cap, peer_state};
 
 use super::convert::unicast_afi;
 use crate::announce::desired::Afi;
 
-/// The BGP finite state machine state (RFC 4271 §8).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionState {
-    Idle,
-    Connect,
-    Active,
-    OpenSent,
-    OpenConfirm,
-    Established,
-    Unknown,
-}
-
-impl SessionState {
-    pub fn from_api(state: i32) -> SessionState {
-        use peer_state::SessionState as S;
-        match S::try_from(state) {
-            Ok(S::Idle) => SessionState::Idle,
-            Ok(S::Connect) => SessionState::Connect,
-            Ok(S::Active) => SessionState::Active,
-            Ok(S::Opensent) => SessionState::OpenSent,
-            Ok(S::Openconfirm) => SessionState::OpenConfirm,
-            Ok(S::Established) => SessionState::Established,
-            _ => SessionState::Unknown,
-        }
+/// A session state as gobgpd numbers it.
+pub(crate) fn session_state(state: i32) -> SessionState {
+    use peer_state::SessionState as S;
+    match S::try_from(state) {
+        Ok(S::Idle) => SessionState::Idle,
+        Ok(S::Connect) => SessionState::Connect,
+        Ok(S::Active) => SessionState::Active,
+        Ok(S::Opensent) => SessionState::OpenSent,
+        Ok(S::Openconfirm) => SessionState::OpenConfirm,
+        Ok(S::Established) => SessionState::Established,
+        _ => SessionState::Unknown,
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BfdState {
-    Up,
-    Down,
-    AdminDown,
-    Init,
-    Unknown,
-}
-
-impl BfdState {
-    fn from_api(state: i32) -> BfdState {
-        match api::BfdSessionState::try_from(state) {
-            Ok(api::BfdSessionState::Up) => BfdState::Up,
-            Ok(api::BfdSessionState::Down) => BfdState::Down,
-            Ok(api::BfdSessionState::AdminDown) => BfdState::AdminDown,
-            Ok(api::BfdSessionState::Init) => BfdState::Init,
-            _ => BfdState::Unknown,
-        }
+fn bfd_state(state: i32) -> BfdState {
+    match api::BfdSessionState::try_from(state) {
+        Ok(api::BfdSessionState::Up) => BfdState::Up,
+        Ok(api::BfdSessionState::Down) => BfdState::Down,
+        Ok(api::BfdSessionState::AdminDown) => BfdState::AdminDown,
+        Ok(api::BfdSessionState::Init) => BfdState::Init,
+        _ => BfdState::Unknown,
     }
-}
-
-/// When and (if the daemon says) why a session last left Established.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LastDown {
-    pub at: SystemTime,
-    /// gobgpd's disconnect reason (e.g. `DISCONNECT_REASON_HOLD_TIMER_EXPIRED`).
-    pub reason: Option<&'static str>,
-    pub message: Option<String>,
-}
-
-/// One session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerStatus {
-    pub address: IpAddr,
-    /// The `BGPPeer` the session comes from (the neighbor's description).
-    pub source: String,
-    pub session: SessionState,
-    pub admin_down: bool,
-    pub established_since: Option<SystemTime>,
-    /// Paths advertised per family (with ADD-PATH, one per next hop of a prefix).
-    pub advertised: BTreeMap<Afi, u64>,
-    /// Families for which the router's OPEN offered to receive ADD-PATH.
-    pub router_receives_add_path: BTreeSet<Afi>,
-    /// Families in which we send several paths per prefix (we offered, the router takes).
-    pub add_path_send: BTreeSet<Afi>,
-    /// `None` when BFD is not configured for the peer.
-    pub bfd: Option<BfdState>,
-    /// How often the session went down since the peer was added.
-    pub flaps: u32,
-    pub last_down: Option<LastDown>,
 }
 
 fn timestamp(ts: &prost_types::Timestamp) -> Option<SystemTime> {
@@ -127,7 +71,7 @@ pub(crate) fn peer_status(
     last_down: Option<LastDown>,
 ) -> PeerStatus {
     let state = peer.state.clone().unwrap_or_default();
-    let session = SessionState::from_api(state.session_state);
+    let session = session_state(state.session_state);
     let established_since = (session == SessionState::Established)
         .then(|| {
             peer.timers
@@ -171,7 +115,7 @@ pub(crate) fn peer_status(
     let bfd = peer
         .bfd
         .filter(|b| b.enabled)
-        .map(|_| BfdState::from_api(state.bfd_state.map_or(0, |b| b.session_state)));
+        .map(|_| bfd_state(state.bfd_state.map_or(0, |b| b.session_state)));
     PeerStatus {
         address,
         source: peer

@@ -13,8 +13,10 @@ use std::time::{Duration, SystemTime};
 use gobgp_api_proto::api::{self, watch_event_response::Event};
 use tokio::sync::watch;
 
+use baremetal_ccm_core::announce::gobgp::{LastDown, SessionState};
+
 use super::Client;
-use super::status::{LastDown, SessionState, disconnect};
+use super::status::{disconnect, session_state};
 
 /// Why the caller must reconnect and converge again.
 #[derive(Debug, Clone)]
@@ -58,7 +60,7 @@ impl Sessions {
             tracing::debug!(address = %state.neighbor_address, "peer event without a usable address");
             return;
         };
-        let now = SessionState::from_api(state.session_state);
+        let now = session_state(state.session_state);
         let before = self
             .states
             .insert(address, PeerRecord { state: now })

@@ -29,7 +29,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::convert::normalized_global;
+use super::normalized_global;
 use super::peer::PeerSpec;
 use super::policy::{ExportModel, ExportRuleError, Statement};
 use super::state::{Actual, PathKey, PrefixEntry};
@@ -37,7 +37,7 @@ use crate::announce::desired::{Afi, DesiredDaemon, Global};
 
 /// Entries added to or removed from one defined set.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum SetEntries {
+pub enum SetEntries {
     Prefixes {
         name: String,
         entries: BTreeSet<PrefixEntry>,
@@ -50,14 +50,14 @@ pub(crate) enum SetEntries {
 
 /// A defined set by kind and name.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum SetName {
+pub enum SetName {
     Prefix(String),
     Neighbor(String),
 }
 
 /// One daemon write.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Op {
+pub enum Op {
     /// Stop BGP, keeping graceful-restart peers' routes (no NOTIFICATION to them).
     StopBgp,
     StartBgp(Global),
@@ -116,7 +116,7 @@ pub enum PlanError {
 }
 
 /// The operations that make a daemon holding `actual` hold `desired`, in order.
-pub(crate) fn plan(actual: &Actual, desired: &DesiredDaemon) -> Result<Vec<Op>, PlanError> {
+pub fn plan(actual: &Actual, desired: &DesiredDaemon) -> Result<Vec<Op>, PlanError> {
     if desired.global.asn == 0 {
         return Err(PlanError::NoAsn);
     }
@@ -174,9 +174,7 @@ pub(crate) fn plan(actual: &Actual, desired: &DesiredDaemon) -> Result<Vec<Op>, 
     Ok(ops)
 }
 
-pub(crate) fn desired_paths(
-    desired: &DesiredDaemon,
-) -> Result<BTreeMap<PathKey, IpAddr>, PlanError> {
+pub fn desired_paths(desired: &DesiredDaemon) -> Result<BTreeMap<PathKey, IpAddr>, PlanError> {
     let mut paths = BTreeMap::new();
     for path in &desired.paths {
         if Afi::of(&path.next_hop) != Afi::of_net(&path.prefix) {

@@ -35,25 +35,25 @@ use crate::announce::desired::{Afi, ExportRule, LargeCommunity};
 pub const EXPORT_POLICY_NAMES: [&str; 2] = ["baremetal-ccm-export", "baremetal-ccm-export-b"];
 
 /// The global import policy: accept our own routes, nothing learned.
-pub(crate) const IMPORT_POLICY_NAME: &str = "baremetal-ccm-import";
+pub const IMPORT_POLICY_NAME: &str = "baremetal-ccm-import";
 /// Its one statement.
-pub(crate) const IMPORT_STATEMENT_NAME: &str = "baremetal-ccm-import/local";
+pub const IMPORT_STATEMENT_NAME: &str = "baremetal-ccm-import/local";
 
 /// Every defined set we own starts with this.
-pub(crate) const SET_PREFIX: &str = "baremetal-ccm/";
+pub const SET_PREFIX: &str = "baremetal-ccm/";
 
 /// Whether a defined-set name is one of ours.
-pub(crate) fn is_our_set(name: &str) -> bool {
+pub fn is_our_set(name: &str) -> bool {
     name.starts_with(SET_PREFIX)
 }
 
 /// Whether a policy name is one of ours.
-pub(crate) fn is_our_policy(name: &str) -> bool {
+pub fn is_our_policy(name: &str) -> bool {
     EXPORT_POLICY_NAMES.contains(&name)
 }
 
 /// The export policy name not equal to `name`.
-pub(crate) fn other_policy(name: &str) -> &'static str {
+pub fn other_policy(name: &str) -> &'static str {
     if name == EXPORT_POLICY_NAMES[0] {
         EXPORT_POLICY_NAMES[1]
     } else {
@@ -61,24 +61,24 @@ pub(crate) fn other_policy(name: &str) -> &'static str {
     }
 }
 
-pub(crate) fn family_tag(afi: Afi) -> &'static str {
+pub fn family_tag(afi: Afi) -> &'static str {
     match afi {
         Afi::Ipv4 => "v4",
         Afi::Ipv6 => "v6",
     }
 }
 
-pub(crate) fn prefix_set_name(rule: &str, afi: Afi) -> String {
+pub fn prefix_set_name(rule: &str, afi: Afi) -> String {
     format!("{SET_PREFIX}{rule}/{}", family_tag(afi))
 }
 
-pub(crate) fn neighbor_set_name(rule: &str) -> String {
+pub fn neighbor_set_name(rule: &str) -> String {
     format!("{SET_PREFIX}{rule}/peers")
 }
 
 /// What a matching statement does.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Action {
+pub enum Action {
     Reject,
     /// Add these attributes and accept.
     Accept(Attributes),
@@ -87,7 +87,7 @@ pub(crate) enum Action {
 /// Attributes an accept statement adds. Communities are kept sorted and without duplicates:
 /// their order in the attribute carries no meaning.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(crate) struct Attributes {
+pub struct Attributes {
     pub communities: BTreeSet<u32>,
     pub large_communities: BTreeSet<LargeCommunity>,
     pub local_preference: Option<u32>,
@@ -95,7 +95,7 @@ pub(crate) struct Attributes {
 
 /// One statement, named relative to its policy (`<policy>/<key>` in gobgpd).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Statement {
+pub struct Statement {
     pub key: String,
     pub prefix_set: String,
     /// Matches only routes exported to neighbors *not* in this set.
@@ -104,19 +104,19 @@ pub(crate) struct Statement {
 }
 
 impl Statement {
-    pub(crate) fn full_name(&self, policy: &str) -> String {
+    pub fn full_name(&self, policy: &str) -> String {
         format!("{policy}/{}", self.key)
     }
 
     /// The key of a statement named `name` inside `policy`, if it follows our naming.
-    pub(crate) fn key_of<'a>(policy: &str, name: &'a str) -> Option<&'a str> {
+    pub fn key_of<'a>(policy: &str, name: &'a str) -> Option<&'a str> {
         name.strip_prefix(policy)?.strip_prefix('/')
     }
 }
 
 /// The export policy as the daemon should hold it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(crate) struct ExportModel {
+pub struct ExportModel {
     /// Entries matching exactly the rule's prefixes ([`PrefixEntry::exact_set`]).
     pub prefix_sets: BTreeMap<String, BTreeSet<PrefixEntry>>,
     pub neighbor_sets: BTreeMap<String, BTreeSet<IpAddr>>,
@@ -135,7 +135,7 @@ impl ExportModel {
     /// The sets and statements `rules` become, in rule order. Each rule gets both family
     /// sets and both family statements even when a family has no prefixes, so that prefixes
     /// coming and going only edit set contents and never rebuild the policy.
-    pub(crate) fn from_rules(rules: &[ExportRule]) -> Result<Self, ExportRuleError> {
+    pub fn from_rules(rules: &[ExportRule]) -> Result<Self, ExportRuleError> {
         let mut model = ExportModel::default();
         let mut names = BTreeSet::new();
         for rule in rules {

@@ -1,6 +1,6 @@
-//! What a gobgpd holds, as plain data: `actual` reads it from the daemon, `plan` compares it
-//! with the desired state. Only what converge owns is kept (our defined sets and policies,
-//! locally originated paths, the settings of peers we configure).
+//! What a gobgpd holds, as plain data ([`Actual`]): the wire adapter reads it from the daemon,
+//! `plan` compares it with the desired state. Only what converge owns is kept (our defined
+//! sets and policies, locally originated paths, the settings of peers we configure).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -14,7 +14,7 @@ use crate::announce::desired::Global;
 /// A locally originated path is identified by its prefix and path identifier: gobgpd
 /// replaces a path when one with the same pair is added again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct PathKey {
+pub struct PathKey {
     pub prefix: IpNet,
     pub path_id: u32,
 }
@@ -24,7 +24,7 @@ pub(crate) struct PathKey {
 /// `PrefixCondition.Evaluate`). Ours have `min_len == max_len`: they match exactly the
 /// prefixes of that length inside the block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct PrefixEntry {
+pub struct PrefixEntry {
     pub prefix: IpNet,
     pub min_len: u32,
     pub max_len: u32,
@@ -35,7 +35,7 @@ impl PrefixEntry {
     /// the prefixes of that length aggregated into the blocks they cover completely, each
     /// as `block` with range `L..L`. A pool's contiguous addresses become a few entries
     /// instead of one each, which gobgpd builds and lists far faster.
-    pub(crate) fn exact_set<'a>(prefixes: impl IntoIterator<Item = &'a IpNet>) -> BTreeSet<Self> {
+    pub fn exact_set<'a>(prefixes: impl IntoIterator<Item = &'a IpNet>) -> BTreeSet<Self> {
         let mut by_length: BTreeMap<u8, Vec<IpNet>> = BTreeMap::new();
         for prefix in prefixes {
             by_length
@@ -57,7 +57,7 @@ impl PrefixEntry {
             .collect()
     }
 
-    pub(crate) fn matches(&self, route: &IpNet) -> bool {
+    pub fn matches(&self, route: &IpNet) -> bool {
         let len = u32::from(route.prefix_len());
         self.min_len <= len && len <= self.max_len && self.prefix.contains(route)
     }
@@ -65,11 +65,7 @@ impl PrefixEntry {
 
 /// Whether any entry of `set` matches `route`: our entries are found by their block (one
 /// lookup per shorter length), any others by a scan of `others`.
-pub(crate) fn set_matches(
-    set: &BTreeSet<PrefixEntry>,
-    others: &[PrefixEntry],
-    route: &IpNet,
-) -> bool {
+pub fn set_matches(set: &BTreeSet<PrefixEntry>, others: &[PrefixEntry], route: &IpNet) -> bool {
     let len = route.prefix_len();
     let ours = (0..=len).any(|k| {
         IpNet::new(route.addr(), k).is_ok_and(|block| {
@@ -85,7 +81,7 @@ pub(crate) fn set_matches(
 
 /// The default disposition of a policy assignment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) enum Disposition {
+pub enum Disposition {
     #[default]
     Unspecified,
     Accept,
@@ -93,14 +89,14 @@ pub(crate) enum Disposition {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(crate) struct Assignment {
+pub struct Assignment {
     pub policies: Vec<String>,
     pub default: Disposition,
 }
 
 /// Our import policy as the daemon holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) enum ImportPolicy {
+pub enum ImportPolicy {
     #[default]
     Missing,
     /// Exactly our one statement accepting local routes.
@@ -111,7 +107,7 @@ pub(crate) enum ImportPolicy {
 
 /// Our part of the daemon's routing policy.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(crate) struct ActualExport {
+pub struct ActualExport {
     /// Our prefix sets (by name) and their entries.
     pub prefix_sets: BTreeMap<String, BTreeSet<PrefixEntry>>,
     /// Our neighbor sets and their entries (prefixes; ours are single addresses).
@@ -129,7 +125,7 @@ pub(crate) struct ActualExport {
 
 /// Everything converge compares.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(crate) struct Actual {
+pub struct Actual {
     /// `None`: BGP is not started (`GetBgp` reports asn 0); then nothing else exists.
     pub global: Option<Global>,
     pub peers: BTreeMap<IpAddr, PeerSpec>,
