@@ -21,6 +21,7 @@ use super::inputs::{self, LocalEndpoints, NodeInput, PeerInput, PoolInput, Servi
 use crate::contract::ALLOCATED_FROM;
 use crate::crd::bgppeer::{BGPPeer, SecretKeyRef};
 use crate::crd::ippool::IPPool;
+use crate::listed::{AllListed, Listing, Listings};
 
 /// The caches; cheap to clone.
 #[derive(Clone)]
@@ -31,7 +32,7 @@ pub struct World {
     pools: Store<IPPool>,
     peers: Store<BGPPeer>,
     passwords: Passwords,
-    listed: Vec<watch::Receiver<bool>>,
+    listed: AllListed,
 }
 
 impl std::fmt::Debug for World {
@@ -62,17 +63,17 @@ impl World {
     /// ([`World::track_passwords`]).
     pub fn start(client: &Client, password_namespace: &str, changed: watch::Sender<u64>) -> World {
         let changed = Arc::new(changed);
-        let mut listed = Vec::new();
-        let services = watch_all(
+        let mut listings = Listings::default();
+        let mut watch = |what| (listings.track(what), changed.clone());
+        let services = watch_all(Api::all(client.clone()), slim_service, watch("Services"));
+        let nodes = watch_all(Api::all(client.clone()), slim_node, watch("Nodes"));
+        let slices = watch_all(
             Api::all(client.clone()),
-            slim_service,
-            &changed,
-            &mut listed,
+            slim_slice,
+            watch("EndpointSlices"),
         );
-        let nodes = watch_all(Api::all(client.clone()), slim_node, &changed, &mut listed);
-        let slices = watch_all(Api::all(client.clone()), slim_slice, &changed, &mut listed);
-        let pools = watch_all(Api::all(client.clone()), |_| {}, &changed, &mut listed);
-        let peers = watch_all(Api::all(client.clone()), |_| {}, &changed, &mut listed);
+        let pools = watch_all(Api::all(client.clone()), |_| {}, watch("IPPools"));
+        let peers = watch_all(Api::all(client.clone()), |_| {}, watch("BGPPeers"));
         let passwords = Passwords::new(client, password_namespace, changed);
         World {
             services,
@@ -81,17 +82,16 @@ impl World {
             pools,
             peers,
             passwords,
-            listed,
+            listed: listings.all(),
         }
     }
 
     /// Waits until every watch has listed once.
     pub async fn listed(&self) {
-        tracing::debug!(watches = self.listed.len(), "waiting for the initial lists");
-        for signal in &self.listed {
-            let mut signal = signal.clone();
-            // A closed signal means the watch task ended (shutdown): nothing to wait for.
-            let _ = signal.wait_for(|done| *done).await;
+        tracing::debug!("waiting for the initial lists");
+        if let Err(stopped) = self.listed.wait().await {
+            // The watch task ended (shutdown): nothing to wait for.
+            tracing::debug!(%stopped, "not waiting for the initial lists");
         }
     }
 
@@ -139,13 +139,12 @@ impl World {
     }
 }
 
-/// Drives a reflector for `api` on its own task; marks it listed after the first list and
+/// Drives a reflector for `api` on its own task; marks its listing after the first list and
 /// bumps `changed` on every event.
 fn watch_all<K>(
     api: Api<K>,
     slim: impl FnMut(&mut K) + Send + 'static,
-    changed: &Arc<watch::Sender<u64>>,
-    listed: &mut Vec<watch::Receiver<bool>>,
+    (listing, changed): (Listing, Arc<watch::Sender<u64>>),
 ) -> Store<K>
 where
     K: Resource<DynamicType = ()>
@@ -157,9 +156,6 @@ where
         + 'static,
 {
     let (store, writer) = reflector::store();
-    let (listed_tx, listed_rx) = watch::channel(false);
-    listed.push(listed_rx);
-    let changed = changed.clone();
     let what = K::kind(&()).into_owned();
     let stream = reflector::reflector(
         writer,
@@ -167,23 +163,21 @@ where
             .default_backoff()
             .modify(slim),
     );
-    tokio::spawn(drive(stream, what, listed_tx, changed));
+    tokio::spawn(drive(stream, what, listing, changed));
     store
 }
 
 async fn drive<K>(
     stream: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
     what: String,
-    listed: watch::Sender<bool>,
+    listing: Listing,
     changed: Arc<watch::Sender<u64>>,
 ) {
     let mut stream = std::pin::pin!(stream);
     while let Some(event) = stream.next().await {
+        listing.observe(&event);
         match event {
-            Ok(watcher::Event::InitDone) => {
-                tracing::debug!(kind = what, "listed");
-                listed.send_replace(true);
-            }
+            Ok(watcher::Event::InitDone) => {}
             Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => continue,
             Ok(_) => {}
             Err(error) => {
