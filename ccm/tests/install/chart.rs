@@ -1,0 +1,184 @@
+//! Running the pinned `helm` on the chart: lint, render, and the values schema.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use rig::tools::Tool;
+use serde::Deserialize as _;
+use serde_json::Value;
+
+use super::repo;
+
+pub fn chart_dir() -> PathBuf {
+    repo().join("charts/baremetal-ccm")
+}
+
+/// The value sets the chart is checked with: the defaults (no file) and every
+/// `charts/baremetal-ccm/ci/*.yaml`.
+pub fn value_sets() -> Vec<Option<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(chart_dir().join("ci"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 2, "the chart's CI value sets: {files:?}");
+    std::iter::once(None).chain(files.into_iter().map(Some)).collect()
+}
+
+pub fn name(values: Option<&Path>) -> String {
+    values.map_or("default values".to_owned(), |p| p.display().to_string())
+}
+
+/// Runs the pinned helm with `args`, with a cache and configuration of its own.
+pub fn helm(args: &[&str]) -> Output {
+    let home = tempfile::tempdir().unwrap();
+    Command::new(Tool::Helm.path().unwrap())
+        .args(args)
+        .env("HELM_CACHE_HOME", home.path().join("cache"))
+        .env("HELM_CONFIG_HOME", home.path().join("config"))
+        .env("HELM_DATA_HOME", home.path().join("data"))
+        .output()
+        .unwrap()
+}
+
+fn values_args(values: &[&Path]) -> Vec<String> {
+    values
+        .iter()
+        .flat_map(|v| ["--values".to_owned(), v.display().to_string()])
+        .collect()
+}
+
+/// `helm template` of the chart with the values files, as YAML documents; panics with helm's
+/// message when it fails.
+pub fn render(values: &[&Path]) -> Vec<Value> {
+    let output = render_output(values);
+    assert!(
+        output.status.success(),
+        "helm template with {values:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| Value::deserialize(doc).expect("helm renders valid YAML"))
+        .filter(|doc| !doc.is_null())
+        .collect()
+}
+
+pub fn render_output(values: &[&Path]) -> Output {
+    let chart = chart_dir().display().to_string();
+    let mut args = vec![
+        "template".to_owned(),
+        "baremetal-ccm".to_owned(),
+        chart,
+        "--namespace".to_owned(),
+        "kube-system".to_owned(),
+    ];
+    args.extend(values_args(values));
+    helm(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// A values file with `text`, kept as long as the returned directory.
+pub fn values_file(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("values.yaml");
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+#[test]
+fn helm_lint_strict_passes_with_every_value_set() {
+    for values in value_sets() {
+        let chart = chart_dir().display().to_string();
+        let mut args = vec!["lint".to_owned(), "--strict".to_owned(), chart];
+        args.extend(values_args(values.as_deref().into_iter().collect::<Vec<_>>().as_slice()));
+        let output = helm(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(
+            output.status.success(),
+            "helm lint --strict with {}: {}{}",
+            name(values.as_deref()),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+#[test]
+fn the_values_schema_refuses_bad_values_naming_the_field() {
+    // Each: a values file and what helm's answer must name.
+    let cases = [
+        ("controller:\n  replicass: 3\n", "replicass"),
+        ("controller:\n  kind: StatefulSet\n", "kind"),
+        ("controller:\n  controllers: [\"*\", \"-bgp\"]\n", "controllers"),
+        ("speaker:\n  extraArgs: [\"bgp-asn=1\"]\n", "extraArgs"),
+        ("image:\n  digest: latest\n", "digest"),
+        ("cloudConfig:\n  provider: aws\n", "provider"),
+        (
+            "cloudConfig:\n  provider: static\n  static:\n    defaults: {zonne: a}\n",
+            "zonne",
+        ),
+        // The OpenNebula provider without its settings.
+        ("cloudConfig:\n  provider: opennebula\n", "opennebula"),
+        ("crds:\n  install: \"yes\"\n", "install"),
+        ("nodeSelector: {}\n", "nodeSelector"),
+    ];
+    for (text, field) in cases {
+        let (_dir, path) = values_file(text);
+        for output in [
+            render_output(&[&path]),
+            helm(&["lint", "--strict", &chart_dir().display().to_string(), "--values", &path.display().to_string()]),
+        ] {
+            let said = format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            assert!(
+                !output.status.success(),
+                "helm accepted the values {text:?}: {said}"
+            );
+            assert!(
+                said.contains(field) && said.contains("schema"),
+                "helm's answer to {text:?} does not name {field} as a schema error: {said}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_chart_ships_the_generated_crds_unchanged() {
+    let chart = std::fs::read_to_string(chart_dir().join("files/crds.yaml")).unwrap();
+    let generated = std::fs::read_to_string(repo().join("manifests/crds/crds.yaml")).unwrap();
+    assert!(
+        chart == generated,
+        "charts/baremetal-ccm/files/crds.yaml differs from manifests/crds/crds.yaml (the output of \
+         `baremetal-ccm crd`): cp manifests/crds/crds.yaml charts/baremetal-ccm/files/crds.yaml"
+    );
+}
+
+#[test]
+fn the_chart_sets_only_flags_the_program_has() {
+    use clap::CommandFactory as _;
+    let mut command = baremetal_ccm::cli::Cli::command();
+    command.build();
+    for values in value_sets() {
+        for doc in render(values.as_deref().into_iter().collect::<Vec<_>>().as_slice()) {
+            let Some(containers) = doc["spec"]["template"]["spec"]["containers"].as_array() else {
+                continue;
+            };
+            for container in containers.iter().filter(|c| c["name"] != "gobgpd") {
+                let args: Vec<String> = (container["args"].as_array().unwrap().iter())
+                    .map(|a| a.as_str().unwrap().to_owned())
+                    .collect();
+                let argv = std::iter::once("baremetal-ccm".to_owned()).chain(args.clone());
+                let parsed = command.clone().try_get_matches_from(argv);
+                assert!(
+                    parsed.is_ok(),
+                    "{}: the program refuses {args:?}: {}",
+                    name(values.as_deref()),
+                    parsed.unwrap_err()
+                );
+            }
+        }
+    }
+}
