@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 /// The directories, below the repository root, whose Rust files register metrics.
 const SOURCES: [&str; 2] = ["ccm/src", "ccm/core/src"];
 
-/// Every `.rs` file under [`SOURCES`], as text with runs of whitespace made one space.
-fn compact_sources(repo: &Path) -> Vec<String> {
+/// Every `.rs` file under [`SOURCES`], as text.
+fn sources(repo: &Path) -> Vec<String> {
     let mut files = Vec::new();
     let mut pending: Vec<PathBuf> = SOURCES.iter().map(|d| repo.join(d)).collect();
     while let Some(dir) = pending.pop() {
@@ -33,8 +33,12 @@ fn compact_sources(repo: &Path) -> Vec<String> {
     files
         .iter()
         .filter_map(|p| std::fs::read_to_string(p).ok())
-        .map(|text| text.split_whitespace().collect::<Vec<_>>().join(" "))
         .collect()
+}
+
+/// `text` with every run of whitespace made one space (calls span lines as rustfmt likes).
+fn compact(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// One registration: the full metric name and the expression registered (`metrics.x.clone()`).
@@ -83,8 +87,8 @@ fn registrations(compact: &str) -> Vec<(String, String)> {
 /// Every metric family the program registers (`baremetal_ccm_service_lb_sync_errors`,
 /// without the `_total` the exposition adds to counters).
 pub fn registered_metrics(repo: &Path) -> BTreeSet<String> {
-    (compact_sources(repo).iter())
-        .flat_map(|text| registrations(text))
+    (sources(repo).iter())
+        .flat_map(|text| registrations(&compact(text)))
         .map(|(name, _)| name)
         .collect()
 }
@@ -94,19 +98,39 @@ pub fn registered_metrics(repo: &Path) -> BTreeSet<String> {
 /// (`Info::new(vec![("version", ..)])`) has the keys of its pairs. Types are looked up in the
 /// registering file first, then in every file (a type alias, a struct declared elsewhere).
 pub fn registered_metric_labels(repo: &Path) -> BTreeMap<String, BTreeSet<String>> {
-    let sources = compact_sources(repo);
-    let all = sources.join(" ");
+    let sources = sources(repo);
+    let raw_all = sources.join("\n");
+    let all = compact(&raw_all);
     let mut labels = BTreeMap::new();
-    for text in &sources {
-        for (name, value) in registrations(text) {
-            labels.insert(name, value_labels(text, &all, &value));
+    for raw in &sources {
+        let text = compact(raw);
+        for (name, value) in registrations(&text) {
+            let found = value_labels(
+                Source { raw, text: &text },
+                Source {
+                    raw: &raw_all,
+                    text: &all,
+                },
+                &value,
+            );
+            labels.insert(name, found);
         }
     }
     labels
 }
 
-/// The label names of the registered expression `value` in the file `text`.
-fn value_labels(text: &str, all: &str, value: &str) -> BTreeSet<String> {
+/// Source text as written and compacted.
+#[derive(Clone, Copy)]
+struct Source<'a> {
+    raw: &'a str,
+    text: &'a str,
+}
+
+/// The label names of the registered expression `value` in the file `file` (types not found
+/// there are looked up in `all`).
+fn value_labels(file: Source<'_>, all: Source<'_>, value: &str) -> BTreeSet<String> {
+    let (text, raw, raw_all) = (file.text, file.raw, all.raw);
+    let all = all.text;
     if let Some(pairs) = value.strip_prefix("Info::new(") {
         return pairs
             .split(" (\"")
@@ -149,24 +173,25 @@ fn value_labels(text: &str, all: &str, value: &str) -> BTreeSet<String> {
     else {
         return BTreeSet::new();
     };
-    struct_fields(text, labels_type.trim())
-        .or_else(|| struct_fields(all, labels_type.trim()))
+    struct_fields(raw, labels_type.trim())
+        .or_else(|| struct_fields(raw_all, labels_type.trim()))
         .unwrap_or_else(|| panic!("the label struct {labels_type} of {field} is not found"))
 }
 
-/// The field names of `struct name { .. }` in `text`.
+/// The field names of `struct name { .. }` in `text` (as written: one field a line, doc
+/// comments and attributes on lines of their own).
 fn struct_fields(text: &str, name: &str) -> Option<BTreeSet<String>> {
     let at = text.find(&format!("struct {name} {{"))?;
     let body = &text[at..];
     let body = &body[body.find('{')? + 1..body.find('}')?];
     Some(
-        body.split(',')
-            .filter_map(|field| {
-                let field = field.split(':').next()?;
-                // Doc comments (`/// …`) and `pub` stand before the name.
-                let name = field.rsplit(' ').find(|w| !w.is_empty())?;
-                name.chars()
-                    .all(|c| c.is_ascii_lowercase() || c == '_')
+        body.lines()
+            .map(str::trim)
+            .filter(|line| !line.starts_with("//") && !line.starts_with('#'))
+            .filter_map(|line| {
+                let field = line.split(':').next()?.trim();
+                let name = field.strip_prefix("pub ").unwrap_or(field).trim();
+                (!name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
                     .then(|| name.to_owned())
             })
             .collect(),

@@ -9,13 +9,13 @@ use serde_json::Value;
 
 use super::repo;
 
-pub fn chart_dir() -> PathBuf {
+pub(crate) fn chart_dir() -> PathBuf {
     repo().join("charts/baremetal-ccm")
 }
 
 /// The value sets the chart is checked with: the defaults (no file) and every
 /// `charts/baremetal-ccm/ci/*.yaml`.
-pub fn value_sets() -> Vec<Option<PathBuf>> {
+pub(crate) fn value_sets() -> Vec<Option<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(chart_dir().join("ci"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -23,15 +23,17 @@ pub fn value_sets() -> Vec<Option<PathBuf>> {
         .collect();
     files.sort();
     assert!(files.len() >= 2, "the chart's CI value sets: {files:?}");
-    std::iter::once(None).chain(files.into_iter().map(Some)).collect()
+    std::iter::once(None)
+        .chain(files.into_iter().map(Some))
+        .collect()
 }
 
-pub fn name(values: Option<&Path>) -> String {
+pub(crate) fn name(values: Option<&Path>) -> String {
     values.map_or("default values".to_owned(), |p| p.display().to_string())
 }
 
 /// Runs the pinned helm with `args`, with a cache and configuration of its own.
-pub fn helm(args: &[&str]) -> Output {
+pub(crate) fn helm(args: &[&str]) -> Output {
     let home = tempfile::tempdir().unwrap();
     Command::new(Tool::Helm.path().unwrap())
         .args(args)
@@ -51,7 +53,7 @@ fn values_args(values: &[&Path]) -> Vec<String> {
 
 /// `helm template` of the chart with the values files, as YAML documents; panics with helm's
 /// message when it fails.
-pub fn render(values: &[&Path]) -> Vec<Value> {
+pub(crate) fn render(values: &[&Path]) -> Vec<Value> {
     let output = render_output(values);
     assert!(
         output.status.success(),
@@ -65,7 +67,7 @@ pub fn render(values: &[&Path]) -> Vec<Value> {
         .collect()
 }
 
-pub fn render_output(values: &[&Path]) -> Output {
+pub(crate) fn render_output(values: &[&Path]) -> Output {
     let chart = chart_dir().display().to_string();
     let mut args = vec![
         "template".to_owned(),
@@ -79,7 +81,7 @@ pub fn render_output(values: &[&Path]) -> Output {
 }
 
 /// A values file with `text`, kept as long as the returned directory.
-pub fn values_file(text: &str) -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn values_file(text: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("values.yaml");
     std::fs::write(&path, text).unwrap();
@@ -91,7 +93,9 @@ fn helm_lint_strict_passes_with_every_value_set() {
     for values in value_sets() {
         let chart = chart_dir().display().to_string();
         let mut args = vec!["lint".to_owned(), "--strict".to_owned(), chart];
-        args.extend(values_args(values.as_deref().into_iter().collect::<Vec<_>>().as_slice()));
+        args.extend(values_args(
+            values.as_deref().into_iter().collect::<Vec<_>>().as_slice(),
+        ));
         let output = helm(&args.iter().map(String::as_str).collect::<Vec<_>>());
         assert!(
             output.status.success(),
@@ -109,7 +113,10 @@ fn the_values_schema_refuses_bad_values_naming_the_field() {
     let cases = [
         ("controller:\n  replicass: 3\n", "replicass"),
         ("controller:\n  kind: StatefulSet\n", "kind"),
-        ("controller:\n  controllers: [\"*\", \"-bgp\"]\n", "controllers"),
+        (
+            "controller:\n  controllers: [\"*\", \"-bgp\"]\n",
+            "controllers",
+        ),
         ("speaker:\n  extraArgs: [\"bgp-asn=1\"]\n", "extraArgs"),
         ("image:\n  digest: latest\n", "digest"),
         ("cloudConfig:\n  provider: aws\n", "provider"),
@@ -126,7 +133,13 @@ fn the_values_schema_refuses_bad_values_naming_the_field() {
         let (_dir, path) = values_file(text);
         for output in [
             render_output(&[&path]),
-            helm(&["lint", "--strict", &chart_dir().display().to_string(), "--values", &path.display().to_string()]),
+            helm(&[
+                "lint",
+                "--strict",
+                &chart_dir().display().to_string(),
+                "--values",
+                &path.display().to_string(),
+            ]),
         ] {
             let said = format!(
                 "{}{}",
@@ -156,29 +169,54 @@ fn the_chart_ships_the_generated_crds_unchanged() {
     );
 }
 
+/// The command line a container's program sees: its arguments, and its `BAREMETAL_CCM_*`
+/// variables as the flags they set (a variable no flag reads is a failure).
+fn command_line(command: &clap::Command, container: &Value) -> Vec<String> {
+    let mut argv = vec!["baremetal-ccm".to_owned()];
+    argv.extend(
+        (container["args"].as_array().unwrap().iter()).map(|a| a.as_str().unwrap().to_owned()),
+    );
+    let subcommand = command.find_subcommand(&argv[1]).expect("a subcommand");
+    for variable in container["env"].as_array().into_iter().flatten() {
+        let name = variable["name"].as_str().unwrap();
+        if !name.starts_with("BAREMETAL_CCM_") {
+            continue;
+        }
+        let flag = (subcommand.get_arguments())
+            .find(|a| a.get_env().is_some_and(|e| e == name))
+            .and_then(|a| a.get_long())
+            .unwrap_or_else(|| panic!("{name} is read by no flag of {}", argv[1]));
+        // A value from the downward API: any value of the right shape.
+        let value = variable["value"].as_str().unwrap_or("node-1");
+        argv.push(format!("--{flag}={value}"));
+    }
+    argv
+}
+
 #[test]
 fn the_chart_sets_only_flags_the_program_has() {
     use clap::CommandFactory as _;
     let mut command = baremetal_ccm::cli::Cli::command();
     command.build();
+    let mut checked = 0;
     for values in value_sets() {
         for doc in render(values.as_deref().into_iter().collect::<Vec<_>>().as_slice()) {
             let Some(containers) = doc["spec"]["template"]["spec"]["containers"].as_array() else {
                 continue;
             };
             for container in containers.iter().filter(|c| c["name"] != "gobgpd") {
-                let args: Vec<String> = (container["args"].as_array().unwrap().iter())
-                    .map(|a| a.as_str().unwrap().to_owned())
-                    .collect();
-                let argv = std::iter::once("baremetal-ccm".to_owned()).chain(args.clone());
-                let parsed = command.clone().try_get_matches_from(argv);
+                let argv = command_line(&command, container);
+                let parsed = command.clone().try_get_matches_from(&argv);
                 assert!(
                     parsed.is_ok(),
-                    "{}: the program refuses {args:?}: {}",
+                    "{}: the program refuses {argv:?}: {}",
                     name(values.as_deref()),
                     parsed.unwrap_err()
                 );
+                checked += 1;
             }
         }
     }
+    // The controller in every set, the speaker in two.
+    assert!(checked >= 5, "{checked} containers checked");
 }

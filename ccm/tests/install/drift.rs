@@ -85,15 +85,11 @@ fn strip(object: &mut Value, field: &str, names: &[&str]) {
 /// An object as compared: Helm's additions gone, the cloud config parsed (its comments are
 /// the manifests' documentation, its content is what must agree).
 fn normalized(mut object: Value) -> Value {
-    for meta in [
-        object.pointer_mut("/metadata"),
-        object.pointer_mut("/spec/template/metadata"),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        strip(meta, "labels", &HELM_LABELS);
-        strip(meta, "annotations", &HELM_ANNOTATIONS);
+    for path in ["/metadata", "/spec/template/metadata"] {
+        if let Some(meta) = object.pointer_mut(path) {
+            strip(meta, "labels", &HELM_LABELS);
+            strip(meta, "annotations", &HELM_ANNOTATIONS);
+        }
     }
     if object["kind"] == "ConfigMap" {
         if let Some(text) = object.pointer("/data/cloud.yaml").and_then(Value::as_str) {
@@ -119,9 +115,14 @@ fn by_key(objects: Vec<Value>) -> BTreeMap<String, Value> {
 /// Asserts that the two sets of objects are the same, naming every difference.
 fn assert_same(chart: Vec<Value>, kustomize: Vec<Value>, what: &str) {
     let (chart, kustomize) = (by_key(chart), by_key(kustomize));
-    let only_chart: Vec<&String> = chart.keys().filter(|k| !kustomize.contains_key(*k)).collect();
-    let only_kustomize: Vec<&String> =
-        kustomize.keys().filter(|k| !chart.contains_key(*k)).collect();
+    let only_chart: Vec<&String> = chart
+        .keys()
+        .filter(|k| !kustomize.contains_key(*k))
+        .collect();
+    let only_kustomize: Vec<&String> = kustomize
+        .keys()
+        .filter(|k| !chart.contains_key(*k))
+        .collect();
     assert!(
         only_chart.is_empty() && only_kustomize.is_empty(),
         "{what}: objects only the chart renders: {only_chart:?}; only the manifests: {only_kustomize:?}"
@@ -141,7 +142,11 @@ fn assert_same(chart: Vec<Value>, kustomize: Vec<Value>, what: &str) {
         "{what}: objects that differ:\n{}",
         differing.join("\n")
     );
-    assert!(chart.len() >= 15, "{what}: {} objects compared", chart.len());
+    assert!(
+        chart.len() >= 15,
+        "{what}: {} objects compared",
+        chart.len()
+    );
 }
 
 #[test]
@@ -180,7 +185,8 @@ fn the_chart_keeps_its_crds_on_uninstall_and_upgrades_them_as_templates() {
     assert_eq!(crds.len(), 2, "IPPool and BGPPeer");
     for crd in &crds {
         assert_eq!(
-            crd["metadata"]["annotations"]["helm.sh/resource-policy"], "keep",
+            crd["metadata"]["annotations"]["helm.sh/resource-policy"],
+            "keep",
             "{}",
             key(crd)
         );
@@ -190,9 +196,11 @@ fn the_chart_keeps_its_crds_on_uninstall_and_upgrades_them_as_templates() {
         "CRDs in crds/ are never upgraded by Helm: they are templates (templates/crds.yaml)"
     );
     let (_dir, values) = values_file("crds:\n  install: true\n  keep: false\n");
-    for crd in (render(&[&values]).into_iter()).filter(|o| o["kind"] == "CustomResourceDefinition") {
+    for crd in (render(&[&values]).into_iter()).filter(|o| o["kind"] == "CustomResourceDefinition")
+    {
         assert!(
-            crd.pointer("/metadata/annotations/helm.sh~1resource-policy").is_none(),
+            crd.pointer("/metadata/annotations/helm.sh~1resource-policy")
+                .is_none(),
             "{}",
             key(&crd)
         );

@@ -14,8 +14,10 @@ use super::repo;
 const TARGET_LABELS: [&str; 6] = ["job", "instance", "namespace", "pod", "container", "le"];
 
 /// Each registered metric family with its label names, read from the source.
-fn registered() -> BTreeMap<String, BTreeSet<String>> {
-    rig::metrics_source::registered_metric_labels(&repo())
+fn registered() -> &'static BTreeMap<String, BTreeSet<String>> {
+    static REGISTERED: std::sync::OnceLock<BTreeMap<String, BTreeSet<String>>> =
+        std::sync::OnceLock::new();
+    REGISTERED.get_or_init(|| rig::metrics_source::registered_metric_labels(&repo()))
 }
 
 /// A metric's family name: without the suffixes the exposition adds.
@@ -54,7 +56,14 @@ fn labels_of(expr: &str) -> BTreeSet<String> {
         }
         rest = &rest[close + 1..];
     }
-    for keyword in ["by", "without", "on", "ignoring", "group_left", "group_right"] {
+    for keyword in [
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+    ] {
         for (at, _) in expr.match_indices(keyword) {
             let before = expr[..at].chars().next_back();
             if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
@@ -100,7 +109,9 @@ fn check(where_: &str, expr: &str, templates: &[&str]) -> Vec<String> {
     for metric in &metrics {
         match registered.get(family(metric)) {
             Some(labels) => allowed.extend(labels.iter().cloned()),
-            None => problems.push(format!("{where_}: {metric} is not registered by the program")),
+            None => problems.push(format!(
+                "{where_}: {metric} is not registered by the program"
+            )),
         }
     }
     let mut used = labels_of(expr);
@@ -202,14 +213,21 @@ fn the_alert_rules_are_well_formed_and_name_only_registered_metrics_and_labels()
         for rule in group["rules"].as_array().unwrap() {
             let alert = rule["alert"].as_str().expect("every rule is an alert");
             assert!(alerts.insert(alert.to_owned()), "{alert} twice");
-            let keys: BTreeSet<&str> = rule.as_object().unwrap().keys().map(String::as_str).collect();
+            let keys: BTreeSet<&str> = rule
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
             let known: BTreeSet<&str> = ["alert", "expr", "for", "labels", "annotations"].into();
             assert!(keys.is_subset(&known), "{alert}: {keys:?}");
             let duration = rule["for"].as_str().expect("every alert waits");
             assert!(
                 duration.len() > 1
                     && duration.ends_with(['s', 'm', 'h'])
-                    && duration[..duration.len() - 1].chars().all(|c| c.is_ascii_digit()),
+                    && duration[..duration.len() - 1]
+                        .chars()
+                        .all(|c| c.is_ascii_digit()),
                 "{alert}: for: {duration}"
             );
             assert!(
@@ -219,7 +237,10 @@ fn the_alert_rules_are_well_formed_and_name_only_registered_metrics_and_labels()
             let annotations: Vec<&str> = (rule["annotations"].as_object().unwrap().values())
                 .map(|v| v.as_str().unwrap())
                 .collect();
-            assert!(rule["annotations"]["summary"].is_string(), "{alert}: summary");
+            assert!(
+                rule["annotations"]["summary"].is_string(),
+                "{alert}: summary"
+            );
             // Annotations may name labels the expression keeps (`by (…)`), checked below.
             problems.extend(check(
                 &format!("alert {alert}"),
@@ -241,7 +262,10 @@ fn the_alert_rules_are_well_formed_and_name_only_registered_metrics_and_labels()
     // Every alert is explained for the operator.
     let docs = std::fs::read_to_string(repo().join("docs/observability.md")).unwrap();
     for alert in &alerts {
-        assert!(docs.contains(&format!("`{alert}`")), "docs/observability.md does not explain {alert}");
+        assert!(
+            docs.contains(&format!("`{alert}`")),
+            "docs/observability.md does not explain {alert}"
+        );
     }
 }
 

@@ -83,3 +83,13 @@ capabilities: {drop: [ALL]}
     - name: gobgp
       mountPath: /run/gobgp
 {{- end }}
+
+{{/* The cloud config file: the provider and its own section. */}}
+{{- define "baremetal-ccm.cloudConfig" -}}
+{{- $provider := .Values.cloudConfig.provider -}}
+{{- $file := dict "provider" $provider -}}
+{{- with index .Values.cloudConfig $provider }}
+{{- $_ := set $file $provider . -}}
+{{- end }}
+{{- toYaml $file }}
+{{- end }}
