@@ -91,11 +91,11 @@ fn normalized(mut object: Value) -> Value {
             strip(meta, "annotations", &HELM_ANNOTATIONS);
         }
     }
-    if object["kind"] == "ConfigMap" {
-        if let Some(text) = object.pointer("/data/cloud.yaml").and_then(Value::as_str) {
-            let parsed: Value = serde_yaml::from_str(text).unwrap();
-            object["data"]["cloud.yaml"] = parsed;
-        }
+    if object["kind"] == "ConfigMap"
+        && let Some(text) = object.pointer("/data/cloud.yaml").and_then(Value::as_str)
+    {
+        let parsed: Value = serde_yaml::from_str(text).unwrap();
+        object["data"]["cloud.yaml"] = parsed;
     }
     object
 }
