@@ -220,3 +220,33 @@ fn the_chart_sets_only_flags_the_program_has() {
     // The controller in every set, the speaker in two.
     assert!(checked >= 5, "{checked} containers checked");
 }
+
+#[test]
+fn the_notes_render_for_every_value_set() {
+    for values in value_sets() {
+        let chart = chart_dir().display().to_string();
+        let mut args: Vec<String> = [
+            "install",
+            "baremetal-ccm",
+            &chart,
+            "--namespace",
+            "kube-system",
+        ]
+        .map(str::to_owned)
+        .into();
+        args.push("--dry-run=client".to_owned());
+        args.extend(values_args(
+            values.as_deref().into_iter().collect::<Vec<_>>().as_slice(),
+        ));
+        let output = helm(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{}: {}",
+            name(values.as_deref()),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let notes = text.split("NOTES:").nth(1).expect("NOTES are shown");
+        assert!(notes.contains("is installed in kube-system"), "{notes}");
+    }
+}
