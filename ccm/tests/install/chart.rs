@@ -250,3 +250,64 @@ fn the_notes_render_for_every_value_set() {
         assert!(notes.contains("is installed in kube-system"), "{notes}");
     }
 }
+
+fn schema() -> Value {
+    let text = std::fs::read_to_string(chart_dir().join("values.schema.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn the_schema_knows_exactly_the_controllers_the_program_has() {
+    // The names `--controllers` takes, as the program spells them (`Controller::name`).
+    let source = std::fs::read_to_string(repo().join("ccm/src/controller/selection.rs")).unwrap();
+    let program: std::collections::BTreeSet<String> = (source.lines())
+        .filter_map(|l| l.trim().strip_prefix("Controller::"))
+        .filter_map(|l| {
+            l.split_once("=> \"")
+                .map(|(_, n)| n.trim_end_matches("\",").to_owned())
+        })
+        .flat_map(|n| [n.clone(), format!("-{n}")])
+        .chain(["*".to_owned()])
+        .collect();
+    assert!(program.len() >= 9, "{program:?}");
+    let schema = schema();
+    let allowed: std::collections::BTreeSet<String> =
+        (schema["properties"]["controller"]["properties"]["controllers"]["items"]["enum"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect();
+    assert_eq!(allowed, program);
+}
+
+#[test]
+fn docs_install_md_describes_every_value() {
+    let docs = std::fs::read_to_string(repo().join("docs/install.md")).unwrap();
+    let schema = schema();
+    let mut missing = Vec::new();
+    for (top, child) in schema["properties"].as_object().unwrap() {
+        if top == "global" {
+            continue;
+        }
+        let Some(properties) = child["properties"].as_object() else {
+            if !docs.contains(&format!("`{top}`")) {
+                missing.push(top.clone());
+            }
+            continue;
+        };
+        for name in properties.keys() {
+            // In the values table: `top.name`, or `.name` after a sibling in the same cell;
+            // cloudConfig's keys are the cloud config's, documented in cloud-config.md.
+            let full = format!("`{top}.{name}");
+            let short = format!("`.{name}`");
+            if top != "cloudConfig" && !docs.contains(&full) && !docs.contains(&short) {
+                missing.push(format!("{top}.{name}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "values docs/install.md does not describe: {missing:?}"
+    );
+}
