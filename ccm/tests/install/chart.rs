@@ -32,7 +32,8 @@ pub(crate) fn name(values: Option<&Path>) -> String {
     values.map_or("default values".to_owned(), |p| p.display().to_string())
 }
 
-/// Runs the pinned helm with `args`, with a cache and configuration of its own.
+/// Runs the pinned helm with `args`, with a cache and configuration of its own and no
+/// kubeconfig (nothing here may reach a developer's cluster).
 pub(crate) fn helm(args: &[&str]) -> Output {
     let home = tempfile::tempdir().unwrap();
     Command::new(Tool::Helm.path().unwrap())
@@ -40,6 +41,7 @@ pub(crate) fn helm(args: &[&str]) -> Output {
         .env("HELM_CACHE_HOME", home.path().join("cache"))
         .env("HELM_CONFIG_HOME", home.path().join("config"))
         .env("HELM_DATA_HOME", home.path().join("data"))
+        .env("KUBECONFIG", home.path().join("no-kubeconfig"))
         .output()
         .unwrap()
 }
