@@ -455,42 +455,12 @@ fn family(name: &str) -> &str {
         .unwrap_or(name)
 }
 
-/// Every metric family the program registers, read from its registration calls
-/// (`let x = registry.sub_registry_with_prefix("p")`, then `x.register("name", ...)`): the
-/// registry prints a labelled family only once it has a series, so serving alone would miss
-/// the ones not yet set.
+/// Every metric family the program registers, read from its registration calls (the rig's
+/// reader, shared with the dashboard and alert checks of `ccm/tests/install`): the registry
+/// prints a labelled family only once it has a series, so serving alone would miss the ones
+/// not yet set.
 fn registered_metrics() -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
-    for (_, text) in files_under(&["ccm/src", "ccm/core/src"], |p| {
-        p.extension().is_some_and(|e| e == "rs")
-    }) {
-        let mut prefixes: BTreeMap<String, String> = BTreeMap::new();
-        let compact: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-        for (at, _) in compact.match_indices(".sub_registry_with_prefix(\"") {
-            let variable = compact[..at]
-                .rsplit("let ")
-                .next()
-                .and_then(|l| l.split(" =").next())
-                .unwrap();
-            let rest = &compact[at + ".sub_registry_with_prefix(\"".len()..];
-            let prefix = &rest[..rest.find('"').unwrap()];
-            prefixes.insert(variable.trim().to_owned(), prefix.to_owned());
-        }
-        for (at, _) in compact.match_indices(".register( \"") {
-            let variable = compact[..at]
-                .rsplit(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .next()
-                .unwrap();
-            let rest = &compact[at + ".register( \"".len()..];
-            let name = &rest[..rest.find('"').unwrap()];
-            let full = match prefixes.get(variable) {
-                Some(prefix) => format!("baremetal_ccm_{prefix}_{name}"),
-                None => format!("baremetal_ccm_{name}"),
-            };
-            names.insert(full);
-        }
-    }
-    names
+    rig::metrics_source::registered_metrics(&repo())
 }
 
 #[test]

@@ -3,16 +3,39 @@
 # Sourced after common.sh.
 # shellcheck shell=bash
 
-# go_wrapper_build DIR OUT PKG...: build PKG(s) inside the wrapper module in DIR into OUT.
+# go_wrapper_build DIR OUT PKG...: build PKG(s) inside the wrapper module in DIR into OUT,
+# with GO_LDFLAGS (default: stripped) as the linker flags.
 go_wrapper_build() {
   local dir=$1 out=$2; shift 2
+  local ldflags=${GO_LDFLAGS:--s -w}
   ( cd "$dir" && go mod tidy >"$dir/tidy.log" 2>&1 ) || { cat "$dir/tidy.log" >&2; die "go mod tidy failed in $dir"; }
   local pkg
   for pkg in "$@"; do
     log "go build $pkg"
-    ( cd "$dir" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$out/" "$pkg" ) \
+    ( cd "$dir" && CGO_ENABLED=0 go build -trimpath -ldflags="$ldflags" -o "$out/" "$pkg" ) \
       || die "building $pkg failed (needs Go and the Go module proxy)"
   done
+}
+
+# kube_wrapper_module DIR IMPORT: a Go module in DIR that requires the pinned k8s.io/kubernetes
+# and imports IMPORT, so that a command of it can be built there.
+kube_wrapper_module() {
+  local w=$1 import=$2 gomod
+  gomod=$(cd "$w" && go mod download -json "k8s.io/kubernetes@v$KUBERNETES_VERSION" | sed -n 's/^\s*"GoMod": "\(.*\)",\?$/\1/p')
+  [ -f "$gomod" ] || die "could not download k8s.io/kubernetes@v$KUBERNETES_VERSION"
+  local staging="0.${KUBERNETES_VERSION#1.}"
+  {
+    echo "module baremetal-ccm.io/hack/kube"
+    echo
+    echo "go 1.24"
+    echo
+    echo "require k8s.io/kubernetes v$KUBERNETES_VERSION"
+    echo
+    # Every staging module k8s.io/kubernetes replaces with ./staging/... is pinned to its
+    # published twin, as upstream documents for depending on k8s.io/kubernetes.
+    sed -n 's#^\s*\(k8s\.io/[a-z0-9-]*\) => \./staging/.*#replace \1 => \1 v'"$staging"'#p' "$gomod"
+  } >"$w/go.mod"
+  printf 'package hack\n\nimport _ "%s"\n' "$import" >"$w/tools.go"
 }
 
 # ensure_kube: kube-apiserver and etcd. Honours KUBEBUILDER_ASSETS when it holds both.
@@ -29,22 +52,7 @@ ensure_kube() {
   if [ ! -x "$kdir/kube-apiserver" ]; then
     log "building kube-apiserver $KUBERNETES_VERSION from its Go module (first run only; several minutes)"
     local w; w=$(mktemp -d)
-    local gomod
-    gomod=$(cd "$w" && go mod download -json "k8s.io/kubernetes@v$KUBERNETES_VERSION" | sed -n 's/^\s*"GoMod": "\(.*\)",\?$/\1/p')
-    [ -f "$gomod" ] || die "could not download k8s.io/kubernetes@v$KUBERNETES_VERSION"
-    local staging="0.${KUBERNETES_VERSION#1.}"
-    {
-      echo "module baremetal-ccm.io/hack/kube"
-      echo
-      echo "go 1.24"
-      echo
-      echo "require k8s.io/kubernetes v$KUBERNETES_VERSION"
-      echo
-      # Every staging module k8s.io/kubernetes replaces with ./staging/... is pinned to its
-      # published twin, as upstream documents for depending on k8s.io/kubernetes.
-      sed -n 's#^\s*\(k8s\.io/[a-z0-9-]*\) => \./staging/.*#replace \1 => \1 v'"$staging"'#p' "$gomod"
-    } >"$w/go.mod"
-    printf 'package hack\n\nimport _ "k8s.io/kubernetes/cmd/kube-apiserver/app"\n' >"$w/tools.go"
+    kube_wrapper_module "$w" k8s.io/kubernetes/cmd/kube-apiserver/app
     mkdir -p "$kdir.tmp"
     go_wrapper_build "$w" "$kdir.tmp" k8s.io/kubernetes/cmd/kube-apiserver
     rm -rf "$kdir" && mv "$kdir.tmp" "$kdir" && rm -rf "$w"
@@ -103,4 +111,46 @@ ensure_cargo_deny() {
     rm -rf "$cdir" && mv "$cdir.tmp" "$cdir" && rm -rf "$w"
   fi
   CARGO_DENY_BIN=$cdir/bin/cargo-deny
+}
+
+# kube_version_ldflags: linker flags that stamp a Kubernetes command with the pinned version
+# (as upstream's build does), so that it reports v$KUBERNETES_VERSION and not v0.0.0.
+kube_version_ldflags() {
+  local major=${KUBERNETES_VERSION%%.*} rest=${KUBERNETES_VERSION#*.}
+  local v=k8s.io/component-base/version
+  printf -- '-s -w -X %s.gitVersion=v%s -X %s.gitMajor=%s -X %s.gitMinor=%s -X %s.gitTreeState=clean -X %s.buildDate=1970-01-01T00:00:00Z' \
+    "$v" "$KUBERNETES_VERSION" "$v" "$major" "$v" "${rest%%.*}" "$v" "$v"
+}
+
+# ensure_kubeadm: kubeadm from the same pinned k8s.io/kubernetes module as kube-apiserver,
+# version-stamped (kubeadm compares a configuration's kubernetesVersion with its own).
+ensure_kubeadm() {
+  need_cmd go "Install Go 1.24+ (Debian: golang-go, or the upstream tarball)."
+  local kdir=$TOOLS_BIN/kubeadm-$KUBERNETES_VERSION
+  if [ ! -x "$kdir/kubeadm" ]; then
+    log "building kubeadm $KUBERNETES_VERSION from its Go module (first run only; a few minutes)"
+    local w; w=$(mktemp -d)
+    kube_wrapper_module "$w" k8s.io/kubernetes/cmd/kubeadm/app
+    mkdir -p "$kdir.tmp"
+    GO_LDFLAGS=$(kube_version_ldflags) go_wrapper_build "$w" "$kdir.tmp" k8s.io/kubernetes/cmd/kubeadm
+    rm -rf "$kdir" && mv "$kdir.tmp" "$kdir" && rm -rf "$w"
+  fi
+  KUBEADM_BIN=$kdir/kubeadm
+}
+
+# ensure_helm: helm from the pinned helm.sh/helm/v4 module.
+ensure_helm() {
+  need_cmd go "Install Go 1.24+ (Debian: golang-go, or the upstream tarball)."
+  local hdir=$TOOLS_BIN/helm-$HELM_VERSION
+  if [ ! -x "$hdir/helm" ]; then
+    log "building helm $HELM_VERSION from its Go module (first run only; a few minutes)"
+    local w; w=$(mktemp -d)
+    printf 'module baremetal-ccm.io/hack/helm\n\ngo 1.24\n\nrequire helm.sh/helm/v4 v%s\n' "$HELM_VERSION" >"$w/go.mod"
+    printf 'package hack\n\nimport _ "helm.sh/helm/v4/pkg/cmd"\n' >"$w/tools.go"
+    mkdir -p "$hdir.tmp"
+    GO_LDFLAGS="-s -w -X helm.sh/helm/v4/internal/version.version=v$HELM_VERSION" \
+      go_wrapper_build "$w" "$hdir.tmp" helm.sh/helm/v4/cmd/helm
+    rm -rf "$hdir" && mv "$hdir.tmp" "$hdir" && rm -rf "$w"
+  fi
+  HELM_BIN=$hdir/helm
 }

@@ -13,6 +13,8 @@
 //! - [`https`]: the small HTTP(S) server under it and [`webhook`]: an admission webhook that
 //!   holds chosen users' requests (a slow webhook, a hanging call);
 //! - [`kubelet`]: Nodes as kubelets in external cloud-provider mode register them;
+//! - [`metrics_source`]: the metrics (and their labels) the program registers, read from its
+//!   source;
 //! - [`tools`]: where the binaries are, at the versions pinned in `hack/versions.env`.
 
 pub mod bird;
@@ -22,6 +24,7 @@ pub mod frr;
 pub mod gobgpd;
 pub mod https;
 pub mod kubelet;
+pub mod metrics_source;
 pub mod netns;
 pub mod opennebula;
 pub mod process;

@@ -39,6 +39,8 @@ pub enum Tool {
     FrrBgpd,
     FrrBfdd,
     Vtysh,
+    /// Helm, built by `hack/tools` from the pinned `helm.sh/helm/v4` module.
+    Helm,
 }
 
 impl Tool {
@@ -57,6 +59,7 @@ impl Tool {
             Tool::FrrBgpd => "BAREMETAL_CCM_FRR_BGPD",
             Tool::FrrBfdd => "BAREMETAL_CCM_FRR_BFDD",
             Tool::Vtysh => "BAREMETAL_CCM_VTYSH",
+            Tool::Helm => "BAREMETAL_CCM_HELM",
         }
     }
 
@@ -75,6 +78,7 @@ impl Tool {
             Tool::FrrBgpd => "bgpd",
             Tool::FrrBfdd => "bfdd",
             Tool::Vtysh => "vtysh",
+            Tool::Helm => "helm",
         }
     }
 
@@ -99,6 +103,13 @@ impl Tool {
                 vec![
                     cache
                         .join(format!("gobgp-{}", version("GOBGP_VERSION")?))
+                        .join(self.file_name()),
+                ]
+            }
+            Tool::Helm => {
+                vec![
+                    cache
+                        .join(format!("helm-{}", version("HELM_VERSION")?))
                         .join(self.file_name()),
                 ]
             }
