@@ -277,15 +277,6 @@ impl Pool {
         self.contains_value(family, value)
     }
 
-    /// Number of addresses of `family` in `span` that belong to the pool.
-    pub fn count_in(&self, family: Family, span: Span) -> u128 {
-        self.spans(family)
-            .iter()
-            .filter_map(|s| s.intersect(span))
-            .map(|s| self.count_span(family, s))
-            .fold(0, u128::saturating_add)
-    }
-
     /// Number of addresses of `family` in the pool (saturating at `u128::MAX`).
     pub fn total(&self, family: Family) -> u128 {
         self.spans(family)
