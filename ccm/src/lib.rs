@@ -1,27 +1,61 @@
 //! The `baremetal-ccm` program: subcommand wiring over the controller, speaker and CRD modules.
 
-pub mod admin;
-pub mod announce;
-pub mod apiserver;
-pub mod cli;
-pub mod cloud_config;
-pub mod cloud_node;
-pub mod controller;
-pub mod duration;
-pub mod events;
-pub mod fence;
-pub mod leader;
-pub mod listed;
-pub mod provider;
-pub mod retry;
-pub mod service_lb;
-pub mod speaker;
-pub mod telemetry;
-pub mod writer;
+mod admin;
+mod announce;
+mod apiserver;
+mod cli;
+mod cloud_config;
+mod cloud_node;
+mod controller;
+mod duration;
+mod events;
+mod fence;
+mod leader;
+mod listed;
+mod provider;
+mod retry;
+mod service_lb;
+mod speaker;
+mod telemetry;
+mod writer;
 
-pub use baremetal_ccm_core::{conditions, contract, crd, instance, ipam, selector};
+use baremetal_ccm_core::{conditions, contract, crd, instance, ipam, selector};
 
-use cli::{Cli, Command};
+// What the binary, the integration tests and the benches use; nothing else is public.
+pub use cli::{
+    CONTROLLER_ADMIN_PORT, CONTROLLER_METRICS_PORT, Cli, Command, SPEAKER_ADMIN_PORT,
+    SPEAKER_METRICS_PORT,
+};
+pub use cloud_config::CloudConfig;
+pub use telemetry::error_chain;
+
+/// The admin servers (probes, metrics, the metrics listener's authorization), for their tests.
+pub mod admin_server {
+    pub use crate::admin::auth::REVIEW_TIMEOUT;
+    pub use crate::admin::tls::server_config as metrics_tls_config;
+    pub use crate::admin::{AdminState, HEADER_READ_TIMEOUT, MAX_CONNECTIONS};
+    /// Each subcommand's admin state, with its metrics registered.
+    pub use crate::controller::admin_state as controller;
+    pub use crate::speaker::admin_state as speaker;
+}
+
+/// The GoBGP wire adapter: one converge against a gobgpd, its sessions, its restart signal.
+pub mod gobgp {
+    pub use crate::announce::gobgp::{
+        ConvergeReport, Daemon, DaemonOptions, GobgpError, RestartCause,
+    };
+}
+
+/// The instance providers and what the announcer reads of BGP password Secrets.
+pub mod providers {
+    pub use crate::announce::passwords::Passwords;
+    pub use crate::provider::opennebula::{Config as OpenNebulaConfig, OpenNebula, OpenNebulaError};
+    pub use crate::provider::{InstanceProvider, ProviderError};
+}
+
+/// The API client's rate limit, for benches that measure the controllers under it.
+pub use apiserver::RateLimit;
+
 
 /// Runs the parsed command line to completion.
 pub fn run(cli: Cli) -> anyhow::Result<()> {

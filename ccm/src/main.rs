@@ -3,6 +3,6 @@
 use clap::Parser as _;
 
 fn main() -> anyhow::Result<()> {
-    let cli = baremetal_ccm::cli::Cli::parse();
+    let cli = baremetal_ccm::Cli::parse();
     baremetal_ccm::run(cli)
 }
