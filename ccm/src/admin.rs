@@ -10,8 +10,8 @@
 //! slow-client flood costs a few file descriptors for a few seconds, never the liveness probe
 //! for good.
 
-pub mod auth;
-pub mod tls;
+pub(crate) mod auth;
+pub(crate) mod tls;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};

@@ -16,7 +16,7 @@ use crate::cli::KubeArgs;
 use crate::fence::{Fence, FenceLayer};
 
 #[derive(Debug, thiserror::Error)]
-pub enum ApiserverError {
+pub(crate) enum ApiserverError {
     #[error("cannot read kubeconfig {path}")]
     Kubeconfig {
         path: std::path::PathBuf,
@@ -30,7 +30,7 @@ pub enum ApiserverError {
 }
 
 /// Builds the client from `--kubeconfig`, else from the in-cluster environment.
-pub async fn client(args: &KubeArgs) -> Result<Client, ApiserverError> {
+pub(crate) async fn client(args: &KubeArgs) -> Result<Client, ApiserverError> {
     let limit = RateLimit::new(args.kube_api_qps, args.kube_api_burst);
     Ok(ClientBuilder::try_from(config(args).await?)
         .map_err(ApiserverError::Client)?
@@ -40,7 +40,7 @@ pub async fn client(args: &KubeArgs) -> Result<Client, ApiserverError> {
 
 /// [`client`] whose mutating requests pass `fence` (the leader-only writers' client). The
 /// fence is consulted after the rate-limit wait, when the request is actually sent.
-pub async fn fenced_client(args: &KubeArgs, fence: Fence) -> Result<Client, ApiserverError> {
+pub(crate) async fn fenced_client(args: &KubeArgs, fence: Fence) -> Result<Client, ApiserverError> {
     let limit = RateLimit::new(args.kube_api_qps, args.kube_api_burst);
     Ok(ClientBuilder::try_from(config(args).await?)
         .map_err(ApiserverError::Client)?

@@ -65,7 +65,7 @@ pub enum MetricsBind {
 }
 
 /// Parses `--metrics-bind-address`: `off`, or an address with its port.
-pub fn parse_metrics_bind(text: &str) -> Result<MetricsBind, String> {
+pub(crate) fn parse_metrics_bind(text: &str) -> Result<MetricsBind, String> {
     if text == "off" {
         return Ok(MetricsBind::Off);
     }

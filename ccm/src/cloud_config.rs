@@ -178,7 +178,7 @@ impl ParseError {
 
 /// Whether `value` is a valid Kubernetes label value (empty is;
 /// [`crate::contract::label_value_problem`]).
-pub fn is_label_value(value: &str) -> bool {
+pub(crate) fn is_label_value(value: &str) -> bool {
     crate::contract::label_value_problem(value).is_none()
 }
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 /// Parses a sequence of whole numbers with units `ms`, `s`, `m`, `h`; a bare `0` is zero.
-pub fn parse(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse(text: &str) -> Result<Duration, String> {
     let invalid = || {
         format!("{text:?} is not a duration (a whole number followed by ms, s, m or h, e.g. 10s)")
     };
@@ -47,7 +47,7 @@ pub fn parse(text: &str) -> Result<Duration, String> {
 }
 
 /// [`parse`], refusing zero: for periods, where zero would spin.
-pub fn parse_period(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_period(text: &str) -> Result<Duration, String> {
     match parse(text)? {
         Duration::ZERO => Err(format!("{text:?}: must be longer than zero")),
         period => Ok(period),

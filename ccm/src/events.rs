@@ -22,7 +22,7 @@ const PUBLISHERS: usize = 4;
 /// only when an object's state changes, so there are no repeats to aggregate, and an
 /// aggregation cache would cost memory and time with every object.
 #[derive(Clone)]
-pub struct Publisher {
+pub(crate) struct Publisher {
     queue: mpsc::Sender<Event>,
     instance: String,
     dropped: Counter,
@@ -36,18 +36,28 @@ impl std::fmt::Debug for Publisher {
 
 /// What one controller records through a [`Publisher`]: the `reportingController` name.
 #[derive(Debug, Clone)]
-pub struct Recorder {
+pub(crate) struct Recorder {
     publisher: Publisher,
     controller: &'static str,
 }
 
 impl Recorder {
-    pub fn normal<K: Resource<DynamicType = ()>>(&self, object: &K, reason: &str, note: String) {
+    pub(crate) fn normal<K: Resource<DynamicType = ()>>(
+        &self,
+        object: &K,
+        reason: &str,
+        note: String,
+    ) {
         self.publisher
             .publish(self.controller, object, "Normal", reason, note);
     }
 
-    pub fn warning<K: Resource<DynamicType = ()>>(&self, object: &K, reason: &str, note: String) {
+    pub(crate) fn warning<K: Resource<DynamicType = ()>>(
+        &self,
+        object: &K,
+        reason: &str,
+        note: String,
+    ) {
         self.publisher
             .publish(self.controller, object, "Warning", reason, note);
     }
@@ -56,7 +66,7 @@ impl Recorder {
 impl Publisher {
     /// Starts the publisher task. `instance` is the `reportingInstance` (this replica);
     /// `dropped` counts Events lost to a full queue or an error.
-    pub fn start(client: Client, instance: &str, dropped: Counter) -> Self {
+    pub(crate) fn start(client: Client, instance: &str, dropped: Counter) -> Self {
         let (queue, receiver) = mpsc::channel::<Event>(QUEUE);
         let failed = dropped.clone();
         tokio::spawn(async move {
@@ -83,7 +93,7 @@ impl Publisher {
     }
 
     /// A recorder for the controller named `controller` (e.g. `baremetal-ccm.io/service-lb`).
-    pub fn recorder(&self, controller: &'static str) -> Recorder {
+    pub(crate) fn recorder(&self, controller: &'static str) -> Recorder {
         Recorder {
             publisher: self.clone(),
             controller,
@@ -146,7 +156,7 @@ fn event<K: Resource<DynamicType = ()>>(
     }
 }
 
-pub use crate::conditions::bounded;
+pub(crate) use crate::conditions::bounded;
 
 #[cfg(test)]
 mod tests {

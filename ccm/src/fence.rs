@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 /// Why a leader-only write was not sent or not completed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum FenceError {
+pub(crate) enum FenceError {
     #[error(
         "leadership is not certain (the lease was not renewed in time); the write was not sent"
     )]
@@ -34,7 +34,7 @@ pub enum FenceError {
 
 impl FenceError {
     /// Whether `error` (anywhere in its source chain) is a fence refusal.
-    pub fn is_in(error: &(dyn std::error::Error + 'static)) -> bool {
+    pub(crate) fn is_in(error: &(dyn std::error::Error + 'static)) -> bool {
         let mut current = Some(error);
         while let Some(error) = current {
             if error.downcast_ref::<FenceError>().is_some() {
@@ -58,18 +58,18 @@ enum Validity {
 /// Whether this replica may write now; shared by the elector (which extends it) and the
 /// leader's API clients (which consult it).
 #[derive(Debug, Clone)]
-pub struct Fence {
+pub(crate) struct Fence {
     validity: Arc<Mutex<Validity>>,
 }
 
 impl Fence {
     /// A fence that never closes (no leader election).
-    pub fn open() -> Self {
+    pub(crate) fn open() -> Self {
         Self::with(Validity::Always)
     }
 
     /// A fence that is closed until a successful lease write extends it.
-    pub fn closed() -> Self {
+    pub(crate) fn closed() -> Self {
         Self::with(Validity::Closed)
     }
 
@@ -86,7 +86,7 @@ impl Fence {
     }
 
     /// Opens writes until `until`; never shortens an open fence.
-    pub fn extend(&self, until: Instant) {
+    pub(crate) fn extend(&self, until: Instant) {
         let mut validity = self.lock();
         *validity = match *validity {
             Validity::Always => Validity::Always,
@@ -96,7 +96,7 @@ impl Fence {
     }
 
     /// Closes writes for good (leadership lost).
-    pub fn revoke(&self) {
+    pub(crate) fn revoke(&self) {
         let mut validity = self.lock();
         if *validity != Validity::Always {
             *validity = Validity::Closed;
@@ -105,7 +105,7 @@ impl Fence {
 
     /// How long writes stay allowed from `now`: `Some(None)` without limit, `Some(Some(d))`
     /// for `d` more, `None` when closed.
-    pub fn remaining(&self, now: Instant) -> Option<Option<Duration>> {
+    pub(crate) fn remaining(&self, now: Instant) -> Option<Option<Duration>> {
         match *self.lock() {
             Validity::Always => Some(None),
             Validity::Until(until) if until > now => Some(Some(until - now)),
@@ -116,12 +116,12 @@ impl Fence {
 
 /// The tower layer that fences an API client's mutating requests.
 #[derive(Debug, Clone)]
-pub struct FenceLayer {
+pub(crate) struct FenceLayer {
     fence: Fence,
 }
 
 impl FenceLayer {
-    pub fn new(fence: Fence) -> Self {
+    pub(crate) fn new(fence: Fence) -> Self {
         Self { fence }
     }
 }
@@ -139,7 +139,7 @@ impl<S> tower::Layer<S> for FenceLayer {
 
 /// A service behind a [`FenceLayer`].
 #[derive(Debug, Clone)]
-pub struct Fenced<S> {
+pub(crate) struct Fenced<S> {
     inner: S,
     fence: Fence,
 }

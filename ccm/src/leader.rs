@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use crate::fence::Fence;
 
 #[derive(Debug, thiserror::Error)]
-pub enum LeaderError {
+pub(crate) enum LeaderError {
     #[error("reading or writing Lease {namespace}/{name} failed")]
     Api {
         namespace: String,
@@ -37,7 +37,7 @@ pub enum LeaderError {
 
 /// Settings of the election. Defaults follow kube-controller-manager (15 s / 10 s / 2 s).
 #[derive(Debug, Clone)]
-pub struct LeaseSettings {
+pub(crate) struct LeaseSettings {
     pub namespace: String,
     pub name: String,
     pub identity: String,
@@ -47,7 +47,7 @@ pub struct LeaseSettings {
 }
 
 impl LeaseSettings {
-    pub fn new(identity: impl Into<String>) -> Self {
+    pub(crate) fn new(identity: impl Into<String>) -> Self {
         Self {
             namespace: "kube-system".into(),
             name: "baremetal-ccm".into(),
@@ -61,7 +61,7 @@ impl LeaseSettings {
 
 /// What this replica should do with the lease record it just read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LeaseAction {
+pub(crate) enum LeaseAction {
     /// No lease exists: create it, holding it.
     Create,
     /// We hold it: renew.
@@ -74,7 +74,7 @@ pub enum LeaseAction {
 
 /// The record fields that change on every renewal; a change means the holder is alive.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Observed {
+pub(crate) struct Observed {
     holder: Option<String>,
     renew_time: Option<String>,
     resource_version: Option<String>,
@@ -94,7 +94,7 @@ impl Observed {
 }
 
 /// Decides, purely, what to do with `lease` given when we first saw its current record.
-pub fn decide(
+pub(crate) fn decide(
     me: &str,
     lease: Option<&Lease>,
     record_seen_since: Option<Instant>,
@@ -123,7 +123,7 @@ pub fn decide(
 
 /// Held leadership. Dropping it stops renewing (the lease then expires on its own).
 #[derive(Debug)]
-pub struct Leadership {
+pub(crate) struct Leadership {
     lost: watch::Receiver<bool>,
     task: tokio::task::JoinHandle<()>,
     fence: Fence,
@@ -132,7 +132,7 @@ pub struct Leadership {
 impl Leadership {
     /// Resolves when the lease is lost (a renewal did not succeed within the renew deadline,
     /// or another holder took the lease).
-    pub async fn lost(&mut self) {
+    pub(crate) async fn lost(&mut self) {
         // An error means the renew task ended, which only happens after losing.
         let _ = self.lost.wait_for(|lost| *lost).await;
     }
@@ -147,7 +147,7 @@ impl Drop for Leadership {
 
 /// The lease client of one replica.
 #[derive(Clone)]
-pub struct Elector {
+pub(crate) struct Elector {
     api: Api<Lease>,
     settings: LeaseSettings,
 }
@@ -161,7 +161,7 @@ impl std::fmt::Debug for Elector {
 }
 
 impl Elector {
-    pub fn new(client: Client, settings: LeaseSettings) -> Self {
+    pub(crate) fn new(client: Client, settings: LeaseSettings) -> Self {
         Self {
             api: Api::namespaced(client, &settings.namespace),
             settings,
@@ -179,7 +179,7 @@ impl Elector {
     /// Waits until this replica holds the lease, then keeps renewing it in the background.
     /// `fence` is opened on acquisition, extended by every renewal and revoked when
     /// leadership is lost.
-    pub async fn acquire(&self, fence: Fence) -> Result<Leadership, LeaderError> {
+    pub(crate) async fn acquire(&self, fence: Fence) -> Result<Leadership, LeaderError> {
         let mut seen: Option<(Observed, Instant)> = None;
         let sent = loop {
             match self.attempt(&mut seen, self.settings.renew_deadline).await {
@@ -346,7 +346,7 @@ impl Elector {
 
     /// Gives the lease up (holder cleared) so a successor need not wait for expiry.
     /// Bounded by the renew deadline: a silent API server does not hold up shutdown.
-    pub async fn release(&self) -> Result<(), LeaderError> {
+    pub(crate) async fn release(&self) -> Result<(), LeaderError> {
         let limit = self.settings.renew_deadline;
         tokio::time::timeout(limit, self.release_now())
             .await

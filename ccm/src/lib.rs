@@ -19,7 +19,7 @@ mod speaker;
 mod telemetry;
 mod writer;
 
-use baremetal_ccm_core::{conditions, contract, crd, instance, ipam, selector};
+use baremetal_ccm_core::{conditions, contract, crd, instance, ipam};
 
 // What the binary, the integration tests and the benches use; nothing else is public.
 pub use cli::{
@@ -49,13 +49,14 @@ pub mod gobgp {
 /// The instance providers and what the announcer reads of BGP password Secrets.
 pub mod providers {
     pub use crate::announce::passwords::Passwords;
-    pub use crate::provider::opennebula::{Config as OpenNebulaConfig, OpenNebula, OpenNebulaError};
+    pub use crate::provider::opennebula::{
+        Config as OpenNebulaConfig, OpenNebula, OpenNebulaError,
+    };
     pub use crate::provider::{InstanceProvider, ProviderError};
 }
 
 /// The API client's rate limit, for benches that measure the controllers under it.
 pub use apiserver::RateLimit;
-
 
 /// Runs the parsed command line to completion.
 pub fn run(cli: Cli) -> anyhow::Result<()> {

@@ -11,39 +11,39 @@ use tokio::sync::watch;
 /// The watch whose first list never completed has stopped (its task ended).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("watching {what} stopped before its first list completed")]
-pub struct WatchStopped {
+pub(crate) struct WatchStopped {
     pub what: &'static str,
 }
 
 /// Collects one [`Listing`] per watch; [`Listings::all`] then waits for every one of them.
 #[derive(Debug, Default)]
-pub struct Listings {
+pub(crate) struct Listings {
     waiting: Vec<(&'static str, watch::Receiver<bool>)>,
 }
 
 /// The signal of one watch: marks it listed when its first list completes.
 #[derive(Debug)]
-pub struct Listing {
+pub(crate) struct Listing {
     done: watch::Sender<bool>,
 }
 
 /// Waits until every watch tracked by the [`Listings`] it came from has listed once.
 /// Cheap to clone; any number of tasks may wait at once.
 #[derive(Debug, Clone)]
-pub struct AllListed {
+pub(crate) struct AllListed {
     waiting: Arc<[(&'static str, watch::Receiver<bool>)]>,
 }
 
 impl Listings {
     /// Tracks one more watch, named `what` in errors and logs.
-    pub fn track(&mut self, what: &'static str) -> Listing {
+    pub(crate) fn track(&mut self, what: &'static str) -> Listing {
         let (done, waiting) = watch::channel(false);
         self.waiting.push((what, waiting));
         Listing { done }
     }
 
     /// The wait for every watch tracked so far.
-    pub fn all(self) -> AllListed {
+    pub(crate) fn all(self) -> AllListed {
         AllListed {
             waiting: self.waiting.into(),
         }
@@ -52,7 +52,7 @@ impl Listings {
 
 impl Listing {
     /// Marks the watch listed when `event` ends its first list (later relists change nothing).
-    pub fn observe<K>(&self, event: &Result<watcher::Event<K>, watcher::Error>) {
+    pub(crate) fn observe<K>(&self, event: &Result<watcher::Event<K>, watcher::Error>) {
         if matches!(event, Ok(watcher::Event::InitDone)) {
             self.done.send_replace(true);
         }
@@ -61,7 +61,7 @@ impl Listing {
 
 impl AllListed {
     /// Returns once every watch has listed, or the first one that stopped before it did.
-    pub async fn wait(&self) -> Result<(), WatchStopped> {
+    pub(crate) async fn wait(&self) -> Result<(), WatchStopped> {
         for (what, waiting) in self.waiting.iter() {
             let mut waiting = waiting.clone();
             if waiting.wait_for(|done| *done).await.is_err() {

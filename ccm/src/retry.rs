@@ -7,25 +7,25 @@ use std::time::Duration;
 
 /// A backoff curve: `base` doubling per failed attempt, never above `cap`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     pub base: Duration,
     pub cap: Duration,
 }
 
 impl Backoff {
     /// For transient failures (API conflicts, a provider that did not answer).
-    pub const TRANSIENT: Backoff = Backoff {
+    pub(crate) const TRANSIENT: Backoff = Backoff {
         base: Duration::from_millis(100),
         cap: Duration::from_secs(60),
     };
     /// For failures only a change of configuration or of the object fixes: retried, but slowly.
-    pub const PERSISTENT: Backoff = Backoff {
+    pub(crate) const PERSISTENT: Backoff = Backoff {
         base: Duration::from_secs(5),
         cap: Duration::from_secs(300),
     };
 
     /// The delay before retrying after the `attempt`-th consecutive failure (1-based).
-    pub fn delay(self, attempt: u32) -> Duration {
+    pub(crate) fn delay(self, attempt: u32) -> Duration {
         let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(20));
         self.base.saturating_mul(factor).min(self.cap)
     }
@@ -33,7 +33,7 @@ impl Backoff {
 
 /// Consecutive failures per object.
 #[derive(Debug)]
-pub struct Attempts<K> {
+pub(crate) struct Attempts<K> {
     failures: Mutex<HashMap<K, u32>>,
 }
 
@@ -47,7 +47,7 @@ impl<K> Default for Attempts<K> {
 
 impl<K: Hash + Eq> Attempts<K> {
     /// Records a failure; returns how many in a row this object has had.
-    pub fn failed(&self, key: K) -> u32 {
+    pub(crate) fn failed(&self, key: K) -> u32 {
         let mut failures = self.lock();
         let n = failures.entry(key).or_insert(0);
         *n = n.saturating_add(1);
@@ -55,7 +55,7 @@ impl<K: Hash + Eq> Attempts<K> {
     }
 
     /// Forgets the object's failures after a success.
-    pub fn succeeded(&self, key: &K) {
+    pub(crate) fn succeeded(&self, key: &K) {
         self.lock().remove(key);
     }
 

@@ -18,7 +18,7 @@ pub fn admin_state() -> (AdminState, crate::announce::metrics::Metrics) {
 }
 
 /// Runs until SIGTERM or SIGINT.
-pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
     let (admin, metrics) = admin_state();
     let admin_task = (admin)
         .start(

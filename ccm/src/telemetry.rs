@@ -5,7 +5,7 @@ use tracing_subscriber::EnvFilter;
 use crate::cli::{LogArgs, LogFormat};
 
 #[derive(Debug, thiserror::Error)]
-pub enum TelemetryError {
+pub(crate) enum TelemetryError {
     #[error("invalid log filter {filter:?}")]
     Filter {
         filter: String,
@@ -17,7 +17,7 @@ pub enum TelemetryError {
 }
 
 /// Installs the global subscriber; logs go to stderr so `crd` output on stdout stays clean.
-pub fn init(args: &LogArgs) -> Result<(), TelemetryError> {
+pub(crate) fn init(args: &LogArgs) -> Result<(), TelemetryError> {
     let filter = EnvFilter::try_new(&args.log_filter).map_err(|source| TelemetryError::Filter {
         filter: args.log_filter.clone(),
         source,

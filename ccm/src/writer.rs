@@ -18,7 +18,7 @@ use crate::fence::FenceError;
 
 /// The kinds of object the controllers write, as the metrics name them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Service,
     Node,
     IPPool,
@@ -48,13 +48,13 @@ struct ErrorLabels {
 
 /// The writers' metrics; cheap to clone (handles share their values).
 #[derive(Debug, Clone)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     duration: Family<ResourceLabels, Histogram>,
     errors: Family<ErrorLabels, Counter>,
 }
 
 impl Metrics {
-    pub fn new(registry: &mut Registry) -> Self {
+    pub(crate) fn new(registry: &mut Registry) -> Self {
         let metrics = Self {
             duration: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(0.0005, 2.0, 16))
@@ -76,7 +76,7 @@ impl Metrics {
     }
 
     /// Times `write` and counts its failure, if it fails.
-    pub async fn measure<T>(
+    pub(crate) async fn measure<T>(
         &self,
         kind: Kind,
         write: impl Future<Output = Result<T, kube::Error>>,
@@ -97,7 +97,7 @@ impl Metrics {
 
     /// Applies one planned patch to the object `name` (to its status subresource for
     /// [`Patch::Status`]) and returns the object as written.
-    pub async fn patch<K>(
+    pub(crate) async fn patch<K>(
         &self,
         kind: Kind,
         api: &Api<K>,
@@ -121,7 +121,7 @@ impl Metrics {
 }
 
 /// The error class the metrics count a failed write under.
-pub fn reason(error: &kube::Error) -> &'static str {
+pub(crate) fn reason(error: &kube::Error) -> &'static str {
     match error {
         kube::Error::Api(status) if status.code == 409 => "conflict",
         kube::Error::Api(status) if status.code == 404 => "not_found",

@@ -25,11 +25,11 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
 /// The path callers must be allowed to `get`.
-pub const METRICS_PATH: &str = "/metrics";
+pub(crate) const METRICS_PATH: &str = "/metrics";
 /// How long an answer (allowed, unauthenticated or forbidden) is remembered.
-pub const CACHE_TTL: Duration = Duration::from_secs(10);
+pub(crate) const CACHE_TTL: Duration = Duration::from_secs(10);
 /// Tokens remembered at once.
-pub const CACHE_ENTRIES: usize = 1024;
+pub(crate) const CACHE_ENTRIES: usize = 1024;
 /// How long the API server may take for both reviews of one request.
 pub const REVIEW_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -70,10 +70,10 @@ pub struct ResultLabel {
 }
 
 /// Requests to the metrics listener, by decision.
-pub type AuthMetrics = Family<ResultLabel, Counter>;
+pub(crate) type AuthMetrics = Family<ResultLabel, Counter>;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ReviewError {
+pub(crate) enum ReviewError {
     #[error("the {review} was not accepted by the API server")]
     Request {
         review: &'static str,
@@ -85,7 +85,7 @@ pub enum ReviewError {
 }
 
 /// The bearer token of an `Authorization` header (`Bearer <token>`, the scheme in any case).
-pub fn bearer_token(header: Option<&HeaderValue>) -> Option<&str> {
+pub(crate) fn bearer_token(header: Option<&HeaderValue>) -> Option<&str> {
     let value = header?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
@@ -103,14 +103,14 @@ fn digest(token: &str) -> Digest {
 
 /// Remembered decisions per token digest, each until its expiry; bounded.
 #[derive(Debug)]
-pub struct DecisionCache {
+pub(crate) struct DecisionCache {
     entries: HashMap<Digest, (Decision, Instant)>,
     ttl: Duration,
     capacity: usize,
 }
 
 impl DecisionCache {
-    pub fn new(ttl: Duration, capacity: usize) -> Self {
+    pub(crate) fn new(ttl: Duration, capacity: usize) -> Self {
         Self {
             entries: HashMap::new(),
             ttl,
@@ -119,7 +119,7 @@ impl DecisionCache {
     }
 
     /// The decision remembered for `token` if it has not expired at `now`.
-    pub fn get(&mut self, token: &str, now: Instant) -> Option<Decision> {
+    pub(crate) fn get(&mut self, token: &str, now: Instant) -> Option<Decision> {
         let key = digest(token);
         match self.entries.get(&key) {
             Some((decision, expires)) if *expires > now => Some(*decision),
@@ -133,7 +133,7 @@ impl DecisionCache {
 
     /// Remembers `decision` for `token` from `now`. When full, expired entries go first, then
     /// the one closest to expiry.
-    pub fn insert(&mut self, token: &str, decision: Decision, now: Instant) {
+    pub(crate) fn insert(&mut self, token: &str, decision: Decision, now: Instant) {
         let key = digest(token);
         if !self.entries.contains_key(&key) && self.entries.len() >= self.capacity {
             self.entries.retain(|_, (_, expires)| *expires > now);

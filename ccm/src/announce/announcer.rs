@@ -17,13 +17,13 @@ use crate::retry::Backoff;
 const TRANSIENT_RETRY_CAP: Duration = Duration::from_secs(5);
 
 /// An error of a sidecar's calls, classified.
-pub trait DaemonError: std::error::Error + Send + Sync + 'static {
+pub(crate) trait DaemonError: std::error::Error + Send + Sync + 'static {
     /// Whether trying again later can succeed without another desired state.
     fn is_transient(&self) -> bool;
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum SidecarError<E: DaemonError> {
+pub(crate) enum SidecarError<E: DaemonError> {
     #[error("cannot reach the BGP daemon")]
     Connect(#[source] E),
     #[error("the BGP daemon refused or failed a call")]
@@ -31,21 +31,21 @@ pub enum SidecarError<E: DaemonError> {
 }
 
 impl<E: DaemonError> SidecarError<E> {
-    pub fn cause(&self) -> &E {
+    pub(crate) fn cause(&self) -> &E {
         match self {
             SidecarError::Connect(cause) | SidecarError::Call(cause) => cause,
         }
     }
 
     /// Whether trying again later can succeed without another desired state.
-    pub fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         self.cause().is_transient()
     }
 
     /// How long to wait after the `attempt`-th failure in a row (1-based): a transient
     /// failure is retried quickly, one only a new desired state fixes slowly (a change of the
     /// desired state is tried at once anyway).
-    pub fn retry_after(&self, attempt: u32) -> Duration {
+    pub(crate) fn retry_after(&self, attempt: u32) -> Duration {
         if self.is_transient() {
             Backoff::TRANSIENT.delay(attempt).min(TRANSIENT_RETRY_CAP)
         } else {
@@ -55,7 +55,7 @@ impl<E: DaemonError> SidecarError<E> {
 }
 
 /// A daemon that can be made to hold a desired state.
-pub trait Sidecar: Send {
+pub(crate) trait Sidecar: Send {
     type Error: DaemonError;
 
     /// Makes the daemon hold exactly `desired`; whether anything had to change.
@@ -82,17 +82,17 @@ pub trait Sidecar: Send {
 }
 
 /// The error of `C`'s sidecar.
-pub type ErrorOf<C> = SidecarError<<<C as Connect>::Sidecar as Sidecar>::Error>;
+pub(crate) type ErrorOf<C> = SidecarError<<<C as Connect>::Sidecar as Sidecar>::Error>;
 
 /// How to reach a daemon.
-pub trait Connect: Send + Sync {
+pub(crate) trait Connect: Send + Sync {
     type Sidecar: Sidecar;
     fn connect(&self) -> impl Future<Output = Result<Self::Sidecar, ErrorOf<Self>>> + Send;
 }
 
 /// What one step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
+pub(crate) enum Step {
     /// Nothing to announce and nothing announced before: no daemon needed.
     Idle,
     /// The daemon already held the desired state.
@@ -103,7 +103,7 @@ pub enum Step {
 
 /// The bookkeeping around one sidecar.
 #[derive(Debug)]
-pub struct Announcer<C: Connect> {
+pub(crate) struct Announcer<C: Connect> {
     connect: C,
     sidecar: Option<C::Sidecar>,
     /// What the daemon was last converged to; `None` after a restart or an error.
@@ -113,7 +113,7 @@ pub struct Announcer<C: Connect> {
 }
 
 impl<C: Connect> Announcer<C> {
-    pub fn new(connect: C) -> Self {
+    pub(crate) fn new(connect: C) -> Self {
         Self {
             connect,
             sidecar: None,
@@ -124,7 +124,7 @@ impl<C: Connect> Announcer<C> {
 
     /// Brings the daemon to `desired` if needed. After an error the connection is dropped and
     /// the next step reconnects and converges in full.
-    pub async fn step(&mut self, desired: &DesiredDaemon) -> Result<Step, ErrorOf<C>> {
+    pub(crate) async fn step(&mut self, desired: &DesiredDaemon) -> Result<Step, ErrorOf<C>> {
         let nothing = desired.peers.is_empty() && desired.paths.is_empty();
         if nothing && !self.ever_applied {
             return Ok(Step::Idle);
@@ -164,7 +164,7 @@ impl<C: Connect> Announcer<C> {
     }
 
     /// The daemon's sessions, when connected.
-    pub async fn sessions(&mut self) -> Result<Vec<PeerStatus>, ErrorOf<C>> {
+    pub(crate) async fn sessions(&mut self) -> Result<Vec<PeerStatus>, ErrorOf<C>> {
         match &mut self.sidecar {
             Some(sidecar) => {
                 let result = sidecar.sessions().await;

@@ -23,7 +23,7 @@ use crate::crd::bgppeer::SecretKeyRef;
 
 /// How long a new watch may take to list its Secret before planning goes on without it (its
 /// peers are then reported as not configured, with the reason, until it has).
-pub const FIRST_READ_WAIT: Duration = Duration::from_secs(10);
+pub(crate) const FIRST_READ_WAIT: Duration = Duration::from_secs(10);
 
 /// What a watch knows of its one Secret.
 #[derive(Debug, Clone, Default)]

@@ -34,7 +34,7 @@ const HEARTBEAT: Duration = Duration::from_secs(600);
 
 /// Where this announcer runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Role {
+pub(crate) enum Role {
     /// A controller replica; `node` is where it runs (for the router ID).
     Central { node: Option<String> },
     /// A node's speaker.
@@ -42,7 +42,7 @@ pub enum Role {
 }
 
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     pub role: Role,
     /// The speaker's name in statuses (the replica's identity, or the node's name).
     pub speaker: String,
@@ -106,7 +106,12 @@ fn session_outcome<E: std::error::Error>(
 }
 
 /// Runs until the process stops.
-pub async fn run<C: Connect>(client: Client, connect: C, settings: Settings, metrics: Metrics) {
+pub(crate) async fn run<C: Connect>(
+    client: Client,
+    connect: C,
+    settings: Settings,
+    metrics: Metrics,
+) {
     let (changes, mut changed) = watch::channel(0_u64);
     let world = World::start(&client, &settings.password_namespace, changes);
     world.listed().await;

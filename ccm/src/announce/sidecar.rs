@@ -20,12 +20,12 @@ impl DaemonError for GobgpError {
 
 /// Connects to the gobgpd sidecar at an endpoint.
 #[derive(Debug, Clone)]
-pub struct GobgpConnect {
+pub(crate) struct GobgpConnect {
     pub endpoint: String,
 }
 
 /// A connected gobgpd and the signal of its restart.
-pub struct GobgpSidecar {
+pub(crate) struct GobgpSidecar {
     daemon: Daemon,
     restarted: Pin<Box<dyn Future<Output = RestartCause> + Send>>,
 }

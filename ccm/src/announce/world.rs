@@ -25,7 +25,7 @@ use crate::listed::{AllListed, Listing, Listings};
 
 /// The caches; cheap to clone.
 #[derive(Clone)]
-pub struct World {
+pub(crate) struct World {
     services: Store<Service>,
     nodes: Store<Node>,
     slices: Store<EndpointSlice>,
@@ -45,7 +45,7 @@ impl std::fmt::Debug for World {
 
 /// Everything planning reads, taken from the caches at one moment.
 #[derive(Debug, Clone, Default)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     pub pools: Vec<PoolInput>,
     /// Pools whose announce options cannot be used, with the reason.
     pub invalid_pools: BTreeMap<String, String>,
@@ -61,7 +61,11 @@ impl World {
     /// Starts the watches; `changed` is bumped on every event. Password Secrets are read from
     /// `password_namespace` only, and only those the peers reference
     /// ([`World::track_passwords`]).
-    pub fn start(client: &Client, password_namespace: &str, changed: watch::Sender<u64>) -> World {
+    pub(crate) fn start(
+        client: &Client,
+        password_namespace: &str,
+        changed: watch::Sender<u64>,
+    ) -> World {
         let changed = Arc::new(changed);
         let mut listings = Listings::default();
         let mut watch = |what| (listings.track(what), changed.clone());
@@ -87,7 +91,7 @@ impl World {
     }
 
     /// Waits until every watch has listed once.
-    pub async fn listed(&self) {
+    pub(crate) async fn listed(&self) {
         tracing::debug!("waiting for the initial lists");
         if let Err(stopped) = self.listed.wait().await {
             // The watch task ended (shutdown): nothing to wait for.
@@ -95,7 +99,7 @@ impl World {
         }
     }
 
-    pub fn snapshot(&self) -> Snapshot {
+    pub(crate) fn snapshot(&self) -> Snapshot {
         let mut snapshot = Snapshot::default();
         for pool in self.pools.state() {
             match inputs::pool_input(&pool) {
@@ -127,14 +131,14 @@ impl World {
 
     /// Watches the password Secrets `peers` reference (and no others), waiting briefly for
     /// new ones to be read.
-    pub async fn track_passwords(&self, peers: &[PeerInput]) {
+    pub(crate) async fn track_passwords(&self, peers: &[PeerInput]) {
         (self.passwords)
             .track(peers.iter().filter_map(|p| p.password.as_ref()))
             .await;
     }
 
     /// The password a peer's Secret reference points at.
-    pub fn password(&self, reference: &SecretKeyRef) -> Result<String, PasswordError> {
+    pub(crate) fn password(&self, reference: &SecretKeyRef) -> Result<String, PasswordError> {
         self.passwords.password(reference)
     }
 }

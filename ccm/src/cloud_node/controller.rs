@@ -27,7 +27,7 @@ use crate::retry::{Attempts, Backoff};
 pub(super) use crate::telemetry::error_chain as chain;
 
 #[derive(Debug, thiserror::Error)]
-pub enum NodeError {
+pub(crate) enum NodeError {
     #[error(transparent)]
     NodeIp(#[from] NodeIpError),
     #[error(transparent)]
@@ -49,7 +49,7 @@ pub enum NodeError {
 
 impl NodeError {
     /// Bounded label for metrics.
-    pub fn class(&self) -> &'static str {
+    pub(crate) fn class(&self) -> &'static str {
         match self {
             NodeError::NodeIp(_) => "node_ip",
             NodeError::Plan(InitError::NodeIp(_)) => "node_ip",
@@ -75,7 +75,7 @@ impl NodeError {
 
 /// Which controllers run and how.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// Run `cloud-node` (initialization and address refresh).
     pub initialize: bool,
     /// Run `cloud-node-lifecycle`.
@@ -114,7 +114,7 @@ pub(super) struct Context<P> {
 
 /// Runs the selected node controllers until the Node watch ends (it does not, short of
 /// shutdown).
-pub async fn run<P: InstanceProvider>(
+pub(crate) async fn run<P: InstanceProvider>(
     client: Client,
     events: &crate::events::Publisher,
     provider: Arc<P>,

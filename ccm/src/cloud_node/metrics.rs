@@ -8,20 +8,20 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct Reason {
+pub(crate) struct Reason {
     /// A bounded set of error classes.
     pub reason: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct TaintChange {
+pub(crate) struct TaintChange {
     /// `added` or `removed`.
     pub change: String,
 }
 
 /// Cheap to clone (handles share their values).
 #[derive(Debug, Clone)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     /// Nodes initialized (taint lifted).
     pub initialized: Counter,
     /// Failed initializations, by error class.
@@ -43,7 +43,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new(registry: &mut Registry, writes: crate::writer::Metrics) -> Self {
+    pub(crate) fn new(registry: &mut Registry, writes: crate::writer::Metrics) -> Self {
         let metrics = Self {
             writes,
             initialized: Counter::default(),

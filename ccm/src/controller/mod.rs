@@ -2,7 +2,7 @@
 
 mod selection;
 
-pub use self::selection::{Controller, SelectionError, select};
+pub(crate) use self::selection::{Controller, select};
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -78,7 +78,7 @@ pub fn admin_state() -> (AdminState, AllMetrics) {
 }
 
 /// Runs the controller subcommand until leadership is lost (then exits non-zero).
-pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let selected = select(&args.controllers)?;
     // A broken cloud config stops the program before it touches the cluster.
     let cloud_config = CloudConfig::load(args.cloud_config.as_deref())?;
@@ -128,7 +128,6 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         &selected,
         &clients.leader,
         &events,
-        identity,
         metrics.service_lb,
     );
     let lost = async {
@@ -197,7 +196,6 @@ fn service_lb(
     selected: &BTreeSet<Controller>,
     client: &kube::Client,
     events: &Publisher,
-    identity: String,
     metrics: Metrics,
 ) -> Task {
     if !selected.contains(&Controller::ServiceLb) {
@@ -210,7 +208,6 @@ fn service_lb(
             ClassPolicy::DefaultAndExplicit
         },
         concurrency: args.concurrent_service_syncs.max(1),
-        identity,
     };
     let (client, events) = (client.clone(), events.clone());
     Box::pin(async move { service_lb::controller::run(client, &events, settings, metrics).await })

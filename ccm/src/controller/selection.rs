@@ -6,7 +6,7 @@ use std::fmt;
 
 /// A controller the `controller` subcommand can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Controller {
+pub(crate) enum Controller {
     /// Central BGP placement; runs on every replica, leader or not.
     BgpAnnouncer,
     CloudNode,
@@ -15,7 +15,7 @@ pub enum Controller {
 }
 
 impl Controller {
-    pub const ALL: [Controller; 4] = [
+    pub(crate) const ALL: [Controller; 4] = [
         Controller::BgpAnnouncer,
         Controller::CloudNode,
         Controller::CloudNodeLifecycle,
@@ -23,7 +23,7 @@ impl Controller {
     ];
 
     /// The name `--controllers` uses (upstream's where upstream has one).
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Controller::BgpAnnouncer => "bgp-announcer",
             Controller::CloudNode => "cloud-node",
@@ -37,7 +37,7 @@ impl Controller {
     }
 
     /// Whether it writes shared cluster state, and so runs on the lease holder only.
-    pub fn needs_lease(self) -> bool {
+    pub(crate) fn needs_lease(self) -> bool {
         match self {
             Controller::BgpAnnouncer => false,
             Controller::CloudNode | Controller::CloudNodeLifecycle | Controller::ServiceLb => true,
@@ -52,13 +52,13 @@ impl fmt::Display for Controller {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum SelectionError {
+pub(crate) enum SelectionError {
     #[error("unknown controller {given:?} in --controllers (known: {known})")]
     Unknown { given: String, known: String },
 }
 
 /// Resolves `--controllers` the upstream way: `*` for all, `name` adds, `-name` removes.
-pub fn select(items: &[String]) -> Result<BTreeSet<Controller>, SelectionError> {
+pub(crate) fn select(items: &[String]) -> Result<BTreeSet<Controller>, SelectionError> {
     let mut selected = BTreeSet::new();
     for item in items.iter().map(|i| i.trim()).filter(|i| !i.is_empty()) {
         if item == "*" {

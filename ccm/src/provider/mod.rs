@@ -8,10 +8,12 @@
 
 use std::future::Future;
 
-pub mod opennebula;
-pub mod static_file;
+pub(crate) mod opennebula;
+pub(crate) mod static_file;
 
-pub use crate::instance::{AddressType, InstanceMetadata, InstanceState, NodeAddress, NodeQuery};
+pub(crate) use crate::instance::{
+    AddressType, InstanceMetadata, InstanceState, NodeAddress, NodeQuery,
+};
 
 type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 

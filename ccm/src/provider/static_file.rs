@@ -18,7 +18,7 @@ use super::{
 use crate::cloud_config::{FieldError, is_label_value};
 
 /// The providerID scheme of this provider.
-pub const SCHEME: &str = "baremetal://";
+pub(crate) const SCHEME: &str = "baremetal://";
 
 /// The `static:` section of the cloud config.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -221,13 +221,13 @@ fn glob(pattern: &[u8], text: &[u8]) -> bool {
 
 /// The static provider, built from a validated [`StaticConfig`].
 #[derive(Debug, Clone)]
-pub struct StaticProvider {
+pub(crate) struct StaticProvider {
     config: StaticConfig,
 }
 
 impl StaticProvider {
     /// `config` must have passed [`StaticConfig::validate`] (the cloud-config loader does it).
-    pub fn new(config: StaticConfig) -> Self {
+    pub(crate) fn new(config: StaticConfig) -> Self {
         Self { config }
     }
 

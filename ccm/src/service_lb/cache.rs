@@ -13,7 +13,7 @@ const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 /// Services we serve: managedFields and kubectl's last-applied copy (most of an object's
 /// size), the spec fields of routing and node ports, and, for a Service that is not ours and
 /// carries none of our state (no finalizer), everything but what says whether it is ours.
-pub fn slim(service: &mut Service, policy: ClassPolicy) {
+pub(crate) fn slim(service: &mut Service, policy: ClassPolicy) {
     service.managed_fields_mut().clear();
     service.annotations_mut().remove(LAST_APPLIED);
     let finalized = (service.metadata.finalizers.iter().flatten()).any(|f| f == status::FINALIZER);

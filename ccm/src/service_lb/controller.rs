@@ -26,11 +26,9 @@ use crate::listed::{AllListed, Listings};
 
 /// Settings of the controller.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     pub class_policy: ClassPolicy,
     pub concurrency: u16,
-    /// Name used as the Event reporter instance.
-    pub identity: String,
 }
 
 pub(super) struct Context {
@@ -56,7 +54,7 @@ pub(super) struct Context {
 
 /// Runs the controller until the watch streams end (they do not, short of shutdown).
 /// `events` publishes the controller's Events (on its own client and rate-limit budget).
-pub async fn run(
+pub(crate) async fn run(
     client: Client,
     events: &crate::events::Publisher,
     settings: Settings,

@@ -8,20 +8,20 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PoolFamily {
+pub(crate) struct PoolFamily {
     pub pool: String,
     pub family: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct Reason {
+pub(crate) struct Reason {
     /// A bounded set: the machine reasons of pending decisions and error classes.
     pub reason: String,
 }
 
 /// The controller's metrics; cheap to clone (handles share their values).
 #[derive(Debug, Clone)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     /// Addresses held by Services, per pool and family.
     pub allocated: Family<PoolFamily, Gauge>,
     /// Addresses a pool has in total, per family (saturating at i64::MAX for huge IPv6 pools).
@@ -45,7 +45,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new(registry: &mut Registry, writes: crate::writer::Metrics) -> Self {
+    pub(crate) fn new(registry: &mut Registry, writes: crate::writer::Metrics) -> Self {
         let metrics = Self {
             writes,
             allocated: Family::default(),

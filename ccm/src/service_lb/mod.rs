@@ -5,9 +5,9 @@
 //! start it allocates nothing until the initial lists of Services, pools and namespaces are
 //! complete and every existing allocation has been rebuilt into the allocator.
 
-pub mod cache;
-pub mod controller;
-pub mod metrics;
+pub(crate) mod cache;
+pub(crate) mod controller;
+pub(crate) mod metrics;
 mod pool_statuses;
 mod pool_writer;
 mod reconcile;
@@ -16,6 +16,6 @@ mod watches;
 mod writer;
 
 /// The decisions, from the core crate.
-pub use baremetal_ccm_core::service_lb::{
-    adopt, class, contest, decide, events, outcome, pool_status, request, status,
+pub(crate) use baremetal_ccm_core::service_lb::{
+    adopt, class, contest, decide, events, pool_status, request, status,
 };

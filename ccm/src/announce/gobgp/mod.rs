@@ -29,8 +29,8 @@ use tonic::transport::Channel;
 
 use baremetal_ccm_core::announce::gobgp::{PathKey, PeerStatus, PlanError, plan};
 
-pub use self::connect::{Endpoint, EndpointError};
-pub use self::convert::ConvertError;
+pub(crate) use self::connect::{Endpoint, EndpointError};
+pub(crate) use self::convert::ConvertError;
 pub use self::watch::RestartCause;
 use crate::announce::desired::DesiredDaemon;
 

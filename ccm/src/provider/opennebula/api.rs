@@ -13,8 +13,8 @@ use super::transport::{Transport, TransportError};
 use super::vm::{self, Vm};
 use super::xmlrpc::{self, Value, XmlRpcError};
 
-pub const VM_INFO: &str = "one.vm.info";
-pub const VM_POOL_INFO_EXTENDED: &str = "one.vmpool.infoextended";
+pub(crate) const VM_INFO: &str = "one.vm.info";
+pub(crate) const VM_POOL_INFO_EXTENDED: &str = "one.vmpool.infoextended";
 
 /// `one.vmpool.infoextended` filter flag: all resources the user may see.
 const FILTER_ALL: i64 = -2;
@@ -25,14 +25,14 @@ const ANY_BUT_DONE: i64 = -1;
 
 /// An authenticated, rate-limited client of the OpenNebula XML-RPC API.
 #[derive(Debug)]
-pub struct Api {
+pub(crate) struct Api {
     transport: Transport,
     session: Session,
     limit: MinInterval,
 }
 
 impl Api {
-    pub fn new(transport: Transport, session: Session, min_interval: Duration) -> Api {
+    pub(crate) fn new(transport: Transport, session: Session, min_interval: Duration) -> Api {
         Api {
             transport,
             session,
@@ -40,13 +40,13 @@ impl Api {
         }
     }
 
-    pub fn user(&self) -> &str {
-        self.session.user()
-    }
-
     /// `one.vm.info(id, decrypt = false)`; [`OpenNebulaError::NoSuchVm`] when OpenNebula
     /// answers NO_EXISTS. A DONE VM is returned as such.
-    pub async fn vm_info(&self, id: u32, paths: &[AttributePath]) -> Result<Vm, OpenNebulaError> {
+    pub(crate) async fn vm_info(
+        &self,
+        id: u32,
+        paths: &[AttributePath],
+    ) -> Result<Vm, OpenNebulaError> {
         let params = vec![Value::Int(i64::from(id)), Value::Bool(false)];
         let body = match self.call(VM_INFO, params).await {
             Err(OpenNebulaError::Api { code, message, .. }) if code == code::NO_EXISTS => {
@@ -61,7 +61,10 @@ impl Api {
     }
 
     /// Every VM the user may see that is not DONE, with full templates.
-    pub async fn vm_pool(&self, paths: &[AttributePath]) -> Result<Vec<Vm>, OpenNebulaError> {
+    pub(crate) async fn vm_pool(
+        &self,
+        paths: &[AttributePath],
+    ) -> Result<Vec<Vm>, OpenNebulaError> {
         let params = vec![
             Value::Int(FILTER_ALL),
             Value::Int(WHOLE_RANGE),
@@ -120,7 +123,10 @@ impl Api {
 }
 
 /// Reads OpenNebula's answer: one array parameter `[success, body or message, code, …]`.
-pub fn interpret(method: &'static str, values: Vec<Value>) -> Result<String, OpenNebulaError> {
+pub(crate) fn interpret(
+    method: &'static str,
+    values: Vec<Value>,
+) -> Result<String, OpenNebulaError> {
     let malformed = |what: String| OpenNebulaError::MalformedResponse {
         method,
         source: XmlRpcError::Unexpected(what),

@@ -68,7 +68,7 @@ pub struct Config {
 }
 
 /// 32 MiB.
-pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 32 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_RESPONSE_BYTES: u64 = 32 * 1024 * 1024;
 
 fn default_max_response_bytes() -> u64 {
     DEFAULT_MAX_RESPONSE_BYTES
@@ -474,7 +474,7 @@ fn duration<'de, D: Deserializer<'de>>(field: &str, deserializer: D) -> Result<D
 }
 
 /// Parses `500ms`, `10s`, `2m`, `1h`, and sums like `1m30s`; a bare `0` is zero.
-pub use crate::duration::parse as parse_duration;
+pub(crate) use crate::duration::parse as parse_duration;
 
 #[cfg(test)]
 #[path = "tests/config.rs"]

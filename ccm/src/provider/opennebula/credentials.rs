@@ -11,7 +11,7 @@ use super::config::{Credentials, SecretRef};
 
 /// The session string OpenNebula expects as the first parameter of every call.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Session {
+pub(crate) struct Session {
     text: String,
     user_len: usize,
 }
@@ -65,7 +65,7 @@ pub enum CredentialsError {
 impl Session {
     /// Parses `user:password`; one trailing newline (`\n` or `\r\n`) is dropped. `origin` names
     /// where the text came from, for the error.
-    pub fn parse(text: &str, origin: &str) -> Result<Session, CredentialsError> {
+    pub(crate) fn parse(text: &str, origin: &str) -> Result<Session, CredentialsError> {
         let bad = |problem| CredentialsError::Format {
             origin: origin.to_owned(),
             problem,
@@ -92,7 +92,7 @@ impl Session {
         })
     }
 
-    pub fn user(&self) -> &str {
+    pub(crate) fn user(&self) -> &str {
         &self.text[..self.user_len]
     }
 
@@ -103,7 +103,7 @@ impl Session {
 }
 
 /// Reads the session string from where `credentials` says.
-pub async fn load(
+pub(crate) async fn load(
     credentials: &Credentials,
     kube: Option<&kube::Client>,
 ) -> Result<Session, CredentialsError> {
@@ -144,7 +144,10 @@ async fn from_secret(kube: &kube::Client, at: &SecretRef) -> Result<Session, Cre
 
 /// The session string in `secret` under `at.key` (`data`, else `stringData` as written by
 /// a client that did not let the API server merge it).
-pub fn session_from_secret(secret: &Secret, at: &SecretRef) -> Result<Session, CredentialsError> {
+pub(crate) fn session_from_secret(
+    secret: &Secret,
+    at: &SecretRef,
+) -> Result<Session, CredentialsError> {
     let origin = format!("Secret {}/{} key {:?}", at.namespace, at.name, at.key);
     let data = secret
         .data

@@ -8,7 +8,7 @@ use super::vm::{Vm, VmState};
 use crate::provider::{NodeQuery, ProviderError};
 
 /// The VM ID in a `one://<VMID>` providerID; any other providerID is foreign.
-pub fn parse_provider_id(provider_id: &str) -> Result<u32, ProviderError> {
+pub(crate) fn parse_provider_id(provider_id: &str) -> Result<u32, ProviderError> {
     let foreign = |expected: &str| ProviderError::ForeignProviderId {
         provider_id: provider_id.to_owned(),
         expected: expected.to_owned(),
@@ -25,7 +25,7 @@ pub fn parse_provider_id(provider_id: &str) -> Result<u32, ProviderError> {
 
 /// How a node without providerID was matched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum By {
+pub(crate) enum By {
     Name,
     /// Several VMs carry the node's name; the system UUID picked one of them.
     NameAndUuid,
@@ -34,7 +34,7 @@ pub enum By {
 
 /// The outcome of matching a node against a pool.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Match<'a> {
+pub(crate) enum Match<'a> {
     One(&'a Vm, By),
     /// Several VMs match and nothing tells them apart.
     Several(Vec<&'a Vm>),
@@ -44,7 +44,7 @@ pub enum Match<'a> {
 /// One fetched VM pool, indexed for lookups. DONE VMs (which OpenNebula leaves out of the
 /// pool unless asked) are never matched by name or UUID.
 #[derive(Debug, Default)]
-pub struct Pool {
+pub(crate) struct Pool {
     vms: Vec<Vm>,
     by_id: HashMap<u32, usize>,
     by_name: HashMap<String, Vec<usize>>,
@@ -52,7 +52,7 @@ pub struct Pool {
 }
 
 impl Pool {
-    pub fn new(vms: Vec<Vm>) -> Pool {
+    pub(crate) fn new(vms: Vec<Vm>) -> Pool {
         let mut pool = Pool {
             vms,
             ..Pool::default()
@@ -73,22 +73,18 @@ impl Pool {
         pool
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.vms.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.vms.is_empty()
-    }
-
-    pub fn by_id(&self, id: u32) -> Option<&Vm> {
+    pub(crate) fn by_id(&self, id: u32) -> Option<&Vm> {
         self.by_id.get(&id).map(|&i| &self.vms[i])
     }
 
     /// The VM of a node that has no providerID: by name first; several VMs of that name are
     /// told apart by the system UUID if exactly one carries it; no VM of that name falls
     /// back to the system UUID (compared case-insensitively).
-    pub fn find(&self, node: &NodeQuery) -> Match<'_> {
+    pub(crate) fn find(&self, node: &NodeQuery) -> Match<'_> {
         let uuid = node
             .system_uuid
             .as_deref()
@@ -130,7 +126,7 @@ impl Pool {
 }
 
 /// `VM 3 (worker-1), VM 7 (worker-1)`, for [`ProviderError::Ambiguous`].
-pub fn describe(vms: &[&Vm]) -> String {
+pub(crate) fn describe(vms: &[&Vm]) -> String {
     vms.iter()
         .map(|vm| format!("VM {} ({})", vm.id, vm.name))
         .collect::<Vec<_>>()

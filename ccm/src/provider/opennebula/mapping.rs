@@ -9,16 +9,16 @@ use crate::provider::{AddressType, InstanceMetadata, InstanceState, NodeAddress}
 
 /// The scheme of this provider's providerIDs (`one://<VMID>`, as Cluster API's OpenNebula
 /// provider writes them).
-pub const PROVIDER_ID_PREFIX: &str = "one://";
+pub(crate) const PROVIDER_ID_PREFIX: &str = "one://";
 
 /// The providerID of VM `id`.
-pub fn provider_id(id: u32) -> String {
+pub(crate) fn provider_id(id: u32) -> String {
     format!("{PROVIDER_ID_PREFIX}{id}")
 }
 
 /// How VMs map to node metadata, from the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mapping {
+pub(crate) struct Mapping {
     pub zone: Option<LabelSource>,
     pub region: Option<LabelSource>,
     pub instance_type: Option<LabelSource>,
@@ -47,7 +47,7 @@ pub enum MappingError {
 }
 
 impl Mapping {
-    pub fn from_config(config: &Config) -> Mapping {
+    pub(crate) fn from_config(config: &Config) -> Mapping {
         Mapping {
             zone: config.zone.clone(),
             region: config.region.clone(),
@@ -57,7 +57,7 @@ impl Mapping {
     }
 
     /// The VM attributes the labels read; the VM parser extracts exactly these.
-    pub fn attribute_paths(&self) -> Vec<AttributePath> {
+    pub(crate) fn attribute_paths(&self) -> Vec<AttributePath> {
         let mut paths: Vec<AttributePath> = [&self.zone, &self.region, &self.instance_type]
             .into_iter()
             .filter_map(|source| match source {
@@ -71,7 +71,7 @@ impl Mapping {
     }
 
     /// The node metadata of `vm`.
-    pub fn metadata(&self, vm: &Vm) -> Result<InstanceMetadata, MappingError> {
+    pub(crate) fn metadata(&self, vm: &Vm) -> Result<InstanceMetadata, MappingError> {
         Ok(InstanceMetadata {
             provider_id: provider_id(vm.id),
             instance_type: label(vm, "instanceType", self.instance_type.as_ref())?,
@@ -85,7 +85,7 @@ impl Mapping {
     /// The node addresses of `vm`: every IPv4 address first, then every IPv6 address, each in
     /// NIC order (within a NIC: `IP`, `IP6_GLOBAL`, `IP6`, `IP6_ULA`), without duplicates and
     /// without link-local addresses.
-    pub fn addresses(&self, vm: &Vm) -> Result<Vec<NodeAddress>, MappingError> {
+    pub(crate) fn addresses(&self, vm: &Vm) -> Result<Vec<NodeAddress>, MappingError> {
         let config = &self.addresses;
         let mut v4 = Vec::new();
         let mut v6 = Vec::new();
@@ -132,7 +132,7 @@ impl Mapping {
 
 /// The machine state of `vm`: POWEROFF and UNDEPLOYED are shut down, DONE is gone, every other
 /// state (pending, running, stopped, suspended, failing…) is a machine that still exists.
-pub fn instance_state(vm: &Vm) -> InstanceState {
+pub(crate) fn instance_state(vm: &Vm) -> InstanceState {
     match vm.state {
         VmState::Done => InstanceState::Gone,
         VmState::Poweroff | VmState::Undeployed => InstanceState::ShutDown,

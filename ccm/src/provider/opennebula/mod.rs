@@ -6,17 +6,17 @@
 //! fresh answer: `one.vm.info` of the providerID's VM says NO_EXISTS or DONE. Errors are
 //! errors, never "gone".
 
-pub mod api;
-pub mod config;
-pub mod credentials;
-pub mod error;
-pub mod lookup;
-pub mod mapping;
-pub mod pool_cache;
-pub mod rate_limit;
-pub mod transport;
-pub mod vm;
-pub mod xmlrpc;
+pub(crate) mod api;
+pub(crate) mod config;
+pub(crate) mod credentials;
+pub(crate) mod error;
+pub(crate) mod lookup;
+pub(crate) mod mapping;
+pub(crate) mod pool_cache;
+pub(crate) mod rate_limit;
+pub(crate) mod transport;
+pub(crate) mod vm;
+pub(crate) mod xmlrpc;
 
 #[cfg(test)]
 #[path = "tests/fixtures.rs"]
@@ -27,8 +27,7 @@ use std::time::Duration;
 
 use tracing::{debug, info, warn};
 
-pub use config::{Config, ConfigError};
-pub use credentials::{CredentialsError, Session};
+pub use config::Config;
 pub use error::OpenNebulaError;
 
 use self::api::Api;

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 /// A fetched value and when its fetch started (the conservative age).
 #[derive(Debug)]
-pub struct Fetched<T> {
+pub(crate) struct Fetched<T> {
     pub value: Arc<T>,
     pub fetched_at: Instant,
 }
@@ -26,13 +26,13 @@ impl<T> Clone for Fetched<T> {
 
 impl<T> Fetched<T> {
     /// Whether both come from the same fetch.
-    pub fn same_fetch(&self, other: &Fetched<T>) -> bool {
+    pub(crate) fn same_fetch(&self, other: &Fetched<T>) -> bool {
         Arc::ptr_eq(&self.value, &other.value)
     }
 }
 
 #[derive(Debug)]
-pub struct PoolCache<T, E> {
+pub(crate) struct PoolCache<T, E> {
     current: Mutex<Current<T, E>>,
     /// Held by the one caller that is fetching.
     flight: tokio::sync::Mutex<()>,
@@ -61,13 +61,17 @@ impl<T, E> Default for PoolCache<T, E> {
 }
 
 impl<T, E> PoolCache<T, E> {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// A value younger than `max_age`: the cached one, or what `fetch` returns. When another
     /// caller is already fetching, waits for it and takes its outcome.
-    pub async fn get<F, Fut>(&self, max_age: Duration, fetch: F) -> Result<Fetched<T>, Arc<E>>
+    pub(crate) async fn get<F, Fut>(
+        &self,
+        max_age: Duration,
+        fetch: F,
+    ) -> Result<Fetched<T>, Arc<E>>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,

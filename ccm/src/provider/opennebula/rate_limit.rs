@@ -7,7 +7,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 #[derive(Debug)]
-pub struct MinInterval {
+pub(crate) struct MinInterval {
     interval: Duration,
     /// When the next call may start; held while waiting, so waiters queue (the mutex is fair).
     next: Mutex<Option<Instant>>,
@@ -15,7 +15,7 @@ pub struct MinInterval {
 
 impl MinInterval {
     /// `interval` zero lets every call through at once.
-    pub fn new(interval: Duration) -> Self {
+    pub(crate) fn new(interval: Duration) -> Self {
         MinInterval {
             interval,
             next: Mutex::new(None),
@@ -23,7 +23,7 @@ impl MinInterval {
     }
 
     /// Returns when a call may start, and books the slot.
-    pub async fn wait(&self) {
+    pub(crate) async fn wait(&self) {
         if self.interval.is_zero() {
             return;
         }

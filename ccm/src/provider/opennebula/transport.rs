@@ -84,7 +84,7 @@ pub enum TransportError {
 
 /// A connection pool to the endpoint.
 #[derive(Debug, Clone)]
-pub struct Transport {
+pub(crate) struct Transport {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     endpoint: Uri,
     timeout: Duration,
@@ -93,7 +93,11 @@ pub struct Transport {
 }
 
 impl Transport {
-    pub async fn new(endpoint: Uri, tls: &Tls, timeout: Duration) -> Result<Self, TransportError> {
+    pub(crate) async fn new(
+        endpoint: Uri,
+        tls: &Tls,
+        timeout: Duration,
+    ) -> Result<Self, TransportError> {
         let https = endpoint.scheme_str() == Some("https");
         let tls_config = client_tls(tls, https).await?;
         let connector = HttpsConnectorBuilder::new()
@@ -111,17 +115,13 @@ impl Transport {
     }
 
     /// Answers larger than `bytes` are refused.
-    pub fn with_max_response(mut self, bytes: u64) -> Self {
+    pub(crate) fn with_max_response(mut self, bytes: u64) -> Self {
         self.max_response = usize::try_from(bytes).unwrap_or(usize::MAX);
         self
     }
 
-    pub fn endpoint(&self) -> &Uri {
-        &self.endpoint
-    }
-
     /// POSTs an XML document and returns the body of a 2xx answer.
-    pub async fn post(&self, xml: String) -> Result<Bytes, TransportError> {
+    pub(crate) async fn post(&self, xml: String) -> Result<Bytes, TransportError> {
         let request = http::Request::post(self.endpoint.clone())
             .header(CONTENT_TYPE, "text/xml")
             .header(

@@ -7,7 +7,7 @@ use super::config::AttributePath;
 
 /// The `STATE` of a VM (the LCM sub-state matters only for `ACTIVE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VmState {
+pub(crate) enum VmState {
     Init,
     Pending,
     Hold,
@@ -26,7 +26,7 @@ pub enum VmState {
 }
 
 impl VmState {
-    pub fn from_number(n: i64) -> VmState {
+    pub(crate) fn from_number(n: i64) -> VmState {
         match n {
             0 => VmState::Init,
             1 => VmState::Pending,
@@ -47,7 +47,7 @@ impl VmState {
 
 /// One `NIC` or `NIC_ALIAS` of the VM's template, as OpenNebula wrote it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Nic {
+pub(crate) struct Nic {
     /// Whether this is a `NIC_ALIAS` (an extra address on a parent NIC).
     pub alias: bool,
     pub nic_id: Option<String>,
@@ -63,7 +63,7 @@ pub struct Nic {
 
 /// What the provider needs of one VM.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Vm {
+pub(crate) struct Vm {
     pub id: u32,
     pub name: String,
     pub state: VmState,
@@ -100,7 +100,7 @@ pub enum VmXmlError {
 }
 
 /// Reads a `<VM>` document (the answer of `one.vm.info`).
-pub fn parse_vm(xml: &str, paths: &[AttributePath]) -> Result<Vm, VmXmlError> {
+pub(crate) fn parse_vm(xml: &str, paths: &[AttributePath]) -> Result<Vm, VmXmlError> {
     let doc = roxmltree::Document::parse(xml).map_err(VmXmlError::NotXml)?;
     let root = doc.root_element();
     expect_root(root, "VM")?;
@@ -108,7 +108,7 @@ pub fn parse_vm(xml: &str, paths: &[AttributePath]) -> Result<Vm, VmXmlError> {
 }
 
 /// Reads a `<VM_POOL>` document (the answer of `one.vmpool.infoextended`).
-pub fn parse_pool(xml: &str, paths: &[AttributePath]) -> Result<Vec<Vm>, VmXmlError> {
+pub(crate) fn parse_pool(xml: &str, paths: &[AttributePath]) -> Result<Vec<Vm>, VmXmlError> {
     let doc = roxmltree::Document::parse(xml).map_err(VmXmlError::NotXml)?;
     let root = doc.root_element();
     expect_root(root, "VM_POOL")?;

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 /// An XML-RPC value, as far as OpenNebula's answers need it.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value {
+pub(crate) enum Value {
     Int(i64),
     Bool(bool),
     String(String),
@@ -17,7 +17,7 @@ pub enum Value {
 
 impl Value {
     /// A short name of the value's type, for error messages.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Value::Int(_) => "int",
             Value::Bool(_) => "boolean",
@@ -44,7 +44,7 @@ pub enum XmlRpcError {
 }
 
 /// The `<methodCall>` document for `method` with `params`.
-pub fn encode_call(method: &str, params: &[Value]) -> String {
+pub(crate) fn encode_call(method: &str, params: &[Value]) -> String {
     let mut out = String::from("<?xml version=\"1.0\"?>\n<methodCall><methodName>");
     escape_into(&mut out, method);
     out.push_str("</methodName><params>");
@@ -115,7 +115,7 @@ fn escape_into(out: &mut String, text: &str) {
 }
 
 /// The parameters of a `<methodResponse>`, or its fault as [`XmlRpcError::Fault`].
-pub fn decode_response(body: &[u8]) -> Result<Vec<Value>, XmlRpcError> {
+pub(crate) fn decode_response(body: &[u8]) -> Result<Vec<Value>, XmlRpcError> {
     let text = std::str::from_utf8(body).map_err(XmlRpcError::NotUtf8)?;
     let doc = roxmltree::Document::parse(text).map_err(XmlRpcError::NotXml)?;
     let root = doc.root_element();
