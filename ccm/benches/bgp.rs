@@ -20,18 +20,9 @@
 
 mod support;
 
-#[allow(dead_code, reason = "the benchmark uses part of the test fabric")]
-#[allow(
-    unreachable_pub,
-    reason = "the test fabric's items are pub for the test crates"
-)]
-#[path = "../tests/support/bgp.rs"]
-mod fabric;
-
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use fabric::{CLUSTER_ASN, Fabric, ROUTER_ASN, ROUTER_V4, Session, v4};
 use futures::{StreamExt as _, TryStreamExt as _};
 use gobgp_api_proto::api;
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
@@ -39,10 +30,9 @@ use kube::Client;
 use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use rig::bird_control::BirdControl;
 use rig::cluster::TestCluster;
+use rig::fabric::{self, CLUSTER_ASN, Fabric, ROUTER_ASN, ROUTER_V4, Session, v4};
 use support::{controller, ms, percentile};
 
-/// Used by the included test fabric.
-const WAIT: Duration = Duration::from_secs(60);
 const LATENCY_SERVICES: usize = 200;
 const BULK_SERVICES: usize = 10_000;
 const NODES: [u8; 3] = [11, 12, 13];

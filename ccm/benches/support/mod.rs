@@ -1,5 +1,6 @@
-//! What the apiserver benchmarks share: the release binary as a process, a client with the
-//! controller's rate limit for the floors, and reading a process's memory.
+//! What the apiserver benchmarks share beyond the rig: the release binary with the
+//! benchmark's rate limit (`rig::ccm::Launch`), a client with the same limit for the floors
+//! (the product's `RateLimit`), and reading a process's memory.
 
 #![allow(
     dead_code,
@@ -11,12 +12,12 @@
 )]
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use baremetal_ccm::apiserver::RateLimit;
 use kube::Client;
-use rig::cluster::{TestCluster, free_port};
+use rig::ccm::Launch;
+use rig::cluster::TestCluster;
 use rig::process::Process;
 
 /// The client-side rate limit both the controller and the floors run with.
@@ -29,32 +30,20 @@ pub fn controller(
     identity: &str,
     args: &[&str],
 ) -> (Process, std::net::SocketAddr) {
-    let port = free_port().expect("a free port");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_baremetal-ccm"));
-    cmd.arg("controller")
-        .arg(format!("--kubeconfig={}", kubeconfig.display()))
-        .arg(format!("--admin-bind-address=127.0.0.1:{port}"))
-        .arg("--metrics-bind-address=off")
-        .arg(format!("--identity={identity}"))
-        .arg(format!("--kube-api-qps={QPS}"))
-        .arg(format!("--kube-api-burst={BURST}"))
-        // `BENCH_CONTROLLER_LOG=info` shows where a figure's time goes.
-        .arg(format!(
-            "--log-filter={}",
-            std::env::var("BENCH_CONTROLLER_LOG").unwrap_or_else(|_| "warn".to_owned())
-        ))
+    // `BENCH_CONTROLLER_LOG=info` shows where a figure's time goes.
+    let filter = std::env::var("BENCH_CONTROLLER_LOG").unwrap_or_else(|_| "warn".to_owned());
+    let launch = Launch::controller(kubeconfig, identity)
+        .log_filter(&filter)
+        .args(&[
+            &format!("--kube-api-qps={QPS}"),
+            &format!("--kube-api-burst={BURST}"),
+        ])
         .args(args);
-    let log =
-        std::env::temp_dir().join(format!("bmccm-bench-{identity}-{}.log", std::process::id()));
-    tracing_log_hint(&log);
-    let process = Process::spawn(identity, cmd, &log).expect("the controller starts");
-    (process, std::net::SocketAddr::from(([127, 0, 0, 1], port)))
-}
-
-fn tracing_log_hint(log: &Path) {
+    let (process, admin) = launch.spawn();
     if std::env::var_os("BENCH_CONTROLLER_LOG").is_some() {
-        eprintln!("controller log: {}", log.display());
+        eprintln!("controller log: {}", process.log_path().display());
     }
+    (process, admin)
 }
 
 /// A client with the controller's rate limit, for the floors.

@@ -8,17 +8,16 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-mod support;
-
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Node;
 use kube::api::Api;
 use rig::opennebula::{FakeNic, FakeOpenNebula, FakeVm, Fault, VM_INFO, state};
 use rig::process::wait_for;
-use support::manifests::*;
-use support::nodes::*;
-use support::*;
+use rig::manifests::*;
+use rig::nodes::*;
+use rig::ccm::*;
+use rig::service::*;
 
 const SESSION: &str = "oneadmin:opennebula-secret";
 
@@ -79,7 +78,7 @@ impl World {
     /// Nothing the controller asked for was refused.
     fn assert_nothing_forbidden(&self) {
         let requests = self.cluster.audited_requests().unwrap();
-        let forbidden = support::rbac::forbidden(&["kube-system/baremetal-ccm"], &requests);
+        let forbidden = rig::rbac::forbidden(&["kube-system/baremetal-ccm"], &requests);
         assert!(forbidden.is_empty(), "refused: {forbidden:#?}");
     }
 }
@@ -240,7 +239,7 @@ async fn shut_down_vms_taint_their_nodes_and_only_certainly_gone_ones_are_delete
     // overlay used (the credentials read, the Nodes deleted).
     w.assert_nothing_forbidden();
     let requests = w.cluster.audited_requests().unwrap();
-    let unused = support::rbac::unused(&support::rbac::grants(&overlay_rbac()), &requests);
+    let unused = rig::rbac::unused(&rig::rbac::grants(&overlay_rbac()), &requests);
     assert!(unused.is_empty(), "granted but never used: {unused:#?}");
 }
 

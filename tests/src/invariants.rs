@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt as _, watcher};
 
-use super::ingress;
+use crate::service::ingress;
 
 const SHARING: &str = "baremetal-ccm.io/sharing-key";
 

@@ -9,8 +9,6 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-mod bgp_lab;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -19,7 +17,7 @@ use baremetal_ccm::announce::desired::{Afi, BfdSettings, Password};
 use baremetal_ccm::announce::gobgp::{
     BfdState, Daemon, DaemonOptions, GobgpError, RestartCause, SessionState,
 };
-use bgp_lab::*;
+use crate::lab::*;
 use rig::process::wait_for;
 use rig::router::{Router, RouterKind};
 

@@ -8,14 +8,14 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use rig::router::RouterKind;
-use support::bgp::*;
-use support::nodes::set_ready;
-use support::*;
+use rig::fabric::*;
+use rig::nodes::set_ready;
+use rig::ccm::*;
+use rig::pool::*;
+use rig::service::*;
 
 async fn setup(client: &kube::Client, peer_extra: serde_json::Value) {
     for (name, n) in [("n1", 11), ("n2", 12), ("n3", 13)] {

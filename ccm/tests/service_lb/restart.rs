@@ -6,8 +6,6 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -15,7 +13,10 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use rig::cluster::TestCluster;
 use rig::process::wait_for;
-use support::*;
+use rig::ccm::*;
+use rig::pool::*;
+use rig::rbac::*;
+use rig::service::*;
 
 const ALLOCATED: &str = "baremetal-ccm.io/AddressAllocated";
 const OUTSIDE: &str = "baremetal-ccm.io/AddressOutsidePool";
@@ -125,7 +126,7 @@ async fn killed_mid_burst_then_restarted_keeps_every_address_and_idle_restart_wr
 
     // An idle restart: same assignment, zero writes to Services.
     assert!(
-        support::settle(&cluster, Duration::from_secs(3)).await,
+        rig::ccm::settle(&cluster, Duration::from_secs(3)).await,
         "audit log settled"
     );
     let settled = writes_to_services(&cluster).len();
@@ -152,7 +153,7 @@ async fn killed_mid_burst_then_restarted_keeps_every_address_and_idle_restart_wr
         rebuilt.is_some(),
         "the restarted controller rebuilt every allocation"
     );
-    let idle = support::settle(&cluster, Duration::from_secs(5)).await;
+    let idle = rig::ccm::settle(&cluster, Duration::from_secs(5)).await;
     assert!(idle, "audit log settled");
     assert_eq!(
         writes_to_services(&cluster).len(),

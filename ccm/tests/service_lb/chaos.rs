@@ -10,8 +10,6 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,8 +19,11 @@ use kube::api::{Api, DeleteParams, ListParams};
 use rig::cluster::TestCluster;
 use rig::process::{Process, wait_for};
 use rig::proxy::StallingProxy;
-use support::invariants::{Invariants, watch_invariants};
-use support::*;
+use rig::invariants::{Invariants, watch_invariants};
+use rig::ccm::*;
+use rig::pool::*;
+use rig::rbac::*;
+use rig::service::*;
 
 const NAMESPACE: &str = "default";
 const SHARING: &str = "baremetal-ccm.io/sharing-key";

@@ -10,11 +10,11 @@ use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{Node, NodeAddress};
 use kube::Client;
 use kube::api::{Api, PostParams};
-use rig::gobgpd::Gobgpd;
-use rig::kubelet::KubeletNode;
-use rig::netns::{Host, Lab, Segment};
-use rig::process::wait_for;
-use rig::router::{PeerSession, Router, RouterConfig, RouterKind, RouterPath};
+use crate::gobgpd::Gobgpd;
+use crate::kubelet::KubeletNode;
+use crate::netns::{Host, Lab, Segment};
+use crate::process::wait_for;
+use crate::router::{PeerSession, Router, RouterConfig, RouterKind, RouterPath};
 
 pub const ROUTER_ASN: u32 = 64500;
 pub const CLUSTER_ASN: u32 = 64512;
@@ -97,6 +97,7 @@ pub fn router_config(sessions: &[Session]) -> RouterConfig {
 }
 
 /// The segment, the router and the speaker hosts.
+#[derive(Debug)]
 pub struct Fabric {
     pub lab: Lab,
     pub segment: Segment,
@@ -286,7 +287,7 @@ pub async fn create_peer(
     labels: serde_json::Value,
     spec: serde_json::Value,
 ) {
-    let api: Api<baremetal_ccm::crd::bgppeer::BGPPeer> = Api::all(client.clone());
+    let api: Api<baremetal_ccm_core::crd::bgppeer::BGPPeer> = Api::all(client.clone());
     let peer = serde_json::from_value(serde_json::json!({
         "apiVersion": "baremetal-ccm.io/v1alpha1", "kind": "BGPPeer",
         "metadata": {"name": name, "labels": labels}, "spec": spec,
@@ -313,8 +314,8 @@ pub async fn peer_session(
     client: &Client,
     peer: &str,
     speaker: &str,
-) -> Option<baremetal_ccm::crd::bgppeer::SpeakerSession> {
-    let api: Api<baremetal_ccm::crd::bgppeer::BGPPeer> = Api::all(client.clone());
+) -> Option<baremetal_ccm_core::crd::bgppeer::SpeakerSession> {
+    let api: Api<baremetal_ccm_core::crd::bgppeer::BGPPeer> = Api::all(client.clone());
     let status = api.get(peer).await.ok()?.status?;
     status.speakers.into_iter().find(|s| s.speaker == speaker)
 }
@@ -324,9 +325,9 @@ pub async fn wait_session(
     client: &Client,
     peer: &str,
     speaker: &str,
-    check: impl Fn(&baremetal_ccm::crd::bgppeer::SpeakerSession) -> bool,
-) -> baremetal_ccm::crd::bgppeer::SpeakerSession {
-    let found = wait_for(super::WAIT, || async {
+    check: impl Fn(&baremetal_ccm_core::crd::bgppeer::SpeakerSession) -> bool,
+) -> baremetal_ccm_core::crd::bgppeer::SpeakerSession {
+    let found = wait_for(crate::ccm::WAIT, || async {
         peer_session(client, peer, speaker)
             .await
             .filter(|s| check(s))

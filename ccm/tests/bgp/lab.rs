@@ -11,7 +11,7 @@
 )]
 #![allow(
     unreachable_pub,
-    reason = "helpers shared by several test crates through `mod bgp_lab`"
+    reason = "helpers shared by the BGP area's test modules through `crate::lab`"
 )]
 
 use std::collections::BTreeSet;

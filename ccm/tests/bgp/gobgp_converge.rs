@@ -12,14 +12,12 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-mod bgp_lab;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use baremetal_ccm::announce::desired::{Afi, DesiredDaemon};
 use baremetal_ccm::announce::gobgp::{ConvergeReport, Daemon, PeerStatus, SessionState};
-use bgp_lab::*;
+use crate::lab::*;
 use rig::process::wait_for;
 use rig::router::{Router, RouterKind};
 

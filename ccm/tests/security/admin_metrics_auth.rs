@@ -10,8 +10,6 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-mod support;
-
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
@@ -22,8 +20,9 @@ use baremetal_ccm::admin::{AdminState, HEADER_READ_TIMEOUT, MAX_CONNECTIONS};
 use rig::cluster::{TestCluster, free_port};
 use rig::https::{LocalhostCertificate, Reply, Trust};
 use rig::process::{Process, wait_for};
-use support::manifests::*;
-use support::*;
+use rig::manifests::*;
+use rig::ccm::*;
+use rig::rbac::*;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// A product process with its admin server and metrics listener on free loopback ports.
@@ -36,7 +35,7 @@ struct Running {
 fn start(subcommand: &str, kubeconfig: &Path, extra: &[&str]) -> Running {
     let admin = SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
     let metrics = SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_baremetal-ccm"));
+    let mut cmd = Command::new(rig::ccm::binary());
     cmd.arg(subcommand)
         .arg(format!("--kubeconfig={}", kubeconfig.display()))
         .arg(format!("--admin-bind-address={admin}"))

@@ -7,8 +7,6 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-mod support;
-
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -16,8 +14,10 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, PostParams};
 use rig::process::Process;
 use rig::router::RouterKind;
-use support::bgp::*;
-use support::*;
+use rig::fabric::*;
+use rig::ccm::*;
+use rig::pool::*;
+use rig::service::*;
 
 const ROUTE: Duration = Duration::from_secs(20);
 

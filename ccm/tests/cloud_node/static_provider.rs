@@ -7,14 +7,13 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-mod support;
-
 use std::process::Command;
 
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, Patch, PatchParams};
-use support::nodes::*;
-use support::*;
+use rig::nodes::*;
+use rig::ccm::*;
+use rig::service::*;
 
 const CONFIG: &str = r#"
 provider: static
@@ -313,7 +312,7 @@ fn a_broken_cloud_config_stops_the_controller_naming_the_field() {
     ];
     for (text, expected) in cases {
         let config = cloud_config(text);
-        let output = Command::new(env!("CARGO_BIN_EXE_baremetal-ccm"))
+        let output = Command::new(rig::ccm::binary())
             .arg("controller")
             .arg(format!(
                 "--cloud-config={}",

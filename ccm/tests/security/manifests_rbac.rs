@@ -7,16 +7,17 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-mod support;
-
 use clap::Parser as _;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
-use support::manifests::*;
-use support::nodes::*;
-use support::*;
+use rig::manifests::*;
+use rig::nodes::*;
+use rig::ccm::*;
+use rig::pool::*;
+use rig::rbac::*;
+use rig::service::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_controller_works_with_exactly_the_shipped_rbac_and_uses_all_of_it() {
@@ -30,7 +31,7 @@ async fn every_controller_works_with_exactly_the_shipped_rbac_and_uses_all_of_it
         ("tor-central", "central", "198.51.100.201"),
         ("tor-local", "nodeLocal", "198.51.100.202"),
     ] {
-        support::bgp::create_peer(
+        rig::fabric::create_peer(
             &admin,
             name,
             serde_json::json!({}),
@@ -126,8 +127,8 @@ async fn every_controller_works_with_exactly_the_shipped_rbac_and_uses_all_of_it
     })
     .await;
     assert!(listed.is_some(), "{}", speaker.log_tail(4000));
-    support::bgp::wait_session(&admin, "tor-central", "ccm-rbac", |s| !s.state.is_empty()).await;
-    support::bgp::wait_session(&admin, "tor-local", "cp-1", |s| !s.state.is_empty()).await;
+    rig::fabric::wait_session(&admin, "tor-central", "ccm-rbac", |s| !s.state.is_empty()).await;
+    rig::fabric::wait_session(&admin, "tor-local", "cp-1", |s| !s.state.is_empty()).await;
     assert!(speaker.is_running());
     let log = speaker.log_tail(200_000);
     assert!(!log.to_lowercase().contains("forbidden"), "{log}");
@@ -197,7 +198,7 @@ async fn every_controller_works_with_exactly_the_shipped_rbac_and_uses_all_of_it
     apply(&speaker_client, "tor-local", entry("cp-1"))
         .await
         .unwrap();
-    let central = support::bgp::peer_session(&admin, "tor-central", "ccm-rbac").await;
+    let central = rig::fabric::peer_session(&admin, "tor-central", "ccm-rbac").await;
     assert!(central.is_some(), "the controller's entry is untouched");
 
     // The Service goes: its finalizer is removed.
@@ -252,10 +253,10 @@ async fn every_controller_works_with_exactly_the_shipped_rbac_and_uses_all_of_it
         "kube-system/baremetal-ccm",
         "kube-system/baremetal-ccm-speaker",
     ];
-    let forbidden = support::rbac::forbidden(&accounts, &requests);
+    let forbidden = rig::rbac::forbidden(&accounts, &requests);
     assert!(forbidden.is_empty(), "refused: {forbidden:#?}");
-    let grants = support::rbac::grants(&shipped_rbac_documents());
-    let unused = support::rbac::unused(&grants, &requests);
+    let grants = rig::rbac::grants(&shipped_rbac_documents());
+    let unused = rig::rbac::unused(&grants, &requests);
     assert!(unused.is_empty(), "granted but never used: {unused:#?}");
     // And the check sees RBAC's refusals: one made on purpose shows up.
     let denied = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(unbound, "kube-system")
@@ -264,7 +265,7 @@ async fn every_controller_works_with_exactly_the_shipped_rbac_and_uses_all_of_it
     assert!(denied.is_err());
     let seen = rig::process::wait_for(WAIT, || async {
         let requests = cluster.audited_requests().unwrap();
-        (support::rbac::forbidden(&accounts, &requests).len() == 1).then_some(())
+        (rig::rbac::forbidden(&accounts, &requests).len() == 1).then_some(())
     })
     .await;
     assert!(seen.is_some());

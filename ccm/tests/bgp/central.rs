@@ -8,17 +8,17 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-mod support;
-
 use std::time::Duration;
 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use rig::router::RouterKind;
-use support::bgp::*;
-use support::manifests::*;
-use support::nodes::set_ready;
-use support::*;
+use rig::fabric::*;
+use rig::manifests::*;
+use rig::nodes::set_ready;
+use rig::ccm::*;
+use rig::pool::*;
+use rig::service::*;
 
 const ROUTE: Duration = Duration::from_secs(20);
 
@@ -40,7 +40,7 @@ async fn three_nodes(client: &kube::Client) {
 fn nodes(members: &[u8], v6: bool) -> Vec<String> {
     members
         .iter()
-        .map(|m| if v6 { support::bgp::v6(*m) } else { v4(*m) })
+        .map(|m| if v6 { rig::fabric::v6(*m) } else { v4(*m) })
         .collect()
 }
 
