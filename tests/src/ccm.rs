@@ -177,7 +177,6 @@ pub fn start_replica_as(
     start_ccm(kubeconfig, identity, &args).0
 }
 
-
 /// Waits up to `timeout` for `process` to exit; whether it did.
 pub async fn wait_exit(process: &mut Process, timeout: Duration) -> bool {
     wait_for(timeout, || {
@@ -187,7 +186,6 @@ pub async fn wait_exit(process: &mut Process, timeout: Duration) -> bool {
     .await
     .is_some()
 }
-
 
 /// `GET path` on a local HTTP/1.1 server; the body, or `None` if it cannot be reached.
 pub async fn http_get(address: SocketAddr, path: &str) -> Option<String> {
@@ -202,7 +200,6 @@ pub async fn http_get(address: SocketAddr, path: &str) -> Option<String> {
         .map(|(_, body)| body.to_owned())
 }
 
-
 /// The holder of the controller's Lease `kube-system/baremetal-ccm`, if any.
 pub async fn lease_holder(client: &Client) -> Option<String> {
     let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
@@ -214,7 +211,6 @@ pub async fn lease_holder(client: &Client) -> Option<String> {
         .spec?
         .holder_identity
 }
-
 
 /// Starts a cluster with the project CRDs installed.
 pub async fn cluster(audit: bool) -> TestCluster {
@@ -235,7 +231,6 @@ pub async fn cluster_with(options: ClusterOptions) -> TestCluster {
     cluster
 }
 
-
 /// A cluster with the project CRDs whose audit log records every request
 /// ([`crate::cluster::TestCluster::audited_requests`]), and the shipped RBAC applied.
 pub async fn audited_cluster_with_shipped_rbac() -> TestCluster {
@@ -247,7 +242,6 @@ pub async fn audited_cluster_with_shipped_rbac() -> TestCluster {
     crate::manifests::apply_shipped_rbac(&cluster.client()).await;
     cluster
 }
-
 
 /// Creates a namespace with labels.
 pub async fn create_namespace(client: &Client, name: &str, labels: &[(&str, &str)]) {
@@ -270,7 +264,6 @@ pub async fn create_namespace(client: &Client, name: &str, labels: &[(&str, &str
         .expect("namespace created");
 }
 
-
 /// Creates Secret `namespace/name` from `string_data` (a JSON object of keys to text).
 pub async fn create_secret(
     client: &Client,
@@ -287,7 +280,6 @@ pub async fn create_secret(
         .await
         .unwrap_or_else(|error| panic!("Secret {namespace}/{name}: {error}"));
 }
-
 
 /// Writes in the audit log, Lease renewals (every 2 s while a controller leads) left out.
 fn non_lease_writes(cluster: &TestCluster) -> usize {
@@ -317,3 +309,90 @@ pub async fn settle(cluster: &TestCluster, quiet: Duration) -> bool {
     false
 }
 
+/// The binary's `/metrics`, scraped as Prometheus would (HTTPS, a bearer token the API server
+/// authorizes): the counters that show a controller had its chance to act, where "nothing
+/// happened" is the thing to prove.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    address: SocketAddr,
+    token: String,
+}
+
+impl Metrics {
+    /// A metrics listener on a free loopback port, read with the bearer token of `kubeconfig`
+    /// (the admin one is allowed everything); pass [`Metrics::flag`] to the process.
+    pub fn on_free_port(kubeconfig: &Path) -> Self {
+        let port = free_port().expect("a free port");
+        Self {
+            address: SocketAddr::from(([127, 0, 0, 1], port)),
+            token: crate::rbac::token_of(kubeconfig),
+        }
+    }
+
+    /// `--metrics-bind-address=<address>`.
+    pub fn flag(&self) -> String {
+        format!("--metrics-bind-address={}", self.address)
+    }
+
+    /// The sum of every series of `family` (e.g. `baremetal_ccm_node_lifecycle_errors_total`),
+    /// 0 when it has none yet; waits for the listener to answer 200.
+    pub async fn sum(&self, family: &str) -> f64 {
+        let body = wait_for(WAIT, || async {
+            let reply = crate::https::get(
+                self.address,
+                "/metrics",
+                Some(&self.token),
+                crate::https::Trust::AnyCertificate,
+            )
+            .await
+            .ok()?;
+            (reply.status == 200).then_some(reply.body)
+        })
+        .await
+        .unwrap_or_else(|| panic!("no 200 from /metrics at {} within {WAIT:?}", self.address));
+        family_sum(&body, family)
+    }
+
+    /// Waits until [`Metrics::sum`] of `family` is at least `at_least`; returns it.
+    pub async fn wait_sum(&self, family: &str, at_least: f64) -> f64 {
+        let reached = wait_for(WAIT, || async {
+            let sum = self.sum(family).await;
+            (sum >= at_least).then_some(sum)
+        })
+        .await;
+        match reached {
+            Some(sum) => sum,
+            None => panic!(
+                "{family} stayed at {} within {WAIT:?}, below {at_least}",
+                self.sum(family).await
+            ),
+        }
+    }
+}
+
+/// The sum of the samples of `family` in a Prometheus text exposition.
+fn family_sum(text: &str, family: &str) -> f64 {
+    (text.lines())
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let rest = line.strip_prefix(family)?;
+            let value = match rest.chars().next()? {
+                '{' => rest.rsplit_once('}')?.1,
+                ' ' => rest,
+                _ => return None,
+            };
+            value.split_whitespace().next()?.parse::<f64>().ok()
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_family_sums_its_series_and_not_its_longer_named_neighbours() {
+        let text = "# HELP x_errors Failed.\n# TYPE x_errors counter\n\
+x_errors_total{reason=\"a\"} 2\nx_errors_total{reason=\"b\"} 3\nx_errors_total_other 7\nx_errors_total 1\n";
+        assert!((super::family_sum(text, "x_errors_total") - 6.0).abs() < f64::EPSILON);
+        assert!(super::family_sum(text, "y_total").abs() < f64::EPSILON);
+    }
+}

@@ -6,15 +6,15 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use ipnet::IpNet;
-use k8s_openapi::api::core::v1::{Node, NodeAddress};
-use kube::Client;
-use kube::api::{Api, PostParams};
 use crate::gobgpd::Gobgpd;
 use crate::kubelet::KubeletNode;
 use crate::netns::{Host, Lab, Segment};
 use crate::process::wait_for;
 use crate::router::{PeerSession, Router, RouterConfig, RouterKind, RouterPath};
+use ipnet::IpNet;
+use k8s_openapi::api::core::v1::{Node, NodeAddress};
+use kube::Client;
+use kube::api::{Api, PostParams};
 
 pub const ROUTER_ASN: u32 = 64500;
 pub const CLUSTER_ASN: u32 = 64512;
@@ -251,6 +251,11 @@ impl Fabric {
     /// The router's sessions as text (for failure messages).
     pub fn protocols(&self) -> String {
         self.router.describe()
+    }
+
+    /// What the router last reported going wrong on session `name` (e.g. `s2v6`).
+    pub fn last_error(&self, name: &str) -> Option<String> {
+        self.router.last_error(self.neighbor(name))
     }
 
     /// Whether the router's session `name` (e.g. `s2v4`) is Established.

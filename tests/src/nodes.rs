@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
+pub use crate::kubelet::{KubeletNode, NODE_IP, SHUTDOWN, UNINITIALIZED, ready_condition};
 use k8s_openapi::api::core::v1::Node;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
-pub use crate::kubelet::{KubeletNode, NODE_IP, SHUTDOWN, UNINITIALIZED, ready_condition};
 
 use crate::ccm::WAIT;
 use crate::process::wait_for;

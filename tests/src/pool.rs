@@ -19,7 +19,6 @@ pub async fn create_pool(client: &Client, name: &str, spec: serde_json::Value) {
         .expect("pool created");
 }
 
-
 /// Waits until the pool's status satisfies `check`; returns it.
 pub async fn wait_pool_status(
     client: &Client,
@@ -42,14 +41,10 @@ pub async fn wait_pool_status(
 }
 
 /// A pool condition: (status, reason, message).
-pub fn pool_condition(
-    status: &IPPoolStatus,
-    type_: &str,
-) -> Option<(String, String, String)> {
+pub fn pool_condition(status: &IPPoolStatus, type_: &str) -> Option<(String, String, String)> {
     status
         .conditions
         .iter()
         .find(|c| c.type_ == type_)
         .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
 }
-

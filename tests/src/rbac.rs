@@ -183,7 +183,6 @@ pub async fn make_cluster_admin(client: &Client, namespace: &str, account: &str)
         .expect("binding created");
 }
 
-
 /// Kubeconfigs of ServiceAccounts `kube-system/<name>` bound to `cluster-admin`, one per
 /// name: replicas whose writes the audit log tells apart.
 pub async fn admin_accounts(cluster: &TestCluster, names: &[&str]) -> Vec<PathBuf> {
@@ -199,7 +198,6 @@ pub async fn admin_accounts(cluster: &TestCluster, names: &[&str]) -> Vec<PathBu
     kubeconfigs
 }
 
-
 /// The bearer token of a kubeconfig the rig wrote.
 pub fn token_of(kubeconfig: &Path) -> String {
     let text = std::fs::read_to_string(kubeconfig).expect("the kubeconfig exists");
@@ -208,4 +206,3 @@ pub fn token_of(kubeconfig: &Path) -> String {
         .expect("a token user")
         .to_owned()
 }
-

@@ -205,4 +205,3 @@ pub async fn wait_event(client: &Client, namespace: &str, name: &str, reason: &s
     .await;
     found.unwrap_or_else(|| panic!("no {reason} event for {namespace}/{name} within {WAIT:?}"))
 }
-

@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use rig::router::RouterKind;
+use rig::ccm::*;
 use rig::fabric::*;
 use rig::manifests::*;
 use rig::nodes::set_ready;
-use rig::ccm::*;
 use rig::pool::*;
+use rig::router::RouterKind;
 use rig::service::*;
 
 const ROUTE: Duration = Duration::from_secs(20);
@@ -303,9 +303,22 @@ async fn bad_peers_show_in_their_status_and_leave_the_others_untouched(kind: Rou
     );
     let unreachable = wait_session(&client, "unreachable", "ccm-a", |s| !s.state.is_empty()).await;
     assert_ne!(unreachable.state, "Established");
-    // The wrong ASN: BIRD answers, the OPEN is refused, the session never establishes.
-    let refused = std::time::Duration::from_secs(4);
-    tokio::time::sleep(refused).await;
+    // The wrong ASN: the router answers, its OPEN is refused (the router reports the
+    // NOTIFICATION it received: the attempt happened), the session never establishes.
+    let refused = rig::process::wait_for(WAIT, || async {
+        let error = fabric.last_error("s2v6")?;
+        error
+            .to_lowercase()
+            .contains("bad peer as")
+            .then_some(error)
+    })
+    .await;
+    assert!(
+        refused.is_some(),
+        "{:?}\n{}",
+        fabric.last_error("s2v6"),
+        fabric.protocols()
+    );
     let wrong = peer_session(&client, "wrong-asn", "ccm-a").await.unwrap();
     assert_ne!(wrong.state, "Established", "{wrong:?}");
     assert!(!fabric.established("s2v6"), "{}", fabric.protocols());

@@ -15,9 +15,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use crate::lab::*;
 use baremetal_ccm::announce::desired::{Afi, DesiredDaemon};
 use baremetal_ccm::announce::gobgp::{ConvergeReport, Daemon, PeerStatus, SessionState};
-use crate::lab::*;
 use rig::process::wait_for;
 use rig::router::{Router, RouterKind};
 

@@ -13,11 +13,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::lab::*;
 use baremetal_ccm::announce::desired::{Afi, BfdSettings, Password};
 use baremetal_ccm::announce::gobgp::{
     BfdState, Daemon, DaemonOptions, GobgpError, RestartCause, SessionState,
 };
-use crate::lab::*;
 use rig::process::wait_for;
 use rig::router::{Router, RouterKind};
 

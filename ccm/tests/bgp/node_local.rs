@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, PostParams};
+use rig::ccm::*;
+use rig::fabric::*;
+use rig::pool::*;
 use rig::process::Process;
 use rig::router::RouterKind;
-use rig::fabric::*;
-use rig::ccm::*;
-use rig::pool::*;
 use rig::service::*;
 
 const ROUTE: Duration = Duration::from_secs(20);

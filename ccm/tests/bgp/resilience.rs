@@ -10,11 +10,11 @@
 
 use std::time::{Duration, Instant};
 
-use rig::router::RouterKind;
+use rig::ccm::*;
 use rig::fabric::*;
 use rig::nodes::set_ready;
-use rig::ccm::*;
 use rig::pool::*;
+use rig::router::RouterKind;
 use rig::service::*;
 
 async fn setup(client: &kube::Client, peer_extra: serde_json::Value) {
@@ -203,7 +203,15 @@ async fn a_controller_replica_that_dies_withdraws_nothing() {
         fewest, 3,
         "the other replica's identical paths keep every next hop"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The router has flushed replica a's paths (none left from its session): what it
+    // forwards by now is what b announces alone.
+    let a = v4(2).parse::<std::net::IpAddr>().unwrap();
+    let flushed = rig::process::wait_for(WAIT, || async {
+        let paths = fabric.routes("192.0.2.0/32");
+        (!paths.is_empty() && paths.iter().all(|p| p.neighbor != Some(a))).then_some(())
+    })
+    .await;
+    assert!(flushed.is_some(), "{:?}", fabric.routes("192.0.2.0/32"));
     assert_eq!(fabric.kernel_next_hops("192.0.2.0/32").len(), 3);
     // The surviving replica still reports its session.
     wait_session(&client, "tor", "ccm-b", |s| s.state == "Established").await;

@@ -17,11 +17,11 @@ use std::time::Duration;
 
 use baremetal_ccm::admin::auth::REVIEW_TIMEOUT;
 use baremetal_ccm::admin::{AdminState, HEADER_READ_TIMEOUT, MAX_CONNECTIONS};
+use rig::ccm::*;
 use rig::cluster::{TestCluster, free_port};
 use rig::https::{LocalhostCertificate, Reply, Trust};
-use rig::process::{Process, wait_for};
 use rig::manifests::*;
-use rig::ccm::*;
+use rig::process::{Process, wait_for};
 use rig::rbac::*;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 

@@ -16,12 +16,12 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, ListParams};
+use rig::ccm::*;
 use rig::cluster::TestCluster;
+use rig::invariants::{Invariants, watch_invariants};
+use rig::pool::*;
 use rig::process::{Process, wait_for};
 use rig::proxy::StallingProxy;
-use rig::invariants::{Invariants, watch_invariants};
-use rig::ccm::*;
-use rig::pool::*;
 use rig::rbac::*;
 use rig::service::*;
 

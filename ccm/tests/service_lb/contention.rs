@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use rig::cluster::TestCluster;
-use rig::process::wait_for;
 use rig::ccm::*;
+use rig::cluster::TestCluster;
 use rig::pool::*;
+use rig::process::wait_for;
 use rig::rbac::*;
 use rig::service::*;
 

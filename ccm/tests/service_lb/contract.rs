@@ -8,9 +8,9 @@
 
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use rig::process::wait_for;
 use rig::ccm::*;
 use rig::pool::*;
+use rig::process::wait_for;
 use rig::service::*;
 
 const ALLOCATED: &str = "baremetal-ccm.io/AddressAllocated";

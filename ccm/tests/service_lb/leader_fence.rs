@@ -10,13 +10,13 @@
 
 use std::time::{Duration, Instant};
 
-use rig::process::wait_for;
-use rig::webhook::HoldingWebhook;
-use rig::invariants::watch_invariants;
 use rig::ccm::*;
+use rig::invariants::watch_invariants;
 use rig::pool::*;
+use rig::process::wait_for;
 use rig::rbac::*;
 use rig::service::*;
+use rig::webhook::HoldingWebhook;
 
 const USER_A: &str = "system:serviceaccount:kube-system:ccm-a";
 const USER_B: &str = "system:serviceaccount:kube-system:ccm-b";
