@@ -19,12 +19,15 @@ use crate::process::{Process, wait_for};
 /// How long a test waits for the controller to act on a change.
 pub const WAIT: Duration = Duration::from_secs(30);
 
-/// The `baremetal-ccm` binary of this build. Cargo builds it for every integration test and
-/// benchmark of the `baremetal-ccm` package, next to their `deps/` directory
-/// (`target/<profile>/baremetal-ccm`); `BAREMETAL_CCM_BINARY` overrides that.
+/// The `baremetal-ccm` binary of this build: `BAREMETAL_CCM_BINARY` if set, else where Cargo
+/// says when it runs an integration test or benchmark of the `baremetal-ccm` package
+/// (`CARGO_BIN_EXE_baremetal-ccm`), else next to the running test's `deps/` directory
+/// (`target/<profile>/baremetal-ccm`, where Cargo puts it).
 pub fn binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("BAREMETAL_CCM_BINARY") {
-        return PathBuf::from(path);
+    for variable in ["BAREMETAL_CCM_BINARY", "CARGO_BIN_EXE_baremetal-ccm"] {
+        if let Some(path) = std::env::var_os(variable) {
+            return PathBuf::from(path);
+        }
     }
     let exe = std::env::current_exe().expect("the test binary knows its own path");
     let dir = exe.parent().expect("an executable lives in a directory");

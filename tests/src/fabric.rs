@@ -195,16 +195,9 @@ impl Fabric {
         self.gobgpd_mut(member).kill();
     }
 
-    fn neighbor(&self, session: &str) -> IpAddr {
-        (self.router.config().sessions.iter())
-            .find(|s| s.name == session)
-            .map(|s| s.neighbor)
-            .unwrap_or_else(|| panic!("no session {session} in the fabric"))
-    }
-
     /// How many routes the router accepted over `session` (e.g. `s2v4`).
     pub fn imported(&self, session: &str) -> Option<u64> {
-        self.router.imported(self.neighbor(session))
+        self.router.imported(self.router.neighbor(session))
     }
 
     pub fn endpoint(&self, member: u8) -> String {
@@ -255,12 +248,12 @@ impl Fabric {
 
     /// What the router last reported going wrong on session `name` (e.g. `s2v6`).
     pub fn last_error(&self, name: &str) -> Option<String> {
-        self.router.last_error(self.neighbor(name))
+        self.router.last_error(self.router.neighbor(name))
     }
 
     /// Whether the router's session `name` (e.g. `s2v4`) is Established.
     pub fn established(&self, name: &str) -> bool {
-        self.router.established(self.neighbor(name))
+        self.router.established(self.router.neighbor(name))
     }
 }
 

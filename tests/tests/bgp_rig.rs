@@ -22,6 +22,7 @@ use rig::bird::Bird;
 use rig::gobgpd::Gobgpd;
 use rig::netns::{Host, Lab};
 use rig::process::wait_for;
+use rig::router::{PeerSession, RouterConfig};
 
 const SPEAKER_ASN: u32 = 64512;
 const ROUTER_ASN: u32 = 64500;
@@ -94,25 +95,27 @@ fn peer(address: &str, afi: family::Afi) -> Peer {
     }
 }
 
+/// BIRD's sessions with the speaker, IPv4 and IPv6, one path per prefix.
 fn bird_config() -> String {
-    format!(
-        r#"router id 192.0.2.254;
-protocol device {{ }}
-protocol kernel k4 {{ ipv4 {{ export where source = RTS_BGP; }}; }}
-protocol kernel k6 {{ ipv6 {{ export where source = RTS_BGP; }}; }}
-protocol bgp spk4 {{
-  local 192.0.2.254 as {ROUTER_ASN};
-  neighbor 192.0.2.1 as {SPEAKER_ASN};
-  ipv4 {{ import all; export none; }};
-}}
-protocol bgp spk6 {{
-  local 2001:db8::fe as {ROUTER_ASN};
-  neighbor 2001:db8::1 as {SPEAKER_ASN};
-  ipv4 {{ import none; export none; }};
-  ipv6 {{ import all; export none; }};
-}}
-"#
-    )
+    let session = |name: &str, local: &str, neighbor: &str| {
+        let mut session = PeerSession::new(
+            name,
+            local.parse().unwrap(),
+            ROUTER_ASN,
+            neighbor.parse().unwrap(),
+            SPEAKER_ASN,
+        );
+        session.add_paths_rx = false;
+        session
+    };
+    RouterConfig {
+        router_id: "192.0.2.254".parse().unwrap(),
+        sessions: vec![
+            session("spk4", "192.0.2.254", "192.0.2.1"),
+            session("spk6", "2001:db8::fe", "2001:db8::1"),
+        ],
+    }
+    .bird()
 }
 
 struct Topology {

@@ -135,13 +135,6 @@ pub async fn start_router(
         .unwrap_or_else(|e| panic!("{kind} starts: {e}"))
 }
 
-fn neighbor(router: &Router, session: &str) -> IpAddr {
-    (router.config().sessions.iter())
-        .find(|s| s.name == session)
-        .map(|s| s.neighbor)
-        .unwrap_or_else(|| panic!("no session {session} at the router"))
-}
-
 pub fn global() -> Global {
     Global {
         asn: SPEAKER_ASN,
@@ -205,7 +198,7 @@ pub fn desired(
 
 /// The router's paths for `prefix` over `session` (e.g. `spk4`).
 pub fn routes_from(router: &Router, session: &str, prefix: &IpNet) -> Vec<RouterPath> {
-    let from = Some(neighbor(router, session));
+    let from = Some(router.neighbor(session));
     (router
         .paths(prefix)
         .expect("the router answers")
@@ -220,12 +213,12 @@ pub fn protocol_details(router: &Router) -> String {
 }
 
 pub fn established(router: &Router, session: &str) -> bool {
-    router.established(neighbor(router, session))
+    router.established(router.neighbor(session))
 }
 
 /// Paths accepted over `session`.
 pub fn imported(router: &Router, session: &str) -> Option<u64> {
-    router.imported(neighbor(router, session))
+    router.imported(router.neighbor(session))
 }
 
 /// Waits until `session` is Established at `router`.
