@@ -110,17 +110,13 @@ pub struct Fabric {
 impl Fabric {
     /// A router of `kind` and a gobgpd on a host for each session's member.
     pub async fn start(kind: RouterKind, sessions: &[Session]) -> Fabric {
-        let (lab, segment, router_host, speakers) = Self::hosts(sessions).await;
-        let router = Router::start(kind, &router_host, router_config(sessions))
-            .await
-            .unwrap_or_else(|e| panic!("{kind} starts: {e}"));
-        Fabric {
-            lab,
-            segment,
-            router_host,
-            router,
-            speakers,
-        }
+        let config = router_config(sessions);
+        Self::start_with(sessions, |host| async move {
+            Router::start(kind, &host, config)
+                .await
+                .unwrap_or_else(|e| panic!("{kind} starts: {e}"))
+        })
+        .await
     }
 
     /// The fabric with a router started by `start` (a configuration written by hand).
@@ -143,24 +139,13 @@ impl Fabric {
     async fn hosts(sessions: &[Session]) -> (Lab, Segment, Host, Vec<(u8, Host, Gobgpd)>) {
         let mut lab = Lab::new().expect("a lab");
         let segment = lab.segment("fab").expect("a segment");
-        let router = lab.host("rtr").expect("the router host");
-        lab.connect(
-            &router,
-            &segment,
-            "eth0",
-            &[net(ROUTER_V4, 24), net(ROUTER_V6, 64)],
-        )
-        .expect("router connected");
+        let router = (lab.host_on("rtr", &segment, &[net(ROUTER_V4, 24), net(ROUTER_V6, 64)]))
+            .expect("the router host");
         let mut speakers = Vec::new();
         for s in sessions {
-            let host = lab.host(&format!("m{}", s.member)).expect("a speaker host");
-            lab.connect(
-                &host,
-                &segment,
-                "eth0",
-                &[net(&v4(s.member), 24), net(&v6(s.member), 64)],
-            )
-            .expect("speaker connected");
+            let addrs = [net(&v4(s.member), 24), net(&v6(s.member), 64)];
+            let host =
+                (lab.host_on(&format!("m{}", s.member), &segment, &addrs)).expect("a speaker host");
             let gobgpd = Gobgpd::start(&host).await.expect("gobgpd starts");
             speakers.push((s.member, host, gobgpd));
         }
@@ -238,6 +223,20 @@ impl Fabric {
             self.kernel_next_hops(prefix),
             self.routes(prefix),
             self.protocols()
+        );
+    }
+
+    /// Waits until the router holds no path for `prefix` at all.
+    pub async fn wait_withdrawn(&self, prefix: &str, within: Duration) {
+        let left = wait_for(within, || async {
+            self.routes(prefix).is_empty().then_some(())
+        })
+        .await;
+        assert!(
+            left.is_some(),
+            "{} keeps paths of {prefix}: {:?}",
+            self.router.kind(),
+            self.routes(prefix)
         );
     }
 

@@ -127,28 +127,11 @@ struct Topology {
 fn topology() -> Topology {
     let mut lab = Lab::new().expect("lab");
     let sw = lab.segment("sw").expect("segment");
-    let speaker = lab.host("spk").expect("speaker host");
-    let router = lab.host("rtr").expect("router host");
-    lab.connect(
-        &speaker,
-        &sw,
-        "eth0",
-        &[
-            "192.0.2.1/24".parse().unwrap(),
-            "2001:db8::1/64".parse().unwrap(),
-        ],
-    )
-    .unwrap();
-    lab.connect(
-        &router,
-        &sw,
-        "eth0",
-        &[
-            "192.0.2.254/24".parse().unwrap(),
-            "2001:db8::fe/64".parse().unwrap(),
-        ],
-    )
-    .unwrap();
+    let addrs = |v4: &str, v6: &str| [v4.parse().unwrap(), v6.parse().unwrap()];
+    let speaker =
+        (lab.host_on("spk", &sw, &addrs("192.0.2.1/24", "2001:db8::1/64"))).expect("speaker host");
+    let router = (lab.host_on("rtr", &sw, &addrs("192.0.2.254/24", "2001:db8::fe/64")))
+        .expect("router host");
     Topology {
         _lab: lab,
         speaker,

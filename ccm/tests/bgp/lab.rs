@@ -72,22 +72,17 @@ impl BgpLab {
         rig::init_test_logging();
         let mut lab = Lab::new().expect("lab");
         let switch = lab.segment("sw").expect("switch");
-        let speaker = lab.host("spk").expect("speaker namespace");
-        lab.connect(
-            &speaker,
+        let speaker = (lab.host_on(
+            "spk",
             &switch,
-            "eth0",
             &[net("192.0.2.1/24"), net("2001:db8::1/64")],
-        )
-        .expect("speaker link");
+        ))
+        .expect("speaker namespace");
         let routers = (0..routers)
             .map(|i| {
-                let host = lab.host(&format!("r{i}")).expect("router namespace");
                 let v4 = IpNet::new(router_v4(i), 24).expect("prefix length");
                 let v6 = IpNet::new(router_v6(i), 64).expect("prefix length");
-                lab.connect(&host, &switch, "eth0", &[v4, v6])
-                    .expect("router link");
-                host
+                (lab.host_on(&format!("r{i}"), &switch, &[v4, v6])).expect("router namespace")
             })
             .collect();
         let gobgpd = Gobgpd::start(&speaker).await.expect("gobgpd starts");

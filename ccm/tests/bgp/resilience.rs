@@ -168,15 +168,9 @@ async fn graceful_restart_leaves_no_stale_path(kind: RouterKind) {
     fabric
         .wait_kernel("192.0.2.0/32", &[], Duration::from_secs(20))
         .await;
-    let left = rig::process::wait_for(Duration::from_secs(10), || async {
-        fabric.routes("192.0.2.0/32").is_empty().then_some(())
-    })
-    .await;
-    assert!(
-        left.is_some(),
-        "{kind} keeps paths of a deleted Service: {:?}",
-        fabric.routes("192.0.2.0/32")
-    );
+    fabric
+        .wait_withdrawn("192.0.2.0/32", Duration::from_secs(10))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
