@@ -31,7 +31,8 @@ use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use rig::bird_control::BirdControl;
 use rig::cluster::TestCluster;
 use rig::fabric::{self, CLUSTER_ASN, Fabric, ROUTER_ASN, ROUTER_V4, Session, v4};
-use support::{controller, ms, percentile};
+use rig::measure::{ms, percentile};
+use support::controller;
 
 const LATENCY_SERVICES: usize = 200;
 const BULK_SERVICES: usize = 10_000;

@@ -31,8 +31,9 @@ use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, ResourceExt as _};
 use rig::cluster::TestCluster;
+use rig::measure::{ms, percentile, rss_kib};
 use rig::process::{Process, wait_for};
-use support::{BURST, QPS, controller, limited_client, ms, percentile, rss_kib};
+use support::{BURST, QPS, controller, limited_client};
 use tokio::sync::{Mutex, Notify};
 
 const CONCURRENCY: usize = 4;

@@ -24,6 +24,7 @@
 //! - [`pool`]: IPPools created and their status awaited;
 //! - [`nodes`]: what the node controllers write to Nodes;
 //! - [`fabric`]: a BGP fabric (one segment, a router, gobgpd hosts) with its Nodes and BGPPeers;
+//! - [`measure`]: memory and latency figures for the benchmarks;
 //! - [`invariants`]: address invariants checked at every event of a Service watch;
 //! - [`manifests`]: the shipped manifests as objects; [`rbac`]: their grants against an audit
 //!   log, and ServiceAccounts bound to `cluster-admin`.
@@ -39,6 +40,7 @@ pub mod https;
 pub mod invariants;
 pub mod kubelet;
 pub mod manifests;
+pub mod measure;
 pub mod netns;
 pub mod nodes;
 pub mod opennebula;

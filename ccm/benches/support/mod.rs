@@ -1,6 +1,6 @@
-//! What the apiserver benchmarks share beyond the rig: the release binary with the
-//! benchmark's rate limit (`rig::ccm::Launch`), a client with the same limit for the floors
-//! (the product's `RateLimit`), and reading a process's memory.
+//! The benchmarks' client-side rate limit, the one thing they share that needs the product
+//! crate (its `RateLimit`): the release binary launched with it (`rig::ccm::Launch`) and a
+//! client with the same limit for the floors. Everything else is the rig's (`rig::measure`).
 
 #![allow(
     dead_code,
@@ -12,7 +12,6 @@
 )]
 
 use std::path::Path;
-use std::time::Duration;
 
 use baremetal_ccm::apiserver::RateLimit;
 use kube::Client;
@@ -64,27 +63,4 @@ pub async fn limited_client(cluster: &TestCluster) -> Client {
         .expect("a client builds from the rig's kubeconfig")
         .with_layer(&limit)
         .build()
-}
-
-/// Resident set and its peak, in KiB.
-pub fn rss_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .expect("the measured process is alive");
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("/proc/<pid>/status has VmRSS and VmHWM")
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-pub fn ms(d: Duration) -> String {
-    format!("{:.1}", d.as_secs_f64() * 1000.0)
 }
