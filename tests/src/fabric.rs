@@ -245,11 +245,6 @@ impl Fabric {
         self.router.describe()
     }
 
-    /// What the router last reported going wrong on session `name` (e.g. `s2v6`).
-    pub fn last_error(&self, name: &str) -> Option<String> {
-        self.router.last_error(self.router.neighbor(name))
-    }
-
     /// Whether the router's session `name` (e.g. `s2v4`) is Established.
     pub fn established(&self, name: &str) -> bool {
         self.router.established(self.router.neighbor(name))

@@ -392,25 +392,6 @@ impl Router {
         }
     }
 
-    /// What the router last reported about the session with `neighbor` going wrong (BIRD's
-    /// `show protocols` info column, FRR's `Last reset` line), e.g. a NOTIFICATION received.
-    pub fn last_error(&self, neighbor: IpAddr) -> Option<String> {
-        match self {
-            Router::Bird { bird, .. } => {
-                let info = bird.protocol_info(self.session_name(neighbor)?).ok()?;
-                (!info.is_empty()).then_some(info)
-            }
-            Router::Frr { frr, .. } => {
-                let text = frr
-                    .vtysh(&[&format!("show bgp neighbors {neighbor}")])
-                    .ok()?;
-                (text.lines())
-                    .find(|l| l.trim_start().starts_with("Last reset"))
-                    .map(|l| l.trim().to_owned())
-            }
-        }
-    }
-
     /// Routes (paths) accepted from `neighbor`.
     pub fn imported(&self, neighbor: IpAddr) -> Option<u64> {
         match self {
