@@ -25,13 +25,14 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt as _, TryStreamExt as _};
 use gobgp_api_proto::api;
-use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+use k8s_openapi::api::core::v1::Service;
 use kube::Client;
-use kube::api::{Api, ListParams, ObjectMeta, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use rig::bird_control::BirdControl;
 use rig::cluster::TestCluster;
 use rig::fabric::{self, CLUSTER_ASN, Fabric, ROUTER_ASN, ROUTER_V4, Session, v4};
 use rig::measure::{ms, percentile};
+use rig::service::Svc;
 use support::controller;
 
 const LATENCY_SERVICES: usize = 200;
@@ -39,24 +40,7 @@ const BULK_SERVICES: usize = 10_000;
 const NODES: [u8; 3] = [11, 12, 13];
 
 fn service(name: &str) -> Service {
-    Service {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            namespace: Some("default".into()),
-            ..ObjectMeta::default()
-        },
-        spec: Some(ServiceSpec {
-            type_: Some("LoadBalancer".into()),
-            allocate_load_balancer_node_ports: Some(false),
-            ports: Some(vec![ServicePort {
-                port: 80,
-                protocol: Some("TCP".into()),
-                ..ServicePort::default()
-            }]),
-            ..ServiceSpec::default()
-        }),
-        ..Service::default()
-    }
+    Svc::lb("default", name).without_node_ports().service
 }
 
 async fn create_many(client: &Client, prefix: &str, count: usize) {

@@ -26,13 +26,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt as _, TryStreamExt as _};
-use k8s_openapi::api::core::v1::{Namespace, Service, ServicePort, ServiceSpec};
+use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, ResourceExt as _};
 use rig::cluster::TestCluster;
 use rig::measure::{ms, percentile, rss_kib};
 use rig::process::{Process, wait_for};
+use rig::service::Svc;
 use support::{BURST, QPS, controller, limited_client};
 use tokio::sync::{Mutex, Notify};
 
@@ -51,28 +52,14 @@ fn service_lb(kubeconfig: &std::path::Path, identity: &str) -> (Process, std::ne
     )
 }
 
+/// An IPv6 LoadBalancer Service without NodePorts (15,000 Services exceed the NodePort range).
 fn service(namespace: &str, name: &str, class: Option<&str>) -> Service {
-    Service {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            namespace: Some(namespace.into()),
-            ..ObjectMeta::default()
-        },
-        spec: Some(ServiceSpec {
-            type_: Some("LoadBalancer".into()),
-            load_balancer_class: class.map(Into::into),
-            // 15,000 Services exceed the NodePort range; the benchmark needs none.
-            allocate_load_balancer_node_ports: Some(false),
-            ip_families: Some(vec!["IPv6".into()]),
-            ip_family_policy: Some("SingleStack".into()),
-            ports: Some(vec![ServicePort {
-                port: 80,
-                protocol: Some("TCP".into()),
-                ..ServicePort::default()
-            }]),
-            ..ServiceSpec::default()
-        }),
-        ..Service::default()
+    let svc = Svc::lb(namespace, name)
+        .without_node_ports()
+        .families("SingleStack", &["IPv6"]);
+    match class {
+        Some(class) => svc.class(class).service,
+        None => svc.service,
     }
 }
 

@@ -81,6 +81,17 @@ impl Svc {
         self
     }
 
+    /// No NodePorts (`allocateLoadBalancerNodePorts: false`): thousands of Services would
+    /// exceed the NodePort range.
+    pub fn without_node_ports(mut self) -> Self {
+        self.service
+            .spec
+            .as_mut()
+            .expect("fixture has a spec")
+            .allocate_load_balancer_node_ports = Some(false);
+        self
+    }
+
     pub async fn create(self, client: &Client) -> Service {
         let namespace = self
             .service
