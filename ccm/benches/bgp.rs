@@ -20,52 +20,27 @@
 
 mod support;
 
-#[allow(dead_code, reason = "the benchmark uses part of the test fabric")]
-#[allow(
-    unreachable_pub,
-    reason = "the test fabric's items are pub for the test crates"
-)]
-#[path = "../tests/support/bgp.rs"]
-mod fabric;
-
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use fabric::{CLUSTER_ASN, Fabric, ROUTER_ASN, ROUTER_V4, Session, v4};
 use futures::{StreamExt as _, TryStreamExt as _};
 use gobgp_api_proto::api;
-use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+use k8s_openapi::api::core::v1::Service;
 use kube::Client;
-use kube::api::{Api, ListParams, ObjectMeta, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use rig::bird_control::BirdControl;
 use rig::cluster::TestCluster;
-use support::{controller, ms, percentile};
+use rig::fabric::{self, CLUSTER_ASN, Fabric, ROUTER_ASN, ROUTER_V4, Session, v4};
+use rig::measure::{ms, percentile};
+use rig::service::Svc;
+use support::controller;
 
-/// Used by the included test fabric.
-const WAIT: Duration = Duration::from_secs(60);
 const LATENCY_SERVICES: usize = 200;
 const BULK_SERVICES: usize = 10_000;
 const NODES: [u8; 3] = [11, 12, 13];
 
 fn service(name: &str) -> Service {
-    Service {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            namespace: Some("default".into()),
-            ..ObjectMeta::default()
-        },
-        spec: Some(ServiceSpec {
-            type_: Some("LoadBalancer".into()),
-            allocate_load_balancer_node_ports: Some(false),
-            ports: Some(vec![ServicePort {
-                port: 80,
-                protocol: Some("TCP".into()),
-                ..ServicePort::default()
-            }]),
-            ..ServiceSpec::default()
-        }),
-        ..Service::default()
-    }
+    Svc::lb("default", name).without_node_ports().service
 }
 
 async fn create_many(client: &Client, prefix: &str, count: usize) {
@@ -91,7 +66,7 @@ async fn addressed(client: &Client, prefix: &str) -> usize {
                 .as_deref()
                 .is_some_and(|n| n.starts_with(prefix))
         })
-        .filter(|s| !baremetal_ccm::service_lb::request::held_addresses(s).is_empty())
+        .filter(|s| !baremetal_ccm_core::contract::held_addresses(s).is_empty())
         .count()
 }
 
@@ -242,7 +217,7 @@ async fn latencies(
             .unwrap();
         let ip = loop {
             let svc = api.get(&name).await.unwrap();
-            if let Some(ip) = baremetal_ccm::service_lb::request::held_addresses(&svc).first() {
+            if let Some(ip) = baremetal_ccm_core::contract::held_addresses(&svc).first() {
                 break *ip;
             }
             assert!(
@@ -389,7 +364,7 @@ async fn main() {
 }
 
 async fn support_pool(client: &Client) {
-    let api: Api<baremetal_ccm::crd::ippool::IPPool> = Api::all(client.clone());
+    let api: Api<baremetal_ccm_core::crd::ippool::IPPool> = Api::all(client.clone());
     let pool = serde_json::from_value(serde_json::json!({
         "apiVersion": "baremetal-ccm.io/v1alpha1", "kind": "IPPool", "metadata": {"name": "bench"},
         "spec": {"addresses": ["10.64.0.0/16"], "announce": {"mode": "bgp"}},

@@ -28,7 +28,8 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt as _};
 use rig::cluster::TestCluster;
 use rig::kubelet::{KubeletNode, UNINITIALIZED};
-use support::{BURST, QPS, controller, limited_client, rss_kib};
+use rig::measure::rss_kib;
+use support::{BURST, QPS, controller, limited_client};
 
 const NODES: usize = 1000;
 const CONCURRENCY: usize = 4;

@@ -22,7 +22,7 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use baremetal_ccm::announce::gobgp::Daemon;
+use baremetal_ccm::gobgp::Daemon;
 use baremetal_ccm_core::announce::desired::{DesiredDaemon, DesiredPath, ExportRule, Global};
 use futures::StreamExt as _;
 use gobgp_api_proto::api::{self, attribute::Attr, family, nlri};

@@ -20,7 +20,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
-use baremetal_ccm::ipam::{
+use baremetal_ccm_core::ipam::{
     Allocator, Family, IpFamilyPolicy, Pool, PoolSpec, ServiceKey, ServiceRequest,
 };
 

@@ -26,9 +26,10 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams};
 use rig::cluster::TestCluster;
 use rig::kubelet::{KubeletNode, UNINITIALIZED};
+use rig::measure::rss_kib;
 use rig::opennebula::{FakeOpenNebula, FakeVm, Fault};
 use rig::process::wait_for;
-use support::{controller, rss_kib};
+use support::controller;
 
 const NODES: u32 = 20;
 const SESSION: &str = "oneadmin:bench";

@@ -26,13 +26,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt as _, TryStreamExt as _};
-use k8s_openapi::api::core::v1::{Namespace, Service, ServicePort, ServiceSpec};
+use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, ResourceExt as _};
 use rig::cluster::TestCluster;
+use rig::measure::{ms, percentile, rss_kib};
 use rig::process::{Process, wait_for};
-use support::{BURST, QPS, controller, limited_client, ms, percentile, rss_kib};
+use rig::service::Svc;
+use support::{BURST, QPS, controller, limited_client};
 use tokio::sync::{Mutex, Notify};
 
 const CONCURRENCY: usize = 4;
@@ -50,28 +52,14 @@ fn service_lb(kubeconfig: &std::path::Path, identity: &str) -> (Process, std::ne
     )
 }
 
+/// An IPv6 LoadBalancer Service without NodePorts (15,000 Services exceed the NodePort range).
 fn service(namespace: &str, name: &str, class: Option<&str>) -> Service {
-    Service {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            namespace: Some(namespace.into()),
-            ..ObjectMeta::default()
-        },
-        spec: Some(ServiceSpec {
-            type_: Some("LoadBalancer".into()),
-            load_balancer_class: class.map(Into::into),
-            // 15,000 Services exceed the NodePort range; the benchmark needs none.
-            allocate_load_balancer_node_ports: Some(false),
-            ip_families: Some(vec!["IPv6".into()]),
-            ip_family_policy: Some("SingleStack".into()),
-            ports: Some(vec![ServicePort {
-                port: 80,
-                protocol: Some("TCP".into()),
-                ..ServicePort::default()
-            }]),
-            ..ServiceSpec::default()
-        }),
-        ..Service::default()
+    let svc = Svc::lb(namespace, name)
+        .without_node_ports()
+        .families("SingleStack", &["IPv6"]);
+    match class {
+        Some(class) => svc.class(class).service,
+        None => svc.service,
     }
 }
 
@@ -221,7 +209,7 @@ async fn main() {
     for ns in ["latency", "latency-floor", "floor", "burst", "rss"] {
         create_namespace(&client, ns).await;
     }
-    let pools: Api<baremetal_ccm::crd::ippool::IPPool> = Api::all(client.clone());
+    let pools: Api<baremetal_ccm_core::crd::ippool::IPPool> = Api::all(client.clone());
     let pool = serde_json::from_value(serde_json::json!({
         "apiVersion": "baremetal-ccm.io/v1alpha1", "kind": "IPPool", "metadata": {"name": "bench"},
         "spec": {"addresses": ["2001:db8:100::/104"], "announce": {"mode": "none"}},

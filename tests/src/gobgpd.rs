@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use gobgp_api_proto::GoBgpServiceClient;
-use gobgp_api_proto::api::GetBgpRequest;
+use gobgp_api_proto::api::{GetBgpRequest, ListPeerRequest, PeerState};
 use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint, Uri};
 
@@ -25,6 +25,12 @@ pub enum GobgpdError {
         socket: PathBuf,
         #[source]
         source: tonic::transport::Error,
+    },
+    #[error("gobgpd refused {call}")]
+    Call {
+        call: &'static str,
+        #[source]
+        source: tonic::Status,
     },
     #[error("gobgpd did not answer GetBgp within {seconds}s; log tail:\n{log}")]
     NotReady { seconds: u64, log: String },
@@ -128,6 +134,29 @@ impl Gobgpd {
     /// The API socket path.
     pub fn socket(&self) -> &Path {
         &self.socket
+    }
+
+    /// gobgpd's state of its session with `neighbor` (FSM state, message counters), if it
+    /// has that neighbor.
+    pub async fn peer_state(
+        &self,
+        neighbor: std::net::IpAddr,
+    ) -> Result<Option<PeerState>, GobgpdError> {
+        let mut client = self.client().await?;
+        let request = ListPeerRequest {
+            address: neighbor.to_string(),
+            enable_advertised: false,
+        };
+        let call = |source| GobgpdError::Call {
+            call: "ListPeer",
+            source,
+        };
+        let mut stream = client.list_peer(request).await.map_err(call)?.into_inner();
+        let mut found = None;
+        while let Some(reply) = stream.message().await.map_err(call)? {
+            found = found.or(reply.peer.and_then(|p| p.state));
+        }
+        Ok(found)
     }
 
     /// Runs the `gobgp` CLI against this daemon (e.g. `["global", "rib", "-a", "ipv4", "-j"]`).

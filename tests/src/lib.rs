@@ -16,20 +16,43 @@
 //! - [`metrics_source`]: the metrics (and their labels) the program registers, read from its
 //!   source;
 //! - [`tools`]: where the binaries are, at the versions pinned in `hack/versions.env`.
+//!
+//! And the product's side, for its integration tests and benchmarks (CRD types from
+//! `baremetal-ccm-core`; nothing here depends on the binary crate):
+//!
+//! - [`ccm`]: the `baremetal-ccm` binary launched as controller, replica or speaker against a
+//!   cluster with the project's CRDs; its admin server, Lease and audited writes;
+//! - [`service`]: the Service fixture builder and the addresses, conditions and Events read back;
+//! - [`pool`]: IPPools created and their status awaited;
+//! - [`nodes`]: what the node controllers write to Nodes;
+//! - [`fabric`]: a BGP fabric (one segment, a router, gobgpd hosts) with its Nodes and BGPPeers;
+//! - [`measure`]: memory and latency figures for the benchmarks;
+//! - [`invariants`]: address invariants checked at every event of a Service watch;
+//! - [`manifests`]: the shipped manifests as objects; [`rbac`]: their grants against an audit
+//!   log, and ServiceAccounts bound to `cluster-admin`.
 
 pub mod bird;
 pub mod bird_control;
+pub mod ccm;
 pub mod cluster;
+pub mod fabric;
 pub mod frr;
 pub mod gobgpd;
 pub mod https;
+pub mod invariants;
 pub mod kubelet;
+pub mod manifests;
+pub mod measure;
 pub mod metrics_source;
 pub mod netns;
+pub mod nodes;
 pub mod opennebula;
+pub mod pool;
 pub mod process;
 pub mod proxy;
+pub mod rbac;
 pub mod router;
+pub mod service;
 pub mod tools;
 pub mod webhook;
 

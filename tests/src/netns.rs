@@ -93,6 +93,19 @@ impl Lab {
         Ok(Segment { host })
     }
 
+    /// A new host `name` plugged into `segment` at `eth0`, addressed with `addrs`: the usual
+    /// member of a one-segment fabric.
+    pub fn host_on(
+        &mut self,
+        name: &str,
+        segment: &Segment,
+        addrs: &[IpNet],
+    ) -> Result<Host, NetnsError> {
+        let host = self.host(name)?;
+        self.connect(&host, segment, "eth0", addrs)?;
+        Ok(host)
+    }
+
     /// Plugs `host` into `segment` with a veth named `ifname` on the host, addressed with `addrs`.
     pub fn connect(
         &mut self,

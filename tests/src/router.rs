@@ -139,6 +139,27 @@ protocol kernel k6 {{ ipv6 {{ export where source = RTS_BGP; }}; merge paths on;
         conf
     }
 
+    /// bird.conf with, besides, a static protocol per family originating `routes` as blackholes
+    /// (routes BIRD holds without any session; the kernel protocols export BGP routes only).
+    pub fn bird_with_blackholes(&self, routes: &[IpNet]) -> String {
+        let mut conf = self.bird();
+        for (name, family, v4) in [("s4", "ipv4", true), ("s6", "ipv6", false)] {
+            let family_routes: Vec<_> = (routes.iter())
+                .filter(|r| matches!(r, IpNet::V4(_)) == v4)
+                .map(|r| format!(" route {r} blackhole;"))
+                .collect();
+            if !family_routes.is_empty() {
+                writeln!(
+                    conf,
+                    "protocol static {name} {{ {family};{} }}",
+                    family_routes.concat()
+                )
+                .expect("write to a string");
+            }
+        }
+        conf
+    }
+
     /// FRR's bgpd configuration: an inbound route map accepting everything (FRR discards
     /// every eBGP route without one), an outbound one denying everything, ECMP over up to
     /// 16 paths.
@@ -311,6 +332,13 @@ impl Router {
         (self.config().sessions.iter())
             .find(|s| s.name == protocol)
             .map(|s| s.neighbor)
+    }
+
+    /// The neighbor of the configured session `session` (e.g. `spk4`); the tests name only
+    /// sessions they configured.
+    pub fn neighbor(&self, session: &str) -> IpAddr {
+        self.neighbor_of(session)
+            .unwrap_or_else(|| panic!("no session {session} at the {}", self.kind()))
     }
 
     /// Every path the router holds for `prefix`.

@@ -22,6 +22,7 @@ use rig::bird::Bird;
 use rig::gobgpd::Gobgpd;
 use rig::netns::{Host, Lab};
 use rig::process::wait_for;
+use rig::router::{PeerSession, RouterConfig};
 
 const SPEAKER_ASN: u32 = 64512;
 const ROUTER_ASN: u32 = 64500;
@@ -94,25 +95,27 @@ fn peer(address: &str, afi: family::Afi) -> Peer {
     }
 }
 
+/// BIRD's sessions with the speaker, IPv4 and IPv6, one path per prefix.
 fn bird_config() -> String {
-    format!(
-        r#"router id 192.0.2.254;
-protocol device {{ }}
-protocol kernel k4 {{ ipv4 {{ export where source = RTS_BGP; }}; }}
-protocol kernel k6 {{ ipv6 {{ export where source = RTS_BGP; }}; }}
-protocol bgp spk4 {{
-  local 192.0.2.254 as {ROUTER_ASN};
-  neighbor 192.0.2.1 as {SPEAKER_ASN};
-  ipv4 {{ import all; export none; }};
-}}
-protocol bgp spk6 {{
-  local 2001:db8::fe as {ROUTER_ASN};
-  neighbor 2001:db8::1 as {SPEAKER_ASN};
-  ipv4 {{ import none; export none; }};
-  ipv6 {{ import all; export none; }};
-}}
-"#
-    )
+    let session = |name: &str, local: &str, neighbor: &str| {
+        let mut session = PeerSession::new(
+            name,
+            local.parse().unwrap(),
+            ROUTER_ASN,
+            neighbor.parse().unwrap(),
+            SPEAKER_ASN,
+        );
+        session.add_paths_rx = false;
+        session
+    };
+    RouterConfig {
+        router_id: "192.0.2.254".parse().unwrap(),
+        sessions: vec![
+            session("spk4", "192.0.2.254", "192.0.2.1"),
+            session("spk6", "2001:db8::fe", "2001:db8::1"),
+        ],
+    }
+    .bird()
 }
 
 struct Topology {
@@ -124,28 +127,11 @@ struct Topology {
 fn topology() -> Topology {
     let mut lab = Lab::new().expect("lab");
     let sw = lab.segment("sw").expect("segment");
-    let speaker = lab.host("spk").expect("speaker host");
-    let router = lab.host("rtr").expect("router host");
-    lab.connect(
-        &speaker,
-        &sw,
-        "eth0",
-        &[
-            "192.0.2.1/24".parse().unwrap(),
-            "2001:db8::1/64".parse().unwrap(),
-        ],
-    )
-    .unwrap();
-    lab.connect(
-        &router,
-        &sw,
-        "eth0",
-        &[
-            "192.0.2.254/24".parse().unwrap(),
-            "2001:db8::fe/64".parse().unwrap(),
-        ],
-    )
-    .unwrap();
+    let addrs = |v4: &str, v6: &str| [v4.parse().unwrap(), v6.parse().unwrap()];
+    let speaker =
+        (lab.host_on("spk", &sw, &addrs("192.0.2.1/24", "2001:db8::1/64"))).expect("speaker host");
+    let router = (lab.host_on("rtr", &sw, &addrs("192.0.2.254/24", "2001:db8::fe/64")))
+        .expect("router host");
     Topology {
         _lab: lab,
         speaker,

@@ -9,15 +9,20 @@
 use rig::bird::Bird;
 use rig::bird_control::BirdControl;
 use rig::netns::Lab;
+use rig::router::RouterConfig;
 
 #[tokio::test]
 async fn one_connection_answers_counts_and_lookups_repeatedly() {
     let mut lab = Lab::new().unwrap();
     let host = lab.host("b").unwrap();
-    let config = "router id 192.0.2.1;\nprotocol device {}\n\
-protocol static s4 { ipv4; route 203.0.113.0/28 blackhole; route 203.0.113.16/28 blackhole; }\n\
-protocol static s6 { ipv6; route 2001:db8:9::/64 blackhole; }\n";
-    let bird = Bird::start(&host, config).await.unwrap();
+    let routes =
+        ["203.0.113.0/28", "203.0.113.16/28", "2001:db8:9::/64"].map(|r| r.parse().unwrap());
+    let config = RouterConfig {
+        router_id: "192.0.2.1".parse().unwrap(),
+        sessions: Vec::new(),
+    }
+    .bird_with_blackholes(&routes);
+    let bird = Bird::start(&host, &config).await.unwrap();
     let mut control = BirdControl::connect(bird.socket()).await.unwrap();
     for _ in 0..50 {
         assert_eq!(control.route_count().await.unwrap(), (3, 3));

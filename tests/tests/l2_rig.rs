@@ -13,28 +13,18 @@ use rig::tools::Tool;
 fn arping_and_ndisc6_resolve_a_neighbour_across_a_bridge() {
     let mut lab = Lab::new().expect("lab");
     let segment = lab.segment("sw").expect("segment");
-    let a = lab.host("a").expect("host a");
-    let b = lab.host("b").expect("host b");
-    lab.connect(
-        &a,
+    let a = (lab.host_on(
+        "a",
         &segment,
-        "eth0",
-        &[
-            "192.0.2.1/24".parse().unwrap(),
-            "2001:db8::1/64".parse().unwrap(),
-        ],
-    )
-    .unwrap();
-    lab.connect(
-        &b,
+        &["192.0.2.1/24", "2001:db8::1/64"].map(|a| a.parse().unwrap()),
+    ))
+    .expect("host a");
+    let b = (lab.host_on(
+        "b",
         &segment,
-        "eth0",
-        &[
-            "192.0.2.2/24".parse().unwrap(),
-            "2001:db8::2/64".parse().unwrap(),
-        ],
-    )
-    .unwrap();
+        &["192.0.2.2/24", "2001:db8::2/64"].map(|a| a.parse().unwrap()),
+    ))
+    .expect("host b");
     let b_mac = b
         .run_capture(["cat", "/sys/class/net/eth0/address"])
         .unwrap()

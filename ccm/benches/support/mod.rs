@@ -1,5 +1,6 @@
-//! What the apiserver benchmarks share: the release binary as a process, a client with the
-//! controller's rate limit for the floors, and reading a process's memory.
+//! The benchmarks' client-side rate limit, the one thing they share that needs the product
+//! crate (its `RateLimit`): the release binary launched with it (`rig::ccm::Launch`) and a
+//! client with the same limit for the floors. Everything else is the rig's (`rig::measure`).
 
 #![allow(
     dead_code,
@@ -11,12 +12,11 @@
 )]
 
 use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
 
-use baremetal_ccm::apiserver::RateLimit;
+use baremetal_ccm::RateLimit;
 use kube::Client;
-use rig::cluster::{TestCluster, free_port};
+use rig::ccm::Launch;
+use rig::cluster::TestCluster;
 use rig::process::Process;
 
 /// The client-side rate limit both the controller and the floors run with.
@@ -29,32 +29,20 @@ pub fn controller(
     identity: &str,
     args: &[&str],
 ) -> (Process, std::net::SocketAddr) {
-    let port = free_port().expect("a free port");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_baremetal-ccm"));
-    cmd.arg("controller")
-        .arg(format!("--kubeconfig={}", kubeconfig.display()))
-        .arg(format!("--admin-bind-address=127.0.0.1:{port}"))
-        .arg("--metrics-bind-address=off")
-        .arg(format!("--identity={identity}"))
-        .arg(format!("--kube-api-qps={QPS}"))
-        .arg(format!("--kube-api-burst={BURST}"))
-        // `BENCH_CONTROLLER_LOG=info` shows where a figure's time goes.
-        .arg(format!(
-            "--log-filter={}",
-            std::env::var("BENCH_CONTROLLER_LOG").unwrap_or_else(|_| "warn".to_owned())
-        ))
+    // `BENCH_CONTROLLER_LOG=info` shows where a figure's time goes.
+    let filter = std::env::var("BENCH_CONTROLLER_LOG").unwrap_or_else(|_| "warn".to_owned());
+    let launch = Launch::controller(kubeconfig, identity)
+        .log_filter(&filter)
+        .args(&[
+            &format!("--kube-api-qps={QPS}"),
+            &format!("--kube-api-burst={BURST}"),
+        ])
         .args(args);
-    let log =
-        std::env::temp_dir().join(format!("bmccm-bench-{identity}-{}.log", std::process::id()));
-    tracing_log_hint(&log);
-    let process = Process::spawn(identity, cmd, &log).expect("the controller starts");
-    (process, std::net::SocketAddr::from(([127, 0, 0, 1], port)))
-}
-
-fn tracing_log_hint(log: &Path) {
+    let (process, admin) = launch.spawn();
     if std::env::var_os("BENCH_CONTROLLER_LOG").is_some() {
-        eprintln!("controller log: {}", log.display());
+        eprintln!("controller log: {}", process.log_path().display());
     }
+    (process, admin)
 }
 
 /// A client with the controller's rate limit, for the floors.
@@ -75,27 +63,4 @@ pub async fn limited_client(cluster: &TestCluster) -> Client {
         .expect("a client builds from the rig's kubeconfig")
         .with_layer(&limit)
         .build()
-}
-
-/// Resident set and its peak, in KiB.
-pub fn rss_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .expect("the measured process is alive");
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("/proc/<pid>/status has VmRSS and VmHWM")
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-pub fn ms(d: Duration) -> String {
-    format!("{:.1}", d.as_secs_f64() * 1000.0)
 }

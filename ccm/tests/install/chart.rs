@@ -198,7 +198,7 @@ fn command_line(command: &clap::Command, container: &Value) -> Vec<String> {
 #[test]
 fn the_chart_sets_only_flags_the_program_has() {
     use clap::CommandFactory as _;
-    let mut command = baremetal_ccm::cli::Cli::command();
+    let mut command = baremetal_ccm::Cli::command();
     command.build();
     let mut checked = 0;
     for values in value_sets() {

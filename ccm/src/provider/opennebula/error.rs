@@ -25,8 +25,6 @@ pub(crate) mod code {
     #[cfg(test)]
     pub(crate) const XML_RPC_API: i64 = 0x1000;
     pub(crate) const INTERNAL: i64 = 0x2000;
-    #[cfg(test)]
-    pub(crate) const ALLOCATE: i64 = 0x4000;
     pub(crate) const LOCKED: i64 = 0x8000;
 }
 

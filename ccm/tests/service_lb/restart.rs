@@ -6,16 +6,17 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use rig::ccm::*;
 use rig::cluster::TestCluster;
+use rig::pool::*;
 use rig::process::wait_for;
-use support::*;
+use rig::rbac::*;
+use rig::service::*;
 
 const ALLOCATED: &str = "baremetal-ccm.io/AddressAllocated";
 const OUTSIDE: &str = "baremetal-ccm.io/AddressOutsidePool";
@@ -125,7 +126,7 @@ async fn killed_mid_burst_then_restarted_keeps_every_address_and_idle_restart_wr
 
     // An idle restart: same assignment, zero writes to Services.
     assert!(
-        support::settle(&cluster, Duration::from_secs(3)).await,
+        rig::ccm::settle(&cluster, Duration::from_secs(3)).await,
         "audit log settled"
     );
     let settled = writes_to_services(&cluster).len();
@@ -152,7 +153,7 @@ async fn killed_mid_burst_then_restarted_keeps_every_address_and_idle_restart_wr
         rebuilt.is_some(),
         "the restarted controller rebuilt every allocation"
     );
-    let idle = support::settle(&cluster, Duration::from_secs(5)).await;
+    let idle = rig::ccm::settle(&cluster, Duration::from_secs(5)).await;
     assert!(idle, "audit log settled");
     assert_eq!(
         writes_to_services(&cluster).len(),
@@ -249,7 +250,7 @@ async fn shrinking_or_deleting_a_pool_keeps_addresses_and_flags_them() {
     wait_addresses(&client, "default", "high", 1).await;
     wait_addresses(&client, "default", "low", 1).await;
 
-    let pools: Api<baremetal_ccm::crd::ippool::IPPool> = Api::all(client.clone());
+    let pools: Api<baremetal_ccm_core::crd::ippool::IPPool> = Api::all(client.clone());
     let shrink = serde_json::json!({"spec": {"addresses": ["192.0.2.0/30"]}});
     pools
         .patch("pool-a", &PatchParams::default(), &Patch::Merge(&shrink))

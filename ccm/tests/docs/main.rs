@@ -102,7 +102,7 @@ fn schema_paths(schema: &Value, prefix: &str, out: &mut BTreeMap<String, bool>) 
 }
 
 fn crd_paths(kind: &str) -> BTreeMap<String, bool> {
-    let crd = baremetal_ccm::crd::all()
+    let crd = baremetal_ccm_core::crd::all()
         .into_iter()
         .find(|c| c.spec.names.kind == kind)
         .unwrap();
@@ -320,7 +320,7 @@ fn the_reference_tables_of_ippool_md_name_only_existing_fields() {
 
 /// (subcommand, `--flag`, environment variable) of every flag of the program.
 fn cli_flags() -> BTreeSet<(String, String, String)> {
-    let mut command = baremetal_ccm::cli::Cli::command();
+    let mut command = baremetal_ccm::Cli::command();
     // Building propagates the global flags (logging) into every subcommand.
     command.build();
     let mut flags = BTreeSet::new();
@@ -468,8 +468,8 @@ fn docs_name_exactly_the_metrics_the_program_registers() {
     let registered = registered_metrics();
     // What the admin servers serve is all registered (the reading of the source is right).
     for state in [
-        baremetal_ccm::controller::admin_state().0,
-        baremetal_ccm::speaker::admin_state().0,
+        baremetal_ccm::admin_server::controller().0,
+        baremetal_ccm::admin_server::speaker().0,
     ] {
         let text = state.encode_metrics().unwrap();
         for line in text.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {

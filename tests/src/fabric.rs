@@ -6,15 +6,15 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::gobgpd::Gobgpd;
+use crate::kubelet::KubeletNode;
+use crate::netns::{Host, Lab, Segment};
+use crate::process::wait_for;
+use crate::router::{PeerSession, Router, RouterConfig, RouterKind, RouterPath};
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{Node, NodeAddress};
 use kube::Client;
 use kube::api::{Api, PostParams};
-use rig::gobgpd::Gobgpd;
-use rig::kubelet::KubeletNode;
-use rig::netns::{Host, Lab, Segment};
-use rig::process::wait_for;
-use rig::router::{PeerSession, Router, RouterConfig, RouterKind, RouterPath};
 
 pub const ROUTER_ASN: u32 = 64500;
 pub const CLUSTER_ASN: u32 = 64512;
@@ -97,6 +97,7 @@ pub fn router_config(sessions: &[Session]) -> RouterConfig {
 }
 
 /// The segment, the router and the speaker hosts.
+#[derive(Debug)]
 pub struct Fabric {
     pub lab: Lab,
     pub segment: Segment,
@@ -109,17 +110,13 @@ pub struct Fabric {
 impl Fabric {
     /// A router of `kind` and a gobgpd on a host for each session's member.
     pub async fn start(kind: RouterKind, sessions: &[Session]) -> Fabric {
-        let (lab, segment, router_host, speakers) = Self::hosts(sessions).await;
-        let router = Router::start(kind, &router_host, router_config(sessions))
-            .await
-            .unwrap_or_else(|e| panic!("{kind} starts: {e}"));
-        Fabric {
-            lab,
-            segment,
-            router_host,
-            router,
-            speakers,
-        }
+        let config = router_config(sessions);
+        Self::start_with(sessions, |host| async move {
+            Router::start(kind, &host, config)
+                .await
+                .unwrap_or_else(|e| panic!("{kind} starts: {e}"))
+        })
+        .await
     }
 
     /// The fabric with a router started by `start` (a configuration written by hand).
@@ -142,24 +139,13 @@ impl Fabric {
     async fn hosts(sessions: &[Session]) -> (Lab, Segment, Host, Vec<(u8, Host, Gobgpd)>) {
         let mut lab = Lab::new().expect("a lab");
         let segment = lab.segment("fab").expect("a segment");
-        let router = lab.host("rtr").expect("the router host");
-        lab.connect(
-            &router,
-            &segment,
-            "eth0",
-            &[net(ROUTER_V4, 24), net(ROUTER_V6, 64)],
-        )
-        .expect("router connected");
+        let router = (lab.host_on("rtr", &segment, &[net(ROUTER_V4, 24), net(ROUTER_V6, 64)]))
+            .expect("the router host");
         let mut speakers = Vec::new();
         for s in sessions {
-            let host = lab.host(&format!("m{}", s.member)).expect("a speaker host");
-            lab.connect(
-                &host,
-                &segment,
-                "eth0",
-                &[net(&v4(s.member), 24), net(&v6(s.member), 64)],
-            )
-            .expect("speaker connected");
+            let addrs = [net(&v4(s.member), 24), net(&v6(s.member), 64)];
+            let host =
+                (lab.host_on(&format!("m{}", s.member), &segment, &addrs)).expect("a speaker host");
             let gobgpd = Gobgpd::start(&host).await.expect("gobgpd starts");
             speakers.push((s.member, host, gobgpd));
         }
@@ -194,16 +180,9 @@ impl Fabric {
         self.gobgpd_mut(member).kill();
     }
 
-    fn neighbor(&self, session: &str) -> IpAddr {
-        (self.router.config().sessions.iter())
-            .find(|s| s.name == session)
-            .map(|s| s.neighbor)
-            .unwrap_or_else(|| panic!("no session {session} in the fabric"))
-    }
-
     /// How many routes the router accepted over `session` (e.g. `s2v4`).
     pub fn imported(&self, session: &str) -> Option<u64> {
-        self.router.imported(self.neighbor(session))
+        self.router.imported(self.router.neighbor(session))
     }
 
     pub fn endpoint(&self, member: u8) -> String {
@@ -247,6 +226,20 @@ impl Fabric {
         );
     }
 
+    /// Waits until the router holds no path for `prefix` at all.
+    pub async fn wait_withdrawn(&self, prefix: &str, within: Duration) {
+        let left = wait_for(within, || async {
+            self.routes(prefix).is_empty().then_some(())
+        })
+        .await;
+        assert!(
+            left.is_some(),
+            "{} keeps paths of {prefix}: {:?}",
+            self.router.kind(),
+            self.routes(prefix)
+        );
+    }
+
     /// The router's sessions as text (for failure messages).
     pub fn protocols(&self) -> String {
         self.router.describe()
@@ -254,7 +247,7 @@ impl Fabric {
 
     /// Whether the router's session `name` (e.g. `s2v4`) is Established.
     pub fn established(&self, name: &str) -> bool {
-        self.router.established(self.neighbor(name))
+        self.router.established(self.router.neighbor(name))
     }
 }
 
@@ -286,7 +279,7 @@ pub async fn create_peer(
     labels: serde_json::Value,
     spec: serde_json::Value,
 ) {
-    let api: Api<baremetal_ccm::crd::bgppeer::BGPPeer> = Api::all(client.clone());
+    let api: Api<baremetal_ccm_core::crd::bgppeer::BGPPeer> = Api::all(client.clone());
     let peer = serde_json::from_value(serde_json::json!({
         "apiVersion": "baremetal-ccm.io/v1alpha1", "kind": "BGPPeer",
         "metadata": {"name": name, "labels": labels}, "spec": spec,
@@ -313,8 +306,8 @@ pub async fn peer_session(
     client: &Client,
     peer: &str,
     speaker: &str,
-) -> Option<baremetal_ccm::crd::bgppeer::SpeakerSession> {
-    let api: Api<baremetal_ccm::crd::bgppeer::BGPPeer> = Api::all(client.clone());
+) -> Option<baremetal_ccm_core::crd::bgppeer::SpeakerSession> {
+    let api: Api<baremetal_ccm_core::crd::bgppeer::BGPPeer> = Api::all(client.clone());
     let status = api.get(peer).await.ok()?.status?;
     status.speakers.into_iter().find(|s| s.speaker == speaker)
 }
@@ -324,9 +317,9 @@ pub async fn wait_session(
     client: &Client,
     peer: &str,
     speaker: &str,
-    check: impl Fn(&baremetal_ccm::crd::bgppeer::SpeakerSession) -> bool,
-) -> baremetal_ccm::crd::bgppeer::SpeakerSession {
-    let found = wait_for(super::WAIT, || async {
+    check: impl Fn(&baremetal_ccm_core::crd::bgppeer::SpeakerSession) -> bool,
+) -> baremetal_ccm_core::crd::bgppeer::SpeakerSession {
+    let found = wait_for(crate::ccm::WAIT, || async {
         peer_session(client, peer, speaker)
             .await
             .filter(|s| check(s))

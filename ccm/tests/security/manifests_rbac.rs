@@ -7,16 +7,17 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-mod support;
-
 use clap::Parser as _;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
-use support::manifests::*;
-use support::nodes::*;
-use support::*;
+use rig::ccm::*;
+use rig::manifests::*;
+use rig::nodes::*;
+use rig::pool::*;
+use rig::rbac::*;
+use rig::service::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_controller_works_with_exactly_the_shipped_rbac_and_uses_all_of_it() {
@@ -30,7 +31,7 @@ async fn every_controller_works_with_exactly_the_shipped_rbac_and_uses_all_of_it
         ("tor-central", "central", "198.51.100.201"),
         ("tor-local", "nodeLocal", "198.51.100.202"),
     ] {
-        support::bgp::create_peer(
+        rig::fabric::create_peer(
             &admin,
             name,
             serde_json::json!({}),
@@ -126,8 +127,8 @@ async fn every_controller_works_with_exactly_the_shipped_rbac_and_uses_all_of_it
     })
     .await;
     assert!(listed.is_some(), "{}", speaker.log_tail(4000));
-    support::bgp::wait_session(&admin, "tor-central", "ccm-rbac", |s| !s.state.is_empty()).await;
-    support::bgp::wait_session(&admin, "tor-local", "cp-1", |s| !s.state.is_empty()).await;
+    rig::fabric::wait_session(&admin, "tor-central", "ccm-rbac", |s| !s.state.is_empty()).await;
+    rig::fabric::wait_session(&admin, "tor-local", "cp-1", |s| !s.state.is_empty()).await;
     assert!(speaker.is_running());
     let log = speaker.log_tail(200_000);
     assert!(!log.to_lowercase().contains("forbidden"), "{log}");
@@ -139,7 +140,7 @@ async fn every_controller_works_with_exactly_the_shipped_rbac_and_uses_all_of_it
         .await
         .unwrap();
     let apply = |client: &kube::Client, peer: &str, speakers: serde_json::Value| {
-        let api: Api<baremetal_ccm::crd::bgppeer::BGPPeer> = Api::all(client.clone());
+        let api: Api<baremetal_ccm_core::crd::bgppeer::BGPPeer> = Api::all(client.clone());
         let patch = serde_json::json!({
             "apiVersion": "baremetal-ccm.io/v1alpha1", "kind": "BGPPeer",
             "metadata": {"name": peer}, "status": {"speakers": speakers},
@@ -155,10 +156,13 @@ async fn every_controller_works_with_exactly_the_shipped_rbac_and_uses_all_of_it
         }
     };
     let entry = |speaker: &str| serde_json::json!([{"speaker": speaker, "state": "Established", "updated": "2026-01-01T00:00:00Z"}]);
-    let refused = |result: Result<baremetal_ccm::crd::bgppeer::BGPPeer, kube::Error>| match result {
-        Err(kube::Error::Api(status)) if status.code == 403 || status.code == 422 => status.message,
-        other => panic!("expected a refusal, got {other:?}"),
-    };
+    let refused =
+        |result: Result<baremetal_ccm_core::crd::bgppeer::BGPPeer, kube::Error>| match result {
+            Err(kube::Error::Api(status)) if status.code == 403 || status.code == 422 => {
+                status.message
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        };
     let enforced = rig::process::wait_for(WAIT, || async {
         matches!(
             apply(&unbound, "tor-local", entry("cp-1")).await,
@@ -181,7 +185,7 @@ async fn every_controller_works_with_exactly_the_shipped_rbac_and_uses_all_of_it
         "{message}"
     );
     let wipe = serde_json::json!({"status": {"speakers": []}});
-    let result = Api::<baremetal_ccm::crd::bgppeer::BGPPeer>::all(speaker_client.clone())
+    let result = Api::<baremetal_ccm_core::crd::bgppeer::BGPPeer>::all(speaker_client.clone())
         .patch_status(
             "tor-central",
             &Default::default(),
@@ -197,7 +201,7 @@ async fn every_controller_works_with_exactly_the_shipped_rbac_and_uses_all_of_it
     apply(&speaker_client, "tor-local", entry("cp-1"))
         .await
         .unwrap();
-    let central = support::bgp::peer_session(&admin, "tor-central", "ccm-rbac").await;
+    let central = rig::fabric::peer_session(&admin, "tor-central", "ccm-rbac").await;
     assert!(central.is_some(), "the controller's entry is untouched");
 
     // The Service goes: its finalizer is removed.
@@ -252,10 +256,10 @@ async fn every_controller_works_with_exactly_the_shipped_rbac_and_uses_all_of_it
         "kube-system/baremetal-ccm",
         "kube-system/baremetal-ccm-speaker",
     ];
-    let forbidden = support::rbac::forbidden(&accounts, &requests);
+    let forbidden = rig::rbac::forbidden(&accounts, &requests);
     assert!(forbidden.is_empty(), "refused: {forbidden:#?}");
-    let grants = support::rbac::grants(&shipped_rbac_documents());
-    let unused = support::rbac::unused(&grants, &requests);
+    let grants = rig::rbac::grants(&shipped_rbac_documents());
+    let unused = rig::rbac::unused(&grants, &requests);
     assert!(unused.is_empty(), "granted but never used: {unused:#?}");
     // And the check sees RBAC's refusals: one made on purpose shows up.
     let denied = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(unbound, "kube-system")
@@ -264,7 +268,7 @@ async fn every_controller_works_with_exactly_the_shipped_rbac_and_uses_all_of_it
     assert!(denied.is_err());
     let seen = rig::process::wait_for(WAIT, || async {
         let requests = cluster.audited_requests().unwrap();
-        (support::rbac::forbidden(&accounts, &requests).len() == 1).then_some(())
+        (rig::rbac::forbidden(&accounts, &requests).len() == 1).then_some(())
     })
     .await;
     assert!(seen.is_some());
@@ -291,7 +295,7 @@ fn the_workload_manifest_passes_flags_the_binary_takes() {
     let container = &pod.containers[0];
     let mut argv = vec!["baremetal-ccm".to_owned()];
     argv.extend(container.args.clone().unwrap());
-    baremetal_ccm::cli::Cli::try_parse_from(&argv).unwrap();
+    baremetal_ccm::Cli::try_parse_from(&argv).unwrap();
     let speaker: DaemonSet = serde_json::from_value(
         documents("speaker/speaker.yaml")
             .into_iter()
@@ -304,7 +308,7 @@ fn the_workload_manifest_passes_flags_the_binary_takes() {
     argv.extend(pod.containers[0].args.clone().unwrap());
     // The node name comes from the downward API in the pod.
     argv.push("--node-name=n1".into());
-    baremetal_ccm::cli::Cli::try_parse_from(&argv).unwrap();
+    baremetal_ccm::Cli::try_parse_from(&argv).unwrap();
     let config: ConfigMap = serde_json::from_value(
         docs.iter()
             .find(|d| d["kind"] == "ConfigMap")
@@ -313,15 +317,15 @@ fn the_workload_manifest_passes_flags_the_binary_takes() {
     )
     .unwrap();
     let text = &config.data.unwrap()["cloud.yaml"];
-    baremetal_ccm::cloud_config::CloudConfig::parse(text).unwrap();
+    baremetal_ccm::CloudConfig::parse(text).unwrap();
 }
 
 /// The speaker's token (as shipped) reads no Secret outside the BGP password namespace, and the
 /// announcer caches exactly the Secrets BGPPeers reference, each one from its own watch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_secrets_are_read_one_by_one_from_their_namespace_only() {
-    use baremetal_ccm::announce::passwords::Passwords;
-    use baremetal_ccm::crd::bgppeer::SecretKeyRef;
+    use baremetal_ccm::providers::Passwords;
+    use baremetal_ccm_core::crd::bgppeer::SecretKeyRef;
     use k8s_openapi::api::core::v1::Secret;
     use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 

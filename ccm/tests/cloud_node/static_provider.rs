@@ -7,14 +7,13 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-mod support;
-
 use std::process::Command;
 
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, Patch, PatchParams};
-use support::nodes::*;
-use support::*;
+use rig::ccm::*;
+use rig::nodes::*;
+use rig::service::*;
 
 const CONFIG: &str = r#"
 provider: static
@@ -181,7 +180,8 @@ async fn nodes_with_bad_input_stay_tainted_and_say_why_until_fixed() {
     let cluster = cluster(false).await;
     let client = cluster.client();
     let config = cloud_config(CONFIG);
-    let _ccm = start(&cluster, &config, &[]);
+    let metrics = Metrics::on_free_port(&cluster.admin_kubeconfig());
+    let _ccm = start(&cluster, &config, &[&metrics.flag()]);
 
     let created = [
         KubeletNode::registers("pinned").node_ip("192.0.2.99"),
@@ -208,10 +208,12 @@ async fn nodes_with_bad_input_stay_tainted_and_say_why_until_fixed() {
         let note = wait_event(&client, "default", name, "InitializationFailed").await;
         assert!(note.contains(reason), "{name}: {note}");
     }
-    // Give the retries time to run several times: still tainted, nothing else touched, and
-    // one Warning per node however often the retry fails.
-    let ccm_retries = std::time::Duration::from_secs(6);
-    tokio::time::sleep(ccm_retries).await;
+    // The retries run again (the controller counts every failed initialization): still
+    // tainted, nothing else touched, and one Warning per node however often the retry fails.
+    const FAILURES: &str = "baremetal_ccm_cloud_node_initialization_errors_total";
+    let first = metrics.sum(FAILURES).await;
+    let again = first + f64::from(u32::try_from(created.len()).unwrap());
+    metrics.wait_sum(FAILURES, again).await;
     let api: Api<Node> = Api::all(client.clone());
     for registered in &created {
         let name = registered.node.metadata.name.clone().unwrap();
@@ -285,8 +287,22 @@ async fn initialized_nodes_are_refreshed_and_static_nodes_are_never_deleted() {
         .not_ready()
         .create(&client)
         .await;
-    let checks = std::time::Duration::from_secs(4);
-    tokio::time::sleep(checks).await;
+    // Evidence that the lifecycle monitor checked "down": it clears a shutdown taint put back
+    // on "back" (a later watch event than "down"'s creation, so every pass that sees it sees
+    // "down" too) twice; the first of those passes has finished, "down" included.
+    for _ in 0..2 {
+        let taint = serde_json::json!({"spec": {"taints": [
+            {"key": SHUTDOWN, "effect": "NoSchedule"},
+            {"key": "example.com/keep", "effect": "NoSchedule"},
+        ]}});
+        api.patch("back", &PatchParams::default(), &Patch::Merge(&taint))
+            .await
+            .unwrap();
+        wait_node(&client, "back", |n| {
+            !taint_keys(n).iter().any(|k| k == SHUTDOWN)
+        })
+        .await;
+    }
     let down = api
         .get("down")
         .await
@@ -313,7 +329,7 @@ fn a_broken_cloud_config_stops_the_controller_naming_the_field() {
     ];
     for (text, expected) in cases {
         let config = cloud_config(text);
-        let output = Command::new(env!("CARGO_BIN_EXE_baremetal-ccm"))
+        let output = Command::new(rig::ccm::binary())
             .arg("controller")
             .arg(format!(
                 "--cloud-config={}",

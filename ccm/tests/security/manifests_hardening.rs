@@ -11,8 +11,6 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-mod support;
-
 use std::collections::BTreeSet;
 
 use serde_json::Value;
@@ -115,8 +113,8 @@ fn admin_ports(container: &Value) -> Option<(u16, BTreeSet<u16>)> {
         .filter_map(Value::as_str)
         .collect();
     let default = match *args.first()? {
-        "controller" => baremetal_ccm::cli::CONTROLLER_ADMIN_PORT,
-        "speaker" => baremetal_ccm::cli::SPEAKER_ADMIN_PORT,
+        "controller" => baremetal_ccm::CONTROLLER_ADMIN_PORT,
+        "speaker" => baremetal_ccm::SPEAKER_ADMIN_PORT,
         _ => return None,
     };
     let port = (args.iter())
@@ -175,15 +173,15 @@ async fn both_start_with_their_shipped_ports_beside_a_kubeadm_control_plane_node
     let _held: Vec<std::net::TcpListener> = (KUBEADM_PORTS.iter())
         .filter_map(|port| std::net::TcpListener::bind(("0.0.0.0", *port)).ok())
         .collect();
-    let cluster = support::cluster(false).await;
+    let cluster = rig::ccm::cluster(false).await;
     let kubeconfig = format!("--kubeconfig={}", cluster.admin_kubeconfig().display());
-    let config = support::nodes::cloud_config("static: {}\n");
+    let config = rig::nodes::cloud_config("static: {}\n");
     let start = |file: &str, extra: Vec<String>| {
         let mut argv = shipped_args(file);
         argv.retain(|a| !a.starts_with("--cloud-config="));
         argv.extend(extra);
         argv.push(kubeconfig.clone());
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_baremetal-ccm"));
+        let mut cmd = std::process::Command::new(rig::ccm::binary());
         cmd.args(&argv);
         let log = std::env::temp_dir().join(format!(
             "bmccm-ports-{}-{}.log",
@@ -216,8 +214,8 @@ async fn both_start_with_their_shipped_ports_beside_a_kubeadm_control_plane_node
         (&mut speaker, 10262, 10264),
     ] {
         let admin = std::net::SocketAddr::from(([127, 0, 0, 1], admin));
-        let alive = rig::process::wait_for(support::WAIT, || async {
-            support::http_get(admin, "/healthz").await.map(drop)
+        let alive = rig::process::wait_for(rig::ccm::WAIT, || async {
+            rig::ccm::http_get(admin, "/healthz").await.map(drop)
         })
         .await;
         assert!(alive.is_some(), "{}", process.log_tail(4000));

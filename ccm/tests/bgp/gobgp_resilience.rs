@@ -9,16 +9,14 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-mod bgp_lab;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use baremetal_ccm::announce::gobgp::{Daemon, DaemonOptions, GobgpError, RestartCause};
+use crate::lab::*;
+use baremetal_ccm::gobgp::{Daemon, DaemonOptions, GobgpError, RestartCause};
 use baremetal_ccm_core::announce::desired::{Afi, BfdSettings, Password};
 use baremetal_ccm_core::announce::gobgp::{BfdState, SessionState};
-use bgp_lab::*;
 use rig::process::wait_for;
 use rig::router::{Router, RouterKind};
 

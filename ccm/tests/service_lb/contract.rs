@@ -6,12 +6,12 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-mod support;
-
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use rig::ccm::*;
+use rig::pool::*;
 use rig::process::wait_for;
-use support::*;
+use rig::service::*;
 
 const ALLOCATED: &str = "baremetal-ccm.io/AddressAllocated";
 

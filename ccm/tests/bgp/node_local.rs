@@ -7,17 +7,17 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-mod support;
-
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, PostParams};
+use rig::ccm::*;
+use rig::fabric::*;
+use rig::pool::*;
 use rig::process::Process;
 use rig::router::RouterKind;
-use support::bgp::*;
-use support::*;
+use rig::service::*;
 
 const ROUTE: Duration = Duration::from_secs(20);
 
@@ -29,6 +29,14 @@ fn speaker(
 ) -> Process {
     let endpoint = format!("--gobgp-endpoint={}", fabric.endpoint(member));
     start_speaker(&cluster.admin_kubeconfig(), node, &[&endpoint])
+}
+
+/// A speaker for each of the nodes n1, n2, n3 (fabric members 11, 12, 13).
+fn three_speakers(cluster: &rig::cluster::TestCluster, fabric: &Fabric) -> Vec<Process> {
+    [("n1", 11), ("n2", 12), ("n3", 13)]
+        .iter()
+        .map(|(node, member)| speaker(cluster, fabric, node, *member))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,10 +81,7 @@ async fn every_selected_node_announces_itself_and_the_router_balances_over_them(
         .await;
     }
     let _controller = start_controller(&cluster.admin_kubeconfig(), "ccm-a", &[]);
-    let _speakers: Vec<Process> = [("n1", 11), ("n2", 12), ("n3", 13)]
-        .iter()
-        .map(|(node, member)| speaker(&cluster, &fabric, node, *member))
-        .collect();
+    let _speakers = three_speakers(&cluster, &fabric);
 
     Svc::lb("default", "web")
         .families("RequireDualStack", &["IPv4", "IPv6"])
@@ -192,10 +197,7 @@ async fn node_gobgpd_restart_with_graceful_restart(kind: RouterKind) {
     )
     .await;
     let _controller = start_controller(&cluster.admin_kubeconfig(), "ccm-a", &[]);
-    let _speakers: Vec<Process> = [("n1", 11), ("n2", 12), ("n3", 13)]
-        .iter()
-        .map(|(node, member)| speaker(&cluster, &fabric, node, *member))
-        .collect();
+    let _speakers = three_speakers(&cluster, &fabric);
     Svc::lb("default", "web").create(&client).await;
     assert_eq!(
         wait_addresses(&client, "default", "web", 1).await,
@@ -261,13 +263,7 @@ async fn node_gobgpd_restart_with_graceful_restart(kind: RouterKind) {
         .await
         .unwrap();
     fabric.wait_kernel("192.0.2.0/32", &[], ROUTE).await;
-    let left = rig::process::wait_for(Duration::from_secs(10), || async {
-        fabric.routes("192.0.2.0/32").is_empty().then_some(())
-    })
-    .await;
-    assert!(
-        left.is_some(),
-        "{kind} keeps paths of a deleted Service: {:?}",
-        fabric.routes("192.0.2.0/32")
-    );
+    fabric
+        .wait_withdrawn("192.0.2.0/32", Duration::from_secs(10))
+        .await;
 }

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt as _, watcher};
 
-use super::ingress;
+use crate::service::ingress;
 
 const SHARING: &str = "baremetal-ccm.io/sharing-key";
 
@@ -90,7 +90,9 @@ pub fn watch_invariants(client: kube::Client, namespace: &str) -> Arc<Mutex<Inva
         // attempts instead of spinning, so the runtime can shut the task down.
         let mut events = std::pin::pin!(watcher(api, watcher::Config::default()).default_backoff());
         while let Some(event) = events.next().await {
-            let mut invariants = record.lock().unwrap();
+            let mut invariants = record
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             match event {
                 Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) => {
                     invariants.apply(&s);

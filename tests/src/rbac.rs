@@ -3,8 +3,12 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::path::{Path, PathBuf};
 
-use rig::cluster::AuditedRequest;
+use kube::Client;
+use kube::api::{Api, ObjectMeta, PostParams};
+
+use crate::cluster::{AuditedRequest, TestCluster};
 
 /// One verb on one resource, granted to one ServiceAccount cluster-wide (`namespace: None`) or
 /// in one namespace.
@@ -151,4 +155,54 @@ pub fn forbidden(accounts: &[&str], requests: &[AuditedRequest]) -> Vec<String> 
         })
         .map(|r| format!("{} {} {}", r.user.username, r.verb, r.request_uri))
         .collect()
+}
+
+/// Binds a ServiceAccount to `cluster-admin` (the controller's own RBAC arrives with its manifests).
+pub async fn make_cluster_admin(client: &Client, namespace: &str, account: &str) {
+    use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
+    let binding = ClusterRoleBinding {
+        metadata: ObjectMeta {
+            name: Some(format!("{account}-admin")),
+            ..ObjectMeta::default()
+        },
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "ClusterRole".into(),
+            name: "cluster-admin".into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: account.into(),
+            namespace: Some(namespace.into()),
+            ..Subject::default()
+        }]),
+    };
+    Api::<ClusterRoleBinding>::all(client.clone())
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("binding created");
+}
+
+/// Kubeconfigs of ServiceAccounts `kube-system/<name>` bound to `cluster-admin`, one per
+/// name: replicas whose writes the audit log tells apart.
+pub async fn admin_accounts(cluster: &TestCluster, names: &[&str]) -> Vec<PathBuf> {
+    let mut kubeconfigs = Vec::new();
+    for name in names {
+        let (kubeconfig, _) = cluster
+            .service_account_client("kube-system", name)
+            .await
+            .expect("the ServiceAccount and its token are created");
+        make_cluster_admin(&cluster.client(), "kube-system", name).await;
+        kubeconfigs.push(kubeconfig);
+    }
+    kubeconfigs
+}
+
+/// The bearer token of a kubeconfig the rig wrote.
+pub fn token_of(kubeconfig: &Path) -> String {
+    let text = std::fs::read_to_string(kubeconfig).expect("the kubeconfig exists");
+    let config: serde_json::Value = serde_yaml::from_str(&text).expect("valid YAML");
+    (config["users"][0]["user"]["token"].as_str())
+        .expect("a token user")
+        .to_owned()
 }

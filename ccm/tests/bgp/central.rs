@@ -8,17 +8,17 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-mod support;
-
 use std::time::Duration;
 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use rig::ccm::*;
+use rig::fabric::*;
+use rig::manifests::*;
+use rig::nodes::set_ready;
+use rig::pool::*;
 use rig::router::RouterKind;
-use support::bgp::*;
-use support::manifests::*;
-use support::nodes::set_ready;
-use support::*;
+use rig::service::*;
 
 const ROUTE: Duration = Duration::from_secs(20);
 
@@ -40,7 +40,7 @@ async fn three_nodes(client: &kube::Client) {
 fn nodes(members: &[u8], v6: bool) -> Vec<String> {
     members
         .iter()
-        .map(|m| if v6 { support::bgp::v6(*m) } else { v4(*m) })
+        .map(|m| if v6 { rig::fabric::v6(*m) } else { v4(*m) })
         .collect()
 }
 
@@ -303,9 +303,29 @@ async fn bad_peers_show_in_their_status_and_leave_the_others_untouched(kind: Rou
     );
     let unreachable = wait_session(&client, "unreachable", "ccm-a", |s| !s.state.is_empty()).await;
     assert_ne!(unreachable.state, "Established");
-    // The wrong ASN: BIRD answers, the OPEN is refused, the session never establishes.
-    let refused = std::time::Duration::from_secs(4);
-    tokio::time::sleep(refused).await;
+    // The wrong ASN: the controller configures the peer into gobgpd (evidence it acted on
+    // it), and the session never establishes while gobgpd retries every second: watched at
+    // every sample, so a session that comes up even briefly fails the test. Neither router
+    // nor gobgpd counts the refused handshake (BIRD stays in Connect without an error,
+    // gobgpd's message counters stay at 0), so the window has no better end than its length.
+    let router_v6: std::net::IpAddr = ROUTER_V6.parse().unwrap();
+    let configured = rig::process::wait_for(WAIT, || async {
+        let state = fabric.gobgpd(2).peer_state(router_v6).await.ok()??;
+        (state.peer_asn == 64999).then_some(())
+    })
+    .await;
+    assert!(
+        configured.is_some(),
+        "{:?}",
+        fabric.gobgpd(2).peer_state(router_v6).await
+    );
+    let established = gobgp_api_proto::api::peer_state::SessionState::Established as i32;
+    let came_up = rig::process::wait_for(std::time::Duration::from_secs(4), || async {
+        let state = fabric.gobgpd(2).peer_state(router_v6).await.ok()??;
+        (state.session_state == established).then_some(())
+    })
+    .await;
+    assert!(came_up.is_none(), "the wrong ASN's session came up");
     let wrong = peer_session(&client, "wrong-asn", "ccm-a").await.unwrap();
     assert_ne!(wrong.state, "Established", "{wrong:?}");
     assert!(!fabric.established("s2v6"), "{}", fabric.protocols());
@@ -315,7 +335,7 @@ async fn bad_peers_show_in_their_status_and_leave_the_others_untouched(kind: Rou
 
     // A wrong password on the good peer: the session drops (MD5 mismatch), the routes go;
     // the right one again, written into the Secret the peer now references: back.
-    let peers: Api<baremetal_ccm::crd::bgppeer::BGPPeer> = Api::all(client.clone());
+    let peers: Api<baremetal_ccm_core::crd::bgppeer::BGPPeer> = Api::all(client.clone());
     let wrong = serde_json::json!({"spec": {"passwordSecretRef": {"name": "bgp", "key": "wrong"}}});
     peers
         .patch("good", &PatchParams::default(), &Patch::Merge(&wrong))

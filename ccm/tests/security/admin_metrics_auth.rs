@@ -10,20 +10,19 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-mod support;
-
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use baremetal_ccm::admin::auth::REVIEW_TIMEOUT;
-use baremetal_ccm::admin::{AdminState, HEADER_READ_TIMEOUT, MAX_CONNECTIONS};
+use baremetal_ccm::admin_server::REVIEW_TIMEOUT;
+use baremetal_ccm::admin_server::{AdminState, HEADER_READ_TIMEOUT, MAX_CONNECTIONS};
+use rig::ccm::*;
 use rig::cluster::{TestCluster, free_port};
 use rig::https::{LocalhostCertificate, Reply, Trust};
+use rig::manifests::*;
 use rig::process::{Process, wait_for};
-use support::manifests::*;
-use support::*;
+use rig::rbac::*;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// A product process with its admin server and metrics listener on free loopback ports.
@@ -36,7 +35,7 @@ struct Running {
 fn start(subcommand: &str, kubeconfig: &Path, extra: &[&str]) -> Running {
     let admin = SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
     let metrics = SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_baremetal-ccm"));
+    let mut cmd = Command::new(rig::ccm::binary());
     cmd.arg(subcommand)
         .arg(format!("--kubeconfig={}", kubeconfig.display()))
         .arg(format!("--admin-bind-address={admin}"))
@@ -389,7 +388,7 @@ async fn a_stalled_api_server_fails_the_scrape_with_503_instead_of_hanging_it() 
     let state = AdminState::new("controller", |_| {});
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    let tls = baremetal_ccm::admin::tls::server_config(None).unwrap();
+    let tls = baremetal_ccm::admin_server::metrics_tls_config(None).unwrap();
     let authorizer = state.authorizer(review_client);
     let server =
         tokio::spawn(async move { state.serve_metrics_on(listener, tls, authorizer).await });
@@ -429,7 +428,7 @@ async fn a_stalled_api_server_fails_the_scrape_with_503_instead_of_hanging_it() 
 /// pod declares is the metrics listener's, named `metrics`.
 #[test]
 fn the_manifests_probe_on_loopback_and_declare_only_the_metrics_port() {
-    use baremetal_ccm::cli::{
+    use baremetal_ccm::{
         CONTROLLER_ADMIN_PORT, CONTROLLER_METRICS_PORT, Cli, Command as Sub, SPEAKER_ADMIN_PORT,
         SPEAKER_METRICS_PORT,
     };

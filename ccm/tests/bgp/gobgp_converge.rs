@@ -12,15 +12,13 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-mod bgp_lab;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use baremetal_ccm::announce::gobgp::{ConvergeReport, Daemon};
+use crate::lab::*;
+use baremetal_ccm::gobgp::{ConvergeReport, Daemon};
 use baremetal_ccm_core::announce::desired::{Afi, DesiredDaemon};
 use baremetal_ccm_core::announce::gobgp::{PeerStatus, SessionState};
-use bgp_lab::*;
 use rig::process::wait_for;
 use rig::router::{Router, RouterKind};
 
@@ -423,7 +421,7 @@ async fn the_path_table_is_trusted_between_resyncs_and_read_back_after() {
     let trusted = trusting.converge(&want).await.expect("converge");
     assert_eq!(trusted.paths_added, 0, "{trusted:?}");
     // A handle whose interval has passed reads the table back and puts the path back.
-    let options = baremetal_ccm::announce::gobgp::DaemonOptions {
+    let options = baremetal_ccm::gobgp::DaemonOptions {
         path_resync: Duration::ZERO,
         ..Default::default()
     };

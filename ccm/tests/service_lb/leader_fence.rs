@@ -8,14 +8,15 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use rig::ccm::*;
+use rig::invariants::watch_invariants;
+use rig::pool::*;
 use rig::process::wait_for;
+use rig::rbac::*;
+use rig::service::*;
 use rig::webhook::HoldingWebhook;
-use support::invariants::watch_invariants;
-use support::*;
 
 const USER_A: &str = "system:serviceaccount:kube-system:ccm-a";
 const USER_B: &str = "system:serviceaccount:kube-system:ccm-b";

@@ -10,19 +10,20 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, ListParams};
+use rig::ccm::*;
 use rig::cluster::TestCluster;
+use rig::invariants::{Invariants, watch_invariants};
+use rig::pool::*;
 use rig::process::{Process, wait_for};
 use rig::proxy::StallingProxy;
-use support::invariants::{Invariants, watch_invariants};
-use support::*;
+use rig::rbac::*;
+use rig::service::*;
 
 const NAMESPACE: &str = "default";
 const SHARING: &str = "baremetal-ccm.io/sharing-key";

@@ -8,14 +8,14 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use rig::ccm::*;
+use rig::fabric::*;
+use rig::nodes::set_ready;
+use rig::pool::*;
 use rig::router::RouterKind;
-use support::bgp::*;
-use support::nodes::set_ready;
-use support::*;
+use rig::service::*;
 
 async fn setup(client: &kube::Client, peer_extra: serde_json::Value) {
     for (name, n) in [("n1", 11), ("n2", 12), ("n3", 13)] {
@@ -168,15 +168,9 @@ async fn graceful_restart_leaves_no_stale_path(kind: RouterKind) {
     fabric
         .wait_kernel("192.0.2.0/32", &[], Duration::from_secs(20))
         .await;
-    let left = rig::process::wait_for(Duration::from_secs(10), || async {
-        fabric.routes("192.0.2.0/32").is_empty().then_some(())
-    })
-    .await;
-    assert!(
-        left.is_some(),
-        "{kind} keeps paths of a deleted Service: {:?}",
-        fabric.routes("192.0.2.0/32")
-    );
+    fabric
+        .wait_withdrawn("192.0.2.0/32", Duration::from_secs(10))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -203,7 +197,15 @@ async fn a_controller_replica_that_dies_withdraws_nothing() {
         fewest, 3,
         "the other replica's identical paths keep every next hop"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The router has flushed replica a's paths (none left from its session): what it
+    // forwards by now is what b announces alone.
+    let a = v4(2).parse::<std::net::IpAddr>().unwrap();
+    let flushed = rig::process::wait_for(WAIT, || async {
+        let paths = fabric.routes("192.0.2.0/32");
+        (!paths.is_empty() && paths.iter().all(|p| p.neighbor != Some(a))).then_some(())
+    })
+    .await;
+    assert!(flushed.is_some(), "{:?}", fabric.routes("192.0.2.0/32"));
     assert_eq!(fabric.kernel_next_hops("192.0.2.0/32").len(), 3);
     // The surviving replica still reports its session.
     wait_session(&client, "tor", "ccm-b", |s| s.state == "Established").await;

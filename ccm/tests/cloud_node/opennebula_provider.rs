@@ -5,10 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use baremetal_ccm::provider::opennebula::{Config, OpenNebula, OpenNebulaError};
-use baremetal_ccm::provider::{
-    AddressType, InstanceProvider, InstanceState, NodeAddress, NodeQuery, ProviderError,
-};
+use baremetal_ccm::providers::{InstanceProvider, ProviderError};
+use baremetal_ccm::providers::{OpenNebula, OpenNebulaConfig as Config, OpenNebulaError};
+use baremetal_ccm_core::instance::{AddressType, InstanceState, NodeAddress, NodeQuery};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ObjectMeta, PostParams};
 use rig::cluster::TestCluster;
@@ -64,7 +63,7 @@ fn with_provider_id(name: &str, id: u32) -> NodeQuery {
 
 /// The whole error chain, for assertions on causes.
 fn chain(error: &ProviderError) -> String {
-    baremetal_ccm::telemetry::error_chain(error)
+    baremetal_ccm::error_chain(error)
 }
 
 #[tokio::test]
@@ -415,8 +414,9 @@ async fn the_pool_is_reused_within_its_ttl_and_fetched_again_after() {
     let server = server().await;
     server.put_vm(FakeVm::running(1, "worker-1").with_nic(FakeNic::ipv4(0, "n", 0, "192.0.2.1")));
     let (provider, _dir) = connect(&server, "cacheTtl: 500ms\nminInterval: 0s\n").await;
-    let address =
-        |metadata: baremetal_ccm::provider::InstanceMetadata| metadata.addresses[0].address.clone();
+    let address = |metadata: baremetal_ccm_core::instance::InstanceMetadata| {
+        metadata.addresses[0].address.clone()
+    };
     let first = provider
         .metadata(&named("worker-1"))
         .await

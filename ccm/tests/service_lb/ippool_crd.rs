@@ -6,7 +6,7 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-use baremetal_ccm::crd::ippool::IPPool;
+use baremetal_ccm_core::crd::ippool::IPPool;
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::ApiResource;
 use rig::cluster::TestCluster;
@@ -196,7 +196,7 @@ fn bgp_peer(name: &str, spec: serde_json::Value) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_bgp_peers_are_rejected_at_admission() {
-    use baremetal_ccm::crd::bgppeer::BGPPeer;
+    use baremetal_ccm_core::crd::bgppeer::BGPPeer;
     let cluster = TestCluster::start().await.expect("cluster starts");
     cluster
         .install_project_crds()
@@ -239,7 +239,7 @@ async fn malformed_bgp_peers_are_rejected_at_admission() {
     let v4 = typed.get("v4").await.unwrap();
     assert_eq!(
         v4.spec.placement,
-        baremetal_ccm::crd::bgppeer::Placement::Central
+        baremetal_ccm_core::crd::bgppeer::Placement::Central
     );
     let invalid = [
         (

@@ -11,7 +11,7 @@
 )]
 #![allow(
     unreachable_pub,
-    reason = "helpers shared by several test crates through `mod bgp_lab`"
+    reason = "helpers shared by the BGP area's test modules through `crate::lab`"
 )]
 
 use std::collections::BTreeSet;
@@ -72,22 +72,17 @@ impl BgpLab {
         rig::init_test_logging();
         let mut lab = Lab::new().expect("lab");
         let switch = lab.segment("sw").expect("switch");
-        let speaker = lab.host("spk").expect("speaker namespace");
-        lab.connect(
-            &speaker,
+        let speaker = (lab.host_on(
+            "spk",
             &switch,
-            "eth0",
             &[net("192.0.2.1/24"), net("2001:db8::1/64")],
-        )
-        .expect("speaker link");
+        ))
+        .expect("speaker namespace");
         let routers = (0..routers)
             .map(|i| {
-                let host = lab.host(&format!("r{i}")).expect("router namespace");
                 let v4 = IpNet::new(router_v4(i), 24).expect("prefix length");
                 let v6 = IpNet::new(router_v6(i), 64).expect("prefix length");
-                lab.connect(&host, &switch, "eth0", &[v4, v6])
-                    .expect("router link");
-                host
+                (lab.host_on(&format!("r{i}"), &switch, &[v4, v6])).expect("router namespace")
             })
             .collect();
         let gobgpd = Gobgpd::start(&speaker).await.expect("gobgpd starts");
@@ -133,13 +128,6 @@ pub async fn start_router(
     Router::start(kind, &lab.routers[usize::from(i)], config)
         .await
         .unwrap_or_else(|e| panic!("{kind} starts: {e}"))
-}
-
-fn neighbor(router: &Router, session: &str) -> IpAddr {
-    (router.config().sessions.iter())
-        .find(|s| s.name == session)
-        .map(|s| s.neighbor)
-        .unwrap_or_else(|| panic!("no session {session} at the router"))
 }
 
 pub fn global() -> Global {
@@ -205,7 +193,7 @@ pub fn desired(
 
 /// The router's paths for `prefix` over `session` (e.g. `spk4`).
 pub fn routes_from(router: &Router, session: &str, prefix: &IpNet) -> Vec<RouterPath> {
-    let from = Some(neighbor(router, session));
+    let from = Some(router.neighbor(session));
     (router
         .paths(prefix)
         .expect("the router answers")
@@ -220,12 +208,12 @@ pub fn protocol_details(router: &Router) -> String {
 }
 
 pub fn established(router: &Router, session: &str) -> bool {
-    router.established(neighbor(router, session))
+    router.established(router.neighbor(session))
 }
 
 /// Paths accepted over `session`.
 pub fn imported(router: &Router, session: &str) -> Option<u64> {
-    router.imported(neighbor(router, session))
+    router.imported(router.neighbor(session))
 }
 
 /// Waits until `session` is Established at `router`.

@@ -8,23 +8,21 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-mod support;
-
-use std::time::Duration;
-
 use k8s_openapi::api::core::v1::Node;
 use kube::api::Api;
+use rig::ccm::*;
+use rig::manifests::*;
+use rig::nodes::*;
 use rig::opennebula::{FakeNic, FakeOpenNebula, FakeVm, Fault, VM_INFO, state};
 use rig::process::wait_for;
-use support::manifests::*;
-use support::nodes::*;
-use support::*;
+use rig::service::*;
 
 const SESSION: &str = "oneadmin:opennebula-secret";
 
 struct World {
     cluster: rig::cluster::TestCluster,
     one: FakeOpenNebula,
+    metrics: Metrics,
     _config: tempfile::TempDir,
     _ccm: rig::process::Process,
 }
@@ -58,6 +56,7 @@ async fn world(session: &str) -> World {
         "--cloud-config={}",
         config.path().join("cloud.yaml").display()
     );
+    let metrics = Metrics::on_free_port(&cluster.admin_kubeconfig());
     let (ccm, _) = start_ccm(
         &kubeconfig,
         "ccm-one",
@@ -65,11 +64,13 @@ async fn world(session: &str) -> World {
             "--controllers=cloud-node,cloud-node-lifecycle",
             "--node-monitor-period=1s",
             &cloud_config,
+            &metrics.flag(),
         ],
     );
     World {
         cluster,
         one,
+        metrics,
         _config: config,
         _ccm: ccm,
     }
@@ -79,7 +80,7 @@ impl World {
     /// Nothing the controller asked for was refused.
     fn assert_nothing_forbidden(&self) {
         let requests = self.cluster.audited_requests().unwrap();
-        let forbidden = support::rbac::forbidden(&["kube-system/baremetal-ccm"], &requests);
+        let forbidden = rig::rbac::forbidden(&["kube-system/baremetal-ccm"], &requests);
         assert!(forbidden.is_empty(), "refused: {forbidden:#?}");
     }
 }
@@ -219,8 +220,12 @@ async fn shut_down_vms_taint_their_nodes_and_only_certainly_gone_ones_are_delete
     w.one.set_method_fault(VM_INFO, Some(Fault::Http500));
     let unknown = wait_event(&client, "default", "flaky", "InstanceStateUnknown").await;
     assert!(unknown.contains("unavailable"), "{unknown}");
-    let lifecycle_checks = Duration::from_secs(4);
-    tokio::time::sleep(lifecycle_checks).await;
+    // Evidence that the monitor checked "flaky" again and again: its failed checks are
+    // counted. "flaky" and "parked" are the only NotReady Nodes, so a pass fails at most two
+    // checks; four more failures take more than one pass, hence a whole pass, "flaky" in it.
+    const FAILURES: &str = "baremetal_ccm_node_lifecycle_errors_total";
+    let seen = w.metrics.sum(FAILURES).await;
+    w.metrics.wait_sum(FAILURES, seen + 4.0).await;
     assert!(
         api.get_opt("flaky").await.unwrap().is_some(),
         "an error never counts as gone"
@@ -240,7 +245,7 @@ async fn shut_down_vms_taint_their_nodes_and_only_certainly_gone_ones_are_delete
     // overlay used (the credentials read, the Nodes deleted).
     w.assert_nothing_forbidden();
     let requests = w.cluster.audited_requests().unwrap();
-    let unused = support::rbac::unused(&support::rbac::grants(&overlay_rbac()), &requests);
+    let unused = rig::rbac::unused(&rig::rbac::grants(&overlay_rbac()), &requests);
     assert!(unused.is_empty(), "granted but never used: {unused:#?}");
 }
 

@@ -1,19 +1,15 @@
 //! Waiting on what the node controllers write to Nodes (registered with
-//! [`rig::kubelet::KubeletNode`]).
+//! [`crate::kubelet::KubeletNode`]).
 
 use std::collections::BTreeMap;
 
+pub use crate::kubelet::{KubeletNode, NODE_IP, SHUTDOWN, UNINITIALIZED, ready_condition};
 use k8s_openapi::api::core::v1::Node;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
-#[allow(
-    unused_imports,
-    reason = "re-exported for the test files; each uses a different subset"
-)]
-pub use rig::kubelet::{KubeletNode, NODE_IP, SHUTDOWN, UNINITIALIZED, ready_condition};
-use rig::process::wait_for;
 
-use super::WAIT;
+use crate::ccm::WAIT;
+use crate::process::wait_for;
 
 /// Sets the node's Ready condition, as its kubelet (or the node-lifecycle controller) would.
 pub async fn set_ready(client: &Client, name: &str, ready: bool) {

@@ -8,15 +8,16 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use rig::ccm::*;
 use rig::cluster::TestCluster;
+use rig::pool::*;
 use rig::process::wait_for;
-use support::*;
+use rig::rbac::*;
+use rig::service::*;
 
 const CONTROLLER_USER: &str = "system:serviceaccount:kube-system:ccm";
 const ALLOCATED: &str = "baremetal-ccm.io/AddressAllocated";
