@@ -19,6 +19,13 @@ pub async fn create_pool(client: &Client, name: &str, spec: serde_json::Value) {
         .expect("pool created");
 }
 
+/// Creates an IPPool of `addresses` (CIDRs or ranges) announced over BGP, nothing else set:
+/// the pool most tests need.
+pub async fn create_bgp_pool(client: &Client, name: &str, addresses: &[&str]) {
+    let spec = serde_json::json!({"addresses": addresses, "announce": {"mode": "bgp"}});
+    create_pool(client, name, spec).await;
+}
+
 /// Waits until the pool's status satisfies `check`; returns it.
 pub async fn wait_pool_status(
     client: &Client,

@@ -64,12 +64,7 @@ async fn every_selected_node_announces_itself_and_the_router_balances_over_them(
             .await
             .unwrap();
     }
-    create_pool(
-        &client,
-        "pool-a",
-        serde_json::json!({"addresses": ["192.0.2.0/28", "2001:db8:5::/124"], "announce": {"mode": "bgp"}}),
-    )
-    .await;
+    create_bgp_pool(&client, "pool-a", &["192.0.2.0/28", "2001:db8:5::/124"]).await;
     for (name, address) in [("leaf-v4", ROUTER_V4), ("leaf-v6", ROUTER_V6)] {
         create_peer(
             &client,
@@ -181,12 +176,7 @@ async fn node_gobgpd_restart_with_graceful_restart(kind: RouterKind) {
     for (name, n) in [("n1", 11), ("n2", 12), ("n3", 13)] {
         node_on_fabric(&client, name, n).await;
     }
-    create_pool(
-        &client,
-        "pool-a",
-        serde_json::json!({"addresses": ["192.0.2.0/28"], "announce": {"mode": "bgp"}}),
-    )
-    .await;
+    create_bgp_pool(&client, "pool-a", &["192.0.2.0/28"]).await;
     create_peer(
         &client,
         "leaf",

@@ -305,12 +305,7 @@ async fn a_replica_running_only_the_announcer_never_takes_the_lease() {
     .await;
     assert!(started.is_some(), "{}", announcer.log_tail(4000));
     let _lb = start_controller(&cluster.admin_kubeconfig(), "lb", &[]);
-    create_pool(
-        &client,
-        "pool-a",
-        serde_json::json!({"addresses": ["192.0.2.0/28"], "announce": {"mode": "bgp"}}),
-    )
-    .await;
+    create_bgp_pool(&client, "pool-a", &["192.0.2.0/28"]).await;
     web(&client).await;
     let lease = kube::Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(
         client.clone(),

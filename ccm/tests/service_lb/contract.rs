@@ -19,12 +19,7 @@ const ALLOCATED: &str = "baremetal-ccm.io/AddressAllocated";
 async fn a_service_gets_an_address_with_vip_mode_finalizer_annotation_and_events() {
     let cluster = cluster(false).await;
     let client = cluster.client();
-    create_pool(
-        &client,
-        "pool-a",
-        serde_json::json!({"addresses": ["192.0.2.0/30"], "announce": {"mode": "bgp"}}),
-    )
-    .await;
+    create_bgp_pool(&client, "pool-a", &["192.0.2.0/30"]).await;
     let _ccm = start_controller(&cluster.admin_kubeconfig(), "ccm-a", &[]);
 
     Svc::lb("default", "web").create(&client).await;
@@ -155,12 +150,7 @@ async fn deletion_and_type_change_release_the_address() {
 async fn only_class_less_and_our_class_are_served() {
     let cluster = cluster(false).await;
     let client = cluster.client();
-    create_pool(
-        &client,
-        "pool-a",
-        serde_json::json!({"addresses": ["192.0.2.0/28"], "announce": {"mode": "bgp"}}),
-    )
-    .await;
+    create_bgp_pool(&client, "pool-a", &["192.0.2.0/28"]).await;
     let _ccm = start_controller(&cluster.admin_kubeconfig(), "ccm-a", &[]);
 
     Svc::lb("default", "other")
@@ -191,12 +181,7 @@ async fn only_class_less_and_our_class_are_served() {
 async fn explicit_class_only_mode_ignores_class_less_services() {
     let cluster = cluster(false).await;
     let client = cluster.client();
-    create_pool(
-        &client,
-        "pool-a",
-        serde_json::json!({"addresses": ["192.0.2.0/28"], "announce": {"mode": "bgp"}}),
-    )
-    .await;
+    create_bgp_pool(&client, "pool-a", &["192.0.2.0/28"]).await;
     let _ccm = start_controller(&cluster.admin_kubeconfig(), "ccm-a", &["--lb-class-only"]);
     Svc::lb("default", "ours")
         .class("baremetal-ccm.io/lb")
@@ -215,12 +200,7 @@ async fn explicit_class_only_mode_ignores_class_less_services() {
 async fn bad_requests_stay_pending_with_a_warning_and_a_condition() {
     let cluster = cluster(false).await;
     let client = cluster.client();
-    create_pool(
-        &client,
-        "v4",
-        serde_json::json!({"addresses": ["192.0.2.0/30"], "announce": {"mode": "bgp"}}),
-    )
-    .await;
+    create_bgp_pool(&client, "v4", &["192.0.2.0/30"]).await;
     create_pool(&client, "manual", serde_json::json!({"addresses": ["198.51.100.0/30"], "autoAssign": false, "announce": {"mode": "bgp"}})).await;
     let _ccm = start_controller(&cluster.admin_kubeconfig(), "ccm-a", &[]);
     Svc::lb("default", "holder")
@@ -311,12 +291,7 @@ async fn sharing_and_the_deprecated_field() {
     let cluster = cluster(false).await;
     let client = cluster.client();
     create_namespace(&client, "other", &[]).await;
-    create_pool(
-        &client,
-        "pool-a",
-        serde_json::json!({"addresses": ["192.0.2.0/29"], "announce": {"mode": "bgp"}}),
-    )
-    .await;
+    create_bgp_pool(&client, "pool-a", &["192.0.2.0/29"]).await;
     let _ccm = start_controller(&cluster.admin_kubeconfig(), "ccm-a", &[]);
 
     Svc::lb("default", "dns-udp")
@@ -370,7 +345,7 @@ async fn sharing_and_the_deprecated_field() {
 async fn dual_stack_follows_the_family_policy_and_order() {
     let cluster = cluster(false).await;
     let client = cluster.client();
-    create_pool(&client, "dual", serde_json::json!({"addresses": ["192.0.2.0/30", "2001:db8::/126"], "announce": {"mode": "bgp"}})).await;
+    create_bgp_pool(&client, "dual", &["192.0.2.0/30", "2001:db8::/126"]).await;
     let _ccm = start_controller(&cluster.admin_kubeconfig(), "ccm-a", &[]);
     Svc::lb("default", "single").create(&client).await;
     let single = wait_addresses(&client, "default", "single", 1).await;

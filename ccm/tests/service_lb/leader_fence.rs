@@ -58,12 +58,7 @@ async fn a_replica_whose_renewals_hang_stops_writing_before_another_takes_the_le
     )
     .await
     .unwrap();
-    create_pool(
-        &client,
-        "pool-a",
-        serde_json::json!({"addresses": ["192.0.2.0/24"], "announce": {"mode": "bgp"}}),
-    )
-    .await;
+    create_bgp_pool(&client, "pool-a", &["192.0.2.0/24"]).await;
     let invariants = watch_invariants(client.clone(), "default");
     let mut a = start_controller(&kubeconfigs[0], "ccm-a", &[]);
     let held = wait_for(WAIT, || async {
@@ -204,12 +199,7 @@ async fn a_sigterm_hands_over_within_seconds() {
     let cluster = cluster(false).await;
     let client = cluster.client();
     let kubeconfigs = admin_accounts(&cluster, &["ccm-a", "ccm-b"]).await;
-    create_pool(
-        &client,
-        "pool-a",
-        serde_json::json!({"addresses": ["192.0.2.0/24"], "announce": {"mode": "bgp"}}),
-    )
-    .await;
+    create_bgp_pool(&client, "pool-a", &["192.0.2.0/24"]).await;
     let mut a = start_controller(&kubeconfigs[0], "ccm-a", &[]);
     let led = wait_for(WAIT, || async {
         (lease_holder(&client).await.as_deref() == Some("ccm-a")).then_some(())

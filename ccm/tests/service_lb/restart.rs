@@ -62,12 +62,7 @@ fn writes_to_services(cluster: &TestCluster) -> Vec<rig::cluster::AuditedRequest
 async fn killed_mid_burst_then_restarted_keeps_every_address_and_idle_restart_writes_nothing() {
     let cluster = cluster(true).await;
     let client = cluster.client();
-    create_pool(
-        &client,
-        "burst",
-        serde_json::json!({"addresses": ["198.51.100.0/24"], "announce": {"mode": "bgp"}}),
-    )
-    .await;
+    create_bgp_pool(&client, "burst", &["198.51.100.0/24"]).await;
     let api: Api<Service> = Api::namespaced(client.clone(), "default");
 
     let mut ccm = start_controller(&cluster.admin_kubeconfig(), "ccm-a", &[]);
@@ -194,12 +189,7 @@ async fn two_controllers_started_together_have_one_writer() {
     let cluster = cluster(true).await;
     let client = cluster.client();
     let kubeconfigs = admin_accounts(&cluster, &["ccm-a", "ccm-b"]).await;
-    create_pool(
-        &client,
-        "pool-a",
-        serde_json::json!({"addresses": ["192.0.2.0/28"], "announce": {"mode": "bgp"}}),
-    )
-    .await;
+    create_bgp_pool(&client, "pool-a", &["192.0.2.0/28"]).await;
     let _a = start_controller(&kubeconfigs[0], "ccm-a", &[]);
     let _b = start_controller(&kubeconfigs[1], "ccm-b", &[]);
     for i in 0..8 {
@@ -232,12 +222,7 @@ async fn two_controllers_started_together_have_one_writer() {
 async fn shrinking_or_deleting_a_pool_keeps_addresses_and_flags_them() {
     let cluster = cluster(false).await;
     let client = cluster.client();
-    create_pool(
-        &client,
-        "pool-a",
-        serde_json::json!({"addresses": ["192.0.2.0/29"], "announce": {"mode": "bgp"}}),
-    )
-    .await;
+    create_bgp_pool(&client, "pool-a", &["192.0.2.0/29"]).await;
     let _ccm = start_controller(&cluster.admin_kubeconfig(), "ccm-a", &[]);
     Svc::lb("default", "low")
         .annotate("baremetal-ccm.io/ips", "192.0.2.1")
@@ -301,7 +286,7 @@ async fn shrinking_or_deleting_a_pool_keeps_addresses_and_flags_them() {
 async fn pool_status_reports_usage_overlaps_invalid_pools_and_metrics() {
     let cluster = cluster(false).await;
     let client = cluster.client();
-    create_pool(&client, "first", serde_json::json!({"addresses": ["192.0.2.0/29", "2001:db8::/120"], "announce": {"mode": "bgp"}})).await;
+    create_bgp_pool(&client, "first", &["192.0.2.0/29", "2001:db8::/120"]).await;
     create_pool(&client, "second", serde_json::json!({"addresses": ["192.0.2.4/30"], "priority": 5, "announce": {"mode": "bgp"}})).await;
     // CEL cannot order IPv6 addresses: the controller rejects this one.
     create_pool(&client, "reversed", serde_json::json!({"addresses": ["2001:db8:1::9-2001:db8:1::1"], "announce": {"mode": "none"}})).await;
