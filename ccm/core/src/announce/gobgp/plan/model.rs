@@ -238,8 +238,14 @@ pub(super) fn converge_tracking(actual: &mut Actual, sent: &mut Sent, desired: &
             _ => {}
         }
     }
-    // A peer that was there before and still is holds what the final policy says; new
-    // peers get the table afresh when their session starts.
+    // New peers get the table afresh when their session starts: what they hold is what the
+    // final policy says, whatever was recorded for their address while they were absent.
+    for peer in (actual.peers.keys()).filter(|p| !before.contains(p)) {
+        for (key, verdicts) in sent.iter_mut() {
+            verdicts.insert(*peer, verdict(&actual.export, &key.prefix, *peer));
+        }
+    }
+    // A peer that was there before and still is holds what the final policy says.
     for key in actual.paths.keys() {
         for peer in before.iter().filter(|p| actual.peers.contains_key(p)) {
             assert_eq!(
