@@ -46,7 +46,7 @@ lab_standin_product_images() {
   echo "$out/gobgpd.tar"
 }
 
-LAB_BUSYBOX_FILES=(--file /bin/busybox:/bin/busybox --link busybox:/bin/sh)
+LAB_BUSYBOX_FILES=(--file /bin/busybox:/bin/busybox --link busybox:/bin/sh --link busybox:/bin/rm)
 
 # lab_own_images: the pause and demo images (busybox).
 lab_own_images() {

@@ -153,7 +153,7 @@ lab_node_processes_down() {
 lab_shim_pids() {
   local sock=$1 f
   for f in /proc/[0-9]*/cmdline; do
-    tr '\0' ' ' <"$f" 2>/dev/null | grep -q -- "-address $sock " && { f=${f#/proc/}; echo "${f%%/*}"; }
+    { tr '\0' ' ' <"$f"; } 2>/dev/null | grep -q -- "-address $sock " && { f=${f#/proc/}; echo "${f%%/*}"; }
   done
   return 0
 }

@@ -7,7 +7,7 @@
 lab_bird_config() {
   cat <<EOF
 router id $LAB_ROUTER_IP;
-log "$LAB_LOGS/bird.log" all;
+log stderr all;
 protocol device {}
 protocol kernel {
   ipv4 { export where source = RTS_BGP; };
@@ -17,7 +17,7 @@ protocol kernel {
   ipv6 { export where source = RTS_BGP; };
   merge paths on;
 }
-template bgp cluster {
+template bgp nodes {
   local $LAB_ROUTER_IP as $LAB_ROUTER_ASN;
   graceful restart on;
   ipv4 { import all; export none; add paths rx; };
@@ -25,7 +25,7 @@ template bgp cluster {
 EOF
   local n
   for n in "${LAB_NODES[@]}"; do
-    printf 'protocol bgp %s from cluster { neighbor %s as %s; }\n' \
+    printf 'protocol bgp %s from nodes { neighbor %s as %s; }\n' \
       "${n//-/_}" "$(lab_node_ip "$n")" "$LAB_CLUSTER_ASN"
   done
 }
