@@ -7,6 +7,10 @@
 lab_cgroup_dirs() {
   awk '$3 == "cgroup" {print $2}' /proc/mounts
 }
+# Every cgroup hierarchy, the cgroup2 one too (runc also creates the nodes' cgroups there).
+lab_cgroup_all_dirs() {
+  awk '$3 == "cgroup" || $3 == "cgroup2" {print $2}' /proc/mounts
+}
 
 lab_node_config() {
   local n=$1 d=$LAB_STATE/$1
@@ -163,13 +167,13 @@ lab_shim_pids() {
 lab_kill_cgroup_tree() {
   local name=$1 c i
   for i in 1 2 3; do
-    for c in $(lab_cgroup_dirs); do
+    for c in $(lab_cgroup_all_dirs); do
       [ -d "$c/$name" ] || continue
       find "$c/$name" -name cgroup.procs -exec cat {} + 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
     done
     sleep 0.2
   done
-  for c in $(lab_cgroup_dirs); do
+  for c in $(lab_cgroup_all_dirs); do
     [ -d "$c/$name" ] && find "$c/$name" -depth -type d -exec rmdir {} + 2>/dev/null
   done
   return 0

@@ -29,12 +29,12 @@ lab_pid() {
 
 lab_running() { lab_pid "$1" >/dev/null; }
 
-# lab_stop NAME [SIGNAL]: end a recorded process (TERM, then KILL after 10 s).
+# lab_stop NAME [SIGNAL]: end a recorded process (TERM, then KILL after 5 s).
 lab_stop() {
   local name=$1 sig=${2:-TERM} pid i
   if pid=$(lab_pid "$name"); then
     kill "-$sig" "$pid" 2>/dev/null || true
-    for i in $(seq 100); do
+    for i in $(seq 50); do
       lab_running "$name" || break
       sleep 0.1
     done

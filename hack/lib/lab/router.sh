@@ -20,6 +20,7 @@ protocol kernel {
 template bgp nodes {
   local $LAB_ROUTER_IP as $LAB_ROUTER_ASN;
   graceful restart on;
+  debug { states, events };
   ipv4 { import all; export none; add paths rx; };
 }
 EOF
