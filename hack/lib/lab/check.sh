@@ -16,7 +16,7 @@ lab_node_initialized() {
 
 lab_check_nodes() {
   local n out
-  log "check: every node initialized by baremetal-ccm's cloud-node and Ready"
+  lab_phase "check: every node initialized by baremetal-ccm's cloud-node and Ready"
   for n in "${LAB_NODES[@]}"; do
     out=$(lab_kubectl get node "$n" -o jsonpath='providerID={.spec.providerID} taints=[{.spec.taints[*].key}] Ready={.status.conditions[?(@.type=="Ready")].status} InternalIP={.status.addresses[?(@.type=="InternalIP")].address} zone={.metadata.labels.topology\.kubernetes\.io/zone} kubelet={.status.nodeInfo.kubeletVersion}' 2>&1)
     printf '  %s: %s\n' "$n" "$out" >&2
@@ -30,7 +30,7 @@ lab_in_pool() {
 }
 
 lab_check_service() {
-  log "check: the Service's EXTERNAL-IP comes from the pool"
+  lab_phase "check: the Service's EXTERNAL-IP comes from the pool"
   local ip
   ip=$(lab_service_ip)
   lab_kubectl -n "$LAB_DEMO_NS" get svc "$LAB_DEMO_SVC" >&2
@@ -51,7 +51,7 @@ lab_route_matches() {
 }
 
 lab_check_route() {
-  log "check: the router's route to $LAB_VIP has one next hop per eligible node"
+  lab_phase "check: the router's route to $LAB_VIP has one next hop per eligible node"
   lab_wait 60 "the router's ECMP route to $LAB_VIP" lab_route_matches "$LAB_VIP" \
     || lab_fail "router next hops [$(lab_router_next_hops "$LAB_VIP" | tr '\n' ' ')] != eligible nodes [$(lab_eligible_next_hops | tr '\n' ' ')] (hack/lab router show route all; hack/lab gobgp POD neighbor)"
   lab_birdc show route "$LAB_VIP/32" | sed "1,2d; s/^ */  bird: /" >&2
@@ -64,7 +64,7 @@ lab_curl() {
 }
 
 lab_check_curls() {
-  log "check: ten curls from the client namespace, answered by the pods"
+  lab_phase "check: ten curls from the client namespace, answered by the pods"
   local i out ok=0
   declare -A by_pod=()
   for i in $(seq 10); do

@@ -5,22 +5,16 @@
 # shellcheck shell=bash
 
 lab_down() {
-  local n name f
-  lab_stop bird
-  for n in "${LAB_NODES[@]}"; do
-    lab_node_processes_down "$n"
-  done
-  for name in "${LAB_CONTROLPLANE[@]}"; do
-    lab_stop "$name"
-  done
-  # Anything else recorded (a scenario's curl loop, …).
-  for f in "$LAB_RUN"/*.pid; do
-    [ -e "$f" ] && lab_stop "$(basename "$f" .pid)"
+  local n pid
+  lab_stop_all
+  # What containerd started for the nodes: the containers (in the nodes' cgroups) and the
+  # shims (which name a node's containerd socket, under the lab's directory).
+  lab_kill_cgroup_trees "${LAB_NODES[@]/#/$LAB-}"
+  for pid in $(lab_shim_pids "$LAB_STATE/"); do
+    kill -KILL "$pid" 2>/dev/null || true
   done
   lab_unmount_all
-  for n in "${LAB_NODES[@]}"; do
-    lab_kill_cgroup_tree "$(lab_netns "$n")"
-  done
+  lab_kill_cgroup_trees "${LAB_NODES[@]/#/$LAB-}"
   lab_net_down
   if [ -d "$LAB_STATE" ]; then
     rm -rf "$LAB_STATE.last-logs"

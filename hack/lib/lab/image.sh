@@ -25,7 +25,7 @@ lab_standin_product_images() {
   local out=$LAB_IMAGES_DIR py=$HACK_DIR/lib/lab/standin-image.py
   mkdir -p "$out"
   log "stand-in image build: cargo build --bin baremetal-ccm (until hack/image exists)"
-  ( cd "$REPO_ROOT" && cargo build --quiet --bin baremetal-ccm ) >&2 \
+  ( cd "$REPO_ROOT" && cargo build --bin baremetal-ccm ) >&2 \
     || die "building baremetal-ccm failed (see the cargo output above)"
   local bin=${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug/baremetal-ccm
   local files=(--file "$bin:/usr/local/bin/baremetal-ccm") lib

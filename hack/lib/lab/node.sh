@@ -139,42 +139,34 @@ lab_kube_proxy_start() {
     --config "$LAB_STATE/$n/kube-proxy.yaml"
 }
 
-# lab_node_processes_down NODE: the node's recorded processes, then what containerd started
-# for it (shims and containers), found by this node's containerd socket and cgroup root.
-lab_node_processes_down() {
-  local n=$1 d=$LAB_STATE/$1
-  lab_stop "kube-proxy-$n"
-  lab_stop "kubelet-$n"
-  lab_stop "containerd-$n"
-  lab_kill_cgroup_tree "$(lab_netns "$n")"
-  local pid
-  for pid in $(lab_shim_pids "$d/containerd.sock"); do
-    kill -KILL "$pid" 2>/dev/null || true
-  done
-}
-
-# Shims started by this node's containerd name its socket in their arguments.
+# lab_shim_pids PATH: the containerd shims whose -address (their containerd's socket) starts
+# with PATH (a node's socket, or the lab's directory for every node's).
 lab_shim_pids() {
-  local sock=$1 f
+  local f
   for f in /proc/[0-9]*/cmdline; do
-    { tr '\0' ' ' <"$f"; } 2>/dev/null | grep -q -- "-address $sock " && { f=${f#/proc/}; echo "${f%%/*}"; }
+    { tr '\0' ' ' <"$f"; } 2>/dev/null | grep -q -- "^[^ ]*containerd-shim[^ ]* .*-address $1" \
+      && { f=${f#/proc/}; echo "${f%%/*}"; }
   done
   return 0
 }
 
-# lab_kill_cgroup_tree NAME: kill every process in the cgroup NAME (in every v1 hierarchy) and
-# remove its directories, deepest first.
-lab_kill_cgroup_tree() {
-  local name=$1 c i
+# lab_kill_cgroup_trees NAME…: kill every process in the cgroups NAME (in every hierarchy)
+# and remove them, deepest first.
+lab_kill_cgroup_trees() {
+  local c i name
   for i in 1 2 3; do
     for c in $(lab_cgroup_all_dirs); do
-      [ -d "$c/$name" ] || continue
-      find "$c/$name" -name cgroup.procs -exec cat {} + 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
+      for name in "$@"; do
+        [ -d "$c/$name" ] || continue
+        find "$c/$name" -name cgroup.procs -exec cat {} + 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
+      done
     done
     sleep 0.2
   done
   for c in $(lab_cgroup_all_dirs); do
-    [ -d "$c/$name" ] && find "$c/$name" -depth -type d -exec rmdir {} + 2>/dev/null
+    for name in "$@"; do
+      [ -d "$c/$name" ] && find "$c/$name" -depth -type d -exec rmdir {} + 2>/dev/null
+    done
   done
   return 0
 }

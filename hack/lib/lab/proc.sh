@@ -44,6 +44,22 @@ lab_stop() {
   rm -f "$LAB_RUN/$name.pid"
 }
 
+# lab_stop_all: end every recorded process at once (TERM, KILL after 5 s), for teardown.
+lab_stop_all() {
+  local f name pids=() i pid
+  for f in "$LAB_RUN"/*.pid; do
+    [ -e "$f" ] || continue
+    name=$(basename "$f" .pid)
+    if pid=$(lab_pid "$name"); then kill -TERM "$pid" 2>/dev/null && pids+=("$pid"); fi
+  done
+  for i in $(seq 50); do
+    kill -0 "${pids[@]}" 2>/dev/null || break
+    sleep 0.1
+  done
+  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  rm -f "$LAB_RUN"/*.pid
+}
+
 # lab_wait TIMEOUT WHAT CMD...: run CMD until it succeeds; fail naming WHAT after TIMEOUT s.
 lab_wait() {
   local timeout=$1 what=$2; shift 2

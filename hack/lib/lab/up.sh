@@ -31,19 +31,26 @@ lab_preflight() {
 }
 
 lab_install() {
-  log "checking packages and tools (installed and built on the first run only)"
+  lab_phase "checking packages and tools (installed and built on the first run only)"
   ensure_package_list "${DEBIAN_PACKAGES[@]:0:1}" iproute2:ip "${LAB_DEBIAN_PACKAGES[@]}"
   ensure_kube
   ensure_gobgp
   ensure_kube_lab
 }
 
+# lab_phase MESSAGE: a progress line with the seconds since `up` started.
+lab_phase() {
+  local e=$(( $(now_ms) - LAB_T0 ))
+  printf '==> [%3d.%ds] %s\n' $((e / 1000)) $((e % 1000 / 100)) "$*" >&2
+}
+
 lab_up() {
   local t0 t
   t0=$(now_ms)
+  LAB_T0=$t0
   lab_preflight
   lab_install
-  log "building the images"
+  lab_phase "building the images"
   mkdir -p "$LAB_STATE" "$LAB_LOGS" "$LAB_RUN"
   trap 'lab_up_failed' EXIT
   local tarballs=() line
@@ -52,13 +59,14 @@ lab_up() {
   done < <(lab_product_images; lab_own_images)
   [ ${#tarballs[@]} -ge 4 ] || die "the image build produced ${#tarballs[@]} tarballs, expected 4"
 
-  log "certificates, network, control plane"
+  lab_phase "certificates, network, control plane"
   lab_pki
+  lab_phase "network"
   lab_net_up
   lab_controlplane_up || die "the control plane did not start (logs: $LAB_LOGS)"
   lab_router_up || die "BIRD did not start (log: $LAB_LOGS/bird.log, $LAB_LOGS/bird.log)"
 
-  log "nodes: containerd, images, kubelet, kube-proxy"
+  lab_phase "nodes: containerd, images, kubelet, kube-proxy"
   local n pids=()
   for n in "${LAB_NODES[@]}"; do
     ( lab_node_up "$n" && lab_import "$n" "${tarballs[@]}" ) &
@@ -66,6 +74,7 @@ lab_up() {
   done
   local p
   for p in "${pids[@]}"; do wait "$p" || die "a node did not come up (logs: $LAB_LOGS/containerd-*.log)"; done
+  lab_phase "images imported; starting kubelets and kube-proxies"
   for n in "${LAB_NODES[@]}"; do
     lab_kubelet_start "$n"
     lab_kube_proxy_start "$n"
@@ -74,15 +83,15 @@ lab_up() {
     lab_wait 60 "node $n to register (log: $LAB_LOGS/kubelet-$n.log)" lab_kubectl get node "$n" \
       || die "kubelet of $n did not register"
   done
-  t=$(now_ms); log "control plane and nodes up in $(( (t - t0) / 1000 ))s"
+  t=$(now_ms); lab_phase "control plane and nodes up in $(( (t - t0) / 1000 ))s"
 
-  log "installing baremetal-ccm: kubectl apply -k (manifests/ + hack/lib/lab/overlay)"
+  lab_phase "installing baremetal-ccm: kubectl apply -k (manifests/ + hack/lib/lab/overlay)"
   lab_product_up
   for n in "${LAB_NODES[@]}"; do
     lab_wait 120 "node $n to be initialized by baremetal-ccm and Ready" lab_node_initialized "$n" \
       || { lab_pod_diagnosis kube-system; die "node $n was not initialized (hack/lab logs controller)"; }
   done
-  log "demo: IPPool, BGPPeer, Deployment, LoadBalancer Service"
+  lab_phase "demo: IPPool, BGPPeer, Deployment, LoadBalancer Service"
   lab_demo_up
   lab_kubectl -n "$LAB_DEMO_NS" rollout status deploy/hello --timeout=120s >/dev/null 2>&1 \
     || { lab_pod_diagnosis "$LAB_DEMO_NS"; die "the demo pods did not become ready"; }
@@ -99,7 +108,7 @@ lab_up() {
   [ "$LAB_FAILED" -eq 0 ] || die "the lab is up but some checks failed (above); it stays up for inspection? no: tearing down"
   trap - EXIT
   t=$(now_ms)
-  log "lab up: first answered curl after $(( (t_first - t0) / 1000 )).$(( (t_first - t0) % 1000 / 100 ))s, total $(( (t - t0) / 1000 )).$(( (t - t0) % 1000 / 100 ))s"
+  lab_phase "lab up: first answered curl after $(( (t_first - t0) / 1000 )).$(( (t_first - t0) % 1000 / 100 ))s, total $(( (t - t0) / 1000 )).$(( (t - t0) % 1000 / 100 ))s"
   printf '\nkubeconfig: %s\n  hack/lab kubectl get nodes,svc -A\n  hack/lab client curl http://%s/\n  hack/lab down\n' \
     "$LAB_KUBECONFIG" "$LAB_VIP"
 }
