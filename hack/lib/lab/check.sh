@@ -54,7 +54,11 @@ lab_check_route() {
   lab_phase "check: the router's route to $LAB_VIP has one next hop per eligible node"
   lab_wait 60 "the router's ECMP route to $LAB_VIP" lab_route_matches "$LAB_VIP" \
     || lab_fail "router next hops [$(lab_router_next_hops "$LAB_VIP" | tr '\n' ' ')] != eligible nodes [$(lab_eligible_next_hops | tr '\n' ' ')] (hack/lab router show route all; hack/lab gobgp POD neighbor)"
-  lab_birdc show route "$LAB_VIP/32" | sed "1,2d; s/^ */  bird: /" >&2
+  local paths sessions
+  paths=$(lab_birdc show route "$LAB_VIP/32" | grep -c unicast || true)
+  sessions=$(lab_birdc show route "$LAB_VIP/32" | grep -o '\[lab_n[0-9]' | sort -u | tr -d '[' | tr '\n' ' ')
+  printf '  BIRD: %s paths for %s/32 over the sessions %s(ADD-PATH: one path per node from each controller replica)\n' \
+    "$paths" "$LAB_VIP" "$sessions" >&2
   lab_ns "$LAB_ROUTER_NS" ip route show "$LAB_VIP" | sed 's/^/  kernel: /' >&2
 }
 

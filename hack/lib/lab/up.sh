@@ -40,7 +40,7 @@ lab_install() {
 
 # lab_phase MESSAGE: a progress line with the seconds since `up` started.
 lab_phase() {
-  local e=$(( $(now_ms) - LAB_T0 ))
+  local e=$(( $(now_ms) - ${LAB_T0:-$(now_ms)} ))
   printf '==> [%3d.%ds] %s\n' $((e / 1000)) $((e % 1000 / 100)) "$*" >&2
 }
 
