@@ -11,11 +11,16 @@ LAB_PAUSE_IMAGE=localhost/pause:lab
 LAB_HTTPD_IMAGE=localhost/lab-httpd:1
 LAB_IMAGES_DIR=$LAB_STATE/images
 
-# lab_product_images: build the product's images and print the tarball paths, one a line.
-# The one line to change when hack/image (issue 13 item 3) lands: call it instead of the
-# stand-in; any line it prints that names an existing .tar is imported.
+# lab_product_images: build the product's images and print what the builder printed; every
+# word of it that names an existing .tar file is a docker-archive to import (hack/image prints
+# "  archive _output/images/baremetal-ccm.tar"). hack/image (issue 13 item 3) is used as soon as
+# it exists; LAB_IMAGE_BUILDER=standin forces the stand-in below.
 lab_product_images() {
-  lab_standin_product_images
+  if [ -x "$HACK_DIR/image" ] && [ "${LAB_IMAGE_BUILDER:-}" != standin ]; then
+    "$HACK_DIR/image" | tee /dev/stderr; [ "${PIPESTATUS[0]}" -eq 0 ] || die "hack/image failed (its output above names the cause)"
+  else
+    lab_standin_product_images
+  fi
 }
 
 # STAND-IN for hack/image: the debug binary (with the shared libraries it links) and the

@@ -53,10 +53,10 @@ lab_up() {
   lab_phase "building the images"
   mkdir -p "$LAB_STATE" "$LAB_LOGS" "$LAB_RUN"
   trap 'lab_up_failed' EXIT
-  local tarballs=() line
-  while IFS= read -r line; do
-    [[ $line == *.tar ]] && [ -f "$line" ] && tarballs+=("$line")
-  done < <(lab_product_images; lab_own_images)
+  local tarballs=() word
+  for word in $(lab_product_images; lab_own_images); do
+    [[ $word == *.tar ]] && [ -f "$word" ] && tarballs+=("$word")
+  done
   [ ${#tarballs[@]} -ge 4 ] || die "the image build produced ${#tarballs[@]} tarballs, expected 4"
 
   lab_phase "certificates, network, control plane"
