@@ -13,14 +13,19 @@ LAB_CONTROL_PLANE_NODES=(lab-n1 lab-n2)
 
 # The lab network: the host side of the bridge runs the control plane; nodes and the router's
 # uplink sit on the same layer-2 segment, the client behind the router.
+# Dual-stack: every address has an IPv6 twin in fd42::/16 (unique local, only in the lab).
 LAB_HOST_IP=10.250.0.1
+LAB_HOST_IP6=fd42:250::1
 LAB_PREFIX_LEN=24
 LAB_ROUTER_IP=10.250.0.2
+LAB_ROUTER_IP6=fd42:250::2
 LAB_CLIENT_NET=10.250.1.0/24
 LAB_ROUTER_CLIENT_IP=10.250.1.1
+LAB_ROUTER_CLIENT_IP6=fd42:251::1
 LAB_CLIENT_IP=10.250.1.2
-LAB_CLUSTER_CIDR=10.244.0.0/16
-LAB_SERVICE_CIDR=10.96.0.0/16
+LAB_CLIENT_IP6=fd42:251::2
+LAB_CLUSTER_CIDR=10.244.0.0/16,fd42:244::/56
+LAB_SERVICE_CIDR=10.96.0.0/16,fd42:96::/112
 LAB_KUBERNETES_SVC_IP=10.96.0.1
 LAB_APISERVER_PORT=6443
 LAB_ETCD_PORT=2379
@@ -34,7 +39,9 @@ LAB_CLUSTER_ASN=64512
 # lab_node_index NODE: 1 for lab-n1 …
 lab_node_index() { echo "${1##*-n}"; }
 lab_node_ip() { echo "10.250.0.$((10 + $(lab_node_index "$1")))"; }
+lab_node_ip6() { echo "fd42:250::$((10 + $(lab_node_index "$1")))"; }
 lab_node_pod_cidr() { echo "10.244.$(lab_node_index "$1").0/24"; }
+lab_node_pod_cidr6() { echo "fd42:244:0:$(lab_node_index "$1")::/64"; }
 lab_netns() { echo "$LAB-$1"; }        # bmlab-lab-n1, bmlab-rt, bmlab-cl
 LAB_ROUTER_NS=$LAB-rt
 LAB_CLIENT_NS=$LAB-cl

@@ -56,8 +56,9 @@ TOML
   "name": "lab",
   "plugins": [
     {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
-     "ipam": {"type": "host-local", "ranges": [[{"subnet": "$(lab_node_pod_cidr "$n")"}]],
-              "routes": [{"dst": "0.0.0.0/0"}], "dataDir": "$d/cni/ipam"}},
+     "ipam": {"type": "host-local",
+              "ranges": [[{"subnet": "$(lab_node_pod_cidr "$n")"}], [{"subnet": "$(lab_node_pod_cidr6 "$n")"}]],
+              "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}], "dataDir": "$d/cni/ipam"}},
     {"type": "portmap", "capabilities": {"portMappings": true}},
     {"type": "loopback"}
   ]
@@ -130,7 +131,7 @@ lab_kubelet_start() {
   lab_start "kubelet-$n" "$(lab_netns "$n")" "$KUBE_LAB_BIN/kubelet" \
     --config "$d/kubelet.yaml" --kubeconfig "$LAB_STATE/kubelet-$n.kubeconfig" \
     --root-dir "$d/kubelet" --cert-dir "$d/pki" \
-    --cloud-provider=external --node-ip "$(lab_node_ip "$n")" --hostname-override "$n"
+    --cloud-provider=external --node-ip "$(lab_node_ip "$n"),$(lab_node_ip6 "$n")" --hostname-override "$n"
 }
 
 lab_kube_proxy_start() {

@@ -12,7 +12,7 @@ lab_pki() {
   openssl genrsa -out "$p/sa.key" 2048 2>/dev/null
   openssl rsa -in "$p/sa.key" -pubout -out "$p/sa.pub" 2>/dev/null
   lab_cert apiserver "/CN=kube-apiserver" \
-    "subjectAltName=IP:$LAB_HOST_IP,IP:$LAB_KUBERNETES_SVC_IP,IP:127.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+    "subjectAltName=IP:$LAB_HOST_IP,IP:$LAB_HOST_IP6,IP:$LAB_KUBERNETES_SVC_IP,IP:127.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
   lab_cert admin "/O=system:masters/CN=lab-admin"
   lab_cert kube-proxy "/CN=system:kube-proxy"
   lab_cert kube-controller-manager "/CN=system:kube-controller-manager"

@@ -38,6 +38,9 @@ lab_demo_up() {
     || die "applying the demo failed: $(tail -5 "$LAB_LOGS/apply.log")"
 }
 
-lab_service_ip() {
-  lab_kubectl -n "$LAB_DEMO_NS" get svc "$LAB_DEMO_SVC" -o jsonpath='{.status.loadBalancer.ingress[0].ip}' 2>/dev/null
+# lab_service_ip / lab_service_ip6: the demo Service's IPv4 / IPv6 address.
+lab_service_ips() {
+  lab_kubectl -n "$LAB_DEMO_NS" get svc "$LAB_DEMO_SVC" -o jsonpath='{range .status.loadBalancer.ingress[*]}{.ip}{"\n"}{end}' 2>/dev/null
 }
+lab_service_ip() { lab_service_ips | grep -v : | head -1; }
+lab_service_ip6() { lab_service_ips | grep : | head -1; }

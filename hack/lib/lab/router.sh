@@ -23,11 +23,19 @@ template bgp nodes {
   debug { states, events };
   ipv4 { import all; export none; add paths rx; };
 }
+template bgp nodes6 {
+  local $LAB_ROUTER_IP6 as $LAB_ROUTER_ASN;
+  graceful restart on;
+  debug { states, events };
+  ipv6 { import all; export none; add paths rx; };
+}
 EOF
   local n
   for n in "${LAB_NODES[@]}"; do
     printf 'protocol bgp %s from nodes { neighbor %s as %s; }\n' \
       "${n//-/_}" "$(lab_node_ip "$n")" "$LAB_CLUSTER_ASN"
+    printf 'protocol bgp %s_v6 from nodes6 { neighbor %s as %s; }\n' \
+      "${n//-/_}" "$(lab_node_ip6 "$n")" "$LAB_CLUSTER_ASN"
   done
 }
 
@@ -42,5 +50,7 @@ lab_birdc() { birdc -s "$LAB_STATE/router/bird.ctl" "$@"; }
 
 # lab_router_next_hops ADDRESS: the next hops of the router's kernel route to ADDRESS, sorted.
 lab_router_next_hops() {
-  lab_ns "$LAB_ROUTER_NS" ip route show "$1" 2>/dev/null | grep -o 'via [0-9.]*' | awk '{print $2}' | sort
+  local family=-4
+  [[ $1 == *:* ]] && family=-6
+  lab_ns "$LAB_ROUTER_NS" ip "$family" route show "$1" 2>/dev/null | grep -o 'via [0-9a-f.:]*' | awk '{print $2}' | sort
 }

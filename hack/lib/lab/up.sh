@@ -8,8 +8,8 @@ lab_preflight() {
       || ip netns list | grep -q "^$LAB-"; then
     die "a lab is already up (or a crashed one is left over): run 'hack/lab down' first"
   fi
-  if ip -4 addr show | grep -q "inet 10\.250\.[01]\."; then
-    die "10.250.0.0/23 (the lab's network) is already in use on this machine: remove that address first"
+  if ip -4 addr show | grep -q "inet 10\.250\.[01]\." || ip -6 addr show | grep -q "inet6 fd42:25[01]:"; then
+    die "10.250.0.0/23 or fd42:250::/63 (the lab's network) is already in use on this machine: remove that address first"
   fi
   local r
   r=$(ip route show match "$LAB_HOST_IP" | grep -v '^default' || true)
@@ -113,10 +113,11 @@ lab_up() {
     "$LAB_KUBECONFIG" "$LAB_VIP"
 }
 
-lab_in_pool_service() { lab_in_pool "$(lab_service_ip)"; }
+lab_in_pool_service() { lab_in_pool "$(lab_service_ip)" && lab_in_pool "$(lab_service_ip6)"; }
 
 lab_checks() {
   LAB_VIP=$(lab_service_ip)
+  LAB_VIP6=$(lab_service_ip6)
   lab_check_nodes
   lab_check_service
   lab_check_route
