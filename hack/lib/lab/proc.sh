@@ -16,14 +16,24 @@ lab_start() {
   printf '%s %s\n' "$pid" "$(lab_proc_start_time "$pid")" >"$LAB_RUN/$name.pid"
 }
 
-lab_proc_start_time() { awk '{print $22}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# lab_proc_start_time PID: its start time (clock ticks since boot); "gone" for a zombie (an
+# ended process whose parent — PID 1 here, which reaps late — has not collected it yet).
+lab_proc_start_time() {
+  local stat
+  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || { echo gone; return 0; }
+  # Fields after the command name (which may hold spaces): state is the 3rd field, the start
+  # time the 22nd.
+  # shellcheck disable=SC2086
+  set -- ${stat##*) }
+  if [ "$1" = Z ]; then echo gone; else echo "${20}"; fi
+}
 
 # lab_pid NAME: the recorded pid when that process is still the one we started; else fails.
 lab_pid() {
   local f=$LAB_RUN/$1.pid pid start
   [ -f "$f" ] || return 1
   read -r pid start <"$f"
-  [ -n "$pid" ] && [ "$(lab_proc_start_time "$pid")" = "$start" ] || return 1
+  [ -n "$pid" ] && [ "$start" != gone ] && [ "$(lab_proc_start_time "$pid")" = "$start" ] || return 1
   echo "$pid"
 }
 
@@ -44,7 +54,7 @@ lab_stop() {
   rm -f "$LAB_RUN/$name.pid"
 }
 
-# lab_stop_all: end every recorded process at once (TERM, KILL after 5 s), for teardown.
+# lab_stop_all: end every recorded process at once (TERM, KILL after 3 s), for teardown.
 lab_stop_all() {
   local f name pids=() i pid
   for f in "$LAB_RUN"/*.pid; do
@@ -52,8 +62,12 @@ lab_stop_all() {
     name=$(basename "$f" .pid)
     if pid=$(lab_pid "$name"); then kill -TERM "$pid" 2>/dev/null && pids+=("$pid"); fi
   done
-  for i in $(seq 50); do
-    kill -0 "${pids[@]}" 2>/dev/null || break
+  for i in $(seq 30); do
+    local alive=0
+    for pid in "${pids[@]}"; do
+      [ "$(lab_proc_start_time "$pid")" != gone ] && alive=1
+    done
+    [ "$alive" -eq 0 ] && break
     sleep 0.1
   done
   for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
