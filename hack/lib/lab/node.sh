@@ -125,7 +125,10 @@ lab_node_up() {
 
 # lab_kubelet_start NODE: start the kubelet (also used by the node-down scenario to bring
 # a node back). --cloud-provider=external: the node stays tainted until our cloud-node
-# initializes it; --node-ip must be an address inside the node's namespace.
+# initializes it (as on a kubeadm node with an external CCM); --node-ip (both families) must be
+# addresses inside the node's namespace. Not on a kubeadm node: --root-dir and --cert-dir (three
+# kubelets share one machine's /var/lib/kubelet otherwise), --hostname-override (they share one
+# hostname), a client certificate per node instead of TLS bootstrap (docs/lab.md).
 lab_kubelet_start() {
   local n=$1 d=$LAB_STATE/$1
   lab_start "kubelet-$n" "$(lab_netns "$n")" "$KUBE_LAB_BIN/kubelet" \

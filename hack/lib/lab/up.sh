@@ -127,6 +127,17 @@ lab_checks() {
 lab_up_failed() {
   local rc=$?
   [ "$rc" -eq 0 ] && return
+  # A process that died is usually the cause: name it, with the end of its log.
+  local f name
+  for f in "$LAB_RUN"/*.pid; do
+    [ -e "$f" ] || continue
+    name=$(basename "$f" .pid)
+    case $name in probe-*) continue ;; esac
+    if ! lab_running "$name"; then
+      log "$name is not running; the end of its log ($LAB_STATE.last-logs/$name.log):"
+      tail -5 "$LAB_LOGS/$name.log" 2>/dev/null | sed 's/^/    /' >&2
+    fi
+  done
   log "hack/lab up failed: tearing the half-started lab down"
   lab_down || true
   exit "$rc"
