@@ -5,7 +5,7 @@
 # shellcheck shell=bash
 
 lab_down() {
-  local n pid
+  local pid
   lab_stop_all
   # What containerd started for the nodes: the containers (in the nodes' cgroups) and the
   # shims (which name a node's containerd socket, under the lab's directory).
