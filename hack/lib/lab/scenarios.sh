@@ -13,8 +13,8 @@ lab_scenario_begin() {
   LAB_SCN_FAIL=0
   LAB_VIP=$(lab_service_ip)
   [ -n "$LAB_VIP" ] || die "the demo Service has no address: is the lab up?"
-  LAB_SCN_DIR=$LAB_STATE/scenarios/$LAB_SCN
-  rm -rf "$LAB_SCN_DIR"; mkdir -p "$LAB_SCN_DIR"
+  LAB_SCN_DIR=$LAB_LOGS/scenarios/$LAB_SCN-$(date +%H%M%S)   # under the logs: kept by down
+  mkdir -p "$LAB_SCN_DIR"
   lab_start "probe-curl" "$LAB_CLIENT_NS" "$HACK_DIR/lib/lab/probe-loop" curl "$LAB_VIP" "$LAB_SCN_DIR/curl" "$LAB_SCENARIO_MAX_SECONDS"
   lab_start "probe-route" "$LAB_ROUTER_NS" "$HACK_DIR/lib/lab/probe-loop" route "$LAB_VIP" "$LAB_SCN_DIR/route" "$LAB_SCENARIO_MAX_SECONDS"
   LAB_HOPS_BEFORE=$(lab_router_next_hops "$LAB_VIP" | wc -l)
@@ -34,11 +34,26 @@ lab_scenario_end() {
     $2 == "ok" { if (failed && last != "") { g = $1 - last; if (g > gap) gap = g } last = $1; failed = 0 }
     $2 == "fail" { failed = 1; nfail++ }
     END { print NR, nfail + 0, gap + 0 }' "$LAB_SCN_DIR/curl")
+  # Failed curls within a second of a change of the router's next-hop set: ECMP hashing
+  # (hash-threshold) moves some flows to another node when the set changes, and a connection
+  # in flight then reaches a node without its conntrack entry and is reset. That is ECMP's,
+  # not the product's (MetalLB documents the same); any other failure is the product's.
+  LAB_CURLS_FAILED_AT_CHANGE=$(awk '
+    FNR == NR { set = ""; for (i = 2; i <= NF; i++) set = set " " $i
+                if (NR > 1 && set != prev) change[++n] = $1; prev = set; next }
+    $2 == "fail" { for (i = 1; i <= n; i++) if ($1 > change[i] - 1500 && $1 < change[i] + 500) { c++; break } }
+    END { print c + 0 }' "$LAB_SCN_DIR/route" "$LAB_SCN_DIR/curl")
   LAB_MIN_HOPS=$(awk '{ if (min == "" || NF - 1 < min) min = NF - 1 } END { print min + 0 }' "$LAB_SCN_DIR/route")
   LAB_PODS_SEEN=$(awk '$2 == "ok" {print $3}' "$LAB_SCN_DIR/curl" | sort -u | tr '\n' ' ')
-  printf 'RESULT %s: curls=%s failed=%s gap_ms=%s min_next_hops=%s (before: %s) pods=[%s]%s\n' \
-    "$LAB_SCN" "$LAB_CURLS" "$LAB_CURLS_FAILED" "$LAB_GAP_MS" "$LAB_MIN_HOPS" "$LAB_HOPS_BEFORE" "${LAB_PODS_SEEN% }" "${LAB_SCN_EXTRA:-}"
+  printf 'RESULT %s: curls=%s failed=%s (at a next-hop change: %s) gap_ms=%s min_next_hops=%s (before: %s) pods=[%s]%s\n' \
+    "$LAB_SCN" "$LAB_CURLS" "$LAB_CURLS_FAILED" "$LAB_CURLS_FAILED_AT_CHANGE" "$LAB_GAP_MS" "$LAB_MIN_HOPS" "$LAB_HOPS_BEFORE" \
+    "${LAB_PODS_SEEN% }" "${LAB_SCN_EXTRA:-}"
   LAB_SCN_EXTRA=""
+}
+
+# lab_failed_only_at_changes MAX: every failed curl was in flight at a next-hop change, at most MAX.
+lab_failed_only_at_changes() {
+  [ "$LAB_CURLS_FAILED" -eq "$LAB_CURLS_FAILED_AT_CHANGE" ] && [ "$LAB_CURLS_FAILED" -le "$1" ]
 }
 
 # lab_expect WHAT CONDITION…: print and record an expectation.
@@ -51,12 +66,17 @@ lab_scenario_verdict() {
   [ "$LAB_SCN_FAIL" -eq 0 ] || die "scenario $LAB_SCN: an expectation failed (measurements in $LAB_SCN_DIR)"
 }
 
-# lab_wait_ms TIMEOUT CMD…: like lab_wait, silent; prints the ms from LAB_SCN_T0 when CMD held.
+# lab_wait_ms TIMEOUT CMD…: like lab_wait, silent; prints the ms from LAB_SCN_T0 when CMD held
+# (and notes the time in the scenario's events file).
 lab_wait_ms() {
   local timeout=$1; shift
   lab_wait "$timeout" "$*" "$@" || return 1
+  lab_event "held: $*"
   echo $(( $(now_ms) - LAB_SCN_T0 ))
 }
+
+# lab_event TEXT: a timestamped line in the scenario's events file, next to its samples.
+lab_event() { echo "$(now_ms) $*" >>"$LAB_SCN_DIR/events"; }
 
 lab_node_not_ready() {
   [ "$(lab_kubectl get node "$1" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" != True ]
@@ -84,9 +104,11 @@ lab_scenario_node_down() {
   local victim=${LAB_NODES[-1]} ip t_nr t_wd t_back
   ip=$(lab_node_ip "$victim")
   lab_scenario_begin node-down
+  lab_event "stopping kubelet-$victim"
   lab_stop "kubelet-$victim"
   t_nr=$(lab_wait_ms 90 lab_node_not_ready "$victim") || t_nr=never
   t_wd=$(lab_wait_ms 60 lab_hop_absent "$ip") || t_wd=never
+  lab_event "starting kubelet-$victim"
   lab_kubelet_start "$victim"
   lab_wait 90 "$victim Ready again" lab_node_initialized "$victim" || true
   t_back=$(lab_wait_ms 60 lab_hops_are "${#LAB_NODES[@]}") || t_back=never
@@ -95,7 +117,11 @@ lab_scenario_node_down() {
   lab_expect "$victim went NotReady" [ "$t_nr" != never ]
   lab_expect "its next hop $ip was withdrawn from the router" [ "$t_wd" != never ]
   lab_expect "its next hop came back with the kubelet" [ "$t_back" != never ]
-  lab_expect "no curl failed (the node's pods and kube-proxy kept running)" [ "$LAB_CURLS_FAILED" -eq 0 ]
+  # The node's pods and kube-proxy keep running: only connections in flight while the router's
+  # next-hop set changes (twice: withdrawal and return) may be reset.
+  lab_expect "no curl failed except in flight at the two next-hop changes (ECMP rehash)" \
+    lab_failed_only_at_changes 2
+  lab_expect "no gap of a second or more" [ "$LAB_GAP_MS" -lt 1000 ]
   lab_scenario_verdict
 }
 
