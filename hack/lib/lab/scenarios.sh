@@ -63,7 +63,7 @@ lab_expect() {
 }
 
 lab_scenario_verdict() {
-  [ "$LAB_SCN_FAIL" -eq 0 ] || die "scenario $LAB_SCN: an expectation failed (measurements in $LAB_SCN_DIR)"
+  [ "$LAB_SCN_FAIL" -eq 0 ] || die "scenario $LAB_SCN: an expectation failed (measurements in $LAB_SCN_DIR; after down in $LAB_STATE.last-logs/scenarios/)"
 }
 
 # lab_wait_ms TIMEOUT CMD…: like lab_wait, silent; prints the ms from LAB_SCN_T0 when CMD held
