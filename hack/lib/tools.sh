@@ -103,7 +103,7 @@ ensure_kube() {
     local w; w=$(mktemp -d)
     kube_wrapper_module "$w" k8s.io/kubernetes/cmd/kube-apiserver/app
     mkdir -p "$kdir.tmp"
-    go_wrapper_build "$w" "$kdir.tmp" k8s.io/kubernetes/cmd/kube-apiserver
+    GO_EXTRA_LDFLAGS=$(kube_version_ldflags) go_wrapper_build "$w" "$kdir.tmp" k8s.io/kubernetes/cmd/kube-apiserver
     rm -rf "$kdir" && mv "$kdir.tmp" "$kdir" && rm -rf "$w"
   fi
   local edir=$TOOLS_BIN/etcd-$ETCD_VERSION
