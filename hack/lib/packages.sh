@@ -14,9 +14,29 @@ DEBIAN_PACKAGES=(
   procps:sysctl
 )
 
+# The lab's real cluster (hack/lab): a container runtime per node, CNI plugins, kube-proxy's
+# nftables, busybox for the lab's images, curl for the client.
+LAB_DEBIAN_PACKAGES=(
+  containerd:containerd
+  runc:runc
+  containernetworking-plugins:/usr/lib/cni/bridge
+  iptables:iptables
+  nftables:nft
+  conntrack:conntrack
+  busybox-static:/bin/busybox
+  curl:curl
+  openssl:openssl
+  python3:python3
+)
+
 ensure_packages() {
+  ensure_package_list "${DEBIAN_PACKAGES[@]}"
+}
+
+# ensure_package_list PACKAGE:COMMAND...: install the packages whose command is missing.
+ensure_package_list() {
   local missing=() entry
-  for entry in "${DEBIAN_PACKAGES[@]}"; do
+  for entry in "$@"; do
     local cmd="${entry#*:}"
     case "$cmd" in
       /*) [ -x "$cmd" ] || missing+=("${entry%%:*}") ;;

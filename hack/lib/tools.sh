@@ -3,8 +3,9 @@
 # Sourced after common.sh.
 # shellcheck shell=bash
 
-# go_wrapper_build DIR OUT PKG...: build PKG(s) inside the wrapper module in DIR into OUT,
-# with GO_LDFLAGS (default: stripped) as the linker flags.
+# go_wrapper_build DIR OUT PKG...: build PKG(s) inside the wrapper module in DIR into OUT, with
+# GO_LDFLAGS (default: stripped) as the linker flags and GO_EXTRA_LDFLAGS (optional, e.g. the
+# Kubernetes version stamp) appended.
 go_wrapper_build() {
   local dir=$1 out=$2; shift 2
   local ldflags=${GO_LDFLAGS:--s -w}
@@ -12,15 +13,26 @@ go_wrapper_build() {
   local pkg
   for pkg in "$@"; do
     log "go build $pkg"
-    ( cd "$dir" && CGO_ENABLED=0 go build -trimpath -ldflags="$ldflags" -o "$out/" "$pkg" ) \
+    ( cd "$dir" && CGO_ENABLED=0 go build -trimpath -ldflags="$ldflags ${GO_EXTRA_LDFLAGS:-}" -o "$out/" "$pkg" ) \
       || die "building $pkg failed (needs Go and the Go module proxy)"
   done
 }
 
-# kube_wrapper_module DIR IMPORT: a Go module in DIR that requires the pinned k8s.io/kubernetes
-# and imports IMPORT, so that a command of it can be built there.
+# kube_version_ldflags: the -X flags that make a binary built from the k8s.io/kubernetes module
+# report v$KUBERNETES_VERSION (a module build otherwise reports v0.0.0-master+$Format:%H$, and
+# Nodes would show that as their kubelet version).
+kube_version_ldflags() {
+  local v=k8s.io/component-base/version minor=${KUBERNETES_VERSION#*.}
+  minor=${minor%%.*}
+  printf -- '-X %s.gitVersion=v%s -X %s.gitMajor=%s -X %s.gitMinor=%s -X %s.gitTreeState=clean -X %s.buildDate=1970-01-01T00:00:00Z' \
+    "$v" "$KUBERNETES_VERSION" "$v" "${KUBERNETES_VERSION%%.*}" "$v" "$minor" "$v" "$v"
+}
+
+# kube_wrapper_module DIR IMPORT...: write the wrapper module that requires k8s.io/kubernetes at
+# the pinned version (every staging module pinned to its published twin) and imports IMPORT(s).
 kube_wrapper_module() {
-  local w=$1 import=$2 gomod
+  local w=$1; shift
+  local gomod
   gomod=$(cd "$w" && go mod download -json "k8s.io/kubernetes@v$KUBERNETES_VERSION" | sed -n 's/^\s*"GoMod": "\(.*\)",\?$/\1/p')
   [ -f "$gomod" ] || die "could not download k8s.io/kubernetes@v$KUBERNETES_VERSION"
   local staging="0.${KUBERNETES_VERSION#1.}"
@@ -35,7 +47,46 @@ kube_wrapper_module() {
     # published twin, as upstream documents for depending on k8s.io/kubernetes.
     sed -n 's#^\s*\(k8s\.io/[a-z0-9-]*\) => \./staging/.*#replace \1 => \1 v'"$staging"'#p' "$gomod"
   } >"$w/go.mod"
-  printf 'package hack\n\nimport _ "%s"\n' "$import" >"$w/tools.go"
+  {
+    printf 'package hack\n\nimport (\n'
+    local i
+    for i in "$@"; do printf '\t_ "%s"\n' "$i"; done
+    printf ')\n'
+  } >"$w/tools.go"
+}
+
+# ensure_kube_lab: what the lab's real cluster runs besides kube-apiserver and etcd — kubelet,
+# kube-proxy, kube-controller-manager, kube-scheduler, kubectl and a kube-apiserver, all from
+# the pinned k8s.io/kubernetes module and version-stamped, in $TOOLS_BIN/kubernetes-<v>-lab/.
+KUBE_LAB_COMPONENTS=(kube-apiserver kubelet kube-proxy kube-controller-manager kube-scheduler kubectl)
+ensure_kube_lab() {
+  need_cmd go "Install Go 1.24+ (Debian: golang-go, or the upstream tarball)."
+  KUBE_LAB_BIN=$TOOLS_BIN/kubernetes-$KUBERNETES_VERSION-lab
+  local c missing=()
+  for c in "${KUBE_LAB_COMPONENTS[@]}"; do
+    [ -x "$KUBE_LAB_BIN/$c" ] || missing+=("$c")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "building ${missing[*]} $KUBERNETES_VERSION from the k8s.io/kubernetes module (first run only; ~2 min each on 2 cores)"
+  local w; w=$(mktemp -d)
+  local imports=() pkgs=()
+  for c in "${missing[@]}"; do
+    pkgs+=("k8s.io/kubernetes/cmd/$c")
+    case $c in
+      kubectl) imports+=("k8s.io/kubectl/pkg/cmd") ;;  # cmd/kubectl is a main package
+      *) imports+=("k8s.io/kubernetes/cmd/$c/app") ;;
+    esac
+  done
+  kube_wrapper_module "$w" "${imports[@]}"
+  mkdir -p "$KUBE_LAB_BIN"
+  # Built one by one into a scratch directory and moved into place, so an interrupted build
+  # never leaves a half-written binary that the -x test above would accept.
+  mkdir -p "$w/out"
+  GO_EXTRA_LDFLAGS=$(kube_version_ldflags) go_wrapper_build "$w" "$w/out" "${pkgs[@]}"
+  for c in "${missing[@]}"; do
+    mv "$w/out/$c" "$KUBE_LAB_BIN/$c"
+  done
+  rm -rf "$w"
 }
 
 # ensure_kube: kube-apiserver and etcd. Honours KUBEBUILDER_ASSETS when it holds both.
@@ -54,7 +105,7 @@ ensure_kube() {
     local w; w=$(mktemp -d)
     kube_wrapper_module "$w" k8s.io/kubernetes/cmd/kube-apiserver/app
     mkdir -p "$kdir.tmp"
-    go_wrapper_build "$w" "$kdir.tmp" k8s.io/kubernetes/cmd/kube-apiserver
+    GO_EXTRA_LDFLAGS=$(kube_version_ldflags) go_wrapper_build "$w" "$kdir.tmp" k8s.io/kubernetes/cmd/kube-apiserver
     rm -rf "$kdir" && mv "$kdir.tmp" "$kdir" && rm -rf "$w"
   fi
   local edir=$TOOLS_BIN/etcd-$ETCD_VERSION
@@ -113,15 +164,6 @@ ensure_cargo_deny() {
   CARGO_DENY_BIN=$cdir/bin/cargo-deny
 }
 
-# kube_version_ldflags: linker flags that stamp a Kubernetes command with the pinned version
-# (as upstream's build does), so that it reports v$KUBERNETES_VERSION and not v0.0.0.
-kube_version_ldflags() {
-  local major=${KUBERNETES_VERSION%%.*} rest=${KUBERNETES_VERSION#*.}
-  local v=k8s.io/component-base/version
-  printf -- '-s -w -X %s.gitVersion=v%s -X %s.gitMajor=%s -X %s.gitMinor=%s -X %s.gitTreeState=clean -X %s.buildDate=1970-01-01T00:00:00Z' \
-    "$v" "$KUBERNETES_VERSION" "$v" "$major" "$v" "${rest%%.*}" "$v" "$v"
-}
-
 # ensure_kubeadm: kubeadm from the same pinned k8s.io/kubernetes module as kube-apiserver,
 # version-stamped (kubeadm compares a configuration's kubernetesVersion with its own).
 ensure_kubeadm() {
@@ -132,7 +174,7 @@ ensure_kubeadm() {
     local w; w=$(mktemp -d)
     kube_wrapper_module "$w" k8s.io/kubernetes/cmd/kubeadm/app
     mkdir -p "$kdir.tmp"
-    GO_LDFLAGS=$(kube_version_ldflags) go_wrapper_build "$w" "$kdir.tmp" k8s.io/kubernetes/cmd/kubeadm
+    GO_EXTRA_LDFLAGS=$(kube_version_ldflags) go_wrapper_build "$w" "$kdir.tmp" k8s.io/kubernetes/cmd/kubeadm
     rm -rf "$kdir" && mv "$kdir.tmp" "$kdir" && rm -rf "$w"
   fi
   KUBEADM_BIN=$kdir/kubeadm
