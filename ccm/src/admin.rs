@@ -13,6 +13,7 @@
 pub(crate) mod auth;
 pub(crate) mod tls;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -51,6 +52,9 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections served at once, per listener.
 pub const MAX_CONNECTIONS: usize = 64;
 
+/// The process's own part of readiness (the components' parts are named after them).
+const PROCESS: &str = "process";
+
 /// Readiness as shown on `/readyz`: ready, or not ready with the reason an operator reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Readiness {
@@ -59,11 +63,26 @@ pub enum Readiness {
 }
 
 /// What the admin endpoints serve; cheap to clone and shared with the components that report.
+/// Readiness is the conjunction of parts: the process's own (`set_readiness`) and one per
+/// component that reports it ([`AdminState::readiness_part`]).
 #[derive(Debug, Clone)]
 pub struct AdminState {
     registry: Arc<Registry>,
-    readiness: Arc<RwLock<Readiness>>,
+    readiness: Arc<RwLock<BTreeMap<&'static str, Readiness>>>,
     auth_metrics: AuthMetrics,
+}
+
+/// One component's share of readiness; the process is ready when every part is.
+#[derive(Debug, Clone)]
+pub(crate) struct ReadinessPart {
+    name: &'static str,
+    state: AdminState,
+}
+
+impl ReadinessPart {
+    pub(crate) fn set(&self, readiness: Readiness) {
+        self.state.set_part(self.name, readiness);
+    }
 }
 
 /// The bound listeners of the admin server and, unless it is off, the metrics listener with
@@ -137,7 +156,10 @@ impl AdminState {
         register(&mut registry);
         Self {
             registry: Arc::new(registry),
-            readiness: Arc::new(RwLock::new(Readiness::NotReady("starting".to_owned()))),
+            readiness: Arc::new(RwLock::new(BTreeMap::from([(
+                PROCESS,
+                Readiness::NotReady("starting".to_owned()),
+            )]))),
             auth_metrics,
         }
     }
@@ -149,18 +171,44 @@ impl AdminState {
         Ok(body)
     }
 
+    /// The process's own part of readiness.
     pub fn set_readiness(&self, readiness: Readiness) {
-        *self
-            .readiness
-            .write()
-            .expect("readiness lock is never poisoned: writers do not panic") = readiness;
+        self.set_part(PROCESS, readiness);
     }
 
-    fn readiness(&self) -> Readiness {
+    /// A part of readiness for one component, not ready (`starting`) until it says otherwise.
+    pub(crate) fn readiness_part(&self, name: &'static str) -> ReadinessPart {
+        self.set_part(name, Readiness::NotReady(format!("{name}: starting")));
+        ReadinessPart {
+            name,
+            state: self.clone(),
+        }
+    }
+
+    fn set_part(&self, name: &'static str, readiness: Readiness) {
         self.readiness
-            .read()
+            .write()
             .expect("readiness lock is never poisoned: writers do not panic")
-            .clone()
+            .insert(name, readiness);
+    }
+
+    /// Ready when every part is; otherwise the reasons of the parts that are not.
+    fn readiness(&self) -> Readiness {
+        let parts = self
+            .readiness
+            .read()
+            .expect("readiness lock is never poisoned: writers do not panic");
+        let reasons: Vec<&str> = (parts.values())
+            .filter_map(|part| match part {
+                Readiness::Ready => None,
+                Readiness::NotReady(reason) => Some(reason.as_str()),
+            })
+            .collect();
+        if reasons.is_empty() {
+            Readiness::Ready
+        } else {
+            Readiness::NotReady(reasons.join("; "))
+        }
     }
 
     /// The admin router; exposed for tests that drive it without a socket.
@@ -401,6 +449,28 @@ mod tests {
         state.set_readiness(Readiness::Ready);
         assert_eq!(get_path(&state, "/readyz").await.0, StatusCode::OK);
         assert_eq!(get_path(&state, "/healthz").await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn every_part_must_be_ready() {
+        let state = AdminState::new("controller", |_| {});
+        state.set_readiness(Readiness::Ready);
+        let bgp = state.readiness_part("bgp");
+        let (status, body) = get_path(&state, "/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("bgp: starting"), "{body}");
+        bgp.set(Readiness::NotReady(
+            "BGP sessions not established: 192.0.2.254 (Active)".into(),
+        ));
+        let (_, body) = get_path(&state, "/readyz").await;
+        assert!(body.contains("192.0.2.254 (Active)"), "{body}");
+        bgp.set(Readiness::Ready);
+        assert_eq!(get_path(&state, "/readyz").await.0, StatusCode::OK);
+        state.set_readiness(Readiness::NotReady("stopping".into()));
+        assert_eq!(
+            get_path(&state, "/readyz").await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
     }
 
     /// A real socket: a client that sends half a request head is cut off after the header

@@ -43,7 +43,11 @@ pub(crate) async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
     };
     admin.set_readiness(Readiness::Ready);
     let announcer = tokio::spawn(crate::announce::run::run(
-        client, connect, settings, metrics,
+        client,
+        connect,
+        settings,
+        metrics,
+        admin.readiness_part("bgp"),
     ));
     tokio::select! {
         result = announcer => {

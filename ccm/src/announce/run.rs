@@ -20,7 +20,9 @@ use super::metrics::Metrics;
 use super::plan::{self, Inputs, Speaker};
 use super::status;
 use super::world::{Snapshot, World};
+use crate::admin::{Readiness, ReadinessPart};
 use crate::crd::bgppeer::{BGPPeer, SpeakerSession};
+use baremetal_ccm_core::announce::readiness::readiness;
 
 /// How often the daemon is checked for a restart and re-converged if needed.
 const TICK: Duration = Duration::from_secs(1);
@@ -106,11 +108,14 @@ fn session_outcome<E: std::error::Error>(
 }
 
 /// Runs until the process stops.
+/// `ready` is this announcer's part of the process's readiness: ready once every session its
+/// plan configures is established (core `announce::readiness`).
 pub(crate) async fn run<C: Connect>(
     client: Client,
     connect: C,
     settings: Settings,
     metrics: Metrics,
+    ready: ReadinessPart,
 ) {
     let (changes, mut changed) = watch::channel(0_u64);
     let world = World::start(&client, &settings.password_namespace, changes);
@@ -175,6 +180,12 @@ pub(crate) async fn run<C: Connect>(
             if let Some(note) = &unreadable {
                 status::mark_unknown(&mut entries, note);
             }
+            ready.set(
+                match readiness(&plan.daemon, &sessions, unreadable.as_deref()) {
+                    Ok(()) => Readiness::Ready,
+                    Err(reason) => Readiness::NotReady(reason),
+                },
+            );
             metrics.sessions(&sessions);
             writer.write(entries).await;
             next_status = Instant::now() + STATUS_PERIOD;

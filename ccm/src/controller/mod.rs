@@ -113,16 +113,19 @@ pub(crate) async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         &selected,
         &clients.plain,
         &identity,
+        &admin,
         metrics.announce,
     );
     let elector = Elector::new(clients.lease, LeaseSettings::new(identity.clone()));
-    admin.set_readiness(Readiness::NotReady("waiting for leadership".into()));
+    // A replica waiting for the lease is ready: it stands by (and announces, when the announcer
+    // runs: that part of readiness is the announcer's). Rolling updates then count standbys as
+    // available instead of forever unavailable.
+    admin.set_readiness(Readiness::Ready);
     let mut leadership = if elect {
         Some(elector.acquire(clients.fence).await?)
     } else {
         None
     };
-    admin.set_readiness(Readiness::Ready);
     let service_lb = service_lb(
         &args,
         &selected,
@@ -220,6 +223,7 @@ fn announcer(
     selected: &BTreeSet<Controller>,
     client: &kube::Client,
     identity: &str,
+    admin: &AdminState,
     metrics: crate::announce::metrics::Metrics,
 ) -> Task {
     if !selected.contains(&Controller::BgpAnnouncer) {
@@ -243,6 +247,7 @@ fn announcer(
         connect,
         settings,
         metrics,
+        admin.readiness_part("bgp"),
     ));
     Box::pin(async move {
         if let Err(error) = task.await {
