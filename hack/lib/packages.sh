@@ -12,6 +12,9 @@ DEBIAN_PACKAGES=(
   tcpdump:tcpdump
   iputils-ping:ping
   procps:sysctl
+  containerd:containerd
+  runc:runc
+  file:file
 )
 
 ensure_packages() {
