@@ -125,8 +125,13 @@ check_containerd() {
   expect_output "ctr run $CCM_REF crd" "kind: CustomResourceDefinition" ctr_in run --rm "$CCM_REF" "$run-crd" /baremetal-ccm crd
   expect_output "ctr run $SIDECAR_REF gobgpd --version" "$GOBGP_VERSION" \
     ctr_in run --rm "$SIDECAR_REF" "$run-version" /usr/local/bin/gobgpd --version
-  # The entrypoint as the kubelet starts it (user 65532), then the health check beside it.
-  ctr_in run -d "$SIDECAR_REF" "$run-sidecar" >/dev/null || die "ctr run $SIDECAR_REF (its entrypoint) failed"
+  # The entrypoint as the kubelet starts it (user 65532), then the health check beside it. The
+  # socket directory is a directory of its own, as the pod's emptyDir is (ctr's default spec
+  # also puts a tmpfs on /run, hiding the image's /run/gobgp).
+  mkdir -p "$CTR_DIR/gobgp" && chown 65532:65532 "$CTR_DIR/gobgp"
+  ctr_in run -d --log-uri "file://$CTR_DIR/sidecar.log" \
+    --mount "type=bind,src=$CTR_DIR/gobgp,dst=/run/gobgp,options=rbind:rw" "$SIDECAR_REF" "$run-sidecar" >/dev/null \
+    || die "ctr run $SIDECAR_REF (its entrypoint) failed"
   local i healthy=false
   for i in $(seq 100); do
     if ctr_in task exec --exec-id "health-$i" "$run-sidecar" /usr/local/bin/healthcheck >/dev/null 2>&1; then
@@ -135,7 +140,7 @@ check_containerd() {
     fi
     sleep 0.2
   done
-  $healthy || die "the sidecar's health check never passed in the running image"
+  $healthy || die "the sidecar's health check never passed in the running image: $(tail -5 "$CTR_DIR/sidecar.log")"
   expect_output "the sidecar's user" "65532" ctr_in task exec --exec-id whoami "$run-sidecar" /bin/busybox id -u
   log "ran in containerd: baremetal-ccm --help and crd; gobgpd --version $GOBGP_VERSION; the sidecar entrypoint healthy as uid 65532"
   stop_containerd
