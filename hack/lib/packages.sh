@@ -12,6 +12,9 @@ DEBIAN_PACKAGES=(
   tcpdump:tcpdump
   iputils-ping:ping
   procps:sysctl
+  containerd:containerd
+  runc:runc
+  file:file
 )
 
 # The lab's real cluster (hack/lab): a container runtime per node, CNI plugins, kube-proxy's

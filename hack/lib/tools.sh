@@ -196,3 +196,37 @@ ensure_helm() {
   fi
   HELM_BIN=$hdir/helm
 }
+
+# ensure_busybox: the static busybox of the pinned Debian busybox-static package (the sidecar
+# image's shell), extracted from the .deb into $TOOLS_BIN/busybox-static-<version>/.
+ensure_busybox() {
+  local bdir=$TOOLS_BIN/busybox-static-${BUSYBOX_STATIC_DEBIAN_VERSION//:/_}
+  if [ ! -x "$bdir/busybox" ]; then
+    need_cmd apt-get "busybox-static comes from Debian; hack/image needs apt-get to download it."
+    need_cmd dpkg-deb "busybox-static comes from Debian; hack/image needs dpkg-deb to unpack it."
+    log "downloading busybox-static $BUSYBOX_STATIC_DEBIAN_VERSION (first run only)"
+    local w; w=$(mktemp -d)
+    ( cd "$w" && apt-get download -qq "busybox-static=$BUSYBOX_STATIC_DEBIAN_VERSION" >/dev/null 2>&1 ) \
+      || ( apt-get update -qq >/dev/null 2>&1 && cd "$w" && apt-get download -qq "busybox-static=$BUSYBOX_STATIC_DEBIAN_VERSION" >/dev/null ) \
+      || die "apt-get download busybox-static=$BUSYBOX_STATIC_DEBIAN_VERSION failed (the Debian archive may have moved on: pin the version apt-cache policy busybox-static shows in hack/versions.env)"
+    dpkg-deb -x "$w"/busybox-static_*.deb "$w/root" || die "unpacking busybox-static failed"
+    mkdir -p "$bdir.tmp"
+    cp "$w/root/bin/busybox" "$bdir.tmp/busybox"
+    rm -rf "$bdir" && mv "$bdir.tmp" "$bdir" && rm -rf "$w"
+  fi
+  BUSYBOX_BIN=$bdir/busybox
+}
+
+# ensure_imagetool: hack/imagetool (standard library only), built into $TOOLS_BIN keyed by the
+# hash of its source, so an edit rebuilds it.
+ensure_imagetool() {
+  need_cmd go "Install Go 1.24+ (Debian: golang-go, or the upstream tarball)."
+  local hash
+  hash=$(cat "$HACK_DIR/imagetool/go.mod" "$HACK_DIR/imagetool/main.go" | sha256sum | cut -c1-16)
+  IMAGETOOL_BIN=$TOOLS_BIN/imagetool-$hash/imagetool
+  if [ ! -x "$IMAGETOOL_BIN" ]; then
+    ( cd "$HACK_DIR/imagetool" && CGO_ENABLED=0 go build -trimpath -o "$IMAGETOOL_BIN.tmp" . ) \
+      || die "building hack/imagetool failed"
+    mv "$IMAGETOOL_BIN.tmp" "$IMAGETOOL_BIN"
+  fi
+}

@@ -1,6 +1,6 @@
 //! The gobgpd sidecar's scripts (`gobgp-sidecar/`), run with the pinned gobgpd: the daemon
 //! comes up with its API on the socket only, the health check follows it, and the image build
-//! takes the GoBGP version from `hack/versions.env` alone.
+//! takes the GoBGP and busybox versions from `hack/versions.env` alone.
 
 #![allow(
     clippy::unwrap_used,
@@ -58,33 +58,42 @@ async fn the_entrypoint_serves_the_api_on_the_socket_and_the_health_check_follow
 }
 
 #[test]
-fn the_image_build_takes_the_pinned_version_from_one_place() {
+fn the_image_build_takes_the_pinned_versions_from_one_place() {
     let versions = std::fs::read_to_string(repo().join("hack/versions.env")).unwrap();
-    let pinned = (versions.lines())
-        .find_map(|l| l.strip_prefix("GOBGP_VERSION="))
-        .unwrap()
-        .trim()
-        .to_owned();
-    let printed = Command::new(repo().join("hack/sidecar-image"))
-        .arg("--print")
+    let pinned = |name: &str| {
+        (versions.lines())
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let gobgp = pinned("GOBGP_VERSION");
+    let busybox = pinned("BUSYBOX_STATIC_DEBIAN_VERSION");
+    let printed = Command::new(repo().join("hack/image"))
+        .arg("--tags")
         .output()
         .unwrap();
     assert!(printed.status.success());
-    let command = String::from_utf8(printed.stdout).unwrap();
+    let tags = String::from_utf8(printed.stdout).unwrap();
     assert!(
-        command.contains(&format!("GOBGP_VERSION={pinned}")),
-        "{command}"
+        tags.lines()
+            .any(|l| l == format!("localhost/baremetal-ccm-gobgpd:v{gobgp}")),
+        "{tags}"
     );
     let containerfile =
         std::fs::read_to_string(repo().join("gobgp-sidecar/Containerfile")).unwrap();
-    assert!(
-        containerfile
-            .lines()
-            .any(|l| l.trim() == "ARG GOBGP_VERSION"),
-        "the Containerfile declares the version without a default"
-    );
-    assert!(
-        !containerfile.contains(&pinned),
-        "the version is not repeated in the Containerfile"
-    );
+    for arg in ["GOBGP_VERSION", "BUSYBOX_STATIC_DEBIAN_VERSION"] {
+        assert!(
+            containerfile
+                .lines()
+                .any(|l| l.trim() == format!("ARG {arg}")),
+            "the Containerfile declares {arg} without a default"
+        );
+    }
+    for version in [&gobgp, &busybox] {
+        assert!(
+            !containerfile.contains(version.as_str()),
+            "{version} is not repeated in the Containerfile"
+        );
+    }
 }

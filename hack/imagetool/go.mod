@@ -1,0 +1,3 @@
+module baremetal-ccm.io/hack/imagetool
+
+go 1.24
