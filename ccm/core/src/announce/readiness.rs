@@ -44,9 +44,9 @@ pub fn readiness(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::announce::desired::{Afi, DesiredPeer, Global};
+    use crate::announce::desired::Global;
+    use crate::announce::gobgp::plan::tests::peer;
     use std::collections::BTreeSet;
-    use std::time::Duration;
 
     fn ip(text: &str) -> IpAddr {
         text.parse().unwrap()
@@ -59,29 +59,7 @@ mod tests {
                 router_id: "192.0.2.1".parse().unwrap(),
                 listen_port: -1,
             },
-            peers: peers
-                .iter()
-                .map(|p| {
-                    let peer = DesiredPeer {
-                        address: ip(p),
-                        port: 179,
-                        peer_asn: 64500,
-                        local_asn: 64512,
-                        source: "tor".into(),
-                        password: None,
-                        multihop_ttl: None,
-                        hold_time: Duration::from_secs(9),
-                        keepalive: Duration::from_secs(3),
-                        connect_retry: Duration::from_secs(1),
-                        idle_hold_after_reset: Duration::from_secs(1),
-                        graceful_restart: None,
-                        bfd: None,
-                        families: BTreeSet::from([Afi::Ipv4]),
-                        add_path_send_max: 0,
-                    };
-                    (ip(p), peer)
-                })
-                .collect(),
+            peers: (peers.iter()).map(|p| (ip(p), peer(p))).collect(),
             export: Vec::new(),
             paths: BTreeSet::new(),
         }

@@ -22,7 +22,8 @@ fn net(text: &str) -> IpNet {
     text.parse().expect("prefix")
 }
 
-fn peer(address: &str) -> DesiredPeer {
+/// A peer as the plan tests (and the readiness tests) configure one.
+pub(crate) fn peer(address: &str) -> DesiredPeer {
     DesiredPeer {
         address: ip(address),
         port: 179,
