@@ -122,7 +122,12 @@ pub(crate) async fn run<C: Connect>(
     world.listed().await;
     tracing::info!(speaker = settings.speaker, role = ?settings.role, "announcer started");
     let mut announcer = Announcer::new(connect);
-    let mut writer = StatusWriter::new(client, &settings.speaker);
+    let mut reporter = Reporter {
+        writer: StatusWriter::new(client, &settings.speaker),
+        speaker: settings.speaker.clone(),
+        report_invalid: matches!(settings.role, Role::Central { .. }),
+        ready,
+    };
     let mut failures = 0_u32;
     let mut next_status = Instant::now();
     loop {
@@ -169,25 +174,10 @@ pub(crate) async fn run<C: Connect>(
                 Some(_) => None,
             };
             let (sessions, unreadable) = session_outcome(daemon_error, read);
-            let report_invalid = matches!(settings.role, Role::Central { .. });
-            let mut entries = status::entries(
-                &settings.speaker,
-                &plan,
-                &sessions,
-                &snapshot.invalid_peers,
-                report_invalid,
-            );
-            if let Some(note) = &unreadable {
-                status::mark_unknown(&mut entries, note);
-            }
-            ready.set(
-                match readiness(&plan.daemon, &sessions, unreadable.as_deref()) {
-                    Ok(()) => Readiness::Ready,
-                    Err(reason) => Readiness::NotReady(reason),
-                },
-            );
             metrics.sessions(&sessions);
-            writer.write(entries).await;
+            reporter
+                .report(&plan, &snapshot, &sessions, unreadable.as_deref())
+                .await;
             next_status = Instant::now() + STATUS_PERIOD;
         }
         tokio::select! {
@@ -199,6 +189,45 @@ pub(crate) async fn run<C: Connect>(
             }
             () = tokio::time::sleep(wait) => {}
         }
+    }
+}
+
+/// What a speaker reports of its sessions: its `BGPPeer` status entries and its readiness.
+struct Reporter {
+    writer: StatusWriter,
+    speaker: String,
+    /// Whether peers that cannot be configured get an entry (the controller's replicas report
+    /// them; the node speakers would only repeat it).
+    report_invalid: bool,
+    ready: ReadinessPart,
+}
+
+impl Reporter {
+    /// `unknown` is why the sessions could not be read, when they could not: every configured
+    /// peer's entry then says `Unknown` with it, and the speaker is not ready.
+    async fn report(
+        &mut self,
+        plan: &plan::Plan,
+        snapshot: &Snapshot,
+        sessions: &[PeerStatus],
+        unknown: Option<&str>,
+    ) {
+        let mut entries = status::entries(
+            &self.speaker,
+            plan,
+            sessions,
+            &snapshot.invalid_peers,
+            self.report_invalid,
+        );
+        if let Some(note) = unknown {
+            status::mark_unknown(&mut entries, note);
+        }
+        self.ready
+            .set(match readiness(&plan.daemon, sessions, unknown) {
+                Ok(()) => Readiness::Ready,
+                Err(reason) => Readiness::NotReady(reason),
+            });
+        self.writer.write(entries).await;
     }
 }
 
