@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-# STAND-IN, to be replaced by hack/image (issue 13 item 3): writes a docker-save tarball
-# (`ctr image import`, `docker load`) holding one layer, reproducibly (fixed mtimes, sorted
-# entries, no compression). Only the lab uses it, until hack/image lands.
+# The lab's own images (the pod sandbox and the demo HTTP server, busybox): writes a docker-save
+# tarball (`ctr image import`) holding one layer, reproducibly (fixed mtimes, sorted entries,
+# no compression). The product's images come from hack/image.
 #
-#   standin-image.py OUT.tar REPO:TAG --entrypoint JSON [--cmd JSON] [--user U] [--env K=V]...
+#   busybox-image.py OUT.tar REPO:TAG --entrypoint JSON [--cmd JSON] [--user U] [--env K=V]...
 #       [--file SRC:DST[:MODE]]... [--link TARGET:DST]... [--dir DST]...
 import argparse, hashlib, io, json, os, tarfile
 
@@ -47,7 +47,7 @@ config = {
     "config": {"Entrypoint": json.loads(a.entrypoint), "Cmd": json.loads(a.cmd), "User": a.user,
                "Env": a.env, "Labels": dict(l.split("=", 1) for l in a.label)},
     "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-    "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "hack/lib/lab/standin-image.py"}],
+    "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "hack/lib/lab/busybox-image.py"}],
 }
 config = json.dumps(config, sort_keys=True).encode()
 config_name = hashlib.sha256(config).hexdigest() + ".json"
