@@ -25,6 +25,8 @@ pub mod cloud_node;
 pub mod conditions;
 pub mod contract;
 pub mod crd;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 pub mod instance;
 pub mod ipam;
 pub mod selector;

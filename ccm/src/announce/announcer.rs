@@ -288,21 +288,12 @@ mod tests {
         daemon.peers.insert(
             address,
             DesiredPeer {
-                address,
-                port: 179,
-                peer_asn: 64500,
-                local_asn: 64512,
-                source: "tor".into(),
-                password: None,
-                multihop_ttl: None,
                 hold_time: std::time::Duration::from_secs(90),
                 keepalive: std::time::Duration::from_secs(30),
                 connect_retry: std::time::Duration::from_secs(5),
                 idle_hold_after_reset: std::time::Duration::from_secs(5),
-                graceful_restart: None,
-                bfd: None,
                 families: Default::default(),
-                add_path_send_max: 0,
+                ..baremetal_ccm_core::fixtures::desired_peer(address)
             },
         );
         for i in 0..paths {

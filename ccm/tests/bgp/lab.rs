@@ -14,7 +14,6 @@
     reason = "helpers shared by the BGP area's test modules through `crate::lab`"
 )]
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -141,21 +140,10 @@ pub fn global() -> Global {
 /// A session to `address` with short timers (hold 9 s, connect-retry 1 s).
 pub fn peer(address: IpAddr, peer_asn: u32, source: &str) -> DesiredPeer {
     DesiredPeer {
-        address,
-        port: 179,
         peer_asn,
         local_asn: 0,
         source: source.to_owned(),
-        password: None,
-        multihop_ttl: None,
-        hold_time: Duration::from_secs(9),
-        keepalive: Duration::from_secs(3),
-        connect_retry: Duration::from_secs(1),
-        idle_hold_after_reset: Duration::from_secs(1),
-        graceful_restart: None,
-        bfd: None,
-        families: BTreeSet::from([Afi::of(&address)]),
-        add_path_send_max: 0,
+        ..baremetal_ccm_core::fixtures::desired_peer(address)
     }
 }
 

@@ -173,34 +173,9 @@ impl PeerSpec {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
 
     use super::*;
-    use crate::announce::desired::BfdSettings;
-
-    fn desired() -> DesiredPeer {
-        DesiredPeer {
-            address: "192.0.2.254".parse().expect("address"),
-            port: 179,
-            peer_asn: 64500,
-            local_asn: 0,
-            source: "tor-a".into(),
-            password: Some(Password("secret".into())),
-            multihop_ttl: Some(0),
-            hold_time: Duration::from_secs(9),
-            keepalive: Duration::ZERO,
-            connect_retry: Duration::from_millis(1500),
-            idle_hold_after_reset: Duration::from_secs(3),
-            graceful_restart: Some(Duration::from_secs(60)),
-            bfd: Some(BfdSettings {
-                min_rx: Duration::from_millis(100),
-                min_tx: Duration::from_millis(100),
-                multiplier: 3,
-            }),
-            families: BTreeSet::from([Afi::Ipv4]),
-            add_path_send_max: 8,
-        }
-    }
+    use crate::fixtures::desired_peer_with_every_option as desired;
 
     #[test]
     fn gobgpd_defaults_are_applied_to_the_desired_peer() {

@@ -24,23 +24,7 @@ fn net(text: &str) -> IpNet {
 
 /// A peer as the plan tests (and the readiness tests) configure one.
 pub(crate) fn peer(address: &str) -> DesiredPeer {
-    DesiredPeer {
-        address: ip(address),
-        port: 179,
-        peer_asn: 64500,
-        local_asn: 64512,
-        source: "tor".into(),
-        password: None,
-        multihop_ttl: None,
-        hold_time: Duration::from_secs(9),
-        keepalive: Duration::from_secs(3),
-        connect_retry: Duration::from_secs(1),
-        idle_hold_after_reset: Duration::from_secs(1),
-        graceful_restart: None,
-        bfd: None,
-        families: BTreeSet::from([Afi::of(&ip(address))]),
-        add_path_send_max: 0,
-    }
+    crate::fixtures::desired_peer(ip(address))
 }
 
 fn path(prefix: &str, next_hop: &str, path_id: u32) -> DesiredPath {
