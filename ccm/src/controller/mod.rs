@@ -116,7 +116,7 @@ pub(crate) async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         &admin,
         metrics.announce,
     );
-    let elector = Elector::new(clients.lease, LeaseSettings::new(identity.clone()));
+    let elector = Elector::new(clients.lease, LeaseSettings::new(identity));
     // A replica waiting for the lease is ready: it stands by (and announces, when the announcer
     // runs: that part of readiness is the announcer's). Rolling updates then count standbys as
     // available instead of forever unavailable.
