@@ -3,19 +3,17 @@
 # Sourced after common.sh.
 # shellcheck shell=bash
 
-# go_wrapper_build DIR OUT PKG...: build PKG(s) inside the wrapper module in DIR into OUT, with
-# GO_LDFLAGS (default: stripped) as the linker flags and GO_EXTRA_LDFLAGS (optional, e.g. the
-# Kubernetes version stamp) appended.
+# go_wrapper_build DIR OUT PKG...: build the main package(s) PKG inside the wrapper module in DIR
+# into the directory OUT, all in one `go build` (shared packages compiled once, links beside
+# compiles), with GO_LDFLAGS (default: stripped) as the linker flags and GO_EXTRA_LDFLAGS
+# (optional, e.g. the Kubernetes version stamp) appended.
 go_wrapper_build() {
   local dir=$1 out=$2; shift 2
   local ldflags=${GO_LDFLAGS:--s -w}
   ( cd "$dir" && go mod tidy >"$dir/tidy.log" 2>&1 ) || { cat "$dir/tidy.log" >&2; die "go mod tidy failed in $dir"; }
-  local pkg
-  for pkg in "$@"; do
-    log "go build $pkg"
-    ( cd "$dir" && CGO_ENABLED=0 go build -trimpath -ldflags="$ldflags ${GO_EXTRA_LDFLAGS:-}" -o "$out/" "$pkg" ) \
-      || die "building $pkg failed (needs Go and the Go module proxy)"
-  done
+  log "go build $*"
+  ( cd "$dir" && CGO_ENABLED=0 go build -trimpath -ldflags="$ldflags ${GO_EXTRA_LDFLAGS:-}" -o "$out/" "$@" ) \
+    || die "building $* failed (needs Go and the Go module proxy)"
 }
 
 # kube_version_ldflags: the -X flags that make a binary built from the k8s.io/kubernetes module
@@ -28,23 +26,42 @@ kube_version_ldflags() {
     "$v" "$KUBERNETES_VERSION" "$v" "${KUBERNETES_VERSION%%.*}" "$v" "$minor" "$v" "$v"
 }
 
-# kube_wrapper_module DIR IMPORT...: write the wrapper module that requires k8s.io/kubernetes at
-# the pinned version (every staging module pinned to its published twin) and imports IMPORT(s).
-kube_wrapper_module() {
+# The Go-built components other than GoBGP — everything the pinned k8s.io/kubernetes module
+# builds (kube-apiserver and kubeadm for the tests; kubelet, kube-proxy, kube-controller-manager,
+# kube-scheduler and kubectl for the lab), etcd and helm — come from ONE wrapper module and ONE
+# `go build`: one module graph, so every package they share (client-go, apimachinery, gRPC,
+# etcd's client, ...) is compiled once, and the linker runs beside the compiler. Building them
+# one module at a time cost a cold machine ~12 minutes more (docs/development.md). Each binary
+# lands in the directory of its own name and version under $TOOLS_BIN, where the test rig looks.
+KUBE_COMPONENTS=(kube-apiserver kubeadm kubelet kube-proxy kube-controller-manager kube-scheduler kubectl)
+
+# go_tool_dirs: the cache directories of the combined build.
+go_tool_dirs() {
+  KUBE_BIN=$TOOLS_BIN/kubernetes-$KUBERNETES_VERSION
+  ETCD_DIR=$TOOLS_BIN/etcd-$ETCD_VERSION
+  HELM_DIR=$TOOLS_BIN/helm-$HELM_VERSION
+}
+
+# go_tools_wrapper_module DIR IMPORT...: write the wrapper module that requires k8s.io/kubernetes
+# (every staging module pinned to its published twin, as upstream documents for depending on
+# k8s.io/kubernetes), etcd's server and helm at their pinned versions, and imports IMPORT(s).
+go_tools_wrapper_module() {
   local w=$1; shift
   local gomod
   gomod=$(cd "$w" && go mod download -json "k8s.io/kubernetes@v$KUBERNETES_VERSION" | sed -n 's/^\s*"GoMod": "\(.*\)",\?$/\1/p')
   [ -f "$gomod" ] || die "could not download k8s.io/kubernetes@v$KUBERNETES_VERSION"
   local staging="0.${KUBERNETES_VERSION#1.}"
   {
-    echo "module baremetal-ccm.io/hack/kube"
+    echo "module baremetal-ccm.io/hack/gotools"
     echo
     echo "go 1.24"
     echo
-    echo "require k8s.io/kubernetes v$KUBERNETES_VERSION"
+    echo "require ("
+    echo "	k8s.io/kubernetes v$KUBERNETES_VERSION"
+    echo "	go.etcd.io/etcd/server/v3 v$ETCD_VERSION"
+    echo "	helm.sh/helm/v4 v$HELM_VERSION"
+    echo ")"
     echo
-    # Every staging module k8s.io/kubernetes replaces with ./staging/... is pinned to its
-    # published twin, as upstream documents for depending on k8s.io/kubernetes.
     sed -n 's#^\s*\(k8s\.io/[a-z0-9-]*\) => \./staging/.*#replace \1 => \1 v'"$staging"'#p' "$gomod"
   } >"$w/go.mod"
   {
@@ -55,72 +72,62 @@ kube_wrapper_module() {
   } >"$w/tools.go"
 }
 
-# ensure_kube_lab: what the lab's real cluster runs besides kube-apiserver and etcd — kubelet,
-# kube-proxy, kube-controller-manager, kube-scheduler, kubectl and a kube-apiserver, all from
-# the pinned k8s.io/kubernetes module and version-stamped, in $TOOLS_BIN/kubernetes-<v>-lab/.
-KUBE_LAB_COMPONENTS=(kube-apiserver kubelet kube-proxy kube-controller-manager kube-scheduler kubectl)
-ensure_kube_lab() {
+# ensure_go_tools: build whichever of those binaries is missing, all in one `go build`, into a
+# scratch directory, then move each into place (an interrupted build never leaves a half-written
+# binary that the -x tests would accept). Sets KUBE_BIN, ETCD_BIN, HELM_BIN, KUBE_APISERVER_BIN
+# and KUBEADM_BIN.
+ensure_go_tools() {
   need_cmd go "Install Go 1.24+ (Debian: golang-go, or the upstream tarball)."
-  KUBE_LAB_BIN=$TOOLS_BIN/kubernetes-$KUBERNETES_VERSION-lab
-  local c missing=()
-  for c in "${KUBE_LAB_COMPONENTS[@]}"; do
-    [ -x "$KUBE_LAB_BIN/$c" ] || missing+=("$c")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  log "building ${missing[*]} $KUBERNETES_VERSION from the k8s.io/kubernetes module (first run only; ~2 min each on 2 cores)"
-  local w; w=$(mktemp -d)
-  local imports=() pkgs=()
-  for c in "${missing[@]}"; do
+  go_tool_dirs
+  local c imports=() pkgs=() missing=()
+  for c in "${KUBE_COMPONENTS[@]}"; do
+    [ -x "$KUBE_BIN/$c" ] && continue
+    missing+=("$c")
     pkgs+=("k8s.io/kubernetes/cmd/$c")
     case $c in
       kubectl) imports+=("k8s.io/kubectl/pkg/cmd") ;;  # cmd/kubectl is a main package
       *) imports+=("k8s.io/kubernetes/cmd/$c/app") ;;
     esac
   done
-  kube_wrapper_module "$w" "${imports[@]}"
-  mkdir -p "$KUBE_LAB_BIN"
-  # Built one by one into a scratch directory and moved into place, so an interrupted build
-  # never leaves a half-written binary that the -x test above would accept.
-  mkdir -p "$w/out"
-  GO_EXTRA_LDFLAGS=$(kube_version_ldflags) go_wrapper_build "$w" "$w/out" "${pkgs[@]}"
-  for c in "${missing[@]}"; do
-    mv "$w/out/$c" "$KUBE_LAB_BIN/$c"
-  done
-  rm -rf "$w"
-}
-
-# ensure_kube: kube-apiserver and etcd. Honours KUBEBUILDER_ASSETS when it holds both.
-ensure_kube() {
+  if [ ! -x "$ETCD_DIR/etcd" ]; then
+    missing+=(etcd); pkgs+=(go.etcd.io/etcd/server/v3); imports+=(go.etcd.io/etcd/server/v3/etcdmain)
+  fi
+  if [ ! -x "$HELM_DIR/helm" ]; then
+    missing+=(helm); pkgs+=(helm.sh/helm/v4/cmd/helm); imports+=(helm.sh/helm/v4/pkg/cmd)
+  fi
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "building ${missing[*]} (Kubernetes $KUBERNETES_VERSION, etcd $ETCD_VERSION, helm $HELM_VERSION) from their Go modules in one build (first run only; ~15 min on 2 cores)"
+    local w; w=$(mktemp -d)
+    go_tools_wrapper_module "$w" "${imports[@]}"
+    mkdir -p "$w/out"
+    # The -X flags of packages a binary does not link are ignored, so one set serves all.
+    GO_LDFLAGS="-s -w -X helm.sh/helm/v4/internal/version.version=v$HELM_VERSION" \
+      GO_EXTRA_LDFLAGS=$(kube_version_ldflags) go_wrapper_build "$w" "$w/out" "${pkgs[@]}"
+    # etcd's main package is the module root (.../server/v3); go names its binary after the last
+    # element that is not a major-version suffix.
+    [ -e "$w/out/server" ] && mv "$w/out/server" "$w/out/etcd"
+    [ -e "$w/out/v3" ] && mv "$w/out/v3" "$w/out/etcd"
+    mkdir -p "$KUBE_BIN" "$ETCD_DIR" "$HELM_DIR"
+    for c in "${missing[@]}"; do
+      case $c in
+        etcd) mv "$w/out/etcd" "$ETCD_DIR/etcd" ;;
+        helm) mv "$w/out/helm" "$HELM_DIR/helm" ;;
+        *) mv "$w/out/$c" "$KUBE_BIN/$c" ;;
+      esac
+    done
+    rm -rf "$w"
+  fi
+  ETCD_BIN=$ETCD_DIR/etcd
+  HELM_BIN=$HELM_DIR/helm
+  KUBEADM_BIN=$KUBE_BIN/kubeadm
+  KUBE_APISERVER_BIN=$KUBE_BIN/kube-apiserver
+  # KUBEBUILDER_ASSETS, when set, supplies the tests' kube-apiserver and etcd instead.
   if [ -n "${KUBEBUILDER_ASSETS:-}" ]; then
     [ -x "$KUBEBUILDER_ASSETS/kube-apiserver" ] && [ -x "$KUBEBUILDER_ASSETS/etcd" ] \
-      || die "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS lacks kube-apiserver or etcd; unset it to build them"
+      || die "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS lacks kube-apiserver or etcd; unset it to use the built ones"
     KUBE_APISERVER_BIN=$KUBEBUILDER_ASSETS/kube-apiserver
     ETCD_BIN=$KUBEBUILDER_ASSETS/etcd
-    return
   fi
-  need_cmd go "Install Go 1.24+ (Debian: golang-go, or the upstream tarball)."
-  local kdir=$TOOLS_BIN/kubernetes-$KUBERNETES_VERSION
-  if [ ! -x "$kdir/kube-apiserver" ]; then
-    log "building kube-apiserver $KUBERNETES_VERSION from its Go module (first run only; several minutes)"
-    local w; w=$(mktemp -d)
-    kube_wrapper_module "$w" k8s.io/kubernetes/cmd/kube-apiserver/app
-    mkdir -p "$kdir.tmp"
-    GO_EXTRA_LDFLAGS=$(kube_version_ldflags) go_wrapper_build "$w" "$kdir.tmp" k8s.io/kubernetes/cmd/kube-apiserver
-    rm -rf "$kdir" && mv "$kdir.tmp" "$kdir" && rm -rf "$w"
-  fi
-  local edir=$TOOLS_BIN/etcd-$ETCD_VERSION
-  if [ ! -x "$edir/etcd" ]; then
-    log "building etcd $ETCD_VERSION from its Go module (first run only)"
-    local w; w=$(mktemp -d)
-    printf 'module baremetal-ccm.io/hack/etcd\n\ngo 1.24\n\nrequire go.etcd.io/etcd/server/v3 v%s\n' "$ETCD_VERSION" >"$w/go.mod"
-    printf 'package hack\n\nimport _ "go.etcd.io/etcd/server/v3/etcdmain"\n' >"$w/tools.go"
-    mkdir -p "$edir.tmp"
-    go_wrapper_build "$w" "$edir.tmp" go.etcd.io/etcd/server/v3
-    mv "$edir.tmp/v3" "$edir.tmp/etcd" 2>/dev/null || mv "$edir.tmp/server" "$edir.tmp/etcd"
-    rm -rf "$edir" && mv "$edir.tmp" "$edir" && rm -rf "$w"
-  fi
-  KUBE_APISERVER_BIN=$kdir/kube-apiserver
-  ETCD_BIN=$edir/etcd
 }
 
 # ensure_gobgp: gobgpd and the gobgp CLI from the pinned GoBGP v4 module.
@@ -162,39 +169,6 @@ ensure_cargo_deny() {
     rm -rf "$cdir" && mv "$cdir.tmp" "$cdir" && rm -rf "$w"
   fi
   CARGO_DENY_BIN=$cdir/bin/cargo-deny
-}
-
-# ensure_kubeadm: kubeadm from the same pinned k8s.io/kubernetes module as kube-apiserver,
-# version-stamped (kubeadm compares a configuration's kubernetesVersion with its own).
-ensure_kubeadm() {
-  need_cmd go "Install Go 1.24+ (Debian: golang-go, or the upstream tarball)."
-  local kdir=$TOOLS_BIN/kubeadm-$KUBERNETES_VERSION
-  if [ ! -x "$kdir/kubeadm" ]; then
-    log "building kubeadm $KUBERNETES_VERSION from its Go module (first run only; a few minutes)"
-    local w; w=$(mktemp -d)
-    kube_wrapper_module "$w" k8s.io/kubernetes/cmd/kubeadm/app
-    mkdir -p "$kdir.tmp"
-    GO_EXTRA_LDFLAGS=$(kube_version_ldflags) go_wrapper_build "$w" "$kdir.tmp" k8s.io/kubernetes/cmd/kubeadm
-    rm -rf "$kdir" && mv "$kdir.tmp" "$kdir" && rm -rf "$w"
-  fi
-  KUBEADM_BIN=$kdir/kubeadm
-}
-
-# ensure_helm: helm from the pinned helm.sh/helm/v4 module.
-ensure_helm() {
-  need_cmd go "Install Go 1.24+ (Debian: golang-go, or the upstream tarball)."
-  local hdir=$TOOLS_BIN/helm-$HELM_VERSION
-  if [ ! -x "$hdir/helm" ]; then
-    log "building helm $HELM_VERSION from its Go module (first run only; a few minutes)"
-    local w; w=$(mktemp -d)
-    printf 'module baremetal-ccm.io/hack/helm\n\ngo 1.24\n\nrequire helm.sh/helm/v4 v%s\n' "$HELM_VERSION" >"$w/go.mod"
-    printf 'package hack\n\nimport _ "helm.sh/helm/v4/pkg/cmd"\n' >"$w/tools.go"
-    mkdir -p "$hdir.tmp"
-    GO_LDFLAGS="-s -w -X helm.sh/helm/v4/internal/version.version=v$HELM_VERSION" \
-      go_wrapper_build "$w" "$hdir.tmp" helm.sh/helm/v4/cmd/helm
-    rm -rf "$hdir" && mv "$hdir.tmp" "$hdir" && rm -rf "$w"
-  fi
-  HELM_BIN=$hdir/helm
 }
 
 # ensure_busybox: the static busybox of the pinned Debian busybox-static package (the sidecar

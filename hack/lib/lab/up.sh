@@ -33,9 +33,8 @@ lab_preflight() {
 lab_install() {
   lab_phase "checking packages and tools (installed and built on the first run only)"
   ensure_package_list "${DEBIAN_PACKAGES[@]:0:1}" iproute2:ip "${LAB_DEBIAN_PACKAGES[@]}"
-  ensure_kube
+  ensure_go_tools
   ensure_gobgp
-  ensure_kube_lab
 }
 
 # lab_phase MESSAGE: a progress line with the seconds since `up` started.
