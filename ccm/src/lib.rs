@@ -11,6 +11,7 @@ mod duration;
 mod events;
 mod fence;
 mod leader;
+mod l2;
 mod listed;
 mod provider;
 mod retry;
