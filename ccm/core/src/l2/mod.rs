@@ -2,3 +2,4 @@
 //! responder does with them.
 
 pub mod frame;
+pub mod respond;
