@@ -17,6 +17,8 @@
 //! - [`service_lb`]: what the service-lb controller decides for each Service and pool;
 //! - [`contract`]: the finalizer, annotations, labels and taints the product and the cluster
 //!   agree on;
+//! - [`l2`]: layer-2 announcement — ARP and NDP frames, parsed and built, and the responder's
+//!   decision for each frame it reads;
 //! - [`write`]: the one shape of a planned cluster write (a merge patch to an object or its
 //!   status), which the binary's writers apply.
 
@@ -29,6 +31,7 @@ pub mod crd;
 pub mod fixtures;
 pub mod instance;
 pub mod ipam;
+pub mod l2;
 pub mod selector;
 pub mod service_lb;
 pub mod write;
