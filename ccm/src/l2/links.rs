@@ -3,11 +3,9 @@
 //! from the kernel's link and address events (an interface going down demotes the node at
 //! once, without waiting for any probe).
 
-use std::net::{IpAddr, Ipv6Addr};
-
+use futures::StreamExt;
 use futures::TryStreamExt;
 use futures::channel::mpsc::UnboundedReceiver;
-use futures::StreamExt;
 use ipnet::IpNet;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressHeaderFlags, AddressMessage};
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkLayerType, LinkMessage};
@@ -27,16 +25,6 @@ pub(crate) struct Link {
     pub(crate) announceable: bool,
     /// Addresses with their prefix length (tentative and DAD-failed IPv6 ones left out).
     pub(crate) addresses: Vec<IpNet>,
-}
-
-impl Link {
-    /// The interface's IPv6 link-local address, the source of our Neighbor Advertisements.
-    pub(crate) fn link_local(&self) -> Option<Ipv6Addr> {
-        self.addresses.iter().find_map(|net| match net.addr() {
-            IpAddr::V6(a) if a.is_unicast_link_local() => Some(a),
-            _ => None,
-        })
-    }
 }
 
 /// Errors of the netlink side.

@@ -2,4 +2,8 @@
 //! owns (docs/design/0003-layer2.md).
 
 pub(crate) mod links;
+pub(crate) mod responder;
 pub(crate) mod socket;
+
+#[cfg(test)]
+mod tests;

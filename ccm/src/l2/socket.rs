@@ -4,7 +4,10 @@
 //! the kernel send MLD reports for the addresses we answer for. The only module of the
 //! product with unsafe code: `bind(2)` and `setsockopt(2)` with structures socket2 does not
 //! build.
-#![allow(unsafe_code, reason = "raw sockets: sockaddr_ll and PACKET_* options (see SAFETY notes)")]
+#![allow(
+    unsafe_code,
+    reason = "raw sockets: sockaddr_ll and PACKET_* options (see SAFETY notes)"
+)]
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -12,8 +15,8 @@ use std::net::Ipv6Addr;
 use std::os::fd::AsRawFd;
 
 use socket2::{Domain, SockFilter, Socket, Type};
-use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 
 /// `PACKET_IGNORE_OUTGOING` from linux/if_packet.h (Linux 4.20): frames this host sends are
 /// not looped back to the socket, so our own announcements are never read as a conflict.
@@ -85,10 +88,18 @@ impl<'a> Check<'a> {
         }
     }
     fn half(offset: u32, values: &'a [u32]) -> Self {
-        Check { load: 0x28, offset, values }
+        Check {
+            load: 0x28,
+            offset,
+            values,
+        }
     }
     fn byte(offset: u32, values: &'a [u32]) -> Self {
-        Check { load: 0x30, offset, values }
+        Check {
+            load: 0x30,
+            offset,
+            values,
+        }
     }
 }
 
@@ -120,7 +131,11 @@ fn program(checks: &[Check<'_>]) -> Vec<Insn> {
         let next_check = insns.len() + check.values.len();
         for (i, value) in check.values.iter().enumerate() {
             let pc = insns.len();
-            let pass = if next_check == len { accept } else { next_check };
+            let pass = if next_check == len {
+                accept
+            } else {
+                next_check
+            };
             let fail = if i + 1 == check.values.len() {
                 drop
             } else {
@@ -227,7 +242,9 @@ impl PacketSocket {
             ifindex,
             source,
         })?;
-        socket.set_nonblocking(true).map_err(SocketError::Register)?;
+        socket
+            .set_nonblocking(true)
+            .map_err(SocketError::Register)?;
         // SAFETY: the socket2 `Socket` owns its descriptor, which stays open and the same until
         // the AsyncFd (which owns the Socket) is dropped.
         let socket = unsafe {
@@ -391,6 +408,21 @@ impl SolicitedNodeGroups {
     }
 }
 
+/// Moves the calling thread into the network namespace `name` (as `ip netns` names it), so
+/// that the sockets it opens afterwards are that namespace's: tests run a responder there.
+#[cfg(test)]
+pub(crate) fn enter_netns(name: &str) -> io::Result<()> {
+    let file = std::fs::File::open(format!("/run/netns/{name}"))?;
+    // SAFETY: `file` is an open descriptor of a network namespace, alive during the call;
+    // setns changes only the calling thread's namespace.
+    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -460,8 +492,14 @@ mod tests {
         not_ethernet[14..16].copy_from_slice(&6u16.to_be_bytes());
         assert!(!accepts(&program, &not_ethernet));
         assert!(!accepts(&program, &icmpv6(58, 255, 135)));
-        assert!(!accepts(&program, &arp(1)[..21]), "truncated before the opcode");
-        assert!(!accepts_tagged(&program, &arp(1), true), "another VLAN's request");
+        assert!(
+            !accepts(&program, &arp(1)[..21]),
+            "truncated before the opcode"
+        );
+        assert!(
+            !accepts_tagged(&program, &arp(1), true),
+            "another VLAN's request"
+        );
     }
 
     #[test]
@@ -469,9 +507,15 @@ mod tests {
         let program = Protocol::Ndp.filter();
         assert!(accepts(&program, &icmpv6(58, 255, 135)));
         assert!(accepts(&program, &icmpv6(58, 255, 136)));
-        assert!(!accepts(&program, &icmpv6(58, 64, 135)), "routed: hop limit below 255");
+        assert!(
+            !accepts(&program, &icmpv6(58, 64, 135)),
+            "routed: hop limit below 255"
+        );
         assert!(!accepts(&program, &icmpv6(58, 255, 128)), "echo request");
-        assert!(!accepts(&program, &icmpv6(0, 255, 135)), "behind a hop-by-hop header");
+        assert!(
+            !accepts(&program, &icmpv6(0, 255, 135)),
+            "behind a hop-by-hop header"
+        );
         assert!(!accepts(&program, &icmpv6(17, 255, 135)), "UDP");
         assert!(!accepts(&program, &arp(1)));
         assert!(!accepts(&program, &icmpv6(58, 255, 135)[..54]));

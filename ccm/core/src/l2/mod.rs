@@ -1,5 +1,6 @@
-//! Layer-2 announcement, without I/O (design 0003): the frames on the wire and what the
-//! responder does with them.
+//! Layer-2 announcement, without I/O (design 0003): the frames on the wire, what the
+//! responder does with them, and when an owner announces.
 
 pub mod frame;
 pub mod respond;
+pub mod schedule;

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::hash::BuildHasher;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 
 use super::frame::ndp::{self, Solicitor};
 use super::frame::{
@@ -15,23 +15,15 @@ use super::frame::{
 };
 
 /// The interface a frame was read on, as the responder needs it.
+///
+/// Our advertisements are sent from the address they advertise, as Linux sends its own
+/// (to everyone else on the link that address is this node's), not from the interface's
+/// link-local address: some tools (ndisc6) take an answer only from the address they asked
+/// for, and the interface need not have IPv6 at all.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Interface {
     pub name: String,
     pub mac: Mac,
-    /// Its IPv6 link-local address, if it has one.
-    pub link_local: Option<Ipv6Addr>,
-}
-
-impl Interface {
-    /// The source of our advertisements: the interface's link-local address; without one
-    /// (IPv6 off, or the address not yet read), the one Linux derives from the MAC by
-    /// default, so that the answer still goes out. Receivers do not check an advertisement's
-    /// source against anything, and the answer is what moves their caches.
-    pub fn advertisement_source(&self) -> Ipv6Addr {
-        self.link_local
-            .unwrap_or_else(|| ndp::link_local_from_mac(self.mac))
-    }
 }
 
 /// Which addresses we own on the interface a frame was read on.
@@ -234,7 +226,7 @@ fn decide_ndp(
             };
             let answer = ndp::solicited_advertisement(
                 interface.mac,
-                interface.advertisement_source(),
+                solicitation.target,
                 solicitation.target,
                 solicitor,
             );
@@ -260,14 +252,9 @@ pub fn announcement_round(address: IpAddr, interfaces: &[Interface]) -> Vec<Anno
             arp::gratuitous_request(interface.mac, address).to_bytes(),
             arp::gratuitous_reply(interface.mac, address).to_bytes(),
         ],
-        IpAddr::V6(address) => vec![
-            ndp::unsolicited_advertisement(
-                interface.mac,
-                interface.advertisement_source(),
-                address,
-            )
-            .to_bytes(),
-        ],
+        IpAddr::V6(address) => {
+            vec![ndp::unsolicited_advertisement(interface.mac, address, address).to_bytes()]
+        }
     };
     interfaces
         .iter()

@@ -275,9 +275,8 @@ fn the_kernels_solicitation_is_read_and_answered_as_the_kernel_answers_it() {
             }),
         }
     );
-    // The kernel answers from the target address itself; we answer from the link-local
-    // address (design 0003) because the address we answer for is on no interface. Given the
-    // kernel's source, our bytes are the kernel's.
+    // The kernel answers from the target address itself, and so do we (design 0003): our
+    // bytes are the kernel's.
     let ours = ndp::solicited_advertisement(B_MAC, B_IP6, B_IP6, solicitor_of(&frame, &packet));
     assert_eq!(ours.to_bytes(), captured("ndp-kernel-na"));
     let (_, kernels) = ndp_of("ndp-kernel-na");

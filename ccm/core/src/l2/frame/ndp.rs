@@ -397,8 +397,8 @@ pub fn multicast_mac(group: Ipv6Addr) -> Mac {
 }
 
 /// The link-local address Linux gives an interface with this MAC by default (RFC 4291
-/// appendix A, RFC 2464 §5: fe80::/64 and the modified EUI-64 identifier). The responder's
-/// source for advertisements on an interface that reports no link-local address of its own.
+/// appendix A, RFC 2464 §5: fe80::/64 and the modified EUI-64 identifier). The golden tests
+/// use it to check the captured hosts' addresses.
 pub fn link_local_from_mac(mac: Mac) -> Ipv6Addr {
     let [a, b, c, d, e, f] = mac.0;
     Ipv6Addr::from([

@@ -23,13 +23,11 @@ const B_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 const A_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
 const B_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
 const A_LINK_LOCAL: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0xff, 0xfe00, 0xa);
-const OUR_LINK_LOCAL: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0xbb);
 
 fn interface(mac: Mac) -> Interface {
     Interface {
         name: "eth1".to_owned(),
         mac,
-        link_local: Some(OUR_LINK_LOCAL),
     }
 }
 
@@ -211,7 +209,7 @@ fn a_tagged_frame_is_ignored_with_its_vlan() {
 }
 
 #[test]
-fn a_multicast_solicitation_is_answered_from_our_link_local_address() {
+fn a_multicast_solicitation_is_answered_from_the_address_itself_as_the_kernel_answers_it() {
     let decision = respond(
         &captured("ndp-kernel-ns"),
         &interface(B_MAC),
@@ -221,7 +219,7 @@ fn a_multicast_solicitation_is_answered_from_our_link_local_address() {
     assert_eq!(frame.ethernet.destination, A_MAC);
     assert_eq!(frame.ethernet.source, B_MAC);
     let (packet, advertisement) = advertisement_in(&frame);
-    assert_eq!((packet.source, packet.destination), (OUR_LINK_LOCAL, A_IP6));
+    assert_eq!((packet.source, packet.destination), (B_IP6, A_IP6));
     assert_eq!(
         advertisement,
         NeighborAdvertisement {
@@ -233,6 +231,11 @@ fn a_multicast_solicitation_is_answered_from_our_link_local_address() {
         }
     );
     let bytes = frame.to_bytes();
+    assert_eq!(
+        bytes,
+        captured("ndp-kernel-na"),
+        "the kernel's own answer, byte for byte"
+    );
     assert_eq!(
         independent_checksum(&bytes),
         u16::from_be_bytes([bytes[56], bytes[57]])
@@ -369,24 +372,6 @@ fn other_protocols_are_unsupported_and_truncated_frames_malformed() {
 }
 
 #[test]
-fn without_a_link_local_address_we_answer_from_the_one_derived_from_the_mac() {
-    let bare = Interface {
-        link_local: None,
-        ..interface(B_MAC)
-    };
-    let frame = reply_frame(respond(
-        &captured("ndp-kernel-ns"),
-        &bare,
-        &owning(&[B_IP6.into()]),
-    ));
-    let (packet, _) = advertisement_in(&frame);
-    assert_eq!(
-        packet.source,
-        "fe80::ff:fe00:b".parse::<Ipv6Addr>().unwrap()
-    );
-}
-
-#[test]
 fn ownership_can_be_a_set_or_a_closure() {
     let request = captured("arp-kernel-request");
     let expected = Decision::Reply(captured("arp-kernel-reply"));
@@ -428,13 +413,13 @@ fn an_ipv4_round_is_the_request_form_then_the_reply_form_on_every_interface() {
 }
 
 #[test]
-fn an_ipv6_round_is_one_unsolicited_advertisement_from_the_link_local_address() {
+fn an_ipv6_round_is_one_unsolicited_advertisement_from_the_address_itself() {
     let round = announcement_round(A_IP6.into(), &[interface(A_MAC)]);
     assert_eq!(
         round,
         vec![Announcement {
             interface: "eth1".to_owned(),
-            frames: vec![ndp::unsolicited_advertisement(A_MAC, OUR_LINK_LOCAL, A_IP6).to_bytes()],
+            frames: vec![ndp::unsolicited_advertisement(A_MAC, A_IP6, A_IP6).to_bytes()],
         }]
     );
     assert!(announcement_round(A_IP6.into(), &[]).is_empty());

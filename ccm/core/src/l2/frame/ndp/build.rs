@@ -11,7 +11,8 @@ use crate::l2::frame::{Ethernet, Frame, Mac, Payload};
 /// The answer to a solicitation for `target` from its owner: S=1, O=1 and the Target
 /// Link-Layer Address option, unicast to the solicitor; to a DAD solicitation (from `::`),
 /// S=0 to all nodes (RFC 4861 §7.2.4). R=0: the address is a Service's, not a router's.
-/// `source` is the interface's link-local address.
+/// `source` is the IPv6 source: the responder uses the target itself, as Linux does for its own
+/// addresses.
 pub fn solicited_advertisement(
     our_mac: Mac,
     source: Ipv6Addr,

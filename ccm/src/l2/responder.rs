@@ -1,0 +1,409 @@
+//! The responder of one interface: answers ARP and Neighbor Solicitations for the addresses
+//! this node owns on it, sends their gratuitous announcements on schedule, probes an address
+//! before its first announcement, and reports other MACs claiming them. What to answer for
+//! comes in as a [`Duty`]; every decision about a frame is the core's (`l2::respond`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use baremetal_ccm_core::l2::frame::{Frame, Mac, NdpMessage, Payload};
+use baremetal_ccm_core::l2::respond::{self, ClaimKind, Decision, Interface};
+use baremetal_ccm_core::l2::schedule::{Cadence, Schedule};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::socket::{PacketSocket, Protocol, SocketError, SolicitedNodeGroups};
+
+/// What the responder of an interface answers for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Duty {
+    pub(crate) addresses: BTreeMap<IpAddr, Task>,
+}
+
+/// One address on one interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Task {
+    pub(crate) cadence: Cadence,
+    /// Probe before the first announcement (an address no speaker has announced yet).
+    pub(crate) probe: bool,
+}
+
+/// How long a probed address waits for an answer before it is announced, and how many
+/// probes go out meanwhile. RFC 5227's host timings (three probes 1–2 s apart, then 2 s)
+/// would keep a new Service dark for 5 s or more; a bridged LAN answers within milliseconds.
+const PROBES: u32 = 3;
+const PROBE_INTERVAL: Duration = Duration::from_millis(200);
+const PROBE_WAIT: Duration = Duration::from_millis(1000);
+
+/// What the responder tells its supervisor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Report {
+    /// Another MAC claims an address we own or probe.
+    Conflict {
+        interface: String,
+        address: IpAddr,
+        mac: Mac,
+        kind: ClaimKind,
+        /// We were probing it: it has not been announced.
+        while_probing: bool,
+    },
+    /// The first round for `address` went out on `interface`.
+    Announced { interface: String, address: IpAddr },
+}
+
+/// Counters the responder keeps (the supervisor exports them).
+pub(crate) trait Counters: Send + Sync {
+    fn frame(&self, protocol: Protocol, outcome: &'static str);
+    fn announcement(&self, address: IpAddr);
+}
+
+/// Errors that end a responder (the supervisor restarts it when the interface is still
+/// there).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ResponderError {
+    #[error("interface {interface}")]
+    Socket {
+        interface: String,
+        #[source]
+        source: SocketError,
+    },
+}
+
+/// The state of one address on this interface.
+#[derive(Debug)]
+enum Phase {
+    Probing {
+        sent: u32,
+        next: Instant,
+        until: Instant,
+    },
+    Owned(Schedule),
+    /// A machine answered our probe: never answered for nor announced, until the duty drops
+    /// the address and gives it again.
+    Conflicted,
+}
+
+/// The responder of one interface.
+pub(crate) struct Responder {
+    interface: Interface,
+    arp: PacketSocket,
+    ndp: PacketSocket,
+    groups: SolicitedNodeGroups,
+    phases: BTreeMap<IpAddr, (Task, Phase)>,
+    origin: Instant,
+    reports: mpsc::UnboundedSender<Report>,
+    counters: Arc<dyn Counters>,
+}
+
+impl std::fmt::Debug for Responder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (f.debug_struct("Responder"))
+            .field("interface", &self.interface.name)
+            .field("addresses", &self.phases.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Responder {
+    /// Opens the sockets of `interface` (index `ifindex`).
+    pub(crate) fn open(
+        interface: Interface,
+        ifindex: u32,
+        reports: mpsc::UnboundedSender<Report>,
+        counters: Arc<dyn Counters>,
+    ) -> Result<Self, ResponderError> {
+        let wrap = |source| ResponderError::Socket {
+            interface: interface.name.clone(),
+            source,
+        };
+        let arp = PacketSocket::open(ifindex, Protocol::Arp).map_err(wrap)?;
+        let ndp = PacketSocket::open(ifindex, Protocol::Ndp).map_err(wrap)?;
+        let groups = SolicitedNodeGroups::new(ifindex).map_err(wrap)?;
+        Ok(Responder {
+            interface,
+            arp,
+            ndp,
+            groups,
+            phases: BTreeMap::new(),
+            origin: Instant::now(),
+            reports,
+            counters,
+        })
+    }
+
+    /// Serves `duty` until it ends (the sender is dropped) or a socket fails.
+    pub(crate) async fn run(
+        mut self,
+        mut duty: watch::Receiver<Duty>,
+    ) -> Result<(), ResponderError> {
+        let mut arp_buf = vec![0u8; 2048];
+        let mut ndp_buf = vec![0u8; 2048];
+        let current = duty.borrow_and_update().clone();
+        self.apply(&current)?;
+        loop {
+            let deadline = self.next_deadline();
+            tokio::select! {
+                changed = duty.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    let current = duty.borrow_and_update().clone();
+                    self.apply(&current)?;
+                }
+                received = self.arp.recv(&mut arp_buf) => {
+                    let len = received.map_err(|source| self.error(source))?;
+                    self.handle(Protocol::Arp, &arp_buf[..len]).await?;
+                }
+                received = self.ndp.recv(&mut ndp_buf) => {
+                    let len = received.map_err(|source| self.error(source))?;
+                    self.handle(Protocol::Ndp, &ndp_buf[..len]).await?;
+                }
+                () = sleep_until(deadline) => self.on_time().await?,
+            }
+        }
+    }
+
+    fn error(&self, source: SocketError) -> ResponderError {
+        ResponderError::Socket {
+            interface: self.interface.name.clone(),
+            source,
+        }
+    }
+
+    /// Takes on the addresses of `duty` and drops the others.
+    fn apply(&mut self, duty: &Duty) -> Result<(), ResponderError> {
+        let now = Instant::now();
+        let gone: Vec<IpAddr> = (self.phases.keys())
+            .filter(|a| !duty.addresses.contains_key(a))
+            .copied()
+            .collect();
+        for address in gone {
+            self.phases.remove(&address);
+            if let IpAddr::V6(v6) = address {
+                let group = baremetal_ccm_core::l2::frame::ndp::solicited_node(v6);
+                self.groups
+                    .leave(group)
+                    .map_err(|source| self.error(source))?;
+            }
+        }
+        for (address, task) in &duty.addresses {
+            if let Some((current, _)) = self.phases.get_mut(address) {
+                current.cadence = task.cadence;
+                continue;
+            }
+            if let IpAddr::V6(v6) = address {
+                let group = baremetal_ccm_core::l2::frame::ndp::solicited_node(*v6);
+                self.groups
+                    .join(group)
+                    .map_err(|source| self.error(source))?;
+            }
+            let phase = if task.probe {
+                Phase::Probing {
+                    sent: 0,
+                    next: now,
+                    until: now + PROBE_WAIT,
+                }
+            } else {
+                Phase::Owned(self.schedule(*address, task.cadence, now))
+            };
+            self.phases.insert(*address, (*task, phase));
+        }
+        Ok(())
+    }
+
+    fn schedule(&self, address: IpAddr, cadence: Cadence, now: Instant) -> Schedule {
+        let seed = match address {
+            IpAddr::V4(a) => u64::from(a.to_bits()),
+            IpAddr::V6(a) => a.to_bits() as u64,
+        };
+        Schedule::taken(cadence, now - self.origin, seed)
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        (self.phases.values())
+            .filter_map(|(_, phase)| match phase {
+                Phase::Probing { sent, next, until } => {
+                    Some(if *sent < PROBES { *next } else { *until })
+                }
+                Phase::Owned(schedule) => schedule.next().map(|at| self.origin + at),
+                Phase::Conflicted => None,
+            })
+            .min()
+    }
+
+    /// Sends what is due: probes, the end of a probe (the address is then owned), rounds.
+    async fn on_time(&mut self) -> Result<(), ResponderError> {
+        let now = Instant::now();
+        let mut sends: Vec<(IpAddr, Vec<Vec<u8>>, bool)> = Vec::new();
+        let mut probed = Vec::new();
+        for (address, (task, phase)) in &mut self.phases {
+            match phase {
+                Phase::Probing { sent, next, until } => {
+                    if *sent < PROBES && *next <= now {
+                        *sent += 1;
+                        *next = now + PROBE_INTERVAL;
+                        let probe = respond::first_probe(*address, &self.interface);
+                        sends.push((*address, vec![probe], false));
+                    } else if *sent >= PROBES && *until <= now {
+                        probed.push((*address, task.cadence));
+                    }
+                }
+                Phase::Conflicted => {}
+                Phase::Owned(schedule) => {
+                    if schedule.due(now - self.origin) {
+                        let rounds = respond::announcement_round(
+                            *address,
+                            std::slice::from_ref(&self.interface),
+                        );
+                        let frames = rounds.into_iter().flat_map(|a| a.frames).collect();
+                        sends.push((*address, frames, true));
+                    }
+                }
+            }
+        }
+        for (address, cadence) in probed {
+            let schedule = self.schedule(address, cadence, now);
+            if let Some((_, phase)) = self.phases.get_mut(&address) {
+                *phase = Phase::Owned(schedule);
+            }
+            // Announce at once rather than at the next wake-up.
+            let rounds =
+                respond::announcement_round(address, std::slice::from_ref(&self.interface));
+            let frames = rounds.into_iter().flat_map(|a| a.frames).collect();
+            sends.push((address, frames, true));
+            if let Some((_, Phase::Owned(schedule))) = self.phases.get_mut(&address) {
+                schedule.due(now - self.origin);
+            }
+        }
+        for (address, frames, announcement) in sends {
+            self.send(address, &frames, announcement).await?;
+        }
+        Ok(())
+    }
+
+    async fn send(
+        &mut self,
+        address: IpAddr,
+        frames: &[Vec<u8>],
+        announcement: bool,
+    ) -> Result<(), ResponderError> {
+        // Ownership re-checked before every send: the duty may have changed while we waited,
+        // or a probe answered.
+        if matches!(
+            self.phases.get(&address),
+            None | Some((_, Phase::Conflicted))
+        ) {
+            return Ok(());
+        }
+        let socket = match address {
+            IpAddr::V4(_) => &self.arp,
+            IpAddr::V6(_) => &self.ndp,
+        };
+        for frame in frames {
+            socket
+                .send(frame)
+                .await
+                .map_err(|source| self.error(source))?;
+        }
+        if announcement {
+            self.counters.announcement(address);
+            let first = matches!(self.phases.get(&address),
+                Some((_, Phase::Owned(s))) if s.rounds_sent() == 1);
+            if first {
+                tracing::info!(interface = %self.interface.name, %address, "announced");
+                // The supervisor may be gone at shutdown: nothing to tell then.
+                let _closed = self.reports.send(Report::Announced {
+                    interface: self.interface.name.clone(),
+                    address,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers or reports one received frame.
+    async fn handle(&mut self, protocol: Protocol, bytes: &[u8]) -> Result<(), ResponderError> {
+        let frame = match Frame::parse(bytes) {
+            Ok(frame) => frame,
+            Err(error) => {
+                let decision = if error.is_unsupported() {
+                    respond::Ignored::Unsupported(error)
+                } else {
+                    respond::Ignored::Malformed(error)
+                };
+                self.counters.frame(protocol, decision.label());
+                return Ok(());
+            }
+        };
+        let phases = &self.phases;
+        let ours = |a: IpAddr| matches!(phases.get(&a), Some((_, phase)) if !matches!(phase, Phase::Conflicted));
+        let decision = respond::decide(&frame, &self.interface, &ours);
+        match decision {
+            Decision::Reply(reply) => {
+                if target(&frame).is_some_and(|t| self.probing(t)) {
+                    // Not ours until the probe is over.
+                    self.counters.frame(protocol, "probing");
+                    return Ok(());
+                }
+                let socket = match protocol {
+                    Protocol::Arp => &self.arp,
+                    Protocol::Ndp => &self.ndp,
+                };
+                socket
+                    .send(&reply)
+                    .await
+                    .map_err(|source| self.error(source))?;
+                self.counters.frame(protocol, "replied");
+            }
+            Decision::Conflict { address, mac, kind } => {
+                self.counters.frame(protocol, "conflict");
+                let while_probing = self.probing(address);
+                if while_probing && let Some((_, phase)) = self.phases.get_mut(&address) {
+                    *phase = Phase::Conflicted;
+                }
+                tracing::warn!(interface = %self.interface.name, %address, %mac, kind = kind.label(), while_probing, "another MAC claims an address of ours");
+                let _closed = self.reports.send(Report::Conflict {
+                    interface: self.interface.name.clone(),
+                    address,
+                    mac,
+                    kind,
+                    while_probing,
+                });
+            }
+            Decision::Ignore(reason) => self.counters.frame(protocol, reason.label()),
+        }
+        Ok(())
+    }
+
+    fn probing(&self, address: IpAddr) -> bool {
+        matches!(self.phases.get(&address), Some((_, Phase::Probing { .. })))
+    }
+
+    /// The addresses being answered for now (owned, probe over).
+    pub(crate) fn owned(&self) -> BTreeSet<IpAddr> {
+        (self.phases.iter())
+            .filter(|(_, (_, phase))| matches!(phase, Phase::Owned(_)))
+            .map(|(a, _)| *a)
+            .collect()
+    }
+}
+
+/// The address a request asks about.
+fn target(frame: &Frame) -> Option<IpAddr> {
+    match &frame.payload {
+        Payload::Arp(packet) => Some(IpAddr::V4(packet.target_ip)),
+        Payload::Ndp(packet) => match &packet.message {
+            NdpMessage::Solicitation(s) => Some(IpAddr::V6(s.target)),
+            NdpMessage::Advertisement(a) => Some(IpAddr::V6(a.target)),
+        },
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

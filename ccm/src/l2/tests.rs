@@ -1,0 +1,299 @@
+//! The responder against the kernel's own ARP and NDP: a speaker namespace runs a
+//! [`Responder`] on its `eth0` (the addresses it answers for configured on no interface),
+//! and client namespaces on the same bridge resolve them with their kernels (ping, `ip neigh`
+//! NUD probes), `arping` and `ndisc6`. Needs root (network namespaces), as CI has.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use baremetal_ccm_core::l2::frame::Mac;
+use baremetal_ccm_core::l2::respond::Interface;
+use baremetal_ccm_core::l2::schedule::Cadence;
+use rig::netns::{Host, Lab};
+use tokio::sync::{mpsc, watch};
+
+use super::links;
+use super::responder::{Counters, Duty, Report, Responder, Task};
+use super::socket::{Protocol, enter_netns};
+
+const VIP4: &str = "192.0.2.100";
+const VIP6: &str = "2001:db8::100";
+
+#[derive(Default)]
+struct Counted {
+    frames: Mutex<BTreeMap<(String, &'static str), u64>>,
+    announcements: Mutex<u64>,
+    announced: Mutex<BTreeMap<IpAddr, u64>>,
+}
+
+impl Counters for Counted {
+    fn frame(&self, protocol: Protocol, outcome: &'static str) {
+        let mut frames = self.frames.lock().unwrap();
+        *frames
+            .entry((format!("{protocol:?}"), outcome))
+            .or_default() += 1;
+    }
+    fn announcement(&self, address: IpAddr) {
+        *self.announcements.lock().unwrap() += 1;
+        *self.announced.lock().unwrap().entry(address).or_default() += 1;
+    }
+}
+
+/// A responder running in its own thread inside `host`'s namespace.
+struct Running {
+    duty: watch::Sender<Duty>,
+    reports: Mutex<mpsc::UnboundedReceiver<Report>>,
+    mac: Mac,
+    counters: Arc<Counted>,
+    _thread: std::thread::JoinHandle<()>,
+}
+
+fn start(host: &Host, duty: Duty) -> Running {
+    let (duty_tx, duty_rx) = watch::channel(duty);
+    let (report_tx, report_rx) = mpsc::unbounded_channel();
+    let (mac_tx, mac_rx) = std::sync::mpsc::channel();
+    let counters = Arc::new(Counted::default());
+    let name = host.name().to_string();
+    let thread_counters = counters.clone();
+    let thread = std::thread::spawn(move || {
+        enter_netns(&name).expect("entering the speaker's namespace");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let (connection, handle, _) = rtnetlink::new_connection().unwrap();
+            tokio::spawn(connection);
+            let link = (links::list(&handle).await.unwrap().into_iter())
+                .find(|l| l.name == "eth0")
+                .expect("eth0 in the speaker's namespace");
+            let interface = Interface {
+                name: link.name.clone(),
+                mac: Mac(link.mac),
+            };
+            mac_tx.send(Mac(link.mac)).unwrap();
+            let responder = Responder::open(interface, link.index, report_tx, thread_counters)
+                .expect("opening the responder's sockets");
+            // The test ends by dropping the duty sender: the responder then returns.
+            responder.run(duty_rx).await.expect("the responder failed");
+        });
+    });
+    let mac = mac_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the responder started");
+    Running {
+        duty: duty_tx,
+        reports: Mutex::new(report_rx),
+        mac,
+        counters,
+        _thread: thread,
+    }
+}
+
+fn owning(addresses: &[&str], probe: bool) -> Duty {
+    let cadence = Cadence {
+        count: 3,
+        interval: Duration::from_millis(300),
+        refresh: None,
+    };
+    Duty {
+        addresses: (addresses.iter())
+            .map(|a| (a.parse().unwrap(), Task { cadence, probe }))
+            .collect(),
+    }
+}
+
+/// Polls `check` every 50 ms until it returns `Some` or `within` passes.
+fn eventually<T>(within: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The link-layer address and state `host`'s kernel has for `address` on eth0, if any.
+fn neighbour(host: &Host, address: &str) -> Option<(String, String)> {
+    let out = host
+        .run_capture(["ip", "neigh", "show", "to", address, "dev", "eth0"])
+        .unwrap();
+    let words: Vec<&str> = out.split_whitespace().collect();
+    let lladdr = words
+        .iter()
+        .position(|w| *w == "lladdr")
+        .map(|i| words[i + 1].to_string())?;
+    Some((lladdr, words.last()?.to_string()))
+}
+
+fn lab() -> (Lab, Host, Host) {
+    let mut lab = Lab::new().unwrap();
+    let segment = lab.segment("sw").unwrap();
+    let speaker = (lab.host_on(
+        "spk",
+        &segment,
+        &[
+            "192.0.2.10/24".parse().unwrap(),
+            "2001:db8::10/64".parse().unwrap(),
+        ],
+    ))
+    .unwrap();
+    let client = (lab.host_on(
+        "cli",
+        &segment,
+        &[
+            "192.0.2.20/24".parse().unwrap(),
+            "2001:db8::20/64".parse().unwrap(),
+        ],
+    ))
+    .unwrap();
+    (lab, speaker, client)
+}
+
+#[test]
+fn a_kernel_resolves_owned_addresses_to_the_speaker_over_arp_and_ndp() {
+    let (_lab, speaker, client) = lab();
+    let running = start(&speaker, owning(&[VIP4, VIP6], false));
+    let mac = running.mac.to_string();
+    // The kernel's own resolution: a ping makes it ask (broadcast ARP, multicast NS to the
+    // solicited-node group); nobody answers the ping itself, the address is on no interface.
+    for vip in [VIP4, VIP6] {
+        let _unanswered = client
+            .command("ping")
+            .args(["-c", "1", "-W", "1", vip])
+            .output();
+        let (lladdr, _) = eventually(Duration::from_secs(5), "the neighbour entry", || {
+            neighbour(&client, vip).filter(|(l, _)| *l == mac)
+        });
+        assert_eq!(lladdr, mac, "{vip}");
+    }
+    // ndisc6 asks with a multicast NS and prints the target link-layer address it got.
+    let out = client
+        .command("ndisc6")
+        .args(["-1", "-r", "3", VIP6, "eth0"])
+        .output()
+        .unwrap();
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.to_lowercase().contains(&mac),
+        "ndisc6 said: {out}; the responder saw {:?}",
+        running.counters.frames.lock().unwrap()
+    );
+    // arping (broadcast request) gets our reply.
+    let out = client
+        .run_capture(["arping", "-c", "1", "-w", "3", "-i", "eth0", VIP4])
+        .unwrap();
+    assert!(out.to_lowercase().contains(&mac), "arping said: {out}");
+    // A request for an address we do not own is left alone.
+    let out = client
+        .command("arping")
+        .args(["-c", "1", "-w", "1", "-i", "eth0", "192.0.2.101"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&out.stdout)
+            .to_lowercase()
+            .contains(&mac)
+    );
+    let frames = running.counters.frames.lock().unwrap().clone();
+    assert!(
+        frames.get(&("Arp".into(), "not_ours")).is_some(),
+        "{frames:?}"
+    );
+}
+
+#[test]
+fn unicast_revalidation_is_answered_for_both_families() {
+    let (_lab, speaker, client) = lab();
+    let running = start(&speaker, owning(&[VIP4, VIP6], false));
+    let mac = running.mac.to_string();
+    for vip in [VIP4, VIP6] {
+        // NUD state PROBE: the kernel sends unicast solicitations to the cached MAC (the
+        // caches' periodic revalidation, which a responder that only listens to broadcast or
+        // multicast never sees) and marks the entry FAILED unless they are answered.
+        client
+            .run([
+                "ip", "neigh", "replace", vip, "lladdr", &mac, "dev", "eth0", "nud", "probe",
+            ])
+            .unwrap();
+        eventually(
+            Duration::from_secs(5),
+            "REACHABLE after unicast probes",
+            || neighbour(&client, vip).filter(|(l, state)| *l == mac && state == "REACHABLE"),
+        );
+    }
+}
+
+#[test]
+fn taking_an_address_moves_a_stale_cache_entry_with_gratuitous_announcements() {
+    let (_lab, speaker, client) = lab();
+    let old = "02:00:00:00:00:99";
+    for vip in [VIP4, VIP6] {
+        client
+            .run([
+                "ip", "neigh", "replace", vip, "lladdr", old, "dev", "eth0", "nud", "stale",
+            ])
+            .unwrap();
+    }
+    let running = start(&speaker, owning(&[VIP4, VIP6], false));
+    let mac = running.mac.to_string();
+    for vip in [VIP4, VIP6] {
+        eventually(
+            Duration::from_secs(5),
+            "the cache to follow the announcement",
+            || neighbour(&client, vip).filter(|(l, _)| *l == mac),
+        );
+    }
+    let report = running.reports.lock().unwrap().try_recv();
+    assert!(matches!(report, Ok(Report::Announced { .. })), "{report:?}");
+    assert!(*running.counters.announcements.lock().unwrap() >= 2);
+}
+
+#[test]
+fn a_probe_answered_by_a_machine_outside_the_cluster_is_a_conflict_and_not_announced() {
+    let (_lab, speaker, client) = lab();
+    // The client holds 192.0.2.100 itself, as a machine outside the cluster would; nobody
+    // holds 192.0.2.101, probed at the same time: its announcement marks the end of the
+    // probe window.
+    client
+        .run(["ip", "addr", "add", "192.0.2.100/32", "dev", "eth0"])
+        .unwrap();
+    let running = start(&speaker, owning(&[VIP4, "192.0.2.101"], true));
+    let mut reports = Vec::new();
+    eventually(Duration::from_secs(5), "the free address announced", || {
+        while let Ok(report) = running.reports.lock().unwrap().try_recv() {
+            reports.push(report);
+        }
+        reports.iter().any(|r| matches!(r, Report::Announced { address, .. } if *address == "192.0.2.101".parse::<IpAddr>().unwrap())).then_some(())
+    });
+    let vip: IpAddr = VIP4.parse().unwrap();
+    assert!(
+        reports.iter().any(|r| matches!(r, Report::Conflict { address, while_probing: true, .. } if *address == vip)),
+        "{reports:?}"
+    );
+    assert!(
+        !reports
+            .iter()
+            .any(|r| matches!(r, Report::Announced { address, .. } if *address == vip)),
+        "the taken address was announced: {reports:?}"
+    );
+    assert_eq!(
+        *running
+            .counters
+            .announced
+            .lock()
+            .unwrap()
+            .get(&vip)
+            .unwrap_or(&0),
+        0
+    );
+    drop(running.duty);
+}
