@@ -9,6 +9,7 @@
 //! - [`selector`]: Kubernetes label selectors as plain data, evaluated;
 //! - [`crd`]: the `IPPool` and `BGPPeer` types, their schemas and their validation;
 //! - [`conditions`]: status conditions as we write them, and the bound on every message;
+//! - [`duration`]: durations as Kubernetes spells them (`1.1s`), for flags and CRD fields;
 //! - [`cloud_node`], [`instance`]: a Node's initialization, refresh and shutdown taint from
 //!   what its provider reports;
 //! - [`announce`]: the BGP announcer's inputs, one speaker's desired daemon state, the model of
@@ -25,6 +26,7 @@ pub mod cloud_node;
 pub mod conditions;
 pub mod contract;
 pub mod crd;
+pub mod duration;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod instance;
