@@ -15,6 +15,7 @@
 //! - [`announce`]: the BGP announcer's inputs, one speaker's desired daemon state, the model of
 //!   a gobgpd and the planner that converges one (no protobuf: the wire is the binary's), its
 //!   status entries;
+//! - [`l2`]: layer-2 announcement: which node owns each address (owner election);
 //! - [`service_lb`]: what the service-lb controller decides for each Service and pool;
 //! - [`contract`]: the finalizer, annotations, labels and taints the product and the cluster
 //!   agree on;
@@ -31,6 +32,7 @@ pub mod duration;
 pub mod fixtures;
 pub mod instance;
 pub mod ipam;
+pub mod l2;
 pub mod selector;
 pub mod service_lb;
 pub mod write;
