@@ -177,10 +177,10 @@ pub struct ControllerArgs {
     #[arg(long, default_value_t = 4, env = "BAREMETAL_CCM_CONCURRENT_NODE_SYNCS")]
     pub concurrent_node_syncs: u16,
     /// How often the addresses of initialized nodes are refreshed from the provider.
-    #[arg(long, default_value = "5m", value_parser = crate::duration::parse_period, env = "BAREMETAL_CCM_NODE_STATUS_UPDATE_FREQUENCY")]
+    #[arg(long, default_value = "5m", value_parser = baremetal_ccm_core::duration::parse_period, env = "BAREMETAL_CCM_NODE_STATUS_UPDATE_FREQUENCY")]
     pub node_status_update_frequency: Duration,
     /// How often NotReady nodes are checked at the provider (shutdown taint, deletion).
-    #[arg(long, default_value = "5s", value_parser = crate::duration::parse_period, env = "BAREMETAL_CCM_NODE_MONITOR_PERIOD")]
+    #[arg(long, default_value = "5s", value_parser = baremetal_ccm_core::duration::parse_period, env = "BAREMETAL_CCM_NODE_MONITOR_PERIOD")]
     pub node_monitor_period: Duration,
     #[command(flatten)]
     pub bgp: BgpArgs,

@@ -7,7 +7,6 @@ mod cli;
 mod cloud_config;
 mod cloud_node;
 mod controller;
-mod duration;
 mod events;
 mod fence;
 mod l2;

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Node, Service};
 
 /// The finalizer on every LoadBalancer Service we address (as upstream's service controller).
 pub const FINALIZER: &str = "service.kubernetes.io/load-balancer-cleanup";
@@ -25,6 +25,50 @@ pub const SHUTDOWN_TAINT: &str = "node.cloudprovider.kubernetes.io/shutdown";
 pub const AUTOSCALER_TAINT: &str = "ToBeDeletedByClusterAutoscaler";
 /// The label that takes a Node out of every load balancer.
 pub const EXCLUDE_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
+
+/// Why a Node may carry no load-balancer traffic whatever else it offers: what Kubernetes and
+/// its cluster autoscaler mark on it. One rule for every announcer (BGP and layer 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Exclusion {
+    /// The Node has a deletion timestamp.
+    BeingDeleted,
+    /// The cluster autoscaler's [`AUTOSCALER_TAINT`]: it is about to remove the Node.
+    MarkedByAutoscaler,
+    /// The [`EXCLUDE_LABEL`] with any value but a boolean false.
+    ExcludedByLabel,
+}
+
+impl Exclusion {
+    /// The exclusion of `node`, if any (the first that applies, in the order above).
+    pub fn of(node: &Node) -> Option<Exclusion> {
+        let taints = (node.spec.as_ref().and_then(|s| s.taints.as_deref())).unwrap_or_default();
+        let label = (node.metadata.labels.as_ref()).and_then(|l| l.get(EXCLUDE_LABEL));
+        if node.metadata.deletion_timestamp.is_some() {
+            Some(Exclusion::BeingDeleted)
+        } else if taints.iter().any(|t| t.key == AUTOSCALER_TAINT) {
+            Some(Exclusion::MarkedByAutoscaler)
+        } else if label.is_some_and(|v| !is_false(v)) {
+            Some(Exclusion::ExcludedByLabel)
+        } else {
+            None
+        }
+    }
+
+    /// A short phrase for messages (`node x: being deleted`).
+    pub fn reason(self) -> &'static str {
+        match self {
+            Exclusion::BeingDeleted => "being deleted",
+            Exclusion::MarkedByAutoscaler => "marked for deletion by the cluster autoscaler",
+            Exclusion::ExcludedByLabel => "excluded from external load balancers by label",
+        }
+    }
+}
+
+/// The exclusion label's value the way Kubernetes parses it since 1.34: only a boolean false
+/// (`false`, `0`, `f`, …) includes the node; any other value, empty included, excludes it.
+fn is_false(value: &str) -> bool {
+    matches!(value, "0" | "f" | "F" | "false" | "FALSE" | "False")
+}
 
 /// The addresses currently in `status.loadBalancer.ingress` (the Service's allocation).
 /// Entries that are not IP addresses (hostnames) are ignored: we never write them.

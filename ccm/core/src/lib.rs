@@ -9,16 +9,18 @@
 //! - [`selector`]: Kubernetes label selectors as plain data, evaluated;
 //! - [`crd`]: the `IPPool` and `BGPPeer` types, their schemas and their validation;
 //! - [`conditions`]: status conditions as we write them, and the bound on every message;
+//! - [`duration`]: durations as Kubernetes spells them (`1.1s`), for flags and CRD fields;
 //! - [`cloud_node`], [`instance`]: a Node's initialization, refresh and shutdown taint from
 //!   what its provider reports;
 //! - [`announce`]: the BGP announcer's inputs, one speaker's desired daemon state, the model of
 //!   a gobgpd and the planner that converges one (no protobuf: the wire is the binary's), its
 //!   status entries;
+//! - [`l2`]: layer-2 announcement: which node owns each address (owner election), ARP and NDP
+//!   frames parsed and built, the responder's decision for each frame it reads, and when an
+//!   owner announces;
 //! - [`service_lb`]: what the service-lb controller decides for each Service and pool;
 //! - [`contract`]: the finalizer, annotations, labels and taints the product and the cluster
 //!   agree on;
-//! - [`l2`]: layer-2 announcement — ARP and NDP frames, parsed and built, and the responder's
-//!   decision for each frame it reads;
 //! - [`write`]: the one shape of a planned cluster write (a merge patch to an object or its
 //!   status), which the binary's writers apply.
 
@@ -27,6 +29,7 @@ pub mod cloud_node;
 pub mod conditions;
 pub mod contract;
 pub mod crd;
+pub mod duration;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod instance;

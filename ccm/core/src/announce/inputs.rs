@@ -20,7 +20,7 @@ use crate::selector::Selector;
 /// 30.
 pub const DEFAULT_IDLE_HOLD_AFTER_RESET_SECONDS: u32 = 5;
 
-use crate::contract::{ALLOCATED_FROM, FINALIZER, UNINITIALIZED_TAINT};
+use crate::contract::{ALLOCATED_FROM, Exclusion, FINALIZER, UNINITIALIZED_TAINT};
 pub use crate::contract::{AUTOSCALER_TAINT, EXCLUDE_LABEL};
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
@@ -54,12 +54,8 @@ pub fn node_input(node: &Node) -> NodeInput {
         .unwrap_or_default()
         .iter()
         .any(|c| c.type_ == "Ready" && c.status == "True");
-    let ineligible = if node.metadata.deletion_timestamp.is_some() {
-        Some("being deleted")
-    } else if taints.iter().any(|t| t.key == AUTOSCALER_TAINT) {
-        Some("marked for deletion by the cluster autoscaler")
-    } else if labels.get(EXCLUDE_LABEL).is_some_and(|v| !is_false(v)) {
-        Some("excluded from external load balancers by label")
+    let ineligible = if let Some(exclusion) = Exclusion::of(node) {
+        Some(exclusion.reason())
     } else if (taints.iter()).any(|t| t.key == UNINITIALIZED_TAINT) {
         Some("not initialized")
     } else if !ready {
@@ -88,12 +84,6 @@ pub fn node_input(node: &Node) -> NodeInput {
             IpAddr::V4(_) => None,
         }),
     }
-}
-
-/// The exclusion label's value the way Kubernetes parses it since 1.34: only a boolean false
-/// (`false`, `0`, `f`, …) includes the node; any other value, empty included, excludes it.
-fn is_false(value: &str) -> bool {
-    matches!(value, "0" | "f" | "F" | "false" | "FALSE" | "False")
 }
 
 /// A Service address to announce and the pool it came from.

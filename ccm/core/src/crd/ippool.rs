@@ -106,7 +106,7 @@ pub struct AllocationScope {
     pub service_selector: Option<LabelSelector>,
 }
 
-/// Announcement of a pool's addresses. Layer-2 options arrive with the layer-2 feature.
+/// Announcement of a pool's addresses.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Announce {
@@ -116,6 +116,9 @@ pub struct Announce {
     /// Options of `mode: bgp`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bgp: Option<BgpAnnounce>,
+    /// Options of `mode: l2`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l2: Option<L2Announce>,
 }
 
 /// `asn:value`, both at most 65535 (a schema pattern: free of CEL cost).
@@ -185,6 +188,34 @@ impl IPPool {
         (self.spec.announce.mode == AnnounceMode::Bgp)
             .then(|| self.spec.announce.bgp.clone().unwrap_or_default().parse())
     }
+
+    /// The pool's layer-2 announcement when it is a `mode: l2` pool (`None` otherwise; the
+    /// defaults when it has no `announce.l2`), or why its options cannot be used.
+    pub fn l2_announcement(&self) -> Option<Result<L2Announcement, String>> {
+        (self.spec.announce.mode == AnnounceMode::L2)
+            .then(|| self.spec.announce.l2.clone().unwrap_or_default().parse())
+    }
+
+    /// Options given for a mode other than the pool's (`announce.l2` on a `bgp` pool, say),
+    /// which nothing reads: named, so that the pool's status can say they are ignored.
+    pub fn ignored_announce_options(&self) -> Option<String> {
+        let announce = &self.spec.announce;
+        let ignored: Vec<&str> = [
+            (announce.bgp.is_some() && announce.mode != AnnounceMode::Bgp)
+                .then_some("announce.bgp"),
+            (announce.l2.is_some() && announce.mode != AnnounceMode::L2).then_some("announce.l2"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        (!ignored.is_empty()).then(|| {
+            format!(
+                "{} set on a pool of announce.mode {}: ignored",
+                ignored.join(" and "),
+                announce.mode.as_str()
+            )
+        })
+    }
 }
 
 impl BgpAnnounce {
@@ -230,6 +261,20 @@ pub enum AnnounceMode {
     None,
 }
 
+impl AnnounceMode {
+    /// The mode as the resource spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnnounceMode::Bgp => "bgp",
+            AnnounceMode::L2 => "l2",
+            AnnounceMode::None => "none",
+        }
+    }
+}
+
+mod l2;
+pub use l2::{L2Announce, L2Announcement, L2Announcements};
+
 /// Observed state of a pool.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -272,7 +317,11 @@ pub fn pool_with_defaults(name: &str, addresses: &[&str], mode: AnnounceMode) ->
             priority: 0,
             allocation_scope: None,
             allow_cross_namespace_sharing: false,
-            announce: Announce { mode, bgp: None },
+            announce: Announce {
+                mode,
+                bgp: None,
+                l2: None,
+            },
         },
     )
 }

@@ -11,13 +11,14 @@ use crate::conditions::{self, WantedCondition};
 use crate::write::Patch;
 
 use super::decide::PoolReport;
-use crate::crd::ippool::{FamilyUsage, IPPool, IPPoolStatus};
+use crate::crd::ippool::{AnnounceMode, FamilyUsage, IPPool, IPPoolStatus};
 use crate::ipam::{Family, FamilyUsage as Usage};
 
 pub const COND_VALID: &str = "Valid";
 pub const COND_OVERLAPPING: &str = "Overlapping";
 pub const COND_DEGRADED: &str = "Degraded";
-/// BGP pools only: whether the `announce.bgp` options can be used.
+/// Whether the pool's `announce.bgp` or `announce.l2` options can be used (BGP and layer-2
+/// pools, and pools with options of another mode).
 pub const COND_ANNOUNCE: &str = "AnnounceValid";
 
 /// How many Service names a Degraded message lists before summarising.
@@ -151,22 +152,33 @@ fn degraded(report: &PoolReport) -> Wanted {
     )
 }
 
-/// The `AnnounceValid` condition of a pool announced over BGP; none for other pools.
+/// The `AnnounceValid` condition: of every pool announced over BGP or layer 2 (whether its
+/// options can be used), and of any pool with options its mode ignores.
 fn announce(pool: &IPPool) -> Option<Wanted> {
-    match pool.bgp_announcement()? {
-        Ok(_) => Some((
-            COND_ANNOUNCE,
-            true,
-            "Valid",
-            "the BGP announcement options are valid".to_owned(),
-        )),
-        Err(reason) => Some((
+    let (mode, parsed) = match pool.spec.announce.mode {
+        AnnounceMode::Bgp => ("BGP", pool.bgp_announcement().map(|r| r.map(drop))),
+        AnnounceMode::L2 => ("layer-2", pool.l2_announcement().map(|r| r.map(drop))),
+        AnnounceMode::None => ("", None),
+    };
+    if let Some(Err(reason)) = parsed {
+        return Some((
             COND_ANNOUNCE,
             false,
             "InvalidAnnounceOptions",
             format!("{reason}; the pool's addresses are not announced"),
-        )),
+        ));
     }
+    if let Some(ignored) = pool.ignored_announce_options() {
+        return Some((COND_ANNOUNCE, false, "IgnoredAnnounceOptions", ignored));
+    }
+    parsed.map(|_valid| {
+        (
+            COND_ANNOUNCE,
+            true,
+            "Valid",
+            format!("the {mode} announcement options are valid"),
+        )
+    })
 }
 
 /// The merge patch taking `pool`'s status to `desired`, or `None` when they are equal. Family
@@ -286,13 +298,67 @@ mod tests {
         );
         // The addresses are still valid and allocated.
         assert_eq!(status.conditions[0].status, "True");
-        let l2 = pool_with_defaults("l2", &["192.0.2.0/24"], AnnounceMode::L2);
+        let quiet = pool_with_defaults("quiet", &["192.0.2.0/24"], AnnounceMode::None);
         assert!(
-            desired(&l2, &report(0), at(10))
+            desired(&quiet, &report(0), at(10))
                 .conditions
                 .iter()
                 .all(|c| c.type_ != COND_ANNOUNCE)
         );
+    }
+
+    fn announce_condition(pool: &IPPool) -> Condition {
+        let status = desired(pool, &report(0), at(10));
+        (status.conditions.into_iter())
+            .find(|c| c.type_ == COND_ANNOUNCE)
+            .unwrap()
+    }
+
+    #[test]
+    fn unusable_l2_options_name_the_field_and_leave_the_pool_valid() {
+        let mut lan = pool_with_defaults("lan", &["192.0.2.0/24"], AnnounceMode::L2);
+        let fine = announce_condition(&lan);
+        assert_eq!(
+            (fine.status.as_str(), fine.message.as_str()),
+            ("True", "the layer-2 announcement options are valid")
+        );
+        let mut options = crate::crd::ippool::L2Announce::default();
+        options.announcements.interval = "5h".into();
+        lan.spec.announce.l2 = Some(options);
+        let bad = announce_condition(&lan);
+        assert_eq!(
+            (
+                bad.status.as_str(),
+                bad.reason.as_str(),
+                bad.message.as_str()
+            ),
+            (
+                "False",
+                "InvalidAnnounceOptions",
+                r#"announce.l2.announcements.interval: "5h" is above 10s; the pool's addresses are not announced"#
+            )
+        );
+        let status = desired(&lan, &report(0), at(10));
+        assert_eq!(status.conditions[0].status, "True", "{status:?}");
+    }
+
+    #[test]
+    fn options_of_another_mode_are_reported_as_ignored() {
+        let mut edge = pool();
+        edge.spec.announce.l2 = Some(crate::crd::ippool::L2Announce::default());
+        let ignored = announce_condition(&edge);
+        assert_eq!(
+            (ignored.status.as_str(), ignored.reason.as_str()),
+            ("False", "IgnoredAnnounceOptions")
+        );
+        assert!(
+            ignored.message.starts_with("announce.l2 set"),
+            "{}",
+            ignored.message
+        );
+        let mut quiet = pool_with_defaults("quiet", &["192.0.2.0/24"], AnnounceMode::None);
+        quiet.spec.announce.bgp = Some(crate::crd::ippool::BgpAnnounce::default());
+        assert_eq!(announce_condition(&quiet).reason, "IgnoredAnnounceOptions");
     }
 
     #[test]

@@ -473,8 +473,8 @@ fn duration<'de, D: Deserializer<'de>>(field: &str, deserializer: D) -> Result<D
         .map_err(|reason| serde::de::Error::custom(format!("opennebula.{field}: {reason}")))
 }
 
-/// Parses `500ms`, `10s`, `2m`, `1h`, and sums like `1m30s`; a bare `0` is zero.
-pub(crate) use crate::duration::parse as parse_duration;
+/// Parses `500ms`, `1.5s`, `2m`, `1h`, and sums like `1m30s`; a bare `0` is zero.
+pub(crate) use baremetal_ccm_core::duration::parse as parse_duration;
 
 #[cfg(test)]
 #[path = "tests/config.rs"]

@@ -134,7 +134,7 @@ fn a_bad_duration_is_reported_with_its_field() {
 }
 
 #[test]
-fn durations_are_whole_numbers_with_a_unit() {
+fn durations_are_numbers_with_a_unit() {
     let ok = [
         ("0", Duration::ZERO),
         ("0s", Duration::ZERO),
@@ -144,20 +144,12 @@ fn durations_are_whole_numbers_with_a_unit() {
         ("1h", Duration::from_secs(3600)),
         ("1m30s", Duration::from_secs(90)),
         ("1s500ms", Duration::from_millis(1500)),
+        ("1.5s", Duration::from_millis(1500)),
     ];
     for (text, expected) in ok {
         assert_eq!(parse_duration(text), Ok(expected), "{text}");
     }
-    for bad in [
-        "",
-        "10",
-        "s",
-        "1.5s",
-        "-1s",
-        "10 s",
-        "5d",
-        "99999999999999s",
-    ] {
+    for bad in ["", "10", "s", "1.s", "-1s", "10 s", "5d", "99999999999999s"] {
         assert!(parse_duration(bad).is_err(), "{bad:?} is not a duration");
     }
 }
