@@ -10,6 +10,7 @@ mod controller;
 mod duration;
 mod events;
 mod fence;
+mod l2;
 mod leader;
 mod listed;
 mod provider;
