@@ -3,7 +3,7 @@
 //! before its first announcement, and reports other MACs claiming them. What to answer for
 //! comes in as a [`Duty`]; every decision about a frame is the core's (`l2::respond`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -379,14 +379,6 @@ impl Responder {
 
     fn probing(&self, address: IpAddr) -> bool {
         matches!(self.phases.get(&address), Some((_, Phase::Probing { .. })))
-    }
-
-    /// The addresses being answered for now (owned, probe over).
-    pub(crate) fn owned(&self) -> BTreeSet<IpAddr> {
-        (self.phases.iter())
-            .filter(|(_, (_, phase))| matches!(phase, Phase::Owned(_)))
-            .map(|(a, _)| *a)
-            .collect()
     }
 }
 

@@ -221,8 +221,6 @@ pub(crate) enum SocketError {
 #[derive(Debug)]
 pub(crate) struct PacketSocket {
     socket: AsyncFd<Socket>,
-    ifindex: u32,
-    protocol: Protocol,
 }
 
 impl PacketSocket {
@@ -251,19 +249,7 @@ impl PacketSocket {
             AsyncFd::register_with_interest(socket, Interest::READABLE | Interest::WRITABLE)
         }
         .map_err(|failed| SocketError::Register(failed.into_parts().1))?;
-        Ok(PacketSocket {
-            socket,
-            ifindex,
-            protocol,
-        })
-    }
-
-    pub(crate) fn ifindex(&self) -> u32 {
-        self.ifindex
-    }
-
-    pub(crate) fn protocol(&self) -> Protocol {
-        self.protocol
+        Ok(PacketSocket { socket })
     }
 
     /// Receives one frame (Ethernet header included) into `buf`; returns its length. A frame
@@ -400,11 +386,6 @@ impl SolicitedNodeGroups {
             })?;
         }
         Ok(())
-    }
-
-    /// The groups joined now.
-    pub(crate) fn groups(&self) -> impl Iterator<Item = &Ipv6Addr> {
-        self.joined.keys()
     }
 }
 

@@ -205,7 +205,7 @@ fn a_kernel_resolves_owned_addresses_to_the_speaker_over_arp_and_ndp() {
     );
     let frames = running.counters.frames.lock().unwrap().clone();
     assert!(
-        frames.get(&("Arp".into(), "not_ours")).is_some(),
+        frames.contains_key(&("Arp".into(), "not_ours")),
         "{frames:?}"
     );
 }
@@ -296,4 +296,58 @@ fn a_probe_answered_by_a_machine_outside_the_cluster_is_a_conflict_and_not_annou
         0
     );
     drop(running.duty);
+}
+
+#[test]
+fn the_interface_watch_sees_a_link_go_down_and_an_address_come() {
+    let (_lab, speaker, _client) = lab();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let name = speaker.name().to_string();
+    let _thread = std::thread::spawn(move || {
+        enter_netns(&name).expect("entering the speaker's namespace");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let (mut links, follow) = links::watch().await.unwrap();
+            let follow = tokio::spawn(follow);
+            loop {
+                let eth0 = links
+                    .borrow_and_update()
+                    .iter()
+                    .find(|l| l.name == "eth0")
+                    .cloned();
+                if tx.send(eth0).is_err() {
+                    break;
+                }
+                if links.changed().await.is_err() {
+                    break;
+                }
+            }
+            follow.abort();
+        });
+    });
+    let next = |what: &str, check: &dyn Fn(&links::Link) -> bool| loop {
+        let eth0 = rx
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap_or_else(|_| panic!("no update: {what}"));
+        if let Some(eth0) = eth0.filter(|l| check(l)) {
+            return eth0;
+        }
+    };
+    let eth0 = next("eth0 up and announceable", &|l| l.up && l.announceable);
+    assert!(
+        eth0.addresses.contains(&"192.0.2.10/24".parse().unwrap()),
+        "{eth0:?}"
+    );
+    speaker.run(["ip", "link", "set", "eth0", "down"]).unwrap();
+    next("eth0 down", &|l| !l.up);
+    speaker.run(["ip", "link", "set", "eth0", "up"]).unwrap();
+    speaker
+        .run(["ip", "addr", "add", "198.51.100.7/24", "dev", "eth0"])
+        .unwrap();
+    next("the new address", &|l| {
+        l.up && l.addresses.contains(&"198.51.100.7/24".parse().unwrap())
+    });
 }

@@ -405,7 +405,7 @@ fn every_flag_and_variable_the_docs_name_exists() {
         .collect();
     for (path, text) in docs() {
         for flag in tokens(&text, "`--", |c| {
-            c.is_ascii_lowercase() || c == '-' || c == '_'
+            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'
         }) {
             let flag = flag.trim_start_matches('`');
             assert!(
