@@ -201,6 +201,20 @@ pub struct SpeakerArgs {
     /// Name of the node this speaker runs on (normally from the downward API).
     #[arg(long, env = "BAREMETAL_CCM_NODE_NAME")]
     pub node_name: String,
+    #[command(flatten)]
+    pub l2: L2Args,
+}
+
+/// The speaker's layer 2 (ARP and NDP for `mode: l2` pools).
+#[derive(Debug, Args, Clone)]
+pub struct L2Args {
+    /// The key (at least 16 bytes) that authenticates the speakers' gossip, a file mounted from
+    /// a Secret; layer 2 is off without it.
+    #[arg(long, env = "BAREMETAL_CCM_L2_GOSSIP_KEY_FILE")]
+    pub l2_gossip_key_file: Option<std::path::PathBuf>,
+    /// The UDP port of the speakers' gossip, on each node's InternalIP.
+    #[arg(long, default_value_t = crate::l2::membership::DEFAULT_PORT, env = "BAREMETAL_CCM_L2_GOSSIP_PORT")]
+    pub l2_gossip_port: u16,
 }
 
 /// The BGP announcer's settings, in the controller (central placement) and the speaker

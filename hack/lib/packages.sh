@@ -15,6 +15,7 @@ DEBIAN_PACKAGES=(
   containerd:containerd
   runc:runc
   file:file
+  socat:socat
 )
 
 # The lab's real cluster (hack/lab): a container runtime per node, CNI plugins, kube-proxy's

@@ -41,6 +41,7 @@ pub mod gobgpd;
 pub mod https;
 pub mod invariants;
 pub mod kubelet;
+pub mod l2;
 pub mod manifests;
 pub mod measure;
 pub mod metrics_source;

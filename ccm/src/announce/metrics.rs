@@ -15,20 +15,20 @@ use super::announcer::Step;
 use super::plan::Plan;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// `converged`, `restarted`, `error`.
     pub outcome: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct State {
+pub(crate) struct State {
     /// A BGP session state.
     pub state: String,
 }
 
 /// Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     pub converges: Family<Outcome, Counter>,
     pub converge_seconds: Histogram,
     pub paths: Gauge,
@@ -37,7 +37,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new(registry: &mut Registry) -> Self {
+    pub(crate) fn new(registry: &mut Registry) -> Self {
         let metrics = Self {
             converges: Family::default(),
             converge_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),

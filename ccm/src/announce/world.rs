@@ -145,7 +145,7 @@ impl World {
 
 /// Drives a reflector for `api` on its own task; marks its listing after the first list and
 /// bumps `changed` on every event.
-fn watch_all<K>(
+pub(crate) fn watch_all<K>(
     api: Api<K>,
     slim: impl FnMut(&mut K) + Send + 'static,
     (listing, changed): (Listing, Arc<watch::Sender<u64>>),
@@ -194,7 +194,7 @@ async fn drive<K>(
 }
 
 /// Keeps what [`inputs::service_input`] reads.
-fn slim_service(service: &mut Service) {
+pub(crate) fn slim_service(service: &mut Service) {
     service.managed_fields_mut().clear();
     let from = service.annotations().get(ALLOCATED_FROM).cloned();
     service.metadata.annotations = from.map(|f| [(ALLOCATED_FROM.to_owned(), f)].into());
@@ -209,7 +209,7 @@ fn slim_service(service: &mut Service) {
 
 /// Keeps what [`inputs::node_input`] reads; the Ready condition without its timestamps, so
 /// that heartbeats change nothing.
-fn slim_node(node: &mut Node) {
+pub(crate) fn slim_node(node: &mut Node) {
     node.managed_fields_mut().clear();
     node.metadata.annotations = None;
     let status = node.status.take().unwrap_or_default();
@@ -228,8 +228,9 @@ fn slim_node(node: &mut Node) {
     });
 }
 
-/// Keeps the service-name label and each endpoint's node and readiness.
-fn slim_slice(slice: &mut EndpointSlice) {
+/// Keeps the service-name label and each endpoint's node and conditions (ready for BGP;
+/// serving and terminating too for layer 2, which falls back to them as kube-proxy does).
+pub(crate) fn slim_slice(slice: &mut EndpointSlice) {
     slice.managed_fields_mut().clear();
     slice.metadata.annotations = None;
     slice.ports = None;
@@ -239,7 +240,8 @@ fn slim_slice(slice: &mut EndpointSlice) {
                 node_name: e.node_name,
                 conditions: e.conditions.map(|c| EndpointConditions {
                     ready: c.ready,
-                    ..EndpointConditions::default()
+                    serving: c.serving,
+                    terminating: c.terminating,
                 }),
                 ..Endpoint::default()
             })

@@ -4,5 +4,6 @@
 
 pub mod election;
 pub mod frame;
+pub mod plan;
 pub mod respond;
 pub mod schedule;

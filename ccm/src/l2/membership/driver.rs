@@ -462,10 +462,15 @@ impl Driver {
     /// Points the fast path at the watched nodes' current addresses and publishes the view
     /// if it changed.
     fn publish(&mut self) {
+        // A node this speaker suspects stays watched while SWIM still counts it active, even
+        // when the caller no longer asks: taking over its addresses made this speaker their
+        // owner, which ends its watch, and clearing the suspicion then would hand them back to
+        // a dead node until SWIM declares it down (a second of flapping).
+        let suspected: BTreeSet<String> = self.fast.suspected().map(str::to_owned).collect();
         let mut wanted: BTreeMap<String, (u64, SocketAddr)> = BTreeMap::new();
         for member in self.swim.iter_members() {
             let id = member.id();
-            if self.watched.contains(&id.node) {
+            if self.watched.contains(&id.node) || suspected.contains(&id.node) {
                 let newest = wanted.get(&id.node).is_none_or(|(g, _)| id.generation > *g);
                 if newest {
                     wanted.insert(id.node.clone(), (id.generation, id.addr));

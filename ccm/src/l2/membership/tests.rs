@@ -1,6 +1,7 @@
 //! The membership over real UDP on loopback: every speaker on 127.0.0.1 at a port of its own.
 //! Timings are wall-clock on a shared machine: bounds are generous, measured figures printed.
 
+use super::view::Peer;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -17,6 +17,7 @@ pub(crate) struct View {
 
 impl View {
     /// The nodes alive and not suspected by this speaker.
+    #[cfg(test)]
     pub(crate) fn alive(&self) -> impl Iterator<Item = (&str, &Peer)> {
         (self.members.iter())
             .filter(|(_, p)| p.alive && !p.suspected_by_me)

@@ -1,0 +1,431 @@
+//! The speaker's layer 2, put together: watches of the Services, Nodes, EndpointSlices and
+//! IPPools; the node's interfaces; the membership; and a responder per interface. On every
+//! change it plans again (the core's `l2::plan`) and hands each responder its duty and the
+//! membership the owners to watch. The failover path needs no API call: a change of the
+//! membership view alone moves an address.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use baremetal_ccm_core::announce::inputs::service_input;
+use baremetal_ccm_core::crd::ippool::IPPool;
+use baremetal_ccm_core::l2::election::{self, Liveness, Member, NodeFacts};
+use baremetal_ccm_core::l2::frame::Mac;
+use baremetal_ccm_core::l2::plan::{self, Inputs, Plan};
+use baremetal_ccm_core::l2::respond::Interface;
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::Api;
+use kube::runtime::reflector::Store;
+use kube::{Client, ResourceExt as _};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::links::{self, Link, LinksError};
+use super::membership::{
+    self, Config, GossipKey, InterfaceState, MemberState, Membership, MembershipError,
+};
+use super::metrics::Metrics;
+use super::responder::{Duty, Report, Responder, Task};
+use crate::admin::{Readiness, ReadinessPart};
+use crate::announce::world::{slim_node, slim_service, slim_slice, watch_all};
+use crate::listed::Listings;
+
+/// How long a speaker that has just started says it is settling: it owns addresses only when
+/// no settled speaker can, so a restarting or flapping node does not pull them back at once.
+const HOLD_DOWN: Duration = Duration::from_secs(10);
+
+/// The speaker's layer-2 settings.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    pub(crate) node: String,
+    pub(crate) port: u16,
+    pub(crate) key: GossipKey,
+}
+
+/// Why layer 2 stopped.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum L2Error {
+    #[error("watching the node's interfaces")]
+    Links(#[source] LinksError),
+    #[error("the membership")]
+    Membership(#[source] MembershipError),
+    #[error("the interface watch ended")]
+    LinksEnded,
+}
+
+/// The watched caches.
+struct World {
+    services: Store<Service>,
+    nodes: Store<Node>,
+    slices: Store<EndpointSlice>,
+    pools: Store<IPPool>,
+}
+
+impl World {
+    fn start(client: &Client, changed: watch::Sender<u64>) -> (World, crate::listed::AllListed) {
+        let changed = Arc::new(changed);
+        let mut listings = Listings::default();
+        let mut watch = |what| (listings.track(what), changed.clone());
+        let world = World {
+            services: watch_all(Api::all(client.clone()), slim_service, watch("Services")),
+            nodes: watch_all(Api::all(client.clone()), slim_node, watch("Nodes")),
+            slices: watch_all(
+                Api::all(client.clone()),
+                slim_slice,
+                watch("EndpointSlices"),
+            ),
+            pools: watch_all(Api::all(client.clone()), |_| {}, watch("IPPools")),
+        };
+        (world, listings.all())
+    }
+
+    /// The first InternalIP of `node` (IPv4 first): where its speaker gossips.
+    fn address_of(&self, node: &str) -> Option<IpAddr> {
+        let node = self
+            .nodes
+            .state()
+            .into_iter()
+            .find(|n| n.name_any() == node)?;
+        let mut internal: Vec<IpAddr> = (node.status.as_ref())
+            .and_then(|s| s.addresses.as_ref())
+            .into_iter()
+            .flatten()
+            .filter(|a| a.type_ == "InternalIP")
+            .filter_map(|a| a.address.parse().ok())
+            .collect();
+        internal.sort_by_key(|a| !a.is_ipv4());
+        internal.first().copied()
+    }
+
+    /// Where the other nodes' speakers would gossip (their address of `family`).
+    fn seeds(&self, me: &str, port: u16, ipv4: bool) -> Vec<SocketAddr> {
+        (self.nodes.state().iter())
+            .filter(|n| n.name_any() != me)
+            .filter_map(|n| self.address_of(&n.name_any()))
+            .filter(|a| a.is_ipv4() == ipv4)
+            .map(|a| SocketAddr::new(a, port))
+            .collect()
+    }
+}
+
+/// Runs layer 2 until `shutdown` resolves (then leaves the membership, so that successors
+/// take over at once) or something fails.
+pub(crate) async fn run(
+    client: Client,
+    settings: Settings,
+    metrics: Metrics,
+    readiness: ReadinessPart,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), L2Error> {
+    let (changed_tx, mut changed) = watch::channel(0u64);
+    let (world, listed) = World::start(&client, changed_tx);
+    if let Err(stopped) = listed.wait().await {
+        tracing::debug!(%stopped, "not waiting for the initial lists");
+    }
+    let address = loop {
+        if let Some(address) = world.address_of(&settings.node) {
+            break address;
+        }
+        readiness.set(Readiness::NotReady(format!(
+            "l2: node {} has no InternalIP to gossip on",
+            settings.node
+        )));
+        if changed.changed().await.is_err() {
+            return Ok(());
+        }
+    };
+    let (mut links, follow) = links::watch().await.map_err(L2Error::Links)?;
+    let follow: JoinHandle<Result<(), LinksError>> = tokio::spawn(follow);
+    let (state_tx, state_rx) = watch::channel(member_state(&links.borrow(), true, false));
+    let (seeds_tx, seeds_rx) =
+        watch::channel(world.seeds(&settings.node, settings.port, address.is_ipv4()));
+    let (watched_tx, watched_rx) = watch::channel(BTreeSet::new());
+    let config = Config::new(
+        settings.node.clone(),
+        SocketAddr::new(address, settings.port),
+        settings.key,
+    );
+    let membership = Membership::start(
+        config,
+        membership::Inputs {
+            state: state_rx,
+            seeds: seeds_rx,
+            watched: watched_rx,
+        },
+        metrics.membership.clone(),
+    )
+    .await
+    .map_err(L2Error::Membership)?;
+    let mut view = membership.view();
+    let (report_tx, mut reports) = mpsc::unbounded_channel();
+    let mut responders = Responders::new(report_tx, metrics.clone());
+    let settled = tokio::time::sleep(HOLD_DOWN);
+    let mut settling = true;
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut settled = std::pin::pin!(settled);
+    let mut previous = Plan::default();
+    tracing::info!(gossip = %membership.local_addr(), "layer 2 started");
+    loop {
+        responders.follow(&links.borrow());
+        let plan = plan_now(&world, &view.borrow(), &settings.node);
+        responders.assign(&plan);
+        log_changes(&previous, &plan);
+        watched_tx.send_if_modified(|w| replace(w, plan.watched.clone()));
+        metrics
+            .owned
+            .set(i64::try_from(owned(&plan).len()).unwrap_or(i64::MAX));
+        previous = plan;
+        readiness.set(responders.readiness());
+        tokio::select! {
+            () = &mut shutdown => break,
+            result = changed.changed() => if result.is_err() { break },
+            result = view.changed() => if result.is_err() { break },
+            result = links.changed() => {
+                if result.is_err() {
+                    return Err(L2Error::LinksEnded);
+                }
+                state_tx.send_replace(member_state(&links.borrow(), settling, false));
+            }
+            () = &mut settled, if settling => {
+                settling = false;
+                state_tx.send_replace(member_state(&links.borrow(), false, false));
+            }
+            Some(report) = reports.recv() => handle(report, &metrics),
+        }
+        seeds_tx.send_if_modified(|s| {
+            replace(
+                s,
+                world.seeds(&settings.node, settings.port, address.is_ipv4()),
+            )
+        });
+    }
+    tracing::info!("leaving the layer-2 membership");
+    // Stop answering first, then tell the others: successors take over as soon as they hear.
+    drop(responders);
+    follow.abort();
+    membership.leave().await.map_err(L2Error::Membership)
+}
+
+fn replace<T: PartialEq>(current: &mut T, new: T) -> bool {
+    let changed = *current != new;
+    if changed {
+        *current = new;
+    }
+    changed
+}
+
+/// This speaker's gossiped state: its announceable interfaces.
+fn member_state(links: &[Link], settling: bool, leaving: bool) -> MemberState {
+    MemberState {
+        ready: true,
+        settling,
+        leaving,
+        interfaces: (links.iter())
+            .filter(|l| l.announceable)
+            .map(|l| InterfaceState {
+                name: l.name.clone(),
+                up: l.up,
+                mac: l.mac,
+                addresses: l.addresses.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// The plan from the caches and the membership view at this moment.
+fn plan_now(world: &World, view: &membership::View, me: &str) -> Plan {
+    let mut election = election::View::default();
+    for (name, peer) in &view.members {
+        let liveness = if !peer.alive || peer.suspected_by_me {
+            Liveness::Down
+        } else if peer.state.leaving {
+            Liveness::Leaving
+        } else {
+            Liveness::Alive
+        };
+        let interfaces = (peer.state.interfaces.iter())
+            .map(|i| election::Interface {
+                name: i.name.clone(),
+                up: i.up,
+                mac: i.mac,
+                addresses: i.addresses.clone(),
+            })
+            .collect();
+        election.members.insert(
+            name.clone(),
+            Member {
+                liveness,
+                ready: peer.state.ready,
+                settling: peer.state.settling,
+                interfaces,
+            },
+        );
+    }
+    for node in world.nodes.state() {
+        election.nodes.insert(node.name_any(), NodeFacts::of(&node));
+    }
+    let mut pools = BTreeMap::new();
+    for pool in world.pools.state() {
+        match pool.l2_announcement() {
+            Some(Ok(options)) => {
+                pools.insert(pool.name_any(), options);
+            }
+            // The controller reports invalid options on the pool; nothing is announced.
+            Some(Err(_reported_on_the_pool)) => {}
+            None => {}
+        }
+    }
+    let services: Vec<_> = (world.services.state().iter())
+        .filter_map(|s| service_input(s))
+        .collect();
+    let slices = world.slices.state();
+    let endpoints = plan::local_endpoints(slices.iter().map(|s| &**s));
+    plan::plan(Inputs {
+        node: me,
+        view: &election,
+        pools: &pools,
+        services: &services,
+        endpoints: &endpoints,
+    })
+}
+
+fn owned(plan: &Plan) -> BTreeSet<IpAddr> {
+    plan.duties
+        .values()
+        .flat_map(|d| d.keys().copied())
+        .collect()
+}
+
+fn log_changes(before: &Plan, after: &Plan) {
+    let (was, is) = (owned(before), owned(after));
+    for address in is.difference(&was) {
+        let interfaces: Vec<&String> = (after.duties.iter())
+            .filter(|(_, d)| d.contains_key(address))
+            .map(|(i, _)| i)
+            .collect();
+        tracing::info!(%address, ?interfaces, "owning the address");
+    }
+    for address in was.difference(&is) {
+        let owner = (after.elections.get(address))
+            .and_then(|e| e.ownership.owner())
+            .map(|c| c.node.clone());
+        tracing::info!(%address, ?owner, "no longer owning the address");
+    }
+}
+
+fn handle(report: Report, metrics: &Metrics) {
+    match report {
+        Report::Announced { .. } => {}
+        Report::Conflict {
+            interface,
+            address,
+            mac,
+            kind,
+            while_probing,
+        } => {
+            metrics.conflicts.inc();
+            tracing::warn!(%interface, %address, %mac, kind = kind.label(), while_probing, "address conflict");
+        }
+    }
+}
+
+/// The responders, one per announceable interface that is up.
+struct Responders {
+    running: BTreeMap<String, (watch::Sender<Duty>, JoinHandle<()>)>,
+    failed: BTreeMap<String, String>,
+    reports: mpsc::UnboundedSender<Report>,
+    metrics: Metrics,
+}
+
+impl Responders {
+    fn new(reports: mpsc::UnboundedSender<Report>, metrics: Metrics) -> Self {
+        Responders {
+            running: BTreeMap::new(),
+            failed: BTreeMap::new(),
+            reports,
+            metrics,
+        }
+    }
+
+    /// Starts responders on new interfaces and ends those of interfaces that are gone, down
+    /// or no longer announceable, and those that stopped on an error (restarted next time).
+    fn follow(&mut self, links: &[Link]) {
+        let usable: BTreeMap<&str, &Link> = (links.iter())
+            .filter(|l| l.announceable && l.up)
+            .map(|l| (l.name.as_str(), l))
+            .collect();
+        self.running
+            .retain(|name, (_, task)| usable.contains_key(name.as_str()) && !task.is_finished());
+        self.failed
+            .retain(|name, _| usable.contains_key(name.as_str()));
+        for (name, link) in usable {
+            if self.running.contains_key(name) {
+                continue;
+            }
+            let interface = Interface {
+                name: name.to_owned(),
+                mac: Mac(link.mac),
+            };
+            let counters = Arc::new(self.metrics.clone());
+            match Responder::open(interface, link.index, self.reports.clone(), counters) {
+                Ok(responder) => {
+                    let (duty_tx, duty_rx) = watch::channel(Duty::default());
+                    let interface = name.to_owned();
+                    let task = tokio::spawn(async move {
+                        if let Err(error) = responder.run(duty_rx).await {
+                            tracing::error!(error = %crate::error_chain(&error), %interface, "the responder stopped");
+                        }
+                    });
+                    self.running.insert(name.to_owned(), (duty_tx, task));
+                    self.failed.remove(name);
+                }
+                Err(error) => {
+                    let message = crate::error_chain(&error);
+                    tracing::error!(error = %message, interface = name, "cannot answer on the interface");
+                    self.failed.insert(name.to_owned(), message);
+                }
+            }
+        }
+    }
+
+    /// Gives each responder its duty from `plan`.
+    fn assign(&mut self, plan: &Plan) {
+        for (name, (duty, _)) in &self.running {
+            let addresses = (plan.duties.get(name).into_iter().flatten())
+                .map(|(address, cadence)| {
+                    let task = Task {
+                        cadence: *cadence,
+                        probe: false,
+                    };
+                    (*address, task)
+                })
+                .collect();
+            duty.send_if_modified(|current| replace(current, Duty { addresses }));
+        }
+        for name in plan.duties.keys() {
+            if !self.running.contains_key(name) {
+                tracing::warn!(interface = %name, "elected to announce on an interface without a responder");
+            }
+        }
+    }
+
+    fn readiness(&self) -> Readiness {
+        match self.failed.iter().next() {
+            None => Readiness::Ready,
+            Some((name, message)) => {
+                Readiness::NotReady(format!("l2: interface {name}: {message}"))
+            }
+        }
+    }
+}
+
+impl Drop for Responders {
+    fn drop(&mut self) {
+        for (_, (_, task)) in std::mem::take(&mut self.running) {
+            task.abort();
+        }
+    }
+}
