@@ -24,9 +24,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::links::{self, Link, LinksError};
-use super::membership::{
-    self, Config, GossipKey, InterfaceState, MemberState, Membership, MembershipError,
-};
+use super::membership::{self, Config, GossipKey, MemberState, Membership, MembershipError};
 use super::metrics::Metrics;
 use super::responder::{Duty, Report, Responder, Task};
 use crate::admin::{Readiness, ReadinessPart};
@@ -225,7 +223,7 @@ fn member_state(links: &[Link], settling: bool, leaving: bool) -> MemberState {
         leaving,
         interfaces: (links.iter())
             .filter(|l| l.announceable)
-            .map(|l| InterfaceState {
+            .map(|l| election::Interface {
                 name: l.name.clone(),
                 up: l.up,
                 mac: l.mac,
@@ -246,14 +244,7 @@ fn plan_now(world: &World, view: &membership::View, me: &str) -> Plan {
         } else {
             Liveness::Alive
         };
-        let interfaces = (peer.state.interfaces.iter())
-            .map(|i| election::Interface {
-                name: i.name.clone(),
-                up: i.up,
-                mac: i.mac,
-                addresses: i.addresses.clone(),
-            })
-            .collect();
+        let interfaces = peer.state.interfaces.clone();
         election.members.insert(
             name.clone(),
             Member {

@@ -26,10 +26,10 @@ pub use interfaces::InterfacePattern;
 use crate::contract::Exclusion;
 use crate::crd::ippool::L2Announcement;
 
-/// One network interface of a member, as its speaker gossips it. Speakers leave out what
-/// can never announce (loopback, ports enslaved to a bond or a bridge): the election takes
-/// every interface it is given as a possible one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One network interface of a member, as its speaker gossips it (the membership carries this
+/// very type). Speakers leave out what can never announce (loopback, ports enslaved to a bond
+/// or a bridge): the election takes every interface it is given as a possible one.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Interface {
     pub name: String,
     /// Operationally up: a down interface announces nothing.

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use ipnet::IpNet;
+use baremetal_ccm_core::l2::election::Interface;
 use serde::{Deserialize, Serialize};
 
 use super::identity::Speaker;
@@ -19,16 +19,8 @@ pub(crate) struct MemberState {
     pub(crate) settling: bool,
     /// Shutting down: its successors take over.
     pub(crate) leaving: bool,
-    pub(crate) interfaces: Vec<InterfaceState>,
-}
-
-/// One interface of a speaker's node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct InterfaceState {
-    pub(crate) name: String,
-    pub(crate) up: bool,
-    pub(crate) mac: [u8; 6],
-    pub(crate) addresses: Vec<IpNet>,
+    /// Its node's interfaces, as the election reads them.
+    pub(crate) interfaces: Vec<Interface>,
 }
 
 /// A state as it travels: whose, and how recent. A restarted speaker starts its versions

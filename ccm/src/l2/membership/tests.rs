@@ -114,7 +114,7 @@ fn state_of(name: &str, variant: u8) -> MemberState {
         ready: true,
         settling: false,
         leaving: false,
-        interfaces: vec![InterfaceState {
+        interfaces: vec![baremetal_ccm_core::l2::election::Interface {
             name: "eth0".to_owned(),
             up: true,
             mac: [2, 0, 0, 0, id, variant],
