@@ -132,3 +132,189 @@ pub async fn create_node(client: &Client, name: &str, address: IpAddr) {
         .await
         .unwrap_or_else(|e| panic!("creating node {name}: {e}"));
 }
+
+/// The nodes of an [`L2Lab`]: name, IPv4 and IPv6 address of its eth0.
+pub const L2_NODES: [(&str, &str, &str); 3] = [
+    ("n1", "192.0.2.11/24", "2001:db8::11/64"),
+    ("n2", "192.0.2.12/24", "2001:db8::12/64"),
+    ("n3", "192.0.2.13/24", "2001:db8::13/64"),
+];
+
+/// Three nodes (n1, n2, n3) on one bridge, each a namespace with a real layer-2 speaker, a
+/// client namespace (192.0.2.20, 2001:db8::20) whose kernel resolves addresses, a real API
+/// server with the service-lb controller, and an `l2` pool (192.0.2.100-110,
+/// 2001:db8::100/124) with a short announcement burst.
+#[derive(Debug)]
+pub struct L2Lab {
+    pub cluster: TestCluster,
+    pub hosts: std::collections::BTreeMap<String, Host>,
+    pub client: Host,
+    pub speakers: std::collections::BTreeMap<String, Process>,
+    key: PathBuf,
+    _forwards: Vec<ApiForward>,
+    _controller: Process,
+    _key_dir: tempfile::TempDir,
+    _lab: crate::netns::Lab,
+}
+
+impl L2Lab {
+    pub async fn start() -> L2Lab {
+        let mut lab = crate::netns::Lab::new().expect("a lab");
+        let segment = lab.segment("sw").expect("the bridge");
+        let mut hosts = std::collections::BTreeMap::new();
+        for (name, v4, v6) in L2_NODES {
+            let addresses = [v4.parse().expect("v4"), v6.parse().expect("v6")];
+            let host = lab.host_on(name, &segment, &addresses).expect("a node");
+            hosts.insert(name.to_owned(), host);
+        }
+        let client_addresses = [
+            "192.0.2.20/24".parse().expect("v4"),
+            "2001:db8::20/64".parse().expect("v6"),
+        ];
+        let client = lab
+            .host_on("cli", &segment, &client_addresses)
+            .expect("the client");
+        let cluster = crate::ccm::cluster(false).await;
+        let api = cluster.client();
+        for (name, v4, _) in L2_NODES {
+            let address = v4
+                .split('/')
+                .next()
+                .and_then(|a| a.parse().ok())
+                .expect("an address");
+            create_node(&api, name, address).await;
+        }
+        crate::pool::create_pool(
+            &api,
+            "l2",
+            serde_json::json!({
+                "addresses": ["192.0.2.100-192.0.2.110", "2001:db8::100/124"],
+                "announce": {"mode": "l2", "l2": {"announcements": {"count": 3, "interval": "300ms", "refresh": "0s"}}}
+            }),
+        )
+        .await;
+        let controller = crate::ccm::start_controller(&cluster.admin_kubeconfig(), "ccm-a", &[]);
+        let (key_dir, key) = gossip_key();
+        let mut forwards = Vec::new();
+        let mut speakers = std::collections::BTreeMap::new();
+        for (name, host) in &hosts {
+            forwards.push(forward_api(&cluster, host));
+            speakers.insert(name.clone(), start_l2_speaker(&cluster, host, name, &key));
+        }
+        L2Lab {
+            cluster,
+            hosts,
+            client,
+            speakers,
+            key,
+            _forwards: forwards,
+            _controller: controller,
+            _key_dir: key_dir,
+            _lab: lab,
+        }
+    }
+
+    /// Cuts every speaker off the API server (their forwards end): the failover path must not
+    /// need it.
+    pub fn cut_api(&mut self) {
+        self._forwards.clear();
+    }
+
+    /// Gives the speakers their API server back.
+    pub fn restore_api(&mut self) {
+        if self._forwards.is_empty() {
+            self._forwards = (self.hosts.values())
+                .map(|h| forward_api(&self.cluster, h))
+                .collect();
+        }
+    }
+
+    /// Sends SIGTERM to `node`'s speaker without waiting for it to exit.
+    pub fn sigterm(&self, node: &str) {
+        let pid = self.speakers[node].pid().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+    }
+
+    /// Starts `node`'s speaker again (after a kill or a stop).
+    pub fn restart(&mut self, node: &str) {
+        let speaker = start_l2_speaker(&self.cluster, &self.hosts[node], node, &self.key);
+        self.speakers.insert(node.to_owned(), speaker);
+    }
+
+    /// The node whose eth0 has `mac`.
+    pub fn node_with_mac(&self, mac: &str) -> Option<String> {
+        (self.hosts.iter())
+            .find(|(_, host)| eth0_mac(host) == mac)
+            .map(|(name, _)| name.clone())
+    }
+
+    /// The node the client's kernel resolves `address` to, waiting up to a minute for one.
+    pub async fn owner_of(&self, address: &str) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(mac) = resolve(&self.client, address)
+                && let Some(node) = self.node_with_mac(&mac)
+            {
+                return node;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(60),
+                "nobody answers for {address}; speaker logs:\n{}",
+                (self.speakers.values())
+                    .map(|s| s.log_tail(3000))
+                    .collect::<Vec<_>>()
+                    .join("\n---\n")
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// The MAC of `host`'s eth0.
+pub fn eth0_mac(host: &Host) -> String {
+    (host.run_capture(["cat", "/sys/class/net/eth0/address"]))
+        .expect("reading eth0's MAC")
+        .trim()
+        .to_owned()
+}
+
+/// The MAC `client`'s kernel has for `address` after asking afresh (a ping makes it ask;
+/// nobody needs to answer the ping).
+pub fn resolve(client: &Host, address: &str) -> Option<String> {
+    let _ = client.run(["ip", "neigh", "flush", "to", address, "dev", "eth0"]);
+    let _unanswered = client
+        .command("ping")
+        .args(["-c", "1", "-W", "1", address])
+        .output();
+    neighbour(client, address)
+}
+
+/// The MAC `client`'s kernel has cached for `address`, if any.
+pub fn neighbour(client: &Host, address: &str) -> Option<String> {
+    let out = (client.run_capture(["ip", "neigh", "show", "to", address, "dev", "eth0"])).ok()?;
+    let words: Vec<&str> = out.split_whitespace().collect();
+    let at = words.iter().position(|w| *w == "lladdr")?;
+    Some(words[at + 1].to_owned())
+}
+
+/// Polls the client's cache every 10 ms, without flushing it (the new owner's gratuitous
+/// announcements are what must move it), until it holds a MAC other than `old`; returns the
+/// MAC and how long that took, or `None` after `within`.
+pub fn wait_moved(
+    client: &Host,
+    address: &str,
+    old: &str,
+    within: std::time::Duration,
+) -> Option<(String, std::time::Duration)> {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(mac) = neighbour(client, address).filter(|m| m != old) {
+            return Some((mac, start.elapsed()));
+        }
+        if start.elapsed() >= within {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
