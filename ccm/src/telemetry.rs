@@ -22,8 +22,12 @@ pub(crate) fn init(args: &LogArgs) -> Result<(), TelemetryError> {
         filter: args.log_filter.clone(),
         source,
     })?;
+    // Colours only on a terminal: a pod's log, a file or `kubectl logs` would show the escape
+    // codes as text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match args.log_format {
         LogFormat::Plain => builder.try_init(),
