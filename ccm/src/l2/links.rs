@@ -27,6 +27,13 @@ pub(crate) struct Link {
     pub(crate) addresses: Vec<IpNet>,
 }
 
+impl Link {
+    /// Whether the speaker answers on it: announceable and up.
+    pub(crate) fn usable(&self) -> bool {
+        self.announceable && self.up
+    }
+}
+
 /// Errors of the netlink side.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum LinksError {

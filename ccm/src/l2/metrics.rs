@@ -1,8 +1,10 @@
 //! Metrics of the speaker's layer 2 (`baremetal_ccm_l2_*`): the responders' frames,
-//! announcements and conflicts, the addresses this node owns, and the membership's own.
+//! announcements and conflicts, the addresses this node owns, the host problems found, and
+//! the membership's own.
 
 use std::net::IpAddr;
 
+use baremetal_ccm_core::l2::host::Problem;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -26,6 +28,20 @@ pub(crate) struct FamilyLabels {
     pub(crate) family: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ProblemLabels {
+    /// `ipvs_without_strict_arp`, `proxy_arp`, `proxy_ndp`, `no_net_raw`.
+    pub(crate) problem: String,
+}
+
+impl ProblemLabels {
+    pub(crate) fn of(problem: Problem) -> Self {
+        ProblemLabels {
+            problem: problem.label().to_owned(),
+        }
+    }
+}
+
 /// Cheap to clone.
 #[derive(Debug, Clone)]
 pub(crate) struct Metrics {
@@ -33,6 +49,7 @@ pub(crate) struct Metrics {
     pub(crate) announcements: Family<FamilyLabels, Counter>,
     pub(crate) conflicts: Counter,
     pub(crate) owned: Gauge,
+    pub(crate) host_problems: Family<ProblemLabels, Gauge>,
     pub(crate) membership: super::membership::Metrics,
 }
 
@@ -44,6 +61,7 @@ impl Metrics {
             announcements: Family::default(),
             conflicts: Counter::default(),
             owned: Gauge::default(),
+            host_problems: Family::default(),
             membership,
         };
         let l2 = registry.sub_registry_with_prefix("l2");
@@ -66,6 +84,11 @@ impl Metrics {
             "owned_addresses",
             "Addresses this node answers for",
             metrics.owned.clone(),
+        );
+        l2.register(
+            "host_problems",
+            "Host settings that break layer 2 on this node, 1 while present: ipvs_without_strict_arp, proxy_arp, proxy_ndp, no_net_raw",
+            metrics.host_problems.clone(),
         );
         metrics
     }

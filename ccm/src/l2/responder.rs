@@ -71,6 +71,15 @@ pub(crate) enum ResponderError {
     },
 }
 
+impl ResponderError {
+    /// Whether the kernel refused a socket for want of `CAP_NET_RAW`.
+    pub(crate) fn needs_net_raw(&self) -> bool {
+        match self {
+            ResponderError::Socket { source, .. } => source.needs_net_raw(),
+        }
+    }
+}
+
 /// The state of one address on this interface.
 #[derive(Debug)]
 enum Phase {

@@ -2,7 +2,8 @@
 //! IPPools; the node's interfaces; the membership; and a responder per interface. On every
 //! change it plans again (the core's `l2::plan`) and hands each responder its duty and the
 //! membership the owners to watch. The failover path needs no API call: a change of the
-//! membership view alone moves an address.
+//! membership view alone moves an address. The host checks (`host`) run at start, on every
+//! change of the interfaces and every [`HOST_RECHECK`] (a sysctl changes without an event).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -23,6 +24,7 @@ use kube::{Client, ResourceExt as _};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use super::host::HostChecks;
 use super::links::{self, Link, LinksError};
 use super::membership::{self, Config, GossipKey, MemberState, Membership, MembershipError};
 use super::metrics::Metrics;
@@ -34,6 +36,10 @@ use crate::listed::Listings;
 /// How long a speaker that has just started says it is settling: it owns addresses only when
 /// no settled speaker can, so a restarting or flapping node does not pull them back at once.
 const HOLD_DOWN: Duration = Duration::from_secs(10);
+
+/// How often the host's settings are read again without an interface event: a fixed sysctl
+/// (kube-proxy restarted with strict ARP) clears its problem within this.
+const HOST_RECHECK: Duration = Duration::from_secs(30);
 
 /// The speaker's layer-2 settings.
 #[derive(Debug)]
@@ -165,9 +171,19 @@ pub(crate) async fn run(
     let mut shutdown = std::pin::pin!(shutdown);
     let mut settled = std::pin::pin!(settled);
     let mut previous = Plan::default();
+    let mut host = HostChecks::new(metrics.host_problems.clone());
+    let (mut check_host, mut refused) = (true, BTreeSet::new());
+    let mut recheck =
+        tokio::time::interval_at(tokio::time::Instant::now() + HOST_RECHECK, HOST_RECHECK);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(gossip = %membership.local_addr(), "layer 2 started");
     loop {
         responders.follow(&links.borrow());
+        if check_host || responders.refused() != refused {
+            refused = responders.refused();
+            host.check(&links.borrow(), refused.clone());
+            check_host = false;
+        }
         let plan = plan_now(&world, &view.borrow(), &settings.node);
         responders.assign(&plan);
         log_changes(&previous, &plan);
@@ -176,7 +192,9 @@ pub(crate) async fn run(
             .owned
             .set(i64::try_from(owned(&plan).len()).unwrap_or(i64::MAX));
         previous = plan;
-        readiness.set(responders.readiness());
+        readiness.set(readiness_of(
+            responders.failures().chain(host.unready()).collect(),
+        ));
         tokio::select! {
             () = &mut shutdown => break,
             result = changed.changed() => if result.is_err() { break },
@@ -186,7 +204,9 @@ pub(crate) async fn run(
                     return Err(L2Error::LinksEnded);
                 }
                 state_tx.send_replace(member_state(&links.borrow(), settling, false));
+                check_host = true;
             }
+            _ = recheck.tick() => check_host = true,
             () = &mut settled, if settling => {
                 settling = false;
                 state_tx.send_replace(member_state(&links.borrow(), false, false));
@@ -205,6 +225,15 @@ pub(crate) async fn run(
     drop(responders);
     follow.abort();
     membership.leave().await.map_err(L2Error::Membership)
+}
+
+/// Ready when nothing is wrong; otherwise every reason, in one line.
+fn readiness_of(problems: Vec<String>) -> Readiness {
+    if problems.is_empty() {
+        Readiness::Ready
+    } else {
+        Readiness::NotReady(format!("l2: {}", problems.join("; ")))
+    }
 }
 
 fn replace<T: PartialEq>(current: &mut T, new: T) -> bool {
@@ -323,10 +352,17 @@ fn handle(report: Report, metrics: &Metrics) {
     }
 }
 
+/// Why a responder could not start.
+#[derive(Debug, PartialEq, Eq)]
+struct Failure {
+    message: String,
+    needs_net_raw: bool,
+}
+
 /// The responders, one per announceable interface that is up.
 struct Responders {
     running: BTreeMap<String, (watch::Sender<Duty>, JoinHandle<()>)>,
-    failed: BTreeMap<String, String>,
+    failed: BTreeMap<String, Failure>,
     reports: mpsc::UnboundedSender<Report>,
     metrics: Metrics,
 }
@@ -345,7 +381,7 @@ impl Responders {
     /// or no longer announceable, and those that stopped on an error (restarted next time).
     fn follow(&mut self, links: &[Link]) {
         let usable: BTreeMap<&str, &Link> = (links.iter())
-            .filter(|l| l.announceable && l.up)
+            .filter(|l| l.usable())
             .map(|l| (l.name.as_str(), l))
             .collect();
         self.running
@@ -374,9 +410,15 @@ impl Responders {
                     self.failed.remove(name);
                 }
                 Err(error) => {
-                    let message = crate::error_chain(&error);
-                    tracing::error!(error = %message, interface = name, "cannot answer on the interface");
-                    self.failed.insert(name.to_owned(), message);
+                    let failure = Failure {
+                        message: crate::error_chain(&error),
+                        needs_net_raw: error.needs_net_raw(),
+                    };
+                    // Retried on every change: said once, and again only if it changes.
+                    if self.failed.get(name) != Some(&failure) {
+                        tracing::error!(error = %failure.message, interface = name, "cannot answer on the interface");
+                    }
+                    self.failed.insert(name.to_owned(), failure);
                 }
             }
         }
@@ -403,13 +445,17 @@ impl Responders {
         }
     }
 
-    fn readiness(&self) -> Readiness {
-        match self.failed.iter().next() {
-            None => Readiness::Ready,
-            Some((name, message)) => {
-                Readiness::NotReady(format!("l2: interface {name}: {message}"))
-            }
-        }
+    /// Why responders could not start (each message names its interface).
+    fn failures(&self) -> impl Iterator<Item = String> {
+        self.failed.values().map(|f| f.message.clone())
+    }
+
+    /// The interfaces whose packet sockets the kernel refused for want of `CAP_NET_RAW`.
+    fn refused(&self) -> BTreeSet<String> {
+        (self.failed.iter())
+            .filter(|(_, f)| f.needs_net_raw)
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 }
 

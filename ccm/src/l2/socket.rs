@@ -168,7 +168,9 @@ fn jump(pc: usize, target: usize) -> u8 {
 /// Errors of the raw sockets, each naming the system call that failed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SocketError {
-    #[error("opening a packet socket (needs CAP_NET_RAW)")]
+    #[error("opening a packet socket: the speaker needs CAP_NET_RAW")]
+    NoNetRaw(#[source] io::Error),
+    #[error("opening a packet socket")]
     Open(#[source] io::Error),
     #[error("attaching the {protocol:?} filter")]
     Filter {
@@ -217,6 +219,13 @@ pub(crate) enum SocketError {
     },
 }
 
+impl SocketError {
+    /// Whether the kernel refused a packet socket for want of `CAP_NET_RAW`.
+    pub(crate) fn needs_net_raw(&self) -> bool {
+        matches!(self, SocketError::NoNetRaw(_))
+    }
+}
+
 /// A packet socket bound to one interface and protocol, filtered in the kernel.
 #[derive(Debug)]
 pub(crate) struct PacketSocket {
@@ -228,7 +237,14 @@ impl PacketSocket {
     /// protocol 0 (it receives nothing), the filter attached, and only then bound to the
     /// interface and protocol, so no unfiltered frame is ever queued to it.
     pub(crate) fn open(ifindex: u32, protocol: Protocol) -> Result<Self, SocketError> {
-        let socket = Socket::new(Domain::PACKET, Type::RAW, None).map_err(SocketError::Open)?;
+        let socket = Socket::new(Domain::PACKET, Type::RAW, None).map_err(|error| {
+            // packet_create() refuses with EPERM, and only for this reason.
+            if error.raw_os_error() == Some(libc::EPERM) {
+                SocketError::NoNetRaw(error)
+            } else {
+                SocketError::Open(error)
+            }
+        })?;
         let filter: Vec<SockFilter> = (protocol.filter().iter())
             .map(|i| SockFilter::new(i.code, i.jt, i.jf, i.k))
             .collect();
@@ -515,5 +531,47 @@ mod tests {
             }
             assert_eq!(program.last().map(|i| (i.code, i.k)), Some((RET, 0)));
         }
+    }
+
+    /// Capabilities are per thread: a thread that drops CAP_NET_RAW from its effective set
+    /// is refused a packet socket as a speaker without the capability is.
+    #[test]
+    fn a_packet_socket_refused_for_want_of_cap_net_raw_says_so() {
+        #[repr(C)]
+        struct Header {
+            version: u32,
+            pid: libc::c_int,
+        }
+        #[repr(C)]
+        #[derive(Clone, Copy, Default)]
+        struct Data {
+            effective: u32,
+            permitted: u32,
+            inheritable: u32,
+        }
+        const VERSION_3: u32 = 0x2008_0522;
+        const CAP_NET_RAW: u32 = 13;
+        let error = std::thread::spawn(|| {
+            let mut header = Header {
+                version: VERSION_3,
+                pid: 0,
+            };
+            let mut data = [Data::default(); 2];
+            // SAFETY: capget writes two `Data` (version 3) into `data`, which lives across the
+            // call; the header is a valid version-3 header for the calling thread.
+            let rc = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
+            assert_eq!(rc, 0, "capget: {}", io::Error::last_os_error());
+            data[0].effective &= !(1 << CAP_NET_RAW);
+            // SAFETY: as above; capset reads the same structures and changes only this
+            // thread's capabilities.
+            let rc = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
+            assert_eq!(rc, 0, "capset: {}", io::Error::last_os_error());
+            PacketSocket::open(1, Protocol::Arp).map(drop)
+        })
+        .join()
+        .expect("the thread does not panic");
+        let error = error.expect_err("refused without CAP_NET_RAW");
+        assert!(error.needs_net_raw(), "{error:?}");
+        assert!(error.to_string().contains("needs CAP_NET_RAW"), "{error}");
     }
 }

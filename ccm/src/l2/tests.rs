@@ -1,22 +1,24 @@
 //! The responder against the kernel's own ARP and NDP: a speaker namespace runs a
 //! [`Responder`] on its `eth0` (the addresses it answers for configured on no interface),
 //! and client namespaces on the same bridge resolve them with their kernels (ping, `ip neigh`
-//! NUD probes), `arping` and `ndisc6`. Needs root (network namespaces), as CI has.
+//! NUD probes), `arping` and `ndisc6`; and the host checks against a namespace's own
+//! interfaces and sysctls. Needs root (network namespaces), as CI has.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use baremetal_ccm_core::l2::frame::Mac;
+use baremetal_ccm_core::l2::host::{Finding, Problem, check};
 use baremetal_ccm_core::l2::respond::Interface;
 use baremetal_ccm_core::l2::schedule::Cadence;
 use rig::netns::{Host, Lab};
 use tokio::sync::{mpsc, watch};
 
-use super::links;
 use super::responder::{Counters, Duty, Report, Responder, Task};
 use super::socket::{Protocol, enter_netns};
+use super::{host, links};
 
 const VIP4: &str = "192.0.2.100";
 const VIP6: &str = "2001:db8::100";
@@ -350,4 +352,96 @@ fn the_interface_watch_sees_a_link_go_down_and_an_address_come() {
     next("the new address", &|l| {
         l.up && l.addresses.contains(&"198.51.100.7/24".parse().unwrap())
     });
+}
+
+/// What the speaker's host checks find in `host`'s namespace, read there as the speaker
+/// reads its own (the interfaces over rtnetlink, the settings from /proc/sys/net).
+fn host_problems(host: &Host) -> Vec<Problem> {
+    let name = host.name().to_string();
+    std::thread::spawn(move || {
+        enter_netns(&name).expect("entering the speaker's namespace");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let links = runtime.block_on(async {
+            let (connection, handle, _) = rtnetlink::new_connection().unwrap();
+            tokio::spawn(connection);
+            links::list(&handle).await.unwrap()
+        });
+        let readings = host::read(&links, BTreeSet::new()).expect("reading the settings");
+        check(&readings).iter().map(Finding::problem).collect()
+    })
+    .join()
+    .expect("the reading thread does not panic")
+}
+
+fn sysctl(host: &Host, assignment: &str) {
+    let out = (host.command("sysctl").args(["-w", assignment]))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "sysctl -w {assignment}: {out:?}");
+}
+
+/// Whether `client`'s arping gets an answer from `mac` for `address`.
+fn arping_answered_by(client: &Host, address: &str, mac: &str) -> bool {
+    let out = client
+        .command("arping")
+        .args(["-c", "1", "-w", "2", "-i", "eth0", address])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .to_lowercase()
+        .contains(mac)
+}
+
+#[test]
+fn kube_proxy_ipvs_without_strict_arp_is_found_and_clears_once_the_kernel_is_strict() {
+    let (_lab, speaker, client) = lab();
+    let mac = speaker
+        .run_capture(["cat", "/sys/class/net/eth0/address"])
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert_eq!(host_problems(&speaker), vec![], "a plain host");
+    // kube-proxy's IPVS mode: a dummy interface, left down, holding the Service addresses.
+    // Where the kernel has no dummy driver (some CI sandboxes), a bridge without ports, also
+    // left down, holds them the same way: the kernel answers for any local address.
+    if speaker
+        .run(["ip", "link", "add", "kube-ipvs0", "type", "dummy"])
+        .is_err()
+    {
+        speaker
+            .run(["ip", "link", "add", "kube-ipvs0", "type", "bridge"])
+            .unwrap();
+    }
+    speaker
+        .run(["ip", "addr", "add", "192.0.2.100/32", "dev", "kube-ipvs0"])
+        .unwrap();
+    // The kernel's defaults (a new namespace has them whatever the host's are).
+    sysctl(&speaker, "net.ipv4.conf.all.arp_ignore=0");
+    sysctl(&speaker, "net.ipv4.conf.all.arp_announce=0");
+    // What the check stands for: the speaker's kernel answers ARP for it on eth0.
+    assert!(
+        arping_answered_by(&client, VIP4, &mac),
+        "the kernel answers"
+    );
+    assert_eq!(host_problems(&speaker), vec![Problem::IpvsWithoutStrictArp]);
+
+    // What kube-proxy's strictARP sets.
+    sysctl(&speaker, "net.ipv4.conf.all.arp_ignore=1");
+    sysctl(&speaker, "net.ipv4.conf.all.arp_announce=2");
+    assert_eq!(host_problems(&speaker), vec![]);
+    assert!(
+        !arping_answered_by(&client, VIP4, &mac),
+        "the kernel is quiet"
+    );
+
+    // proxy_arp and proxy_ndp on the announcing interface are warnings of their own.
+    sysctl(&speaker, "net.ipv4.conf.eth0.proxy_arp=1");
+    sysctl(&speaker, "net.ipv6.conf.eth0.proxy_ndp=1");
+    assert_eq!(
+        host_problems(&speaker),
+        vec![Problem::ProxyArp, Problem::ProxyNdp]
+    );
 }

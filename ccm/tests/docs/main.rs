@@ -378,8 +378,8 @@ fn docs_reference_lists_exactly_the_flags_and_variables_of_the_program() {
 }
 
 /// Flags of other programs that the docs name (the kubelet's, the API server's and the
-/// controller manager's, gobgpd's, etcd's, the GoBGP CLI's, cargo's), so that a typo in one of ours is not taken for one of theirs.
-const FOREIGN_FLAGS: [&str; 12] = [
+/// controller manager's, gobgpd's, etcd's, the GoBGP CLI's, cargo's, kube-proxy's), so that a typo in one of ours is not taken for one of theirs.
+const FOREIGN_FLAGS: [&str; 13] = [
     "--allocate-node-cidrs",
     "--kubelet-preferred-address-types",
     "--node-monitor-grace-period",
@@ -392,6 +392,7 @@ const FOREIGN_FLAGS: [&str; 12] = [
     "--graceful-restart",
     "--unsafe-no-fsync",
     "--target",
+    "--ipvs-strict-arp",
 ];
 
 #[test]

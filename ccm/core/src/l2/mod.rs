@@ -1,9 +1,10 @@
 //! Layer-2 announcement, without I/O (design 0003): which node owns each address (owner
-//! election), the frames on the wire, what the responder does with them, and when an owner
-//! announces.
+//! election), the frames on the wire, what the responder does with them, when an owner
+//! announces, and which host settings break it.
 
 pub mod election;
 pub mod frame;
+pub mod host;
 pub mod plan;
 pub mod respond;
 pub mod schedule;
