@@ -291,10 +291,12 @@ mod tests {
     #[test]
     fn the_cadence_is_the_pools() {
         let view = view(&["n1"]);
-        let mut options = L2Announcement::default();
-        options.count = 2;
-        options.interval = Duration::from_millis(300);
-        options.refresh = None;
+        let options = L2Announcement {
+            count: 2,
+            interval: Duration::from_millis(300),
+            refresh: None,
+            ..L2Announcement::default()
+        };
         let pools = [("l2".to_string(), options)].into();
         let services = [service("s", &[("192.0.2.70", "l2")], false)];
         let plan = plan(Inputs {
