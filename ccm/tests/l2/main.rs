@@ -31,7 +31,7 @@ struct Cluster {
     hosts: BTreeMap<String, Host>,
     client: Host,
     speakers: BTreeMap<String, Process>,
-    _forwards: Vec<ApiForward>,
+    _forwards: Vec<Forward>,
     _controller: Process,
     _key: tempfile::TempDir,
 }
