@@ -15,21 +15,23 @@ use crate::cluster::TestCluster;
 use crate::netns::Host;
 use crate::process::Process;
 
-/// The API server, reachable at the same `127.0.0.1:PORT` inside a namespace as on the host.
+/// A TCP port forwarded between the host's loopback and a namespace's, through socat and a
+/// unix socket (the file system is shared; the networks are not).
 #[derive(Debug)]
-pub struct ApiForward {
+pub struct Forward {
     _inside: Process,
     _outside: Process,
     _dir: tempfile::TempDir,
 }
 
-/// Forwards `cluster`'s API server into `host`'s namespace.
-pub fn forward_api(cluster: &TestCluster, host: &Host) -> ApiForward {
+/// Forwards `cluster`'s API server into `host`'s namespace: reachable at the same
+/// `127.0.0.1:PORT` there as on the host.
+pub fn forward_api(cluster: &TestCluster, host: &Host) -> Forward {
     let port = (cluster.url().rsplit(':').next())
         .and_then(|p| p.trim_end_matches('/').parse::<u16>().ok())
         .expect("the API server URL ends in its port");
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let socket = dir.path().join("api.sock");
+    let socket = dir.path().join("fwd.sock");
     let log = |side: &str| dir.path().join(format!("socat-{side}.log"));
     let mut outside = Command::new("socat");
     outside.args([
@@ -45,8 +47,36 @@ pub fn forward_api(cluster: &TestCluster, host: &Host) -> ApiForward {
         &format!("UNIX-CONNECT:{}", socket.display()),
     ]);
     let inside = Process::spawn("socat-in", inside, &log("in")).expect("socat starts");
-    wait_listening(host, port);
-    ApiForward {
+    wait_listening(Some(host), port);
+    Forward {
+        _inside: inside,
+        _outside: outside,
+        _dir: dir,
+    }
+}
+
+/// The other way: `127.0.0.1:port` inside `host`'s namespace (a listener of a process there,
+/// such as a speaker's metrics listener), reachable at the same address on the host.
+pub fn forward_from(host: &Host, port: u16) -> Forward {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let socket = dir.path().join("fwd.sock");
+    let log = |side: &str| dir.path().join(format!("socat-{side}.log"));
+    let mut inside = host.command("socat");
+    inside.args([
+        &format!("UNIX-LISTEN:{},fork", socket.display()),
+        &format!("TCP:127.0.0.1:{port}"),
+    ]);
+    let inside = Process::spawn("socat-in", inside, &log("in"))
+        .expect("socat starts (Debian package socat)");
+    wait_for_path(&socket);
+    let mut outside = Command::new("socat");
+    outside.args([
+        &format!("TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr"),
+        &format!("UNIX-CONNECT:{}", socket.display()),
+    ]);
+    let outside = Process::spawn("socat-out", outside, &log("out")).expect("socat starts");
+    wait_listening(None, port);
+    Forward {
         _inside: inside,
         _outside: outside,
         _dir: dir,
@@ -65,19 +95,26 @@ fn wait_for_path(path: &Path) {
     }
 }
 
-fn wait_listening(host: &Host, port: u16) {
+/// Waits until something listens on TCP `port` in `host`'s namespace (the host's, for `None`).
+fn wait_listening(host: Option<&Host>, port: u16) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let filter = format!("sport = :{port}");
     loop {
-        let out = host
-            .run_capture(["ss", "-ltnH", "sport", &format!("= :{port}")])
-            .unwrap_or_default();
+        let out = match host {
+            Some(host) => host
+                .run_capture(["ss", "-ltnH", &filter])
+                .unwrap_or_default(),
+            None => (Command::new("ss").args(["-ltnH", &filter]).output())
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default(),
+        };
         if !out.trim().is_empty() {
             return;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "socat never listened in {}",
-            host.name()
+            "socat never listened on port {port} in {}",
+            host.map_or("the host", Host::name)
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
@@ -94,6 +131,19 @@ pub fn gossip_key() -> (tempfile::TempDir, PathBuf) {
 /// Starts `baremetal-ccm speaker --node-name=<node>` inside `host`'s namespace with layer 2
 /// on (`key`), against `cluster` (forward the API server there first: [`forward_api`]).
 pub fn start_l2_speaker(cluster: &TestCluster, host: &Host, node: &str, key: &Path) -> Process {
+    start_l2_speaker_as(&cluster.admin_kubeconfig(), host, node, key, &[])
+}
+
+/// [`start_l2_speaker`] with the credentials of `kubeconfig` and `extra` arguments; the
+/// metrics listener is off unless `extra` chooses an address (inside the namespace:
+/// [`forward_from`] reaches it).
+pub fn start_l2_speaker_as(
+    kubeconfig: &Path,
+    host: &Host,
+    node: &str,
+    key: &Path,
+    extra: &[&str],
+) -> Process {
     let log = std::env::temp_dir().join(format!(
         "bmccm-speaker-l2-{node}-{}.log",
         std::process::id()
@@ -101,13 +151,19 @@ pub fn start_l2_speaker(cluster: &TestCluster, host: &Host, node: &str, key: &Pa
     let mut cmd = host.command(crate::ccm::binary());
     cmd.args([
         "speaker",
-        &format!("--kubeconfig={}", cluster.admin_kubeconfig().display()),
+        &format!("--kubeconfig={}", kubeconfig.display()),
         &format!("--node-name={node}"),
         &format!("--l2-gossip-key-file={}", key.display()),
         "--admin-bind-address=127.0.0.1:10262",
-        "--metrics-bind-address=off",
         "--log-filter=info,baremetal_ccm=debug",
     ]);
+    if !extra
+        .iter()
+        .any(|a| a.starts_with("--metrics-bind-address"))
+    {
+        cmd.arg("--metrics-bind-address=off");
+    }
+    cmd.args(extra);
     Process::spawn(&format!("speaker-{node}"), cmd, &log)
         .unwrap_or_else(|e| panic!("speaker {node} starts: {e}"))
 }
@@ -151,7 +207,7 @@ pub struct L2Lab {
     pub client: Host,
     pub speakers: std::collections::BTreeMap<String, Process>,
     key: PathBuf,
-    _forwards: Vec<ApiForward>,
+    _forwards: Vec<Forward>,
     _controller: Process,
     _key_dir: tempfile::TempDir,
     _lab: crate::netns::Lab,

@@ -44,6 +44,11 @@ async fn the_entrypoint_serves_the_api_on_the_socket_and_the_health_check_follow
     })
     .await;
     assert!(up.is_some(), "{}", daemon.log_tail(4000));
+    // Group-writable, for the speaker's container (uid 0 without CAP_DAC_OVERRIDE, in the
+    // sidecar's group: docs/security.md#layer-2); nobody else may connect.
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o770, "socket mode {mode:o}");
     // No TCP API (gobgpd's default listens on :50051 on every interface).
     let tcp = std::net::TcpStream::connect_timeout(
         &"127.0.0.1:50051".parse().unwrap(),

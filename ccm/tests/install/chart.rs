@@ -35,13 +35,19 @@ pub(crate) fn name(values: Option<&Path>) -> String {
 /// Runs the pinned helm with `args`, with a cache and configuration of its own and no
 /// kubeconfig (nothing here may reach a developer's cluster).
 pub(crate) fn helm(args: &[&str]) -> Output {
+    helm_with_kubeconfig(args, None)
+}
+
+/// [`helm`] against the cluster of `kubeconfig` (a test cluster's), if any.
+pub(crate) fn helm_with_kubeconfig(args: &[&str], kubeconfig: Option<&Path>) -> Output {
     let home = tempfile::tempdir().unwrap();
+    let none = home.path().join("no-kubeconfig");
     Command::new(Tool::Helm.path().unwrap())
         .args(args)
         .env("HELM_CACHE_HOME", home.path().join("cache"))
         .env("HELM_CONFIG_HOME", home.path().join("config"))
         .env("HELM_DATA_HOME", home.path().join("data"))
-        .env("KUBECONFIG", home.path().join("no-kubeconfig"))
+        .env("KUBECONFIG", kubeconfig.unwrap_or(&none))
         .output()
         .unwrap()
 }
@@ -62,14 +68,19 @@ pub(crate) fn render(values: &[&Path]) -> Vec<Value> {
         "helm template with {values:?} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let text = String::from_utf8(output.stdout).unwrap();
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|doc| Value::deserialize(doc).expect("helm renders valid YAML"))
-        .filter(|doc| !doc.is_null())
-        .collect()
+    documents(&String::from_utf8(output.stdout).unwrap())
 }
 
 pub(crate) fn render_output(values: &[&Path]) -> Output {
+    helm(
+        &template_args(values)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    )
+}
+
+fn template_args(values: &[&Path]) -> Vec<String> {
     let chart = chart_dir().display().to_string();
     let mut args = vec![
         "template".to_owned(),
@@ -79,7 +90,29 @@ pub(crate) fn render_output(values: &[&Path]) -> Output {
         "kube-system".to_owned(),
     ];
     args.extend(values_args(values));
-    helm(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    args
+}
+
+/// [`render`] as `helm upgrade` renders against the cluster of `kubeconfig`: with
+/// `--dry-run=server`, so that the templates' `lookup` reads that cluster.
+pub(crate) fn render_against(kubeconfig: &Path, values: &[&Path]) -> Vec<Value> {
+    let mut args = template_args(values);
+    args.push("--dry-run=server".to_owned());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = helm_with_kubeconfig(&args, Some(kubeconfig));
+    assert!(
+        output.status.success(),
+        "helm template --dry-run=server failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    documents(&String::from_utf8(output.stdout).unwrap())
+}
+
+fn documents(text: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(text)
+        .map(|doc| Value::deserialize(doc).expect("helm renders valid YAML"))
+        .filter(|doc| !doc.is_null())
+        .collect()
 }
 
 /// A values file with `text`, kept as long as the returned directory.
@@ -130,6 +163,12 @@ fn the_values_schema_refuses_bad_values_naming_the_field() {
         ("cloudConfig:\n  provider: opennebula\n", "opennebula"),
         ("crds:\n  install: \"yes\"\n", "install"),
         ("nodeSelector: {}\n", "nodeSelector"),
+        // A gossip port below 1024 would need NET_BIND_SERVICE, which the speaker lacks.
+        ("speaker:\n  l2:\n    gossipPort: 500\n", "gossipPort"),
+        (
+            "speaker:\n  l2:\n    existingSecret: My_Key\n",
+            "existingSecret",
+        ),
     ];
     for (text, field) in cases {
         let (_dir, path) = values_file(text);

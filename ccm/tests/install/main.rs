@@ -1,8 +1,9 @@
 //! Installing the product: the Helm chart (`charts/baremetal-ccm`) passes `helm lint
 //! --strict`, its values schema refuses bad values by name, every object it renders for each
 //! value set is accepted by a real API server (server-side dry run), it renders exactly what
-//! the kustomize manifests (`manifests/`) ship, and its dashboard and alert rules name only
-//! metrics and labels the program registers. The kubeadm guide shows the configuration files
+//! the kustomize manifests (`manifests/`) ship, its layer-2 gossip key Secret is generated once
+//! and kept, and its dashboard and alert rules name only metrics and labels the program
+//! registers. The kubeadm guide shows the configuration files
 //! `hack/test` validates with kubeadm.
 
 #![allow(
@@ -14,6 +15,7 @@
 mod chart;
 mod drift;
 mod dry_run;
+mod l2;
 mod observability;
 
 use std::path::{Path, PathBuf};

@@ -424,10 +424,11 @@ async fn a_stalled_api_server_fails_the_scrape_with_503_instead_of_hanging_it() 
 }
 
 /// The shipped workloads: the product's admin server stays on loopback (no
-/// `--admin-bind-address` off it), the kubelet probes it at 127.0.0.1, and the only port the
-/// pod declares is the metrics listener's, named `metrics`.
+/// `--admin-bind-address` off it), the kubelet probes it at 127.0.0.1, and the only ports the
+/// pods declare are the metrics listener's, named `metrics`, and the speaker's layer-2 gossip
+/// port (UDP, open between the nodes), named `l2-gossip`.
 #[test]
-fn the_manifests_probe_on_loopback_and_declare_only_the_metrics_port() {
+fn the_manifests_probe_on_loopback_and_declare_only_the_metrics_and_gossip_ports() {
     use baremetal_ccm::{
         CONTROLLER_ADMIN_PORT, CONTROLLER_METRICS_PORT, Cli, Command as Sub, SPEAKER_ADMIN_PORT,
         SPEAKER_METRICS_PORT,
@@ -444,14 +445,16 @@ fn the_manifests_probe_on_loopback_and_declare_only_the_metrics_port() {
             (container["args"].as_array().unwrap().iter()).map(|a| a.as_str().unwrap().to_owned()),
         );
         argv.push("--node-name=n1".to_owned());
-        let (admin, metrics) = match Cli::try_parse_from(&argv).unwrap().command {
+        let (admin, metrics, gossip) = match Cli::try_parse_from(&argv).unwrap().command {
             Sub::Controller(args) => (
                 args.admin.address(CONTROLLER_ADMIN_PORT),
                 args.admin.metrics_address(CONTROLLER_METRICS_PORT),
+                None,
             ),
             Sub::Speaker(args) => (
                 args.admin.address(SPEAKER_ADMIN_PORT),
                 args.admin.metrics_address(SPEAKER_METRICS_PORT),
+                (args.l2.l2_gossip_key_file.is_some()).then_some(args.l2.l2_gossip_port),
             ),
             Sub::Crd => panic!("{file}: a workload runs the controller or the speaker"),
         };
@@ -462,10 +465,14 @@ fn the_manifests_probe_on_loopback_and_declare_only_the_metrics_port() {
             assert_eq!(get["port"], admin.port(), "{file}: {probe}");
         }
         let metrics = metrics.unwrap_or_else(|| panic!("{file}: the metrics listener is on"));
-        assert_eq!(
-            container["ports"],
-            serde_json::json!([{"name": "metrics", "containerPort": metrics.port()}]),
-            "{file}"
-        );
+        let mut ports =
+            vec![serde_json::json!({"name": "metrics", "containerPort": metrics.port()})];
+        ports.extend(gossip.map(
+            |port| serde_json::json!({"name": "l2-gossip", "containerPort": port, "protocol": "UDP"}),
+        ));
+        assert_eq!(container["ports"], serde_json::Value::from(ports), "{file}");
+        if file.starts_with("speaker") {
+            assert!(gossip.is_some(), "{file}: layer 2 is on");
+        }
     }
 }

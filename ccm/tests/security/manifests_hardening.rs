@@ -1,10 +1,12 @@
 //! The shipped workloads are hardened (issue 11, items 2, 3 and part of 7): no pod automounts
 //! the API token, only the product's own container mounts one (never the gobgpd sidecar,
 //! which parses BGP from the network), every pod runs under the RuntimeDefault seccomp
-//! profile, and the admin ports are free on kubeadm nodes and distinct from each other (the
-//! controller and the speaker share the host network of control-plane nodes) — read from the
-//! manifests, and proven by running both, as the manifests start them, beside every port a
-//! kubeadm control-plane node's components hold.
+//! profile, every container drops every capability and only the speaker adds one (NET_RAW,
+//! for layer 2, as uid 0 so that it holds), the gossip key is a read-only file from a Secret
+//! that must exist, and the admin ports are free on kubeadm nodes and distinct from each
+//! other (the controller and the speaker share the host network of control-plane nodes) —
+//! read from the manifests, and proven by running both, as the manifests start them, beside
+//! every port a kubeadm control-plane node's components hold.
 
 #![allow(
     clippy::unwrap_used,
@@ -106,6 +108,97 @@ fn every_pod_runs_under_the_runtime_default_seccomp_profile() {
     }
 }
 
+#[test]
+fn only_the_speaker_adds_a_capability_net_raw_as_uid_0_in_the_sidecars_group() {
+    let mut added = Vec::new();
+    for (file, spec) in pod_specs() {
+        let sidecar_group = (containers(&spec).iter())
+            .find(|c| c["name"] == "gobgpd")
+            .map(|c| c["securityContext"]["runAsGroup"].clone())
+            .unwrap();
+        assert_eq!(sidecar_group, 65532, "{file}: gobgpd's group is explicit");
+        for container in containers(&spec) {
+            let name = format!("{file}: {}", container["name"].as_str().unwrap());
+            let context = &container["securityContext"];
+            assert_eq!(context["allowPrivilegeEscalation"], false, "{name}");
+            assert_eq!(context["readOnlyRootFilesystem"], true, "{name}");
+            assert_eq!(
+                context["capabilities"]["drop"],
+                serde_json::json!(["ALL"]),
+                "{name}"
+            );
+            match context["capabilities"].get("add") {
+                None => {
+                    assert_eq!(context["runAsNonRoot"], true, "{name}");
+                    assert_eq!(context["runAsUser"], 65532, "{name}");
+                }
+                Some(add) => {
+                    // Kubernetes gives an added capability only to a root process: a non-root
+                    // one loses it when the container starts (no ambient capabilities), so a
+                    // capability added to a non-root container is never held.
+                    assert_eq!(
+                        context["runAsUser"], 0,
+                        "{name}: the capability would not hold"
+                    );
+                    // Without CAP_DAC_OVERRIDE, uid 0 reaches gobgpd's socket (0770) only
+                    // through the sidecar's group.
+                    assert_eq!(context["runAsGroup"], sidecar_group, "{name}");
+                    added.push((name, add.clone()));
+                }
+            }
+        }
+    }
+    assert_eq!(
+        added,
+        [(
+            "speaker/speaker.yaml: speaker".to_owned(),
+            serde_json::json!(["NET_RAW"])
+        )],
+        "only the speaker adds a capability, and only NET_RAW"
+    );
+}
+
+#[test]
+fn the_gossip_key_is_a_read_only_file_from_a_secret_that_must_exist() {
+    let (_, spec) = (pod_specs().into_iter())
+        .find(|(f, _)| f == "speaker/speaker.yaml")
+        .unwrap();
+    let speaker = &containers(&spec)[0];
+    let file = (speaker["args"].as_array().unwrap().iter())
+        .find_map(|a| a.as_str()?.strip_prefix("--l2-gossip-key-file="))
+        .expect("layer 2 is on: the key file is passed");
+    let (dir, name) = file.rsplit_once('/').unwrap();
+    let mount = (speaker["volumeMounts"].as_array().unwrap().iter())
+        .find(|m| m["mountPath"] == dir)
+        .expect("the key's directory is mounted");
+    assert_eq!(mount["readOnly"], true);
+    let volume = (spec["volumes"].as_array().unwrap().iter())
+        .find(|v| v["name"] == mount["name"])
+        .unwrap();
+    let secret = &volume["secret"];
+    assert_eq!(secret["secretName"], "baremetal-ccm-l2-gossip");
+    assert_eq!(
+        secret["items"],
+        serde_json::json!([{"key": "key", "path": name}])
+    );
+    assert_eq!(secret["defaultMode"], 0o400);
+    assert_eq!(
+        secret["optional"], false,
+        "a missing Secret is a pod event, not layer 2 silently off"
+    );
+    // Kustomize cannot draw the key: the command that creates the Secret is documented.
+    for doc in ["manifests/README.md", "docs/install.md"] {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../").to_owned() + doc;
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains(
+                "kubectl -n kube-system create secret generic baremetal-ccm-l2-gossip \\\n  --from-literal=key=\"$(head -c 32 /dev/urandom | base64)\""
+            ),
+            "{doc} gives the command that creates the gossip key Secret"
+        );
+    }
+}
+
 /// The admin port a product container serves on (its `--admin-bind-address`, else the
 /// subcommand's default) and the ports its probes use.
 fn admin_ports(container: &Value) -> Option<(u16, BTreeSet<u16>)> {
@@ -176,9 +269,17 @@ async fn both_start_with_their_shipped_ports_beside_a_kubeadm_control_plane_node
     let cluster = rig::ccm::cluster(false).await;
     let kubeconfig = format!("--kubeconfig={}", cluster.admin_kubeconfig().display());
     let config = rig::nodes::cloud_config("static: {}\n");
+    // The speaker's gossip key (the manifest's path is the Secret's mount in the pod). No Node
+    // exists here: layer 2 waits for its node's address and opens nothing.
+    let (_key_dir, key) = rig::l2::gossip_key();
     let start = |file: &str, extra: Vec<String>| {
         let mut argv = shipped_args(file);
         argv.retain(|a| !a.starts_with("--cloud-config="));
+        for arg in &mut argv {
+            if arg.starts_with("--l2-gossip-key-file=") {
+                *arg = format!("--l2-gossip-key-file={}", key.display());
+            }
+        }
         argv.extend(extra);
         argv.push(kubeconfig.clone());
         let mut cmd = std::process::Command::new(rig::ccm::binary());

@@ -1,6 +1,7 @@
-//! The shipped manifests: the controller runs every controller with exactly the shipped RBAC
-//! (`manifests/rbac/`), the password Secrets are the only Secrets either account reads, and
-//! the workload manifests' arguments are ones the binary takes.
+//! The shipped manifests: the controller runs every controller, and the speaker its BGP
+//! announcer and layer 2, with exactly the shipped RBAC (`manifests/rbac/`), the password
+//! Secrets are the only Secrets either account reads, and the workload manifests' arguments
+//! are ones the binary takes.
 
 #![allow(
     clippy::unwrap_used,
@@ -104,29 +105,72 @@ async fn every_controller_works_with_exactly_the_shipped_rbac_and_uses_all_of_it
     assert!(!log.to_lowercase().contains("forbidden"), "{log}");
 
     // The speaker with its own ServiceAccount lists what it watches and writes nothing else.
-    // The speaker's token is bound to its pod on cp-1, as the kubelet's is.
+    // The speaker's token is bound to its pod on cp-1, as the kubelet's is. It runs as the
+    // DaemonSet runs it, layer 2 on: in cp-1's own network namespace (its gossip binds cp-1's
+    // InternalIP, its responder opens packet sockets on eth0), the API server forwarded in and
+    // its metrics listener out.
     let (speaker_kubeconfig, speaker_client) = cluster
         .pod_service_account_client("kube-system", "baremetal-ccm-speaker", "cp-1")
         .await
         .unwrap();
-    let speaker_metrics =
-        std::net::SocketAddr::from(([127, 0, 0, 1], rig::cluster::free_port().unwrap()));
-    let mut speaker = start_speaker(
+    let mut lab = rig::netns::Lab::new().unwrap();
+    let segment = lab.segment("sw").unwrap();
+    let cp1 = lab
+        .host_on("cp-1", &segment, &["198.51.100.1/24".parse().unwrap()])
+        .unwrap();
+    let _api = rig::l2::forward_api(&cluster, &cp1);
+    let (_key_dir, key) = rig::l2::gossip_key();
+    let speaker_port = rig::cluster::free_port().unwrap();
+    let speaker_metrics = std::net::SocketAddr::from(([127, 0, 0, 1], speaker_port));
+    let mut speaker = rig::l2::start_l2_speaker_as(
         &speaker_kubeconfig,
+        &cp1,
         "cp-1",
+        &key,
         &[
             &format!("--metrics-bind-address={speaker_metrics}"),
             "--gobgp-endpoint=unix:///nonexistent/gobgpd.sock",
         ],
     );
+    let _metrics = rig::l2::forward_from(&cp1, speaker_port);
     let listed = rig::process::wait_for(WAIT, || async {
-        speaker
-            .log_tail(200_000)
-            .contains("announcer started")
-            .then_some(())
+        let log = speaker.log_tail(200_000);
+        (log.contains("announcer started") && log.contains("layer 2 started")).then_some(())
     })
     .await;
     assert!(listed.is_some(), "{}", speaker.log_tail(4000));
+    // An address of a layer-2 pool: the speaker, alone in the membership, owns it — what it
+    // reads to decide that, it may read.
+    create_pool(
+        &admin,
+        "pool-l2",
+        serde_json::json!({"addresses": ["198.51.100.64/30"], "autoAssign": false, "announce": {"mode": "l2"}}),
+    )
+    .await;
+    Svc::lb("default", "l2")
+        .annotate("baremetal-ccm.io/pool", "pool-l2")
+        .create(&admin)
+        .await;
+    assert_eq!(
+        wait_addresses(&admin, "default", "l2", 1).await,
+        ["198.51.100.64"]
+    );
+    let admin_token = token_of(&cluster.admin_kubeconfig());
+    let owned = rig::process::wait_for(WAIT, || async {
+        let reply = rig::https::get(
+            speaker_metrics,
+            "/metrics",
+            Some(&admin_token),
+            rig::https::Trust::AnyCertificate,
+        )
+        .await
+        .ok()?;
+        (reply.body.lines())
+            .any(|l| l == "baremetal_ccm_l2_owned_addresses 1")
+            .then_some(())
+    })
+    .await;
+    assert!(owned.is_some(), "{}", speaker.log_tail(4000));
     rig::fabric::wait_session(&admin, "tor-central", "ccm-rbac", |s| !s.state.is_empty()).await;
     rig::fabric::wait_session(&admin, "tor-local", "cp-1", |s| !s.state.is_empty()).await;
     assert!(speaker.is_running());
@@ -221,7 +265,6 @@ async fn every_controller_works_with_exactly_the_shipped_rbac_and_uses_all_of_it
     assert!(gone.is_some(), "{}", ccm.log_tail(4000));
 
     // Both metrics listeners answer a caller the API server vouches for (the rig's admin).
-    let admin_token = token_of(&cluster.admin_kubeconfig());
     for address in [ccm_metrics, speaker_metrics] {
         let scraped = rig::process::wait_for(WAIT, || async {
             let reply = rig::https::get(

@@ -58,6 +58,7 @@ allowPrivilegeEscalation: false
 readOnlyRootFilesystem: true
 runAsNonRoot: true
 runAsUser: 65532
+runAsGroup: 65532
 capabilities: {drop: [ALL]}
 {{- end }}
 

@@ -27,6 +27,13 @@ lab_product_up() {
   for n in "${LAB_CONTROL_PLANE_NODES[@]}"; do
     lab_kubectl label node "$n" node-role.kubernetes.io/control-plane= --overwrite >/dev/null
   done
+  # The layer-2 gossip key, created as docs/install.md tells users to (kustomize cannot draw a
+  # random key); kept if it exists, so that a second `up` does not split the membership.
+  if ! lab_kubectl -n kube-system get secret baremetal-ccm-l2-gossip >/dev/null 2>&1; then
+    lab_kubectl -n kube-system create secret generic baremetal-ccm-l2-gossip \
+      --from-literal=key="$(head -c 32 /dev/urandom | base64)" >/dev/null \
+      || die "creating the layer-2 gossip key Secret failed"
+  fi
   lab_kubectl apply --server-side -k "$(lab_kustomization)" >"$LAB_LOGS/apply.log" 2>&1 \
     || die "kubectl apply -k of the product failed: $(tail -5 "$LAB_LOGS/apply.log")"
 }
