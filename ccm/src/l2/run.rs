@@ -168,6 +168,7 @@ pub(crate) async fn run(
     let mut responders = Responders::new(report_tx, metrics.clone());
     let settled = tokio::time::sleep(HOLD_DOWN);
     let mut settling = true;
+    let mut was_up = up_links(&links.borrow());
     let mut shutdown = std::pin::pin!(shutdown);
     let mut settled = std::pin::pin!(settled);
     let mut previous = Plan::default();
@@ -203,6 +204,14 @@ pub(crate) async fn run(
                 if result.is_err() {
                     return Err(L2Error::LinksEnded);
                 }
+                let now_up = up_links(&links.borrow());
+                if now_up.difference(&was_up).next().is_some() {
+                    // An interface came (back) up: a flapping link must not drag addresses
+                    // back and forth, so the node settles again, as after a restart.
+                    settling = true;
+                    settled.as_mut().reset(tokio::time::Instant::now() + HOLD_DOWN);
+                }
+                was_up = now_up;
                 state_tx.send_replace(member_state(&links.borrow(), settling, false));
                 check_host = true;
             }
@@ -242,6 +251,14 @@ fn replace<T: PartialEq>(current: &mut T, new: T) -> bool {
         *current = new;
     }
     changed
+}
+
+/// The announceable interfaces that are up, by name.
+fn up_links(links: &[Link]) -> BTreeSet<String> {
+    (links.iter())
+        .filter(|l| l.announceable && l.up)
+        .map(|l| l.name.clone())
+        .collect()
 }
 
 /// This speaker's gossiped state: its announceable interfaces.

@@ -58,3 +58,40 @@ async fn the_owner_answers_and_a_killed_owners_address_moves_to_another_speaker(
             .contains("owning the address")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_whose_link_comes_back_waits_out_the_hold_down_before_taking_its_address_back() {
+    let cluster = L2Lab::start().await;
+    let api = cluster.cluster.client();
+    Svc::lb("default", "web").create(&api).await;
+    let address = wait_addresses(&api, "default", "web", 1).await.remove(0);
+    // Wait out the speakers' own start-up hold-down, so that the owner is the first in rank.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let owner = cluster.owner_of(&address).await;
+    let old_mac = eth0_mac(&cluster.hosts[&owner]);
+    cluster.hosts[&owner]
+        .run(["ip", "link", "set", "eth0", "down"])
+        .unwrap();
+    let (new_mac, took) = wait_moved(&cluster.client, &address, &old_mac, Duration::from_secs(10))
+        .expect("the address moved within 10 s");
+    eprintln!("eth0 of {owner} down: moved after {took:?}");
+    cluster.hosts[&owner]
+        .run(["ip", "link", "set", "eth0", "up"])
+        .unwrap();
+    let back = std::time::Instant::now();
+    // For the hold-down (10 s) the link's return changes nothing: every fresh resolution
+    // still gets the new owner's MAC.
+    while back.elapsed() < Duration::from_secs(6) {
+        let now = rig::l2::resolve(&cluster.client, &address);
+        assert!(
+            now.as_deref() == Some(new_mac.as_str()) || now.is_none(),
+            "{address} went back to {now:?} {:?} after the link returned",
+            back.elapsed()
+        );
+    }
+    // Then the node, settled again and first in rank, takes it back.
+    let (mac, _) = wait_moved(&cluster.client, &address, &new_mac, Duration::from_secs(15))
+        .expect("the first in rank takes its address back after the hold-down");
+    assert_eq!(mac, old_mac);
+    eprintln!("taken back {:?} after the link returned", back.elapsed());
+}
