@@ -36,6 +36,10 @@ pub(crate) struct Task {
 const PROBES: u32 = 3;
 const PROBE_INTERVAL: Duration = Duration::from_millis(200);
 const PROBE_WAIT: Duration = Duration::from_millis(1000);
+/// Another MAC claiming an owned address is answered with one more burst, at most once per
+/// this long per address (RFC 5227's DEFEND_INTERVAL): enough to win the caches back, never
+/// a storm against a machine that keeps claiming it.
+const DEFEND_INTERVAL: Duration = Duration::from_secs(10);
 
 /// What the responder tells its supervisor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +106,7 @@ pub(crate) struct Responder {
     groups: SolicitedNodeGroups,
     phases: BTreeMap<IpAddr, (Task, Phase)>,
     origin: Instant,
+    defended: BTreeMap<IpAddr, Instant>,
     reports: mpsc::UnboundedSender<Report>,
     counters: Arc<dyn Counters>,
 }
@@ -137,6 +142,7 @@ impl Responder {
             groups,
             phases: BTreeMap::new(),
             origin: Instant::now(),
+            defended: BTreeMap::new(),
             reports,
             counters,
         })
@@ -372,6 +378,7 @@ impl Responder {
                 if while_probing && let Some((_, phase)) = self.phases.get_mut(&address) {
                     *phase = Phase::Conflicted;
                 }
+                self.defend(address);
                 tracing::warn!(interface = %self.interface.name, %address, %mac, kind = kind.label(), while_probing, "another MAC claims an address of ours");
                 let _closed = self.reports.send(Report::Conflict {
                     interface: self.interface.name.clone(),
@@ -384,6 +391,18 @@ impl Responder {
             Decision::Ignore(reason) => self.counters.frame(protocol, reason.label()),
         }
         Ok(())
+    }
+
+    /// Sends the burst for `address` again (if owned, and not within the defend interval).
+    fn defend(&mut self, address: IpAddr) {
+        let now = Instant::now();
+        if (self.defended.get(&address)).is_some_and(|at| now < *at + DEFEND_INTERVAL) {
+            return;
+        }
+        if let Some((_, Phase::Owned(schedule))) = self.phases.get_mut(&address) {
+            schedule.restart(now - self.origin);
+            self.defended.insert(address, now);
+        }
     }
 
     fn probing(&self, address: IpAddr) -> bool {

@@ -33,6 +33,11 @@ use crate::admin::{Readiness, ReadinessPart};
 use crate::announce::world::{slim_node, slim_service, slim_slice, watch_all};
 use crate::listed::Listings;
 
+/// How long a speaker that found a higher-ranked speaker answering for one of its addresses
+/// stays away from it (unless the views agree sooner: then the plan no longer gives it the
+/// address anyway). Long enough that a lasting split does not make the two take turns often.
+const YIELD: Duration = Duration::from_secs(30);
+
 /// How long a speaker that has just started says it is settling: it owns addresses only when
 /// no settled speaker can, so a restarting or flapping node does not pull them back at once.
 const HOLD_DOWN: Duration = Duration::from_secs(10);
@@ -172,6 +177,7 @@ pub(crate) async fn run(
     let mut shutdown = std::pin::pin!(shutdown);
     let mut settled = std::pin::pin!(settled);
     let mut previous = Plan::default();
+    let mut yielded: BTreeMap<IpAddr, tokio::time::Instant> = BTreeMap::new();
     let mut host = HostChecks::new(metrics.host_problems.clone());
     let (mut check_host, mut refused) = (true, BTreeSet::new());
     let mut recheck =
@@ -185,7 +191,12 @@ pub(crate) async fn run(
             host.check(&links.borrow(), refused.clone());
             check_host = false;
         }
-        let plan = plan_now(&world, &view.borrow(), &settings.node);
+        let mut plan = plan_now(&world, &view.borrow(), &settings.node);
+        let now = tokio::time::Instant::now();
+        yielded.retain(|_, until| *until > now);
+        for duty in plan.duties.values_mut() {
+            duty.retain(|address, _| !yielded.contains_key(address));
+        }
         responders.assign(&plan);
         log_changes(&previous, &plan);
         watched_tx.send_if_modified(|w| replace(w, plan.watched.clone()));
@@ -220,7 +231,12 @@ pub(crate) async fn run(
                 settling = false;
                 state_tx.send_replace(member_state(&links.borrow(), false, false));
             }
-            Some(report) = reports.recv() => handle(report, &metrics),
+            Some(report) = reports.recv() => {
+                if let Some(address) = handle(report, &metrics, &view.borrow(), &settings.node) {
+                    yielded.insert(address, tokio::time::Instant::now() + YIELD);
+                }
+            }
+            () = sleep_until(yielded.values().min().copied()) => {}
         }
         seeds_tx.send_if_modified(|s| {
             replace(
@@ -353,9 +369,11 @@ fn log_changes(before: &Plan, after: &Plan) {
     }
 }
 
-fn handle(report: Report, metrics: &Metrics) {
+/// Logs and counts a responder's report; returns the address to give way on when another,
+/// higher-ranked speaker answers for it too.
+fn handle(report: Report, metrics: &Metrics, view: &membership::View, me: &str) -> Option<IpAddr> {
     match report {
-        Report::Announced { .. } => {}
+        Report::Announced { .. } => None,
         Report::Conflict {
             interface,
             address,
@@ -364,8 +382,28 @@ fn handle(report: Report, metrics: &Metrics) {
             while_probing,
         } => {
             metrics.conflicts.inc();
-            tracing::warn!(%interface, %address, %mac, kind = kind.label(), while_probing, "address conflict");
+            let speaker = (view.members.iter())
+                .find(|(_, peer)| peer.state.interfaces.iter().any(|i| i.mac == mac.0))
+                .map(|(node, _)| node.clone());
+            match speaker {
+                Some(other) if other != me => {
+                    let yields = election::yields_to(me, &other, address);
+                    tracing::info!(%interface, %address, %mac, speaker = %other, yields, "another speaker answers for the address too");
+                    yields.then_some(address)
+                }
+                _ => {
+                    tracing::warn!(%interface, %address, %mac, kind = kind.label(), while_probing, "address conflict");
+                    None
+                }
+            }
         }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -95,3 +95,67 @@ async fn an_owner_whose_link_comes_back_waits_out_the_hold_down_before_taking_it
     assert_eq!(mac, old_mac);
     eprintln!("taken back {:?} after the link returned", back.elapsed());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_two_speakers_answer_for_one_address_the_lower_ranked_gives_way() {
+    use baremetal_ccm_core::l2::election::weight;
+    let cluster = L2Lab::start().await;
+    let api = cluster.cluster.client();
+    Svc::lb("default", "web").create(&api).await;
+    let address = wait_addresses(&api, "default", "web", 1).await.remove(0);
+    let ip: std::net::IpAddr = address.parse().unwrap();
+    tokio::time::sleep(Duration::from_secs(11)).await; // every speaker settled
+    let owner = cluster.owner_of(&address).await;
+    let successor = (L2_NODES.iter().map(|(n, _, _)| *n))
+        .filter(|n| *n != owner)
+        .max_by_key(|n| weight(n, ip))
+        .unwrap();
+    // The successor's gossip is cut off from the others (its datagrams to them are dropped;
+    // the others would otherwise probe the owner for it and forward the answer), so it
+    // suspects the owner and takes the address, while the owner, which hears nothing wrong,
+    // keeps it: both answer. Frames still flow both ways on the segment.
+    for (node, v4, _) in L2_NODES {
+        if node != successor {
+            let ip = v4.split('/').next().unwrap();
+            cluster.hosts[successor]
+                .run(["ip", "route", "add", "blackhole", &format!("{ip}/32")])
+                .unwrap();
+        }
+    }
+    let start = std::time::Instant::now();
+    loop {
+        let log = cluster.speakers[successor].log_tail(200_000);
+        if log.contains("another speaker answers for the address too")
+            && log.contains("yields=true")
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "{successor} never gave way; its log:\n{}",
+            cluster.speakers[successor].log_tail(4000)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "{successor} gave way to {owner} after {:?}",
+        start.elapsed()
+    );
+    // Converged: every fresh resolution gets the owner's MAC, and only that.
+    let owner_mac = eth0_mac(&cluster.hosts[&owner]);
+    let steady = std::time::Instant::now();
+    wait_moved(&cluster.client, &address, "", Duration::from_secs(5));
+    while steady.elapsed() < Duration::from_secs(3) {
+        let mac = resolve(&cluster.client, &address);
+        assert_eq!(
+            mac.as_deref(),
+            Some(owner_mac.as_str()),
+            "{address} after the split"
+        );
+    }
+    assert!(
+        !cluster.speakers[&owner]
+            .log_tail(200_000)
+            .contains("yields=true")
+    );
+}

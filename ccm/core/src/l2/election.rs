@@ -210,6 +210,14 @@ pub fn weight(node: &str, address: IpAddr) -> u64 {
     u64::from_be_bytes(first)
 }
 
+/// Whether `node` gives way to `other` when both answer for `address` (their views differ:
+/// one suspects the other wrongly, or the membership is split): the one the ranking puts
+/// lower yields, whatever either view says, so two speakers settle the same way without
+/// talking. Ties (never seen) go by name.
+pub fn yields_to(node: &str, other: &str, address: IpAddr) -> bool {
+    (weight(other, address), other) > (weight(node, address), node)
+}
+
 /// Where `node` would announce `address`, or why it cannot own it, leaving out the local
 /// endpoints (which depend on the other nodes: see [`elect`]).
 pub fn check(view: &View, node: &str, address: &Address<'_>) -> Result<Vec<String>, Ineligible> {

@@ -444,3 +444,27 @@ fn endpoints_moving_and_a_first_owner_are_changes_too() {
     assert_eq!(came, []);
     assert_eq!(ChangeReason::EndpointsMoved.as_str(), "EndpointsMoved");
 }
+
+#[test]
+fn of_two_speakers_answering_for_one_address_exactly_one_yields_the_lower_ranked() {
+    for i in 0..200u32 {
+        let address: IpAddr = format!("192.0.2.{}", i % 250).parse().unwrap();
+        let (a, b) = (format!("node-{i}"), format!("node-{}", i + 1));
+        assert_ne!(
+            yields_to(&a, &b, address),
+            yields_to(&b, &a, address),
+            "{a} {b} {address}"
+        );
+        let lower = if weight(&a, address) < weight(&b, address) {
+            &a
+        } else {
+            &b
+        };
+        let higher = if lower == &a { &b } else { &a };
+        assert!(yields_to(lower, higher, address));
+    }
+    assert!(
+        !yields_to("n1", "n1", "192.0.2.1".parse().unwrap()),
+        "never to itself"
+    );
+}
