@@ -134,79 +134,58 @@ pub(crate) async fn run(
     if let Err(stopped) = listed.wait().await {
         tracing::debug!(%stopped, "not waiting for the initial lists");
     }
-    let address = loop {
-        if let Some(address) = world.address_of(&settings.node) {
-            break address;
-        }
-        readiness.set(Readiness::NotReady(format!(
-            "l2: node {} has no InternalIP to gossip on",
-            settings.node
-        )));
-        if changed.changed().await.is_err() {
-            return Ok(());
-        }
+    let Some(address) = gossip_address(&world, &settings.node, &readiness, &mut changed).await
+    else {
+        return Ok(());
     };
     let (mut links, follow) = links::watch().await.map_err(L2Error::Links)?;
     let follow: JoinHandle<Result<(), LinksError>> = tokio::spawn(follow);
     let (state_tx, state_rx) = watch::channel(member_state(&links.borrow(), true, false));
-    let (seeds_tx, seeds_rx) =
-        watch::channel(world.seeds(&settings.node, settings.port, address.is_ipv4()));
+    let seeds = world.seeds(&settings.node, settings.port, address.is_ipv4());
+    let (seeds_tx, seeds_rx) = watch::channel(seeds);
     let (watched_tx, watched_rx) = watch::channel(BTreeSet::new());
     let config = Config::new(
         settings.node.clone(),
         SocketAddr::new(address, settings.port),
         settings.key,
     );
-    let membership = Membership::start(
-        config,
-        membership::Inputs {
-            state: state_rx,
-            seeds: seeds_rx,
-            watched: watched_rx,
-        },
-        metrics.membership.clone(),
-    )
-    .await
-    .map_err(L2Error::Membership)?;
+    let inputs = membership::Inputs {
+        state: state_rx,
+        seeds: seeds_rx,
+        watched: watched_rx,
+    };
+    let membership = (Membership::start(config, inputs, metrics.membership.clone()).await)
+        .map_err(L2Error::Membership)?;
     let mut view = membership.view();
     let (report_tx, mut reports) = mpsc::unbounded_channel();
-    let mut responders = Responders::new(report_tx, metrics.clone());
-    let settled = tokio::time::sleep(HOLD_DOWN);
-    let mut settling = true;
-    let mut was_up = up_links(&links.borrow());
+    let was_up = up_links(&links.borrow());
+    let mut me = Supervisor {
+        node: settings.node,
+        port: settings.port,
+        ipv4: address.is_ipv4(),
+        world,
+        responders: Responders::new(report_tx, metrics.clone()),
+        host: HostChecks::new(metrics.host_problems.clone()),
+        check_host: true,
+        refused: BTreeSet::new(),
+        previous: Plan::default(),
+        yielded: BTreeMap::new(),
+        settling: true,
+        was_up,
+        metrics,
+        readiness,
+        state_tx,
+        seeds_tx,
+        watched_tx,
+    };
     let mut shutdown = std::pin::pin!(shutdown);
-    let mut settled = std::pin::pin!(settled);
-    let mut previous = Plan::default();
-    let mut yielded: BTreeMap<IpAddr, tokio::time::Instant> = BTreeMap::new();
-    let mut host = HostChecks::new(metrics.host_problems.clone());
-    let (mut check_host, mut refused) = (true, BTreeSet::new());
+    let mut settled = std::pin::pin!(tokio::time::sleep(HOLD_DOWN));
     let mut recheck =
         tokio::time::interval_at(tokio::time::Instant::now() + HOST_RECHECK, HOST_RECHECK);
     recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(gossip = %membership.local_addr(), "layer 2 started");
     loop {
-        responders.follow(&links.borrow());
-        if check_host || responders.refused() != refused {
-            refused = responders.refused();
-            host.check(&links.borrow(), refused.clone());
-            check_host = false;
-        }
-        let mut plan = plan_now(&world, &view.borrow(), &settings.node);
-        let now = tokio::time::Instant::now();
-        yielded.retain(|_, until| *until > now);
-        for duty in plan.duties.values_mut() {
-            duty.retain(|address, _| !yielded.contains_key(address));
-        }
-        responders.assign(&plan);
-        log_changes(&previous, &plan);
-        watched_tx.send_if_modified(|w| replace(w, plan.watched.clone()));
-        metrics
-            .owned
-            .set(i64::try_from(owned(&plan).len()).unwrap_or(i64::MAX));
-        previous = plan;
-        readiness.set(readiness_of(
-            responders.failures().chain(host.unready()).collect(),
-        ));
+        me.replan(&links.borrow(), &view.borrow());
         tokio::select! {
             () = &mut shutdown => break,
             result = changed.changed() => if result.is_err() { break },
@@ -215,41 +194,123 @@ pub(crate) async fn run(
                 if result.is_err() {
                     return Err(L2Error::LinksEnded);
                 }
-                let now_up = up_links(&links.borrow());
-                if now_up.difference(&was_up).next().is_some() {
-                    // An interface came (back) up: a flapping link must not drag addresses
-                    // back and forth, so the node settles again, as after a restart.
-                    settling = true;
+                if me.links_changed(&links.borrow()) {
                     settled.as_mut().reset(tokio::time::Instant::now() + HOLD_DOWN);
                 }
-                was_up = now_up;
-                state_tx.send_replace(member_state(&links.borrow(), settling, false));
-                check_host = true;
             }
-            _ = recheck.tick() => check_host = true,
-            () = &mut settled, if settling => {
-                settling = false;
-                state_tx.send_replace(member_state(&links.borrow(), false, false));
-            }
-            Some(report) = reports.recv() => {
-                if let Some(address) = handle(report, &metrics, &view.borrow(), &settings.node) {
-                    yielded.insert(address, tokio::time::Instant::now() + YIELD);
-                }
-            }
-            () = sleep_until(yielded.values().min().copied()) => {}
+            _ = recheck.tick() => me.check_host = true,
+            () = &mut settled, if me.settling => me.settled(&links.borrow()),
+            Some(report) = reports.recv() => me.report(report, &view.borrow()),
+            () = sleep_until(me.yielded.values().min().copied()) => {}
         }
-        seeds_tx.send_if_modified(|s| {
-            replace(
-                s,
-                world.seeds(&settings.node, settings.port, address.is_ipv4()),
-            )
-        });
+        me.publish_seeds();
     }
     tracing::info!("leaving the layer-2 membership");
     // Stop answering first, then tell the others: successors take over as soon as they hear.
-    drop(responders);
+    drop(me);
     follow.abort();
     membership.leave().await.map_err(L2Error::Membership)
+}
+
+/// The address this node's speaker gossips on: its Node's first InternalIP, waited for (not
+/// ready meanwhile); `None` when the watches end first.
+async fn gossip_address(
+    world: &World,
+    node: &str,
+    readiness: &ReadinessPart,
+    changed: &mut watch::Receiver<u64>,
+) -> Option<IpAddr> {
+    loop {
+        if let Some(address) = world.address_of(node) {
+            return Some(address);
+        }
+        readiness.set(Readiness::NotReady(format!(
+            "l2: node {node} has no InternalIP to gossip on"
+        )));
+        changed.changed().await.ok()?;
+    }
+}
+
+/// The supervisor's state between two changes.
+struct Supervisor {
+    node: String,
+    port: u16,
+    ipv4: bool,
+    world: World,
+    responders: Responders,
+    host: HostChecks,
+    check_host: bool,
+    refused: BTreeSet<String>,
+    previous: Plan,
+    /// Addresses given way on, until when (a higher-ranked speaker answers for them too).
+    yielded: BTreeMap<IpAddr, tokio::time::Instant>,
+    settling: bool,
+    was_up: BTreeSet<String>,
+    metrics: Metrics,
+    readiness: ReadinessPart,
+    state_tx: watch::Sender<MemberState>,
+    seeds_tx: watch::Sender<Vec<SocketAddr>>,
+    watched_tx: watch::Sender<BTreeSet<String>>,
+}
+
+impl Supervisor {
+    /// Plans from what is known now and hands the plan out: duties to the responders, owners
+    /// to watch to the membership; checks the host when due; sets readiness.
+    fn replan(&mut self, links: &[Link], view: &membership::View) {
+        self.responders.follow(links);
+        if self.check_host || self.responders.refused() != self.refused {
+            self.refused = self.responders.refused();
+            self.host.check(links, self.refused.clone());
+            self.check_host = false;
+        }
+        let mut plan = plan_now(&self.world, view, &self.node);
+        let now = tokio::time::Instant::now();
+        self.yielded.retain(|_, until| *until > now);
+        for duty in plan.duties.values_mut() {
+            duty.retain(|address, _| !self.yielded.contains_key(address));
+        }
+        self.responders.assign(&plan);
+        log_changes(&self.previous, &plan);
+        (self.watched_tx).send_if_modified(|w| replace(w, plan.watched.clone()));
+        let owned = i64::try_from(owned(&plan).len()).unwrap_or(i64::MAX);
+        self.metrics.owned.set(owned);
+        self.previous = plan;
+        let problems = (self.responders.failures())
+            .chain(self.host.unready())
+            .collect();
+        self.readiness.set(readiness_of(problems));
+    }
+
+    /// Gossips the interfaces' new state; true when one came (back) up, which restarts the
+    /// hold-down: a flapping link must not drag addresses back and forth.
+    fn links_changed(&mut self, links: &[Link]) -> bool {
+        let now_up = up_links(links);
+        let returned = now_up.difference(&self.was_up).next().is_some();
+        if returned {
+            self.settling = true;
+        }
+        self.was_up = now_up;
+        (self.state_tx).send_replace(member_state(links, self.settling, false));
+        self.check_host = true;
+        returned
+    }
+
+    /// The hold-down is over.
+    fn settled(&mut self, links: &[Link]) {
+        self.settling = false;
+        (self.state_tx).send_replace(member_state(links, false, false));
+    }
+
+    fn report(&mut self, report: Report, view: &membership::View) {
+        if let Some(address) = handle(report, &self.metrics, view, &self.node) {
+            (self.yielded).insert(address, tokio::time::Instant::now() + YIELD);
+        }
+    }
+
+    fn publish_seeds(&self) {
+        let seeds = self.world.seeds(&self.node, self.port, self.ipv4);
+        self.seeds_tx.send_if_modified(|s| replace(s, seeds));
+    }
 }
 
 /// Ready when nothing is wrong; otherwise every reason, in one line.
