@@ -19,7 +19,9 @@ lab_product_images() {
   if [ -n "${LAB_PRODUCT_IMAGES:-}" ]; then
     echo "$LAB_PRODUCT_IMAGES"
   else
-    "$HACK_DIR/image" | tee /dev/stderr; [ "${PIPESTATUS[0]}" -eq 0 ] || die "hack/image failed (its output above names the cause)"
+    # tee -a: opening /dev/stderr without O_APPEND truncates it when stderr is a file (a CI
+    # log), which cut everything logged before and left a hole of zero bytes in its place.
+    "$HACK_DIR/image" | tee -a /dev/stderr; [ "${PIPESTATUS[0]}" -eq 0 ] || die "hack/image failed (its output above names the cause)"
   fi
 }
 
