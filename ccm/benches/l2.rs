@@ -127,7 +127,7 @@ async fn steady(lab: &mut L2Lab, address: &str) -> String {
         }
     }
     // The restarted speaker settles for 10 s; wait it out so that every trial starts alike.
-    tokio::time::sleep(Duration::from_secs(11)).await;
+    lab.wait_settled().await;
     lab.owner_of(address).await
 }
 

@@ -292,6 +292,24 @@ impl L2Lab {
         assert!(status.is_ok_and(|s| s.success()), "kill -TERM {pid}");
     }
 
+    /// Waits until every running speaker has logged that its hold-down is over (the condition
+    /// the ranking needs before a trial: a settling node owns only what nobody else can).
+    pub async fn wait_settled(&self) {
+        let start = std::time::Instant::now();
+        // The last word of each log on it: a returning link makes a speaker settle again.
+        let settled = |log: &str| {
+            let last = |line: &str| log.rfind(line);
+            last("settled: owns addresses") > last("settling: owns an address")
+        };
+        while !(self.speakers.values()).all(|s| settled(&s.log_tail(1_000_000))) {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(60),
+                "the speakers never settled"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     /// Starts `node`'s speaker again (after a kill or a stop).
     pub fn restart(&mut self, node: &str) {
         let speaker = start_l2_speaker(&self.cluster, &self.hosts[node], node, &self.key);

@@ -184,6 +184,7 @@ pub(crate) async fn run(
         tokio::time::interval_at(tokio::time::Instant::now() + HOST_RECHECK, HOST_RECHECK);
     recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(gossip = %membership.local_addr(), "layer 2 started");
+    tracing::info!(hold_down = ?HOLD_DOWN, "settling: owns an address only when no settled speaker can");
     loop {
         me.replan(&links.borrow(), &view.borrow());
         tokio::select! {
@@ -287,6 +288,7 @@ impl Supervisor {
         let now_up = up_links(links);
         let returned = now_up.difference(&self.was_up).next().is_some();
         if returned {
+            tracing::info!(hold_down = ?HOLD_DOWN, "settling: owns an address only when no settled speaker can");
             self.settling = true;
         }
         self.was_up = now_up;
@@ -297,6 +299,7 @@ impl Supervisor {
 
     /// The hold-down is over.
     fn settled(&mut self, links: &[Link]) {
+        tracing::info!("settled: owns addresses whenever it is first in rank");
         self.settling = false;
         (self.state_tx).send_replace(member_state(links, false, false));
     }

@@ -66,7 +66,7 @@ async fn an_owner_whose_link_comes_back_waits_out_the_hold_down_before_taking_it
     Svc::lb("default", "web").create(&api).await;
     let address = wait_addresses(&api, "default", "web", 1).await.remove(0);
     // Wait out the speakers' own start-up hold-down, so that the owner is the first in rank.
-    tokio::time::sleep(Duration::from_secs(11)).await;
+    cluster.wait_settled().await;
     let owner = cluster.owner_of(&address).await;
     let old_mac = eth0_mac(&cluster.hosts[&owner]);
     cluster.hosts[&owner]
@@ -104,7 +104,7 @@ async fn when_two_speakers_answer_for_one_address_the_lower_ranked_gives_way() {
     Svc::lb("default", "web").create(&api).await;
     let address = wait_addresses(&api, "default", "web", 1).await.remove(0);
     let ip: std::net::IpAddr = address.parse().unwrap();
-    tokio::time::sleep(Duration::from_secs(11)).await; // every speaker settled
+    cluster.wait_settled().await;
     let owner = cluster.owner_of(&address).await;
     let successor = (L2_NODES.iter().map(|(n, _, _)| *n))
         .filter(|n| *n != owner)

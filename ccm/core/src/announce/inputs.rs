@@ -22,7 +22,6 @@ pub const DEFAULT_IDLE_HOLD_AFTER_RESET_SECONDS: u32 = 5;
 
 use crate::contract::{ALLOCATED_FROM, Exclusion, FINALIZER, UNINITIALIZED_TAINT};
 pub use crate::contract::{AUTOSCALER_TAINT, EXCLUDE_LABEL};
-const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 /// A node as the announcer sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,24 +124,12 @@ pub fn service_input(service: &Service) -> Option<ServiceInput> {
 /// Where each Service (namespace, name) has ready endpoints, by node name.
 pub type LocalEndpoints = BTreeMap<(String, String), BTreeSet<String>>;
 
-/// Collects the nodes with ready endpoints of each Service from its EndpointSlices (an
-/// endpoint without a `ready` condition counts as ready, as the API defines it).
+/// Collects the nodes with ready endpoints of each Service from its EndpointSlices (read as
+/// layer 2 reads them: [`crate::l2::plan::local_endpoints`]; BGP announces ready ones only).
 pub fn local_endpoints<'a>(slices: impl IntoIterator<Item = &'a EndpointSlice>) -> LocalEndpoints {
-    let mut nodes = LocalEndpoints::new();
-    for slice in slices {
-        let Some(service) = slice.labels().get(SERVICE_NAME_LABEL) else {
-            continue;
-        };
-        let key = (slice.namespace().unwrap_or_default(), service.clone());
-        let entry = nodes.entry(key).or_default();
-        for endpoint in slice.endpoints.iter().flatten() {
-            let ready = (endpoint.conditions.as_ref().and_then(|c| c.ready)).unwrap_or(true);
-            if let (true, Some(node)) = (ready, endpoint.node_name.as_ref()) {
-                entry.insert(node.clone());
-            }
-        }
-    }
-    nodes
+    (crate::l2::plan::local_endpoints(slices).into_iter())
+        .map(|(service, nodes)| (service, nodes.ready))
+        .collect()
 }
 
 /// A BGP pool by name, with its announcement options parsed.
