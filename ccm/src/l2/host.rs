@@ -168,6 +168,13 @@ impl HostChecks {
         self.findings = findings;
     }
 
+    /// Every problem found, by label, as the speaker gossips them.
+    pub(crate) fn problems(&self) -> Vec<String> {
+        (self.findings.iter())
+            .map(|f| f.problem().label().to_owned())
+            .collect()
+    }
+
     /// The findings that make the speaker not ready, as `/readyz` says them. `no_net_raw`
     /// is left to the responders' own failures, which name the interface and the capability.
     pub(crate) fn unready(&self) -> impl Iterator<Item = String> {

@@ -263,6 +263,8 @@ impl Supervisor {
             self.refused = self.responders.refused();
             self.host.check(links, self.refused.clone());
             self.check_host = false;
+            (self.state_tx)
+                .send_if_modified(|state| replace(&mut state.host_problems, self.host.problems()));
         }
         let mut plan = plan_now(&self.world, view, &self.node);
         let now = tokio::time::Instant::now();
@@ -292,7 +294,7 @@ impl Supervisor {
             self.settling = true;
         }
         self.was_up = now_up;
-        (self.state_tx).send_replace(member_state(links, self.settling, false));
+        self.publish_state(links);
         self.check_host = true;
         returned
     }
@@ -301,7 +303,19 @@ impl Supervisor {
     fn settled(&mut self, links: &[Link]) {
         tracing::info!("settled: owns addresses whenever it is first in rank");
         self.settling = false;
-        (self.state_tx).send_replace(member_state(links, false, false));
+        self.publish_state(links);
+    }
+
+    /// Gossips the interfaces and the hold-down as they are now; what else the state says
+    /// (host problems, conflicts) stays.
+    fn publish_state(&self, links: &[Link]) {
+        let fresh = member_state(links, self.settling, false);
+        (self.state_tx).send_modify(|state| {
+            state.interfaces = fresh.interfaces;
+            state.settling = fresh.settling;
+            state.leaving = fresh.leaving;
+            state.ready = fresh.ready;
+        });
     }
 
     fn report(&mut self, report: Report, view: &membership::View) {
@@ -356,6 +370,7 @@ fn member_state(links: &[Link], settling: bool, leaving: bool) -> MemberState {
                 addresses: l.addresses.clone(),
             })
             .collect(),
+        ..MemberState::default()
     }
 }
 

@@ -8,3 +8,4 @@ pub mod host;
 pub mod plan;
 pub mod respond;
 pub mod schedule;
+pub mod status;

@@ -2,6 +2,7 @@
 //! broadcasts: the latest (generation, version) of each node wins.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use baremetal_ccm_core::l2::election::Interface;
@@ -21,6 +22,23 @@ pub(crate) struct MemberState {
     pub(crate) leaving: bool,
     /// Its node's interfaces, as the election reads them.
     pub(crate) interfaces: Vec<Interface>,
+    /// Addresses it found held by a machine outside the cluster (it answered the probe before
+    /// the first announcement, or claimed the address on the wire): not announced by this
+    /// speaker; the controller reports them on the Service (`AddressConflict`).
+    pub(crate) conflicts: Vec<Conflict>,
+    /// The host problems its checks found (`l2::host::Problem` labels); the controller
+    /// reports them as an Event on the Node.
+    pub(crate) host_problems: Vec<String>,
+}
+
+/// An address and the outside machine that holds it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub(crate) struct Conflict {
+    pub(crate) address: IpAddr,
+    /// The interface it was seen on.
+    pub(crate) interface: String,
+    /// The other machine's MAC.
+    pub(crate) mac: [u8; 6],
 }
 
 /// A state as it travels: whose, and how recent. A restarted speaker starts its versions

@@ -120,6 +120,13 @@ fn state_of(name: &str, variant: u8) -> MemberState {
             mac: [2, 0, 0, 0, id, variant],
             addresses: vec![format!("192.0.2.{id}/24").parse().unwrap()],
         }],
+        // What the controller reads off the speakers travels too.
+        conflicts: vec![super::Conflict {
+            address: format!("192.0.2.{}", 100 + variant).parse().unwrap(),
+            interface: "eth0".to_owned(),
+            mac: [2, 0, 0, 9, id, variant],
+        }],
+        host_problems: vec!["proxy_arp".to_owned()],
     }
 }
 
