@@ -121,7 +121,7 @@ fn state_of(name: &str, variant: u8) -> MemberState {
             addresses: vec![format!("192.0.2.{id}/24").parse().unwrap()],
         }],
         // What the controller reads off the speakers travels too.
-        conflicts: vec![super::Conflict {
+        conflicts: vec![super::state::Conflict {
             address: format!("192.0.2.{}", 100 + variant).parse().unwrap(),
             interface: "eth0".to_owned(),
             mac: [2, 0, 0, 9, id, variant],
