@@ -189,8 +189,9 @@ fn struct_fields(text: &str, name: &str) -> Option<BTreeSet<String>> {
             .map(str::trim)
             .filter(|line| !line.starts_with("//") && !line.starts_with('#'))
             .filter_map(|line| {
-                let field = line.split(':').next()?.trim();
-                let name = field.strip_prefix("pub ").unwrap_or(field).trim();
+                // The last word before the colon: the name after any visibility
+                // (`pub`, `pub(crate)`).
+                let name = line.split(':').next()?.split_whitespace().last()?;
                 (!name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
                     .then(|| name.to_owned())
             })
@@ -222,6 +223,11 @@ mod tests {
         assert_eq!(
             labels["baremetal_ccm_admin_metrics_requests"],
             ["result".to_owned()].into()
+        );
+        // A label struct whose fields are `pub(crate)`.
+        assert_eq!(
+            labels["baremetal_ccm_l2_host_problems"],
+            ["problem".to_owned()].into()
         );
         assert!(
             registered_metrics(crate::tools::repo_root()).contains("baremetal_ccm_bgp_sessions")
