@@ -190,6 +190,10 @@ fn the_dashboard_shows_what_an_operator_needs() {
         "baremetal_ccm_writer_patch_errors_total",
         "baremetal_ccm_cloud_node_initialized_nodes_total",
         "baremetal_ccm_cloud_node_initialization_errors_total",
+        "baremetal_ccm_l2_members",
+        "baremetal_ccm_l2_owned_addresses",
+        "baremetal_ccm_l2_conflicts_total",
+        "baremetal_ccm_l2_host_problems",
     ] {
         assert!(exprs.contains(metric), "no panel shows {metric}");
     }
