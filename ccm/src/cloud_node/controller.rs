@@ -55,11 +55,7 @@ impl NodeError {
             NodeError::Plan(InitError::NodeIp(_)) => "node_ip",
             NodeError::Plan(InitError::NoProviderId) => "no_provider_id",
             NodeError::Provider { source, .. } => source.class(),
-            NodeError::Write {
-                source: kube::Error::Api(status),
-                ..
-            } if status.code == 409 => "conflict",
-            NodeError::Write { .. } => "api",
+            NodeError::Write { source, .. } => crate::writer::reason(source),
         }
     }
 

@@ -37,14 +37,7 @@ impl ReconcileError {
     /// Bounded label for the error metric.
     fn class(&self) -> &'static str {
         match self {
-            ReconcileError::Write {
-                source: kube::Error::Api(s),
-                ..
-            } if s.code == 409 => "conflict",
-            ReconcileError::Write { source, .. } if crate::fence::FenceError::is_in(source) => {
-                "not_leader"
-            }
-            ReconcileError::Write { .. } => "api",
+            ReconcileError::Write { source, .. } => crate::writer::reason(source),
             ReconcileError::NotSynced(_) => "not_synced",
         }
     }
