@@ -316,6 +316,14 @@ impl L2Lab {
         self.speakers.insert(node.to_owned(), speaker);
     }
 
+    /// The tail of every speaker's log, for a failure message.
+    pub fn logs(&self) -> String {
+        (self.speakers.iter())
+            .map(|(node, s)| format!("--- {node}:\n{}", s.log_tail(6000)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// The node whose eth0 has `mac`.
     pub fn node_with_mac(&self, mac: &str) -> Option<String> {
         (self.hosts.iter())
@@ -335,10 +343,7 @@ impl L2Lab {
             assert!(
                 start.elapsed() < std::time::Duration::from_secs(60),
                 "nobody answers for {address}; speaker logs:\n{}",
-                (self.speakers.values())
-                    .map(|s| s.log_tail(3000))
-                    .collect::<Vec<_>>()
-                    .join("\n---\n")
+                self.logs()
             );
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }

@@ -171,6 +171,7 @@ pub(crate) async fn run(
         previous: Plan::default(),
         yielded: BTreeMap::new(),
         settling: true,
+        generation: None,
         was_up,
         metrics,
         readiness,
@@ -190,7 +191,14 @@ pub(crate) async fn run(
         tokio::select! {
             () = &mut shutdown => break,
             result = changed.changed() => if result.is_err() { break },
-            result = view.changed() => if result.is_err() { break },
+            result = view.changed() => {
+                if result.is_err() {
+                    break;
+                }
+                if me.rejoined(&links.borrow(), view.borrow().generation) {
+                    settled.as_mut().reset(tokio::time::Instant::now() + HOLD_DOWN);
+                }
+            }
             result = links.changed() => {
                 if result.is_err() {
                     return Err(L2Error::LinksEnded);
@@ -241,6 +249,8 @@ struct Supervisor {
     responders: Responders,
     host: HostChecks,
     check_host: bool,
+    /// Our identity's generation in the membership, once seen.
+    generation: Option<u64>,
     refused: BTreeSet<String>,
     previous: Plan,
     /// Addresses given way on, until when (a higher-ranked speaker answers for them too).
@@ -296,6 +306,23 @@ impl Supervisor {
         self.was_up = now_up;
         self.publish_state(links);
         self.check_host = true;
+        returned
+    }
+
+    /// Takes note of this speaker's generation in the membership; true when it grew, that is
+    /// when the others had declared it down (a partition, a stalled process) and it rejoined:
+    /// like a link that comes back, a rejoined node must not drag addresses back at once.
+    fn rejoined(&mut self, links: &[Link], generation: u64) -> bool {
+        if generation == 0 {
+            return false; // the view before the membership published one
+        }
+        let before = self.generation.replace(generation);
+        let returned = before.is_some_and(|g| generation > g);
+        if returned {
+            tracing::info!(hold_down = ?HOLD_DOWN, generation, cause = "rejoined after the others declared it down", "settling: owns an address only when no settled speaker can");
+            self.settling = true;
+            self.publish_state(links);
+        }
         returned
     }
 
