@@ -446,3 +446,148 @@ async fn an_unspecified_address_or_a_bad_period_is_refused_before_binding() {
         .unwrap_err();
     assert!(matches!(error, MembershipError::Config { .. }), "{error}");
 }
+
+/// The UDP payloads and destination ports of an IPv4 capture on an Ethernet-framed link
+/// (`tcpdump -i lo -w`: the classic pcap format in this machine's byte order).
+fn udp_payloads(pcap: &[u8]) -> Vec<(u16, Vec<u8>)> {
+    const GLOBAL: usize = 24;
+    const RECORD: usize = 16;
+    const ETHERNET: usize = 14;
+    assert!(pcap.len() >= GLOBAL, "not a pcap file");
+    assert_eq!(pcap[..4], 0xa1b2_c3d4_u32.to_ne_bytes(), "pcap magic");
+    assert_eq!(pcap[20..24], 1_u32.to_ne_bytes(), "Ethernet link type");
+    let mut out = Vec::new();
+    let mut at = GLOBAL;
+    while at + RECORD <= pcap.len() {
+        let field = |o: usize| u32::from_ne_bytes(pcap[at + o..at + o + 4].try_into().unwrap());
+        let len = field(8) as usize;
+        let Some(frame) = pcap.get(at + RECORD..at + RECORD + len) else {
+            break; // the last record, cut short by the writer being stopped
+        };
+        at += RECORD + len;
+        let ip = &frame[ETHERNET..];
+        let udp = &ip[usize::from(ip[0] & 0x0f) * 4..];
+        let dst = u16::from_be_bytes([udp[2], udp[3]]);
+        out.push((dst, udp[8..].to_vec()));
+    }
+    out
+}
+
+/// Someone on the gossip path can record a speaker's datagrams and send them again later:
+/// they are authentic (the tag holds), so the key does not stop them. Replayed after the
+/// speaker is down, they change nothing: a down identity's messages are ignored (it comes
+/// back only as a new generation, which needs its key and a fresh tag over a new identity),
+/// an old state is not newer than the one known, and old fast-path answers carry nonces
+/// nobody waits for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_down_speakers_recorded_datagrams_replayed_bring_nothing_back() {
+    let a = Node::named("node-a", &[]).await;
+    let b = Node::named("node-b", &[&a]).await;
+    let c = Node::named("node-c", &[&a]).await;
+    let names = ["node-a", "node-b", "node-c"];
+    for node in [&a, &b, &c] {
+        until(node.view(), Duration::from_secs(10), "converged", |v| {
+            converged(v, &names)
+        })
+        .await;
+    }
+    // Fast-path probes both ways while node-c is recorded: its answers and its own probes.
+    a.watched
+        .send(BTreeSet::from(["node-c".to_owned()]))
+        .unwrap();
+    c.watched
+        .send(BTreeSet::from(["node-a".to_owned()]))
+        .unwrap();
+    let c_addr = c.addr();
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("c.pcap");
+    let mut tcpdump = std::process::Command::new("tcpdump")
+        .args(["-i", "lo", "-U", "-n", "-w"])
+        .arg(&pcap)
+        .arg(format!(
+            "udp and src host 127.0.0.1 and src port {}",
+            c_addr.port()
+        ))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("tcpdump (a Debian package hack/tools installs)");
+    eventually(
+        Duration::from_secs(15),
+        "40 datagrams of node-c recorded",
+        || {
+            std::fs::read(&pcap)
+                .is_ok_and(|bytes| bytes.len() > 24 && udp_payloads(&bytes).len() >= 40)
+        },
+    )
+    .await;
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &tcpdump.id().to_string()])
+        .status();
+    tcpdump.wait().unwrap();
+    let recorded = udp_payloads(&std::fs::read(&pcap).unwrap());
+    let kinds: BTreeSet<u8> = recorded.iter().map(|(_, p)| p[0]).collect();
+    eprintln!("recorded {} datagrams of kinds {kinds:?}", recorded.len());
+    assert!(kinds.contains(&(Kind::Swim as u8)) && kinds.contains(&(Kind::Probe as u8)));
+
+    drop(c);
+    for node in [&a, &b] {
+        until(node.view(), Duration::from_secs(8), "node-c down", |v| {
+            !v.members["node-c"].alive
+        })
+        .await;
+    }
+    let before = (a.view().borrow().clone(), b.view().borrow().clone());
+    // Sent from node-c's own address (its socket is closed now), three times over.
+    let raw = loop {
+        match UdpSocket::bind(c_addr).await {
+            Ok(socket) => break socket,
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    };
+    for _ in 0..3 {
+        for (port, payload) in &recorded {
+            raw.send_to(payload, SocketAddr::from(([127, 0, 0, 1], *port)))
+                .await
+                .unwrap();
+        }
+    }
+    // They arrived and were taken as authentic: node-a answers the replayed probes (to
+    // whoever holds node-c's address now)...
+    let key = GossipKey::new(&KEY).unwrap();
+    let mut buf = [0_u8; 2048];
+    loop {
+        let (len, _) = tokio::time::timeout(Duration::from_secs(5), raw.recv_from(&mut buf))
+            .await
+            .expect("node-a answers a replayed probe")
+            .unwrap();
+        if let Ok((Kind::Probe, payload)) = wire::open(&key, &buf[..len])
+            && matches!(Probe::decode(payload), Ok(Probe::Ack { .. }))
+        {
+            break;
+        }
+    }
+    // ...none was rejected...
+    for node in [&a, &b] {
+        for reason in ["short", "bad_tag", "malformed"] {
+            assert_eq!(node.rejected(reason), 0, "{reason}");
+        }
+    }
+    // ...and for a few SWIM probe periods node-c stays down, its last state unchanged. (A
+    // window, not a sleep: nothing can be waited for when the point is that nothing happens.)
+    let window = Duration::from_secs(2);
+    for (node, seen) in [(&a, &before.0), (&b, &before.1)] {
+        let came_back = tokio::time::timeout(
+            window,
+            until(node.view(), window * 2, "node-c back", |v| {
+                v.members["node-c"].alive
+                    || v.members["node-c"].state != seen.members["node-c"].state
+            }),
+        )
+        .await;
+        assert!(
+            came_back.is_err(),
+            "a replay brought node-c back: {:#?}",
+            *node.view().borrow()
+        );
+    }
+}
