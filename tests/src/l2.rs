@@ -168,6 +168,34 @@ pub fn start_l2_speaker_as(
         .unwrap_or_else(|e| panic!("speaker {node} starts: {e}"))
 }
 
+/// Starts `baremetal-ccm controller` with service-lb and l2-status inside `host`'s namespace
+/// (node `node`; forward the API server there first: [`forward_api`]), identity `ccm-a`.
+pub fn start_l2_status_controller(
+    cluster: &TestCluster,
+    host: &Host,
+    node: &str,
+    key: &Path,
+) -> Process {
+    let log = std::env::temp_dir().join(format!(
+        "bmccm-controller-l2-status-{node}-{}.log",
+        std::process::id()
+    ));
+    let mut cmd = host.command(crate::ccm::binary());
+    cmd.args([
+        "controller",
+        &format!("--kubeconfig={}", cluster.admin_kubeconfig().display()),
+        "--identity=ccm-a",
+        "--controllers=service-lb,l2-status",
+        &format!("--node-name={node}"),
+        &format!("--l2-gossip-key-file={}", key.display()),
+        "--admin-bind-address=127.0.0.1:10258",
+        "--metrics-bind-address=off",
+        "--log-filter=info,baremetal_ccm=debug",
+    ]);
+    Process::spawn("controller-l2-status", cmd, &log)
+        .unwrap_or_else(|e| panic!("the controller starts in {node}: {e}"))
+}
+
 /// Creates a Node `name` with `address` as its InternalIP.
 pub async fn create_node(client: &Client, name: &str, address: IpAddr) {
     let node = Node {
@@ -215,6 +243,23 @@ pub struct L2Lab {
 
 impl L2Lab {
     pub async fn start() -> L2Lab {
+        Self::start_with(false).await
+    }
+
+    /// [`L2Lab::start`] with the controller running the l2-status controller too: inside n1's
+    /// namespace, as on a control-plane node that runs a speaker (its observer on UDP 7948
+    /// beside n1's speaker on 7947), with the speakers' key; [`L2Lab::cut_api`] cuts it off
+    /// too.
+    pub async fn start_with_status() -> L2Lab {
+        Self::start_with(true).await
+    }
+
+    /// The controller's process (its log).
+    pub fn controller(&self) -> &Process {
+        &self._controller
+    }
+
+    async fn start_with(status: bool) -> L2Lab {
         let mut lab = crate::netns::Lab::new().expect("a lab");
         let segment = lab.segment("sw").expect("the bridge");
         let mut hosts = std::collections::BTreeMap::new();
@@ -249,7 +294,6 @@ impl L2Lab {
             }),
         )
         .await;
-        let controller = crate::ccm::start_controller(&cluster.admin_kubeconfig(), "ccm-a", &[]);
         let (key_dir, key) = gossip_key();
         let mut forwards = Vec::new();
         let mut speakers = std::collections::BTreeMap::new();
@@ -257,6 +301,11 @@ impl L2Lab {
             forwards.push(forward_api(&cluster, host));
             speakers.insert(name.clone(), start_l2_speaker(&cluster, host, name, &key));
         }
+        let controller = if status {
+            start_l2_status_controller(&cluster, &hosts["n1"], "n1", &key)
+        } else {
+            crate::ccm::start_controller(&cluster.admin_kubeconfig(), "ccm-a", &[])
+        };
         L2Lab {
             cluster,
             hosts,

@@ -243,10 +243,12 @@ fn l2_status_settings(
         return Ok(None);
     };
     let Some(node) = args.node_name.clone() else {
-        anyhow::bail!("l2-status needs --node-name: the observer gossips on that node's InternalIP");
+        anyhow::bail!(
+            "l2-status needs --node-name: the observer gossips on that node's InternalIP"
+        );
     };
-    let bytes =
-        std::fs::read(path).with_context(|| format!("reading the gossip key {}", path.display()))?;
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("reading the gossip key {}", path.display()))?;
     let key = crate::l2::membership::GossipKey::new(&bytes)
         .with_context(|| format!("the gossip key in {}", path.display()))?;
     Ok(Some(crate::l2::status::Settings {

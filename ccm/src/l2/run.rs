@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use baremetal_ccm_core::announce::inputs::{ServiceInput, service_input};
 use baremetal_ccm_core::crd::ippool::{IPPool, L2Announcement};
-use baremetal_ccm_core::l2::election::{self, LocalEndpoints, Liveness, Member, NodeFacts};
+use baremetal_ccm_core::l2::election::{self, Liveness, LocalEndpoints, Member, NodeFacts};
 use baremetal_ccm_core::l2::frame::Mac;
 use baremetal_ccm_core::l2::plan::{self, Inputs, Plan, ServiceKey};
 use baremetal_ccm_core::l2::respond::Interface;

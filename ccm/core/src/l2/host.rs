@@ -269,7 +269,10 @@ mod tests {
     fn every_problem_is_found_again_by_its_label_and_has_a_fix() {
         for problem in Problem::ALL {
             assert_eq!(Problem::from_label(problem.label()), Some(problem));
-            assert!(problem.fix().contains(';'), "{problem:?}: what it does; the fix");
+            assert!(
+                problem.fix().contains(';'),
+                "{problem:?}: what it does; the fix"
+            );
         }
         assert_eq!(Problem::from_label("a_newer_speakers_problem"), None);
     }

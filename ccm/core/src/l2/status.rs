@@ -48,7 +48,10 @@ pub const FIELD_MANAGER: &str = "baremetal-ccm-l2-status";
 
 /// The clause naming an address's owner: `<address> by node <node> on <interface> (<mac>)`.
 pub fn owner_clause(address: IpAddr, node: &str, interface: &str, mac: [u8; 6]) -> String {
-    format!("{address} by node {node} on {interface} ({})", mac_text(mac))
+    format!(
+        "{address} by node {node} on {interface} ({})",
+        mac_text(mac)
+    )
 }
 
 /// A MAC as `ip link` shows it.
@@ -146,7 +149,10 @@ fn owned(owner: &Candidate, view: &View) -> AddressState {
 /// address announced and the other not is `False` with the reason of the one that is not: the
 /// Service is not reachable the way it asks to be. Its message still names the announced
 /// address's owner, after the clauses saying what is wrong.
-pub fn wanted(addresses: &[IpAddr], states: &BTreeMap<IpAddr, AddressState>) -> Option<WantedCondition> {
+pub fn wanted(
+    addresses: &[IpAddr],
+    states: &BTreeMap<IpAddr, AddressState>,
+) -> Option<WantedCondition> {
     let mut mine: Vec<(IpAddr, &AddressState)> = (addresses.iter())
         .filter_map(|a| states.get(a).map(|s| (*a, s)))
         .collect();
@@ -163,7 +169,9 @@ pub fn wanted(addresses: &[IpAddr], states: &BTreeMap<IpAddr, AddressState>) -> 
                 mac_text(c.mac),
                 c.interface
             )),
-            AddressState::Unowned(why) => unowned.push(format!("{address} is not announced: {why}")),
+            AddressState::Unowned(why) => {
+                unowned.push(format!("{address} is not announced: {why}"))
+            }
             AddressState::Owned { node, on } => owned.extend(
                 on.iter()
                     .map(|(interface, mac)| owner_clause(address, node, interface, *mac)),
@@ -191,7 +199,11 @@ pub fn wanted(addresses: &[IpAddr], states: &BTreeMap<IpAddr, AddressState>) -> 
 /// Service's condition `want`, or removes it for `None`; `None` when the Service already
 /// says so. `lastTransitionTime` moves only with the status; the generation is not recorded
 /// (the condition follows the membership, not the Service's spec).
-pub fn apply_config(service: &Service, want: Option<&WantedCondition>, now: Timestamp) -> Option<Value> {
+pub fn apply_config(
+    service: &Service,
+    want: Option<&WantedCondition>,
+    now: Timestamp,
+) -> Option<Value> {
     let current = (service.status.iter())
         .flat_map(|s| s.conditions.iter().flatten())
         .find(|c| c.type_ == CONDITION);
@@ -280,7 +292,9 @@ pub fn owner_change_event(change: &OwnerChange) -> Event {
     };
     let note = match (&change.from, &change.to) {
         (Some(from), Some(to)) => format!("{address} moved from node {from} to node {to}: {why}"),
-        (Some(from), None) => format!("{address} is no longer announced by node {from} and by no other node: {why}"),
+        (Some(from), None) => {
+            format!("{address} is no longer announced by node {from} and by no other node: {why}")
+        }
         (None, Some(to)) => format!("{address} is now announced by node {to}: {why}"),
         (None, None) => format!("{address}: {why}"),
     };

@@ -17,13 +17,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use baremetal_ccm_core::announce::inputs::service_input;
-use baremetal_ccm_core::l2::plan;
 use baremetal_ccm_core::l2::election::OwnerChange;
+use baremetal_ccm_core::l2::plan;
 use baremetal_ccm_core::l2::status::{self as decide, Conflict, Event};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::jiff::Timestamp;
-use kube::{Client, ResourceExt as _};
 use kube::runtime::reflector::ObjectRef;
+use kube::{Client, ResourceExt as _};
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
@@ -164,7 +164,10 @@ async fn own_address(
             return Some(address);
         }
         if !std::mem::replace(&mut said, true) {
-            tracing::warn!(node, "the controller's node has no InternalIP yet; the layer-2 status observer waits for one");
+            tracing::warn!(
+                node,
+                "the controller's node has no InternalIP yet; the layer-2 status observer waits for one"
+            );
         }
         changed.changed().await.ok()?;
     }
@@ -234,8 +237,8 @@ impl Observer {
 
     /// Records `event` on every Service that holds `address`.
     fn on_services(&self, world: &World, facts: &Facts, address: IpAddr, event: &Event) {
-        let holders = (facts.services.iter())
-            .filter(|s| s.addresses.iter().any(|(a, _)| *a == address));
+        let holders =
+            (facts.services.iter()).filter(|s| s.addresses.iter().any(|(a, _)| *a == address));
         for holder in holders {
             let key = ObjectRef::<Service>::new(&holder.name).within(&holder.namespace);
             if let Some(service) = world.services.get(&key) {

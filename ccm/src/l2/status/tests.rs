@@ -102,8 +102,7 @@ mod with_an_api_server {
 
         // The observer, seeded from n1's InternalIP at the speakers' port.
         let mut registry = Registry::default();
-        let publisher =
-            crate::events::Publisher::start(client.clone(), "test", Counter::default());
+        let publisher = crate::events::Publisher::start(client.clone(), "test", Counter::default());
         let settings = Settings {
             identity: "test".into(),
             node: "n1".into(),
@@ -122,9 +121,15 @@ mod with_an_api_server {
         let (reason, message) =
             wait_condition(&client, "default", "web", decide::CONDITION, "True").await;
         assert_eq!(reason, "Announced");
-        assert_eq!(message, "192.0.2.100 by node n1 on eth0 (02:00:00:00:00:01)");
+        assert_eq!(
+            message,
+            "192.0.2.100 by node n1 on eth0 (02:00:00:00:00:01)"
+        );
         let note = wait_event(&client, "default", "n1", "L2HostProblem").await;
-        assert!(note.contains("proxy_arp") && note.contains("turn it off"), "{note}");
+        assert!(
+            note.contains("proxy_arp") && note.contains("turn it off"),
+            "{note}"
+        );
 
         // service-lb writes its own condition after ours (its merge patch, as planned): ours
         // stays, and so does the address.
@@ -142,9 +147,15 @@ mod with_an_api_server {
         for planned in lb_status::plan(&current, &desired, Timestamp::now()) {
             let body = Patch::Merge(planned.body());
             if planned.is_status() {
-                services.patch_status("web", &PatchParams::default(), &body).await.unwrap();
+                services
+                    .patch_status("web", &PatchParams::default(), &body)
+                    .await
+                    .unwrap();
             } else {
-                services.patch("web", &PatchParams::default(), &body).await.unwrap();
+                services
+                    .patch("web", &PatchParams::default(), &body)
+                    .await
+                    .unwrap();
             }
         }
         let after = services.get("web").await.unwrap();
@@ -180,7 +191,9 @@ mod with_an_api_server {
             .unwrap_or_default();
         assert_eq!(ingress.len(), 1);
         let events = events_for(&client, "default", "web").await;
-        let warned = events.iter().filter(|(t, r, _)| t == "Warning" && r == "AddressConflict");
+        let warned = events
+            .iter()
+            .filter(|(t, r, _)| t == "Warning" && r == "AddressConflict");
         assert_eq!(warned.count(), 1, "{events:?}");
 
         // The host problem lasted through all of that: still one Event for it.

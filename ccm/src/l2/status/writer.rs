@@ -152,7 +152,10 @@ impl Task {
             let api: Api<Service> = Api::namespaced(self.client.clone(), namespace);
             let params = PatchParams::apply(FIELD_MANAGER).force();
             let result = (self.metrics)
-                .measure(Kind::Service, api.patch_status(name, &params, &Patch::Apply(&config)))
+                .measure(
+                    Kind::Service,
+                    api.patch_status(name, &params, &Patch::Apply(&config)),
+                )
                 .await;
             let done = match result {
                 Ok(_) => {

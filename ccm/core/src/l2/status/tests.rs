@@ -154,7 +154,9 @@ fn a_dual_stack_service_with_one_address_unannounced_is_false_and_still_names_th
     let mut view = view();
     // No node has an interface on the IPv6 subnet any more.
     for member in view.members.values_mut() {
-        member.interfaces[0].addresses.retain(|a| a.addr().is_ipv4());
+        member.interfaces[0]
+            .addresses
+            .retain(|a| a.addr().is_ipv4());
     }
     let services = [service("web", &["192.0.2.100", "2001:db8::100"], false)];
     let (plan, _) = observe(&view, &services, &BTreeMap::new(), &BTreeMap::new());
@@ -209,7 +211,10 @@ fn a_conflict_wins_over_the_owner_and_names_the_address_the_node_the_interface_a
 fn a_service_without_layer_2_addresses_wants_no_condition_and_loses_ours() {
     let states = BTreeMap::new();
     assert_eq!(wanted(&[ip("198.51.100.1")], &states), None);
-    let ours = with_condition(CONDITION, "192.0.2.1 by node n1 on eth0 (02:00:00:00:00:01)".into());
+    let ours = with_condition(
+        CONDITION,
+        "192.0.2.1 by node n1 on eth0 (02:00:00:00:00:01)".into(),
+    );
     let removal = apply_config(&ours, None, Timestamp::UNIX_EPOCH).unwrap();
     assert_eq!(removal["status"]["conditions"], json!([]));
     assert_eq!(removal["metadata"]["name"], "web");
@@ -228,10 +233,21 @@ fn the_condition_is_applied_only_when_it_changes_and_its_transition_time_moves_w
     };
     let mut service = with_condition("baremetal-ccm.io/Allocated", String::new());
     let first = apply_config(&service, Some(&announced), at(10)).unwrap();
-    let written: Condition = serde_json::from_value(first["status"]["conditions"][0].clone()).unwrap();
+    let written: Condition =
+        serde_json::from_value(first["status"]["conditions"][0].clone()).unwrap();
     assert_eq!(written.last_transition_time, Time(at(10)));
-    assert_eq!(first["status"]["conditions"].as_array().unwrap().len(), 1, "only ours");
-    let conditions = service.status.as_mut().unwrap().conditions.as_mut().unwrap();
+    assert_eq!(
+        first["status"]["conditions"].as_array().unwrap().len(),
+        1,
+        "only ours"
+    );
+    let conditions = service
+        .status
+        .as_mut()
+        .unwrap()
+        .conditions
+        .as_mut()
+        .unwrap();
     conditions.push(written);
     assert_eq!(apply_config(&service, Some(&announced), at(20)), None);
     let moved = WantedCondition {
@@ -239,7 +255,10 @@ fn the_condition_is_applied_only_when_it_changes_and_its_transition_time_moves_w
         ..announced.clone()
     };
     let second = apply_config(&service, Some(&moved), at(30)).unwrap();
-    assert_eq!(second["status"]["conditions"][0]["lastTransitionTime"], json!(Time(at(10))));
+    assert_eq!(
+        second["status"]["conditions"][0]["lastTransitionTime"],
+        json!(Time(at(10)))
+    );
     let lost = WantedCondition {
         status: false,
         reason: REASON_NO_ELIGIBLE_NODE.into(),
@@ -247,7 +266,10 @@ fn the_condition_is_applied_only_when_it_changes_and_its_transition_time_moves_w
         ..announced
     };
     let third = apply_config(&service, Some(&lost), at(40)).unwrap();
-    assert_eq!(third["status"]["conditions"][0]["lastTransitionTime"], json!(Time(at(40))));
+    assert_eq!(
+        third["status"]["conditions"][0]["lastTransitionTime"],
+        json!(Time(at(40)))
+    );
     assert_eq!(third["status"]["conditions"][0]["status"], "False");
 }
 
@@ -256,7 +278,10 @@ fn each_way_of_losing_an_owner_gives_its_reason() {
     let services = [service("web", &["192.0.2.100"], false)];
     let view = view();
     let (plan, none) = observe(&view, &services, &BTreeMap::new(), &BTreeMap::new());
-    assert!(none.is_empty(), "the first round has nothing to compare with");
+    assert!(
+        none.is_empty(),
+        "the first round has nothing to compare with"
+    );
     let previous = owners(&plan);
     let owner = owner_of(&plan, "192.0.2.100");
     let reason = |change: fn(&mut Member)| {
@@ -268,9 +293,18 @@ fn each_way_of_losing_an_owner_gives_its_reason() {
         assert!(changes[0].to.is_some());
         changes[0].reason
     };
-    assert_eq!(reason(|m| m.liveness = Liveness::Down), ChangeReason::NodeFailed);
-    assert_eq!(reason(|m| m.liveness = Liveness::Leaving), ChangeReason::Handover);
-    assert_eq!(reason(|m| m.interfaces[0].up = false), ChangeReason::LinkDown);
+    assert_eq!(
+        reason(|m| m.liveness = Liveness::Down),
+        ChangeReason::NodeFailed
+    );
+    assert_eq!(
+        reason(|m| m.liveness = Liveness::Leaving),
+        ChangeReason::Handover
+    );
+    assert_eq!(
+        reason(|m| m.interfaces[0].up = false),
+        ChangeReason::LinkDown
+    );
     assert_eq!(reason(|m| m.ready = false), ChangeReason::NodeIneligible);
     let (_, unchanged) = observe(&view, &services, &BTreeMap::new(), &previous);
     assert!(unchanged.is_empty());
@@ -319,10 +353,7 @@ fn a_failed_owner_and_an_address_nobody_announces_are_warnings() {
         ..failed.clone()
     };
     assert!(!owner_change_event(&handed).warning);
-    let orphaned = OwnerChange {
-        to: None,
-        ..handed
-    };
+    let orphaned = OwnerChange { to: None, ..handed };
     let event = owner_change_event(&orphaned);
     assert!(event.warning);
     assert!(event.note.contains("by no other node"), "{}", event.note);
@@ -343,11 +374,21 @@ fn the_observer_is_never_elected_whatever_it_gossips() {
     );
     let services = [service("web", &["192.0.2.100"], false)];
     let (plan, _) = observe(&view, &services, &BTreeMap::new(), &BTreeMap::new());
-    assert!(plan.elections[&ip("192.0.2.100")].ownership.owner().is_none());
+    assert!(
+        plan.elections[&ip("192.0.2.100")]
+            .ownership
+            .owner()
+            .is_none()
+    );
     // Even gossiping a ready state with an interface on the subnet, it has no Node.
     view.members.insert("observer:ccm".into(), member(9));
     let (plan, _) = observe(&view, &services, &BTreeMap::new(), &BTreeMap::new());
-    assert!(plan.elections[&ip("192.0.2.100")].ownership.owner().is_none());
+    assert!(
+        plan.elections[&ip("192.0.2.100")]
+            .ownership
+            .owner()
+            .is_none()
+    );
 }
 
 #[test]
@@ -369,20 +410,32 @@ fn a_host_problem_is_reported_once_when_it_appears_and_again_only_after_it_went_
     assert!(event.warning);
     assert_eq!(event.reason, "L2HostProblem");
     assert!(
-        event.note.starts_with("layer 2 host problem proxy_arp on node n1: ")
+        event
+            .note
+            .starts_with("layer 2 host problem proxy_arp on node n1: ")
             && event.note.contains("turn it off"),
         "{}",
         event.note
     );
-    assert!(host_problem_events(&proxy, &proxy).is_empty(), "not while it lasts");
-    let more = problems(&[("n1", &["proxy_arp", "no_net_raw"]), ("n2", &["future_problem"])]);
+    assert!(
+        host_problem_events(&proxy, &proxy).is_empty(),
+        "not while it lasts"
+    );
+    let more = problems(&[
+        ("n1", &["proxy_arp", "no_net_raw"]),
+        ("n2", &["future_problem"]),
+    ]);
     let events = host_problem_events(&proxy, &more);
     let labels: Vec<(&str, bool)> = (events.iter())
         .map(|(n, e)| (n.as_str(), e.note.contains("NET_RAW")))
         .collect();
     assert_eq!(labels, [("n1", true), ("n2", false)]);
     assert!(events[1].1.note.contains("does not know"));
-    assert_eq!(host_problem_events(&none, &proxy).len(), 1, "back after it went away");
+    assert_eq!(
+        host_problem_events(&none, &proxy).len(),
+        1,
+        "back after it went away"
+    );
 }
 
 #[test]
