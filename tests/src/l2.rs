@@ -27,9 +27,7 @@ pub struct Forward {
 /// Forwards `cluster`'s API server into `host`'s namespace: reachable at the same
 /// `127.0.0.1:PORT` there as on the host.
 pub fn forward_api(cluster: &TestCluster, host: &Host) -> Forward {
-    let port = (cluster.url().rsplit(':').next())
-        .and_then(|p| p.trim_end_matches('/').parse::<u16>().ok())
-        .expect("the API server URL ends in its port");
+    let port = api_port(cluster);
     let dir = tempfile::tempdir().expect("a temporary directory");
     let socket = dir.path().join("fwd.sock");
     let log = |side: &str| dir.path().join(format!("socat-{side}.log"));
@@ -53,6 +51,13 @@ pub fn forward_api(cluster: &TestCluster, host: &Host) -> Forward {
         _outside: outside,
         _dir: dir,
     }
+}
+
+/// The API server's port on the host's loopback.
+fn api_port(cluster: &TestCluster) -> u16 {
+    (cluster.url().rsplit(':').next())
+        .and_then(|p| p.trim_end_matches('/').parse::<u16>().ok())
+        .expect("the API server URL ends in its port")
 }
 
 /// The other way: `127.0.0.1:port` inside `host`'s namespace (a listener of a process there,
@@ -323,6 +328,42 @@ impl L2Lab {
     /// need it.
     pub fn cut_api(&mut self) {
         self._forwards.clear();
+    }
+
+    /// Blocks every node namespace's traffic to the API server (the speakers' and, with
+    /// [`L2Lab::start_with_status`], the controller's), established connections included:
+    /// [`L2Lab::cut_api`] ends the forwards, but socat's children keep serving the
+    /// connections they already carry (a watch, a client's kept-alive connection).
+    pub fn block_api(&self) {
+        let port = api_port(&self.cluster).to_string();
+        for host in self.hosts.values() {
+            host.run(["nft", "add", "table", "inet", "bmccm_api"])
+                .expect("nft");
+            let chain = "{ type filter hook output priority 0 ; }";
+            host.run(["nft", "add", "chain", "inet", "bmccm_api", "out", chain])
+                .expect("nft");
+            host.run([
+                "nft",
+                "add",
+                "rule",
+                "inet",
+                "bmccm_api",
+                "out",
+                "tcp",
+                "dport",
+                &port,
+                "drop",
+            ])
+            .expect("nft");
+        }
+    }
+
+    /// Ends [`L2Lab::block_api`].
+    pub fn unblock_api(&self) {
+        for host in self.hosts.values() {
+            host.run(["nft", "delete", "table", "inet", "bmccm_api"])
+                .expect("nft");
+        }
     }
 
     /// Gives the speakers their API server back.

@@ -140,7 +140,7 @@ async fn a_failover_while_the_api_server_is_away_reaches_the_condition_when_it_r
 
     // The speakers and the controller lose the API server; the owner dies; the address moves
     // all the same (the failover path needs no API server), but nobody can write it down.
-    lab.cut_api();
+    lab.block_api();
     lab.speakers.get_mut(&owner).unwrap().kill();
     let (new_mac, _) = wait_moved(&lab.client, &address, &mac, Duration::from_secs(10))
         .expect("the address moved within 10 s without the API server");
@@ -168,7 +168,7 @@ async fn a_failover_while_the_api_server_is_away_reaches_the_condition_when_it_r
     // The API server is back: the condition catches up, and the Event recorded meanwhile
     // is published.
     let back = std::time::Instant::now();
-    lab.restore_api();
+    lab.unblock_api();
     wait_l2(&api, "web", "naming the new owner", |s, _, m| {
         s == "True" && m == clause(&address, &new_owner, &new_mac)
     })
