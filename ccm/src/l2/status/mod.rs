@@ -75,7 +75,8 @@ impl Metrics {
             membership: membership::Metrics::new(registry),
             pending: Gauge::default(),
         };
-        registry.sub_registry_with_prefix("l2_status").register(
+        let sub = registry.sub_registry_with_prefix("l2_status");
+        sub.register(
             "pending_writes",
             "Services whose L2Announced condition waits to be written (the API server is away or refused it)",
             metrics.pending.clone(),
