@@ -174,9 +174,10 @@ pub fn start_l2_speaker_as(
 }
 
 /// Starts `baremetal-ccm controller` with service-lb and l2-status inside `host`'s namespace
-/// (node `node`; forward the API server there first: [`forward_api`]), identity `ccm-a`.
+/// (node `node`; forward the API server there first: [`forward_api`]), identity `ccm-a`, with
+/// the credentials of `kubeconfig`.
 pub fn start_l2_status_controller(
-    cluster: &TestCluster,
+    kubeconfig: &Path,
     host: &Host,
     node: &str,
     key: &Path,
@@ -188,7 +189,7 @@ pub fn start_l2_status_controller(
     let mut cmd = host.command(crate::ccm::binary());
     cmd.args([
         "controller",
-        &format!("--kubeconfig={}", cluster.admin_kubeconfig().display()),
+        &format!("--kubeconfig={}", kubeconfig.display()),
         "--identity=ccm-a",
         "--controllers=service-lb,l2-status",
         &format!("--node-name={node}"),
@@ -253,8 +254,8 @@ impl L2Lab {
 
     /// [`L2Lab::start`] with the controller running the l2-status controller too: inside n1's
     /// namespace, as on a control-plane node that runs a speaker (its observer on UDP 7948
-    /// beside n1's speaker on 7947), with the speakers' key; [`L2Lab::cut_api`] cuts it off
-    /// too.
+    /// beside n1's speaker on 7947), with the speakers' key and its own ServiceAccount under the
+    /// shipped RBAC; [`L2Lab::cut_api`] cuts it off too.
     pub async fn start_with_status() -> L2Lab {
         Self::start_with(true).await
     }
@@ -307,7 +308,12 @@ impl L2Lab {
             speakers.insert(name.clone(), start_l2_speaker(&cluster, host, name, &key));
         }
         let controller = if status {
-            start_l2_status_controller(&cluster, &hosts["n1"], "n1", &key)
+            // As shipped: the controller's ServiceAccount with exactly the shipped RBAC.
+            crate::manifests::apply_shipped_rbac(&api).await;
+            let (kubeconfig, _) = (cluster.service_account_client("kube-system", "baremetal-ccm"))
+                .await
+                .expect("the controller's ServiceAccount");
+            start_l2_status_controller(&kubeconfig, &hosts["n1"], "n1", &key)
         } else {
             crate::ccm::start_controller(&cluster.admin_kubeconfig(), "ccm-a", &[])
         };

@@ -120,8 +120,10 @@ async fn the_condition_names_the_owner_the_client_sees_and_follows_a_kill_and_a_
         note.contains(&format!("from node {new_owner} to node {third}")),
         "{note}"
     );
+    // With exactly the shipped RBAC (the lab's controller runs as its ServiceAccount).
     let log = lab.controller().log_tail(500_000);
     assert!(log.contains("layer-2 status observer started"), "{log}");
+    assert!(!log.to_lowercase().contains("forbidden"), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
