@@ -76,7 +76,10 @@ async fn the_condition_names_the_owner_the_client_sees_and_follows_a_kill_and_a_
         .await
         .unwrap();
     assert!(condition(&service, "baremetal-ccm.io/AddressAllocated").is_some());
-    assert_eq!(wait_addresses(&api, "default", "web", 1).await, [address.as_str()]);
+    assert_eq!(
+        wait_addresses(&api, "default", "web", 1).await,
+        [address.as_str()]
+    );
 
     // SIGKILL: NodeFailed, and the condition names the new owner and the MAC the client moved to.
     lab.speakers.get_mut(&owner).unwrap().kill();
