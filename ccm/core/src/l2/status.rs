@@ -278,7 +278,8 @@ pub struct Event {
 }
 
 /// The Event on each Service holding the address of `change`: its reason is the change's; a
-/// Warning when the owner failed or nobody announces the address any more.
+/// Warning when the owner failed (its speaker or its link) or nobody announces the address any
+/// more.
 pub fn owner_change_event(change: &OwnerChange) -> Event {
     let address = change.address;
     let why = match change.reason {
@@ -298,7 +299,11 @@ pub fn owner_change_event(change: &OwnerChange) -> Event {
         (None, Some(to)) => format!("{address} is now announced by node {to}: {why}"),
         (None, None) => format!("{address}: {why}"),
     };
-    let warning = change.to.is_none() || change.reason == ChangeReason::NodeFailed;
+    let failed = matches!(
+        change.reason,
+        ChangeReason::NodeFailed | ChangeReason::LinkDown
+    );
+    let warning = change.to.is_none() || failed;
     Event {
         warning,
         reason: change.reason.as_str(),

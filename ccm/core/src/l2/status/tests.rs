@@ -353,6 +353,11 @@ fn a_failed_owner_and_an_address_nobody_announces_are_warnings() {
         ..failed.clone()
     };
     assert!(!owner_change_event(&handed).warning);
+    let link = OwnerChange {
+        reason: ChangeReason::LinkDown,
+        ..failed.clone()
+    };
+    assert!(owner_change_event(&link).warning);
     let orphaned = OwnerChange { to: None, ..handed };
     let event = owner_change_event(&orphaned);
     assert!(event.warning);
