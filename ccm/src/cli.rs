@@ -185,9 +185,17 @@ pub struct ControllerArgs {
     #[command(flatten)]
     pub bgp: BgpArgs,
     /// The node this replica runs on (normally from the downward API): its IPv4 address is
-    /// the default BGP router ID.
+    /// the default BGP router ID, its InternalIP the l2-status observer's gossip address.
     #[arg(long, env = "BAREMETAL_CCM_NODE_NAME")]
     pub node_name: Option<String>,
+    /// The speakers' gossip key and port, for the l2-status controller's observer (off
+    /// without the key).
+    #[command(flatten)]
+    pub l2: L2Args,
+    /// The UDP port of the l2-status controller's observer in the speakers' membership, on
+    /// this node's InternalIP: not the speakers' port, so that it shares a node with a speaker.
+    #[arg(long, default_value_t = crate::l2::status::DEFAULT_OBSERVER_PORT, env = "BAREMETAL_CCM_L2_OBSERVER_PORT")]
+    pub l2_observer_port: u16,
 }
 
 #[derive(Debug, Args)]

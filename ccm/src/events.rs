@@ -15,8 +15,9 @@ const QUEUE: usize = 8192;
 const PUBLISHERS: usize = 4;
 
 /// Publishes Events in the background: recording an Event never delays the work it reports.
-/// Give it its own client (its own rate-limit budget). Failures are logged and counted, never
-/// fatal: Events are best effort.
+/// Give it its own client (its own rate-limit budget). Failures are retried while they look
+/// transient (for up to two minutes), then logged and counted, never fatal: Events are best
+/// effort.
 ///
 /// Each Event is one create, without client-side aggregation: the controllers emit an Event
 /// only when an object's state changes, so there are no repeats to aggregate, and an
@@ -77,7 +78,7 @@ impl Publisher {
                     let namespace = event.metadata.namespace.clone().unwrap_or_default();
                     let api: Api<Event> = Api::namespaced(client.clone(), &namespace);
                     async move {
-                        if let Err(error) = api.create(&PostParams::default(), &event).await {
+                        if let Err(error) = create(&api, &event).await {
                             failed.inc();
                             tracing::warn!(%error, reason = event.reason, "publishing an event failed");
                         }
@@ -113,6 +114,37 @@ impl Publisher {
             self.dropped.inc();
             tracing::warn!(reason, "event queue full; event dropped");
         }
+    }
+}
+
+/// Creates `event`, retrying while the API server is away or overloaded (connection errors,
+/// 429, 5xx) for up to [`RETRY_FOR`]: an Event recorded during a short outage (layer 2's
+/// owner changes do not wait for the API server) is published when it returns. Anything the
+/// API server refuses for the Event itself is not retried.
+async fn create(api: &Api<Event>, event: &Event) -> Result<Event, kube::Error> {
+    let started = std::time::Instant::now();
+    let mut wait = std::time::Duration::from_millis(250);
+    loop {
+        match api.create(&PostParams::default(), event).await {
+            Err(error) if is_transient(&error) && started.elapsed() < RETRY_FOR => {
+                tracing::debug!(%error, reason = event.reason, "publishing an event failed; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(5));
+            }
+            result => return result,
+        }
+    }
+}
+
+/// How long one Event is retried.
+const RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(120);
+
+fn is_transient(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => status.code == 429 || status.code >= 500,
+        // The fence (not the leader): never retried, the replica is stopping.
+        error if crate::fence::FenceError::is_in(error) => false,
+        _ => true,
     }
 }
 
@@ -187,6 +219,23 @@ mod tests {
         );
         assert_eq!(event.note.unwrap().len(), 1024);
         assert_eq!(event.reporting_controller.as_deref(), Some(CONTROLLER));
+    }
+
+    #[test]
+    fn an_event_is_retried_while_the_api_server_is_away_but_not_when_it_refuses_it() {
+        let status = |code: u16| {
+            let status: kube::core::Status =
+                serde_json::from_value(serde_json::json!({ "code": code })).unwrap();
+            kube::Error::Api(Box::new(status))
+        };
+        assert!(is_transient(&status(503)) && is_transient(&status(429)));
+        assert!(!is_transient(&status(403)) && !is_transient(&status(422)));
+        let fenced = kube::Error::Service(Box::new(crate::fence::FenceError::NotLeader));
+        assert!(!is_transient(&fenced));
+        let away = kube::Error::Service(Box::new(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused,
+        )));
+        assert!(is_transient(&away));
     }
 
     #[test]

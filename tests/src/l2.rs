@@ -27,9 +27,7 @@ pub struct Forward {
 /// Forwards `cluster`'s API server into `host`'s namespace: reachable at the same
 /// `127.0.0.1:PORT` there as on the host.
 pub fn forward_api(cluster: &TestCluster, host: &Host) -> Forward {
-    let port = (cluster.url().rsplit(':').next())
-        .and_then(|p| p.trim_end_matches('/').parse::<u16>().ok())
-        .expect("the API server URL ends in its port");
+    let port = api_port(cluster);
     let dir = tempfile::tempdir().expect("a temporary directory");
     let socket = dir.path().join("fwd.sock");
     let log = |side: &str| dir.path().join(format!("socat-{side}.log"));
@@ -53,6 +51,13 @@ pub fn forward_api(cluster: &TestCluster, host: &Host) -> Forward {
         _outside: outside,
         _dir: dir,
     }
+}
+
+/// The API server's port on the host's loopback.
+fn api_port(cluster: &TestCluster) -> u16 {
+    (cluster.url().rsplit(':').next())
+        .and_then(|p| p.trim_end_matches('/').parse::<u16>().ok())
+        .expect("the API server URL ends in its port")
 }
 
 /// The other way: `127.0.0.1:port` inside `host`'s namespace (a listener of a process there,
@@ -168,6 +173,35 @@ pub fn start_l2_speaker_as(
         .unwrap_or_else(|e| panic!("speaker {node} starts: {e}"))
 }
 
+/// Starts `baremetal-ccm controller` with service-lb and l2-status inside `host`'s namespace
+/// (node `node`; forward the API server there first: [`forward_api`]), identity `ccm-a`, with
+/// the credentials of `kubeconfig`.
+pub fn start_l2_status_controller(
+    kubeconfig: &Path,
+    host: &Host,
+    node: &str,
+    key: &Path,
+) -> Process {
+    let log = std::env::temp_dir().join(format!(
+        "bmccm-controller-l2-status-{node}-{}.log",
+        std::process::id()
+    ));
+    let mut cmd = host.command(crate::ccm::binary());
+    cmd.args([
+        "controller",
+        &format!("--kubeconfig={}", kubeconfig.display()),
+        "--identity=ccm-a",
+        "--controllers=service-lb,l2-status",
+        &format!("--node-name={node}"),
+        &format!("--l2-gossip-key-file={}", key.display()),
+        "--admin-bind-address=127.0.0.1:10258",
+        "--metrics-bind-address=off",
+        "--log-filter=info,baremetal_ccm=debug",
+    ]);
+    Process::spawn("controller-l2-status", cmd, &log)
+        .unwrap_or_else(|e| panic!("the controller starts in {node}: {e}"))
+}
+
 /// Creates a Node `name` with `address` as its InternalIP.
 pub async fn create_node(client: &Client, name: &str, address: IpAddr) {
     let node = Node {
@@ -215,6 +249,23 @@ pub struct L2Lab {
 
 impl L2Lab {
     pub async fn start() -> L2Lab {
+        Self::start_with(false).await
+    }
+
+    /// [`L2Lab::start`] with the controller running the l2-status controller too: inside n1's
+    /// namespace, as on a control-plane node that runs a speaker (its observer on UDP 7948
+    /// beside n1's speaker on 7947), with the speakers' key and its own ServiceAccount under the
+    /// shipped RBAC; [`L2Lab::cut_api`] cuts it off too.
+    pub async fn start_with_status() -> L2Lab {
+        Self::start_with(true).await
+    }
+
+    /// The controller's process (its log).
+    pub fn controller(&self) -> &Process {
+        &self._controller
+    }
+
+    async fn start_with(status: bool) -> L2Lab {
         let mut lab = crate::netns::Lab::new().expect("a lab");
         let segment = lab.segment("sw").expect("the bridge");
         let mut hosts = std::collections::BTreeMap::new();
@@ -249,7 +300,6 @@ impl L2Lab {
             }),
         )
         .await;
-        let controller = crate::ccm::start_controller(&cluster.admin_kubeconfig(), "ccm-a", &[]);
         let (key_dir, key) = gossip_key();
         let mut forwards = Vec::new();
         let mut speakers = std::collections::BTreeMap::new();
@@ -257,6 +307,16 @@ impl L2Lab {
             forwards.push(forward_api(&cluster, host));
             speakers.insert(name.clone(), start_l2_speaker(&cluster, host, name, &key));
         }
+        let controller = if status {
+            // As shipped: the controller's ServiceAccount with exactly the shipped RBAC.
+            crate::manifests::apply_shipped_rbac(&api).await;
+            let (kubeconfig, _) = (cluster.service_account_client("kube-system", "baremetal-ccm"))
+                .await
+                .expect("the controller's ServiceAccount");
+            start_l2_status_controller(&kubeconfig, &hosts["n1"], "n1", &key)
+        } else {
+            crate::ccm::start_controller(&cluster.admin_kubeconfig(), "ccm-a", &[])
+        };
         L2Lab {
             cluster,
             hosts,
@@ -274,6 +334,42 @@ impl L2Lab {
     /// need it.
     pub fn cut_api(&mut self) {
         self._forwards.clear();
+    }
+
+    /// Blocks every node namespace's traffic to the API server (the speakers' and, with
+    /// [`L2Lab::start_with_status`], the controller's), established connections included:
+    /// [`L2Lab::cut_api`] ends the forwards, but socat's children keep serving the
+    /// connections they already carry (a watch, a client's kept-alive connection).
+    pub fn block_api(&self) {
+        let port = api_port(&self.cluster).to_string();
+        for host in self.hosts.values() {
+            host.run(["nft", "add", "table", "inet", "bmccm_api"])
+                .expect("nft");
+            let chain = "{ type filter hook output priority 0 ; }";
+            host.run(["nft", "add", "chain", "inet", "bmccm_api", "out", chain])
+                .expect("nft");
+            host.run([
+                "nft",
+                "add",
+                "rule",
+                "inet",
+                "bmccm_api",
+                "out",
+                "tcp",
+                "dport",
+                &port,
+                "drop",
+            ])
+            .expect("nft");
+        }
+    }
+
+    /// Ends [`L2Lab::block_api`].
+    pub fn unblock_api(&self) {
+        for host in self.hosts.values() {
+            host.run(["nft", "delete", "table", "inet", "bmccm_api"])
+                .expect("nft");
+        }
     }
 
     /// Gives the speakers their API server back.

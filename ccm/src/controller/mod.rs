@@ -9,6 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use prometheus_client::metrics::counter::Counter;
 
 use crate::admin::{AdminState, Readiness};
@@ -46,6 +47,8 @@ pub struct AllMetrics {
     service_lb: Metrics,
     announce: crate::announce::metrics::Metrics,
     cloud_node: cloud_node::metrics::Metrics,
+    l2_status: crate::l2::status::Metrics,
+    writes: crate::writer::Metrics,
     events_dropped: Counter,
 }
 
@@ -69,7 +72,9 @@ pub fn admin_state() -> (AdminState, AllMetrics) {
         metrics = Some(AllMetrics {
             service_lb: Metrics::new(registry, writes.clone()),
             announce: crate::announce::metrics::Metrics::new(registry),
-            cloud_node: cloud_node::metrics::Metrics::new(registry, writes),
+            cloud_node: cloud_node::metrics::Metrics::new(registry, writes.clone()),
+            l2_status: crate::l2::status::Metrics::new(registry),
+            writes,
             events_dropped,
         });
     });
@@ -82,6 +87,7 @@ pub(crate) async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let selected = select(&args.controllers)?;
     // A broken cloud config stops the program before it touches the cluster.
     let cloud_config = CloudConfig::load(args.cloud_config.as_deref())?;
+    let l2_status_settings = l2_status_settings(&args, &selected)?;
     let (admin, metrics) = admin_state();
     let admin_task = (admin)
         .start(
@@ -133,6 +139,13 @@ pub(crate) async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         &events,
         metrics.service_lb,
     );
+    let l2_status = l2_status(
+        l2_status_settings,
+        &clients.leader,
+        &events,
+        metrics.l2_status,
+        metrics.writes,
+    );
     let lost = async {
         match leadership.as_mut() {
             Some(leadership) => leadership.lost().await,
@@ -142,6 +155,7 @@ pub(crate) async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     tokio::select! {
         () = announcer => anyhow::bail!("the BGP announcer stopped"),
         () = service_lb => anyhow::bail!("the service-lb controller stopped"),
+        () = l2_status => anyhow::bail!("the l2-status controller stopped"),
         () = cloud => anyhow::bail!("the node controllers stopped"),
         () = lost => anyhow::bail!("lost leadership; exiting so that no two replicas write"),
         result = admin_task => {
@@ -214,6 +228,58 @@ fn service_lb(
     };
     let (client, events) = (client.clone(), events.clone());
     Box::pin(async move { service_lb::controller::run(client, &events, settings, metrics).await })
+}
+
+/// The l2-status controller's settings when it runs: selected, and given the gossip key.
+fn l2_status_settings(
+    args: &ControllerArgs,
+    selected: &BTreeSet<Controller>,
+) -> anyhow::Result<Option<crate::l2::status::Settings>> {
+    if !selected.contains(&Controller::L2Status) {
+        return Ok(None);
+    }
+    let Some(path) = &args.l2.l2_gossip_key_file else {
+        tracing::info!("l2-status is off (no --l2-gossip-key-file)");
+        return Ok(None);
+    };
+    let Some(node) = args.node_name.clone() else {
+        anyhow::bail!(
+            "l2-status needs --node-name: the observer gossips on that node's InternalIP"
+        );
+    };
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("reading the gossip key {}", path.display()))?;
+    let key = crate::l2::membership::GossipKey::new(&bytes)
+        .with_context(|| format!("the gossip key in {}", path.display()))?;
+    Ok(Some(crate::l2::status::Settings {
+        identity: args.identity.clone().unwrap_or_else(default_identity),
+        node,
+        port: args.l2_observer_port,
+        speaker_port: args.l2.l2_gossip_port,
+        key,
+    }))
+}
+
+/// The l2-status controller, started when first polled (after leadership is acquired); a task
+/// that never ends when it does not run.
+fn l2_status(
+    settings: Option<crate::l2::status::Settings>,
+    client: &kube::Client,
+    events: &Publisher,
+    metrics: crate::l2::status::Metrics,
+    writes: crate::writer::Metrics,
+) -> Task {
+    let Some(settings) = settings else {
+        return Box::pin(std::future::pending());
+    };
+    let client = client.clone();
+    let recorder = events.recorder("baremetal-ccm.io/l2-status");
+    Box::pin(async move {
+        let result = crate::l2::status::run(client, recorder, settings, metrics, writes).await;
+        if let Err(error) = result {
+            tracing::error!(error = %crate::error_chain(&error), "the l2-status controller failed");
+        }
+    })
 }
 
 /// The central BGP announcer, started at once on every replica (a task that never ends when

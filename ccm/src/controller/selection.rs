@@ -11,14 +11,17 @@ pub(crate) enum Controller {
     BgpAnnouncer,
     CloudNode,
     CloudNodeLifecycle,
+    /// Layer 2's Service condition and Events, as an observer of the speakers' membership.
+    L2Status,
     ServiceLb,
 }
 
 impl Controller {
-    pub(crate) const ALL: [Controller; 4] = [
+    pub(crate) const ALL: [Controller; 5] = [
         Controller::BgpAnnouncer,
         Controller::CloudNode,
         Controller::CloudNodeLifecycle,
+        Controller::L2Status,
         Controller::ServiceLb,
     ];
 
@@ -28,6 +31,7 @@ impl Controller {
             Controller::BgpAnnouncer => "bgp-announcer",
             Controller::CloudNode => "cloud-node",
             Controller::CloudNodeLifecycle => "cloud-node-lifecycle",
+            Controller::L2Status => "l2-status",
             Controller::ServiceLb => "service-lb",
         }
     }
@@ -40,7 +44,10 @@ impl Controller {
     pub(crate) fn needs_lease(self) -> bool {
         match self {
             Controller::BgpAnnouncer => false,
-            Controller::CloudNode | Controller::CloudNodeLifecycle | Controller::ServiceLb => true,
+            Controller::CloudNode
+            | Controller::CloudNodeLifecycle
+            | Controller::L2Status
+            | Controller::ServiceLb => true,
         }
     }
 }
@@ -96,19 +103,21 @@ mod tests {
                 "bgp-announcer",
                 "cloud-node",
                 "cloud-node-lifecycle",
+                "l2-status",
                 "service-lb"
             ]
         );
         assert_eq!(
             sel(&["*", "-cloud-node-lifecycle", "-bgp-announcer"]).unwrap(),
-            ["cloud-node", "service-lb"]
+            ["cloud-node", "l2-status", "service-lb"]
         );
         assert_eq!(sel(&["service-lb"]).unwrap(), ["service-lb"]);
     }
 
     #[test]
     fn unknown_names_are_rejected_with_the_known_ones() {
-        let known = "bgp-announcer, cloud-node, cloud-node-lifecycle, service-lb".to_owned();
+        let known =
+            "bgp-announcer, cloud-node, cloud-node-lifecycle, l2-status, service-lb".to_owned();
         assert_eq!(
             sel(&["route"]),
             Err(SelectionError::Unknown {

@@ -10,11 +10,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use baremetal_ccm_core::announce::inputs::service_input;
-use baremetal_ccm_core::crd::ippool::IPPool;
-use baremetal_ccm_core::l2::election::{self, Liveness, Member, NodeFacts};
+use baremetal_ccm_core::announce::inputs::{ServiceInput, service_input};
+use baremetal_ccm_core::crd::ippool::{IPPool, L2Announcement};
+use baremetal_ccm_core::l2::election::{self, Liveness, LocalEndpoints, Member, NodeFacts};
 use baremetal_ccm_core::l2::frame::Mac;
-use baremetal_ccm_core::l2::plan::{self, Inputs, Plan};
+use baremetal_ccm_core::l2::plan::{self, Inputs, Plan, ServiceKey};
 use baremetal_ccm_core::l2::respond::Interface;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -65,16 +65,20 @@ pub(crate) enum L2Error {
     LinksEnded,
 }
 
-/// The watched caches.
-struct World {
-    services: Store<Service>,
-    nodes: Store<Node>,
+/// The watched caches (the speaker's, and the l2-status controller's: the same inputs give
+/// the same election).
+pub(crate) struct World {
+    pub(crate) services: Store<Service>,
+    pub(crate) nodes: Store<Node>,
     slices: Store<EndpointSlice>,
     pools: Store<IPPool>,
 }
 
 impl World {
-    fn start(client: &Client, changed: watch::Sender<u64>) -> (World, crate::listed::AllListed) {
+    pub(crate) fn start(
+        client: &Client,
+        changed: watch::Sender<u64>,
+    ) -> (World, crate::listed::AllListed) {
         let changed = Arc::new(changed);
         let mut listings = Listings::default();
         let mut watch = |what| (listings.track(what), changed.clone());
@@ -92,7 +96,7 @@ impl World {
     }
 
     /// The first InternalIP of `node` (IPv4 first): where its speaker gossips.
-    fn address_of(&self, node: &str) -> Option<IpAddr> {
+    pub(crate) fn address_of(&self, node: &str) -> Option<IpAddr> {
         let node = self
             .nodes
             .state()
@@ -110,7 +114,7 @@ impl World {
     }
 
     /// Where the other nodes' speakers would gossip (their address of `family`).
-    fn seeds(&self, me: &str, port: u16, ipv4: bool) -> Vec<SocketAddr> {
+    pub(crate) fn seeds(&self, me: &str, port: u16, ipv4: bool) -> Vec<SocketAddr> {
         (self.nodes.state().iter())
             .filter(|n| n.name_any() != me)
             .filter_map(|n| self.address_of(&n.name_any()))
@@ -403,52 +407,84 @@ fn member_state(links: &[Link], settling: bool, leaving: bool) -> MemberState {
 
 /// The plan from the caches and the membership view at this moment.
 fn plan_now(world: &World, view: &membership::View, me: &str) -> Plan {
-    let mut election = election::View::default();
-    for (name, peer) in &view.members {
-        let liveness = if !peer.alive || peer.suspected_by_me {
-            Liveness::Down
-        } else if peer.state.leaving {
-            Liveness::Leaving
-        } else {
-            Liveness::Alive
-        };
-        let interfaces = peer.state.interfaces.clone();
-        election.members.insert(
-            name.clone(),
-            Member {
-                liveness,
-                ready: peer.state.ready,
-                settling: peer.state.settling,
-                interfaces,
-            },
-        );
-    }
-    for node in world.nodes.state() {
-        election.nodes.insert(node.name_any(), NodeFacts::of(&node));
-    }
-    let mut pools = BTreeMap::new();
-    for pool in world.pools.state() {
-        match pool.l2_announcement() {
-            Some(Ok(options)) => {
-                pools.insert(pool.name_any(), options);
+    let facts = Facts::gather(world, view, None);
+    plan::plan(facts.inputs(me))
+}
+
+/// Everything the election reads, gathered from the caches and a membership view.
+pub(crate) struct Facts {
+    pub(crate) view: election::View,
+    pools: BTreeMap<String, L2Announcement>,
+    pub(crate) services: Vec<ServiceInput>,
+    endpoints: BTreeMap<ServiceKey, LocalEndpoints>,
+}
+
+impl Facts {
+    /// The facts now; `observer` (the l2-status controller's own member) is left out of the
+    /// election's view: it is no speaker, and counting it would change why nobody is eligible.
+    pub(crate) fn gather(world: &World, view: &membership::View, observer: Option<&str>) -> Facts {
+        let mut election = election::View::default();
+        for (name, peer) in &view.members {
+            if Some(name.as_str()) == observer {
+                continue;
             }
-            // The controller reports invalid options on the pool; nothing is announced.
-            Some(Err(_reported_on_the_pool)) => {}
-            None => {}
+            // A speaker that said it was leaving and is now down left gracefully: either way
+            // it owns nothing, and the reason of the change it makes is a handover.
+            let liveness = if peer.state.leaving {
+                Liveness::Leaving
+            } else if !peer.alive || peer.suspected_by_me {
+                Liveness::Down
+            } else {
+                Liveness::Alive
+            };
+            let interfaces = peer.state.interfaces.clone();
+            election.members.insert(
+                name.clone(),
+                Member {
+                    liveness,
+                    ready: peer.state.ready,
+                    settling: peer.state.settling,
+                    interfaces,
+                },
+            );
+        }
+        for node in world.nodes.state() {
+            election.nodes.insert(node.name_any(), NodeFacts::of(&node));
+        }
+        let mut pools = BTreeMap::new();
+        for pool in world.pools.state() {
+            match pool.l2_announcement() {
+                Some(Ok(options)) => {
+                    pools.insert(pool.name_any(), options);
+                }
+                // The controller reports invalid options on the pool; nothing is announced.
+                Some(Err(_reported_on_the_pool)) => {}
+                None => {}
+            }
+        }
+        let services: Vec<_> = (world.services.state().iter())
+            .filter_map(|s| service_input(s))
+            .collect();
+        let slices = world.slices.state();
+        let endpoints = plan::local_endpoints(slices.iter().map(|s| &**s));
+        Facts {
+            view: election,
+            pools,
+            services,
+            endpoints,
         }
     }
-    let services: Vec<_> = (world.services.state().iter())
-        .filter_map(|s| service_input(s))
-        .collect();
-    let slices = world.slices.state();
-    let endpoints = plan::local_endpoints(slices.iter().map(|s| &**s));
-    plan::plan(Inputs {
-        node: me,
-        view: &election,
-        pools: &pools,
-        services: &services,
-        endpoints: &endpoints,
-    })
+
+    /// The planner's inputs, for `node`.
+    pub(crate) fn inputs<'a>(&'a self, node: &'a str) -> Inputs<'a> {
+        Inputs {
+            node,
+            view: &self.view,
+            pools: &self.pools,
+            services: &self.services,
+            endpoints: &self.endpoints,
+        }
+    }
 }
 
 fn owned(plan: &Plan) -> BTreeSet<IpAddr> {

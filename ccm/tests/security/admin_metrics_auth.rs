@@ -426,7 +426,8 @@ async fn a_stalled_api_server_fails_the_scrape_with_503_instead_of_hanging_it() 
 /// The shipped workloads: the product's admin server stays on loopback (no
 /// `--admin-bind-address` off it), the kubelet probes it at 127.0.0.1, and the only ports the
 /// pods declare are the metrics listener's, named `metrics`, and the speaker's layer-2 gossip
-/// port (UDP, open between the nodes), named `l2-gossip`.
+/// port (UDP, open between the nodes), named `l2-gossip`, and the controller's l2-status observer
+/// port, named `l2-observer`.
 #[test]
 fn the_manifests_probe_on_loopback_and_declare_only_the_metrics_and_gossip_ports() {
     use baremetal_ccm::{
@@ -446,15 +447,18 @@ fn the_manifests_probe_on_loopback_and_declare_only_the_metrics_and_gossip_ports
         );
         argv.push("--node-name=n1".to_owned());
         let (admin, metrics, gossip) = match Cli::try_parse_from(&argv).unwrap().command {
+            // The controller's l2-status observer gossips on a port of its own.
             Sub::Controller(args) => (
                 args.admin.address(CONTROLLER_ADMIN_PORT),
                 args.admin.metrics_address(CONTROLLER_METRICS_PORT),
-                None,
+                (args.l2.l2_gossip_key_file.is_some())
+                    .then_some(("l2-observer", args.l2_observer_port)),
             ),
             Sub::Speaker(args) => (
                 args.admin.address(SPEAKER_ADMIN_PORT),
                 args.admin.metrics_address(SPEAKER_METRICS_PORT),
-                (args.l2.l2_gossip_key_file.is_some()).then_some(args.l2.l2_gossip_port),
+                (args.l2.l2_gossip_key_file.is_some())
+                    .then_some(("l2-gossip", args.l2.l2_gossip_port)),
             ),
             Sub::Crd => panic!("{file}: a workload runs the controller or the speaker"),
         };
@@ -468,11 +472,9 @@ fn the_manifests_probe_on_loopback_and_declare_only_the_metrics_and_gossip_ports
         let mut ports =
             vec![serde_json::json!({"name": "metrics", "containerPort": metrics.port()})];
         ports.extend(gossip.map(
-            |port| serde_json::json!({"name": "l2-gossip", "containerPort": port, "protocol": "UDP"}),
+            |(name, port)| serde_json::json!({"name": name, "containerPort": port, "protocol": "UDP"}),
         ));
         assert_eq!(container["ports"], serde_json::Value::from(ports), "{file}");
-        if file.starts_with("speaker") {
-            assert!(gossip.is_some(), "{file}: layer 2 is on");
-        }
+        assert!(gossip.is_some(), "{file}: layer 2 is on");
     }
 }

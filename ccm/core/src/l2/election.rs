@@ -20,7 +20,7 @@ use ipnet::IpNet;
 use k8s_openapi::api::core::v1::Node;
 use kube::ResourceExt as _;
 
-pub use changes::{ChangeReason, OwnerChange, Snapshot, owner_changes};
+pub use changes::{ChangeReason, OwnerChange, Snapshot, owner_change, owner_changes};
 pub use interfaces::InterfacePattern;
 
 use crate::contract::Exclusion;

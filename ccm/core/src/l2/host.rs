@@ -47,6 +47,39 @@ impl Problem {
         }
     }
 
+    /// The problem a label names (a speaker gossips its problems by label); `None` for a
+    /// label this version does not know (a newer speaker's).
+    pub fn from_label(label: &str) -> Option<Problem> {
+        Problem::ALL.into_iter().find(|p| p.label() == label)
+    }
+
+    /// What the problem does and how to fix it, in one sentence (the speaker's log and
+    /// `/readyz` name the details: interfaces and settings).
+    pub fn fix(self) -> &'static str {
+        match self {
+            Problem::IpvsWithoutStrictArp => {
+                "kube-proxy runs in IPVS mode without strict ARP, so this node's kernel answers \
+                 ARP for every Service address; set strictARP: true in kube-proxy's \
+                 configuration (--ipvs-strict-arp)"
+            }
+            Problem::ProxyArp => {
+                "proxy_arp is on for an interface the speaker answers on, so the kernel may \
+                 answer ARP for Service addresses too; turn it off \
+                 (net.ipv4.conf.<interface>.proxy_arp=0, and for all)"
+            }
+            Problem::ProxyNdp => {
+                "proxy_ndp is on for an interface the speaker answers on, so the kernel answers \
+                 solicitations for its proxy entries; turn it off \
+                 (net.ipv6.conf.<interface>.proxy_ndp=0, and for all) or remove the entries of \
+                 Service addresses"
+            }
+            Problem::NoNetRaw => {
+                "the kernel refused the speaker's packet sockets, so it answers nothing; add \
+                 NET_RAW to the speaker container's capabilities"
+            }
+        }
+    }
+
     /// Whether the node's answers are wrong while the problem lasts — other kernels answer
     /// for our addresses, or this node cannot answer at all — so that the speaker is not
     /// ready; otherwise the problem is a risk the operator is warned of. The proxy settings
@@ -231,6 +264,18 @@ pub fn check(readings: &Readings) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_problem_is_found_again_by_its_label_and_has_a_fix() {
+        for problem in Problem::ALL {
+            assert_eq!(Problem::from_label(problem.label()), Some(problem));
+            assert!(
+                problem.fix().contains(';'),
+                "{problem:?}: what it does; the fix"
+            );
+        }
+        assert_eq!(Problem::from_label("a_newer_speakers_problem"), None);
+    }
 
     /// A host as kubeadm leaves it, kube-proxy in iptables or nftables mode: kernel defaults,
     /// one announcing interface.

@@ -159,6 +159,13 @@ pub fn ingress_value(addresses: &[IpAddr]) -> Value {
     )
 }
 
+/// Whether a condition type is service-lb's: ours but for layer 2's `L2Announced`, which the
+/// l2-status controller writes with its own field manager. Dropping that one here would make
+/// the two controllers undo each other's writes forever.
+fn is_service_lbs(type_: &str) -> bool {
+    type_.starts_with(OUR_PREFIX) && type_ != crate::l2::status::CONDITION
+}
+
 /// Our conditions replace our old ones; others' conditions stay. `lastTransitionTime` only
 /// changes when the status flips, so an unchanged decision produces an identical list.
 ///
@@ -174,19 +181,32 @@ fn merge_conditions(
 ) -> Vec<Condition> {
     let previous: BTreeMap<&str, &Condition> =
         current.iter().map(|c| (c.type_.as_str(), c)).collect();
-    let mut merged: Vec<Condition> = current
-        .iter()
-        .filter(|c| !c.type_.starts_with(OUR_PREFIX))
-        .cloned()
-        .collect();
-    for want in wanted {
-        merged.push(conditions::merged(
+    let merge = |want: &WantedCondition| {
+        conditions::merged(
             previous.get(want.type_).copied(),
             want,
             conditions::Message::KeptWhileFalseForTheSameReason,
             generation,
             now,
-        ));
+        )
+    };
+    // Each condition keeps its place, so that an unchanged decision is an identical list
+    // whatever order the other writers' conditions came in.
+    let mut placed = std::collections::BTreeSet::new();
+    let mut merged = Vec::new();
+    for condition in current {
+        if !is_service_lbs(&condition.type_) {
+            merged.push(condition.clone());
+        } else if let Some(want) = wanted.iter().find(|w| w.type_ == condition.type_)
+            && placed.insert(want.type_)
+        {
+            merged.push(merge(want));
+        }
+    }
+    for want in wanted {
+        if placed.insert(want.type_) {
+            merged.push(merge(want));
+        }
     }
     merged
 }
@@ -313,6 +333,34 @@ mod tests {
             serde_json::from_value(status["status"]["conditions"].clone()).unwrap();
         assert_eq!(conditions[0], foreign);
         assert_eq!(conditions[1].type_, COND_ALLOCATED);
+    }
+
+    #[test]
+    fn the_layer_2_condition_is_kept_and_a_service_holding_it_needs_no_write() {
+        let t0 = Timestamp::UNIX_EPOCH;
+        let mut svc = applied(service(), &plan(&service(), &allocated("192.0.2.10"), t0));
+        let l2 = Condition {
+            type_: crate::l2::status::CONDITION.into(),
+            status: "True".into(),
+            reason: "Announced".into(),
+            message: "192.0.2.10 by node n1 on eth0 (02:00:00:00:00:01)".into(),
+            observed_generation: None,
+            last_transition_time: Time(t0),
+        };
+        let status = svc.status.as_mut().unwrap();
+        status.conditions.get_or_insert_default().push(l2.clone());
+        // The l2-status controller added its condition: service-lb has nothing to write…
+        assert_eq!(plan(&svc, &allocated("192.0.2.10"), Timestamp::now()), []);
+        // …and when it writes, the condition stays.
+        let mut changed = allocated("192.0.2.10");
+        changed.conditions[0].message = "reworded".into();
+        let patches = plan(&svc, &changed, Timestamp::now());
+        let Some(Patch::Status(status)) = patches.last() else {
+            panic!("a status patch")
+        };
+        let conditions: Vec<Condition> =
+            serde_json::from_value(status["status"]["conditions"].clone()).unwrap();
+        assert!(conditions.contains(&l2), "{conditions:?}");
     }
 
     #[test]

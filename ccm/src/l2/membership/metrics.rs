@@ -50,7 +50,7 @@ impl Metrics {
         );
         l2.register(
             "members",
-            "Speakers in this speaker's membership view, itself included, by state",
+            "Members of this membership view (the speakers and the controller's observer), itself included, by state",
             metrics.members.clone(),
         );
         l2.register(

@@ -29,6 +29,8 @@ use tracing::Instrument as _;
 
 pub(crate) use fast::FastPathConfig;
 pub(crate) use metrics::Metrics;
+#[cfg(test)]
+pub(crate) use state::Conflict;
 pub(crate) use state::MemberState;
 pub(crate) use view::View;
 pub(crate) use wire::{GossipKey, MIN_KEY_LEN};

@@ -73,23 +73,30 @@ pub fn owner_changes(before: Snapshot<'_>, after: Snapshot<'_>) -> Vec<OwnerChan
     for (ip, was) in &earlier {
         let Some(now) = later.get(ip) else { continue };
         let from = elect(before.view, was).owner().map(|c| c.node.clone());
-        let won = elect(after.view, now);
-        let to = won.owner().map(|c| c.node.clone());
-        if from == to {
-            continue;
-        }
-        let reason = match &from {
-            None => ChangeReason::NodeAvailable,
-            Some(old) => why_lost(after.view, now, old, &won),
-        };
-        changes.push(OwnerChange {
-            address: *ip,
-            from,
-            to,
-            reason,
-        });
+        changes.extend(owner_change(from.as_deref(), after.view, now));
     }
     changes
+}
+
+/// The change of `address`'s owner from `from` (`None`: nobody) to the one `view` elects, and
+/// why; `None` when the owner is the same. For an observer that keeps the previous owners,
+/// not the previous views.
+pub fn owner_change(from: Option<&str>, view: &View, address: &Address<'_>) -> Option<OwnerChange> {
+    let won = elect(view, address);
+    let to = won.owner().map(|c| c.node.clone());
+    if from == to.as_deref() {
+        return None;
+    }
+    let reason = match from {
+        None => ChangeReason::NodeAvailable,
+        Some(old) => why_lost(view, address, old, &won),
+    };
+    Some(OwnerChange {
+        address: address.address,
+        from: from.map(str::to_owned),
+        to,
+        reason,
+    })
 }
 
 /// Why `old` no longer owns `address` in `view`, whose election gave `won`.
