@@ -3,10 +3,14 @@
 //! from the kernel's link and address events (an interface going down demotes the node at
 //! once, without waiting for any probe).
 
+use std::collections::BTreeMap;
+
 use futures::StreamExt;
 use futures::TryStreamExt;
 use futures::channel::mpsc::UnboundedReceiver;
 use ipnet::IpNet;
+use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
+use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressHeaderFlags, AddressMessage};
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkLayerType, LinkMessage};
 use rtnetlink::{Handle, MulticastGroup};
@@ -25,6 +29,10 @@ pub(crate) struct Link {
     pub(crate) announceable: bool,
     /// Addresses with their prefix length (tentative and DAD-failed IPv6 ones left out).
     pub(crate) addresses: Vec<IpNet>,
+    /// How many times the kernel reported it down since the watch started: a flap shorter
+    /// than a re-read (down and up again before the list is taken, or before the speaker
+    /// looks) still shows, as a count that grew.
+    pub(crate) downs: u64,
 }
 
 impl Link {
@@ -94,7 +102,23 @@ fn link(message: &LinkMessage) -> Option<Link> {
             && !flags.contains(LinkFlags::Noarp)
             && !enslaved,
         addresses: Vec::new(),
+        downs: 0,
     })
+}
+
+/// The index of the link a kernel event reports down (not up, or without carrier), if it is
+/// such an event.
+fn reported_down(message: &NetlinkMessage<RouteNetlinkMessage>) -> Option<u32> {
+    match &message.payload {
+        NetlinkPayload::InnerMessage(
+            RouteNetlinkMessage::NewLink(link) | RouteNetlinkMessage::DelLink(link),
+        ) => {
+            let flags = link.header.flags;
+            let up = flags.contains(LinkFlags::Up) && flags.contains(LinkFlags::LowerUp);
+            (!up).then_some(link.header.index)
+        }
+        _ => None,
+    }
 }
 
 fn address(message: &AddressMessage) -> Option<IpNet> {
@@ -138,15 +162,27 @@ pub(crate) async fn watch() -> Result<
     Ok((rx, follow(handle, events, tx)))
 }
 
-async fn follow<E>(
+async fn follow<A>(
     handle: Handle,
-    mut events: UnboundedReceiver<E>,
+    mut events: UnboundedReceiver<(NetlinkMessage<RouteNetlinkMessage>, A)>,
     tx: watch::Sender<Vec<Link>>,
 ) -> Result<(), LinksError> {
-    while events.next().await.is_some() {
+    let mut downs: BTreeMap<u32, u64> = BTreeMap::new();
+    let count = |downs: &mut BTreeMap<u32, u64>, message: &NetlinkMessage<RouteNetlinkMessage>| {
+        if let Some(index) = reported_down(message) {
+            *downs.entry(index).or_default() += 1;
+        }
+    };
+    while let Some((first, _)) = events.next().await {
+        count(&mut downs, &first);
         // Coalesce a burst (an interface going down sends several messages).
-        while events.try_recv().is_ok() {}
-        let links = list(&handle).await?;
+        while let Ok((message, _)) = events.try_recv() {
+            count(&mut downs, &message);
+        }
+        let mut links = list(&handle).await?;
+        for link in &mut links {
+            link.downs = downs.get(&link.index).copied().unwrap_or_default();
+        }
         tx.send_if_modified(|current| {
             let changed = *current != links;
             if changed {

@@ -175,7 +175,6 @@ pub(crate) async fn run(
         previous: Plan::default(),
         yielded: BTreeMap::new(),
         settling: true,
-        generation: None,
         was_up,
         metrics,
         readiness,
@@ -195,14 +194,7 @@ pub(crate) async fn run(
         tokio::select! {
             () = &mut shutdown => break,
             result = changed.changed() => if result.is_err() { break },
-            result = view.changed() => {
-                if result.is_err() {
-                    break;
-                }
-                if me.rejoined(&links.borrow(), view.borrow().generation) {
-                    settled.as_mut().reset(tokio::time::Instant::now() + HOLD_DOWN);
-                }
-            }
+            result = view.changed() => if result.is_err() { break },
             result = links.changed() => {
                 if result.is_err() {
                     return Err(L2Error::LinksEnded);
@@ -253,14 +245,12 @@ struct Supervisor {
     responders: Responders,
     host: HostChecks,
     check_host: bool,
-    /// Our identity's generation in the membership, once seen.
-    generation: Option<u64>,
     refused: BTreeSet<String>,
     previous: Plan,
     /// Addresses given way on, until when (a higher-ranked speaker answers for them too).
     yielded: BTreeMap<IpAddr, tokio::time::Instant>,
     settling: bool,
-    was_up: BTreeSet<String>,
+    was_up: BTreeMap<String, u64>,
     metrics: Metrics,
     readiness: ReadinessPart,
     state_tx: watch::Sender<MemberState>,
@@ -302,7 +292,7 @@ impl Supervisor {
     /// hold-down: a flapping link must not drag addresses back and forth.
     fn links_changed(&mut self, links: &[Link]) -> bool {
         let now_up = up_links(links);
-        let returned = now_up.difference(&self.was_up).next().is_some();
+        let returned = came_back(&self.was_up, &now_up);
         if returned {
             tracing::info!(hold_down = ?HOLD_DOWN, "settling: owns an address only when no settled speaker can");
             self.settling = true;
@@ -310,23 +300,6 @@ impl Supervisor {
         self.was_up = now_up;
         self.publish_state(links);
         self.check_host = true;
-        returned
-    }
-
-    /// Takes note of this speaker's generation in the membership; true when it grew, that is
-    /// when the others had declared it down (a partition, a stalled process) and it rejoined:
-    /// like a link that comes back, a rejoined node must not drag addresses back at once.
-    fn rejoined(&mut self, links: &[Link], generation: u64) -> bool {
-        if generation == 0 {
-            return false; // the view before the membership published one
-        }
-        let before = self.generation.replace(generation);
-        let returned = before.is_some_and(|g| generation > g);
-        if returned {
-            tracing::info!(hold_down = ?HOLD_DOWN, generation, cause = "rejoined after the others declared it down", "settling: owns an address only when no settled speaker can");
-            self.settling = true;
-            self.publish_state(links);
-        }
         returned
     }
 
@@ -378,12 +351,18 @@ fn replace<T: PartialEq>(current: &mut T, new: T) -> bool {
     changed
 }
 
-/// The announceable interfaces that are up, by name.
-fn up_links(links: &[Link]) -> BTreeSet<String> {
+/// The announceable interfaces that are up, by name, with how often each was seen down.
+fn up_links(links: &[Link]) -> BTreeMap<String, u64> {
     (links.iter())
         .filter(|l| l.announceable && l.up)
-        .map(|l| l.name.clone())
+        .map(|l| (l.name.clone(), l.downs))
         .collect()
+}
+
+/// Whether an interface is up now that was not, or was down in between (a flap shorter than
+/// our look: its down count grew).
+fn came_back(was_up: &BTreeMap<String, u64>, now_up: &BTreeMap<String, u64>) -> bool {
+    (now_up.iter()).any(|(name, downs)| was_up.get(name) != Some(downs))
 }
 
 /// This speaker's gossiped state: its announceable interfaces.
@@ -661,5 +640,26 @@ impl Drop for Responders {
         for (_, (_, task)) in std::mem::take(&mut self.running) {
             task.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn up(links: &[(&str, u64)]) -> BTreeMap<String, u64> {
+        links.iter().map(|(n, d)| ((*n).to_owned(), *d)).collect()
+    }
+
+    #[test]
+    fn a_link_comes_back_when_it_is_up_again_or_flapped_unseen() {
+        let was = up(&[("eth0", 1), ("eth1", 0)]);
+        assert!(!came_back(&was, &was), "nothing changed");
+        assert!(!came_back(&was, &up(&[("eth0", 1)])), "one went down");
+        assert!(came_back(&up(&[("eth0", 1)]), &was), "one came up");
+        assert!(
+            came_back(&was, &up(&[("eth0", 2), ("eth1", 0)])),
+            "eth0 went down and up between two looks"
+        );
     }
 }

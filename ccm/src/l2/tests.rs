@@ -349,9 +349,15 @@ fn the_interface_watch_sees_a_link_go_down_and_an_address_come() {
     speaker
         .run(["ip", "addr", "add", "198.51.100.7/24", "dev", "eth0"])
         .unwrap();
-    next("the new address", &|l| {
+    let before = next("the new address", &|l| {
         l.up && l.addresses.contains(&"198.51.100.7/24".parse().unwrap())
     });
+    // Down and up again in one breath: whether or not a re-read falls in between, the
+    // count of downs grows, so the speaker knows the link flapped.
+    speaker
+        .run(["sh", "-c", "ip link set eth0 down && ip link set eth0 up"])
+        .unwrap();
+    next("a flap counted", &|l| l.up && l.downs > before.downs);
 }
 
 /// What the speaker's host checks find in `host`'s namespace, read there as the speaker

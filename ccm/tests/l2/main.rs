@@ -87,8 +87,9 @@ async fn an_owner_whose_link_comes_back_waits_out_the_hold_down_before_taking_it
         let now = rig::l2::resolve(&cluster.client, &address);
         assert!(
             now.as_deref() == Some(new_mac.as_str()) || now.is_none(),
-            "{address} went back to {now:?} {:?} after the link returned",
-            back.elapsed()
+            "{address} went back to {now:?} {:?} after the link returned; speaker logs:\n{}",
+            back.elapsed(),
+            cluster.logs()
         );
     }
     // Then the node, settled again and first in rank, takes it back.
@@ -160,86 +161,4 @@ async fn when_two_speakers_answer_for_one_address_the_lower_ranked_gives_way() {
             .log_tail(200_000)
             .contains("yields=true")
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stalled_owner_declared_down_waits_out_the_hold_down_after_it_rejoins() {
-    let cluster = L2Lab::start().await;
-    let api = cluster.cluster.client();
-    Svc::lb("default", "web").create(&api).await;
-    let address = wait_addresses(&api, "default", "web", 1).await.remove(0);
-    cluster.wait_settled().await;
-    let owner = cluster.owner_of(&address).await;
-    let old_mac = eth0_mac(&cluster.hosts[&owner]);
-    // A stalled process (a long pause, a frozen VM) answers nothing: the others suspect it,
-    // take its address and then declare it down.
-    let pid = cluster.speakers[&owner].pid().to_string();
-    let signal = |sig: &str| {
-        let status = std::process::Command::new("kill")
-            .args([sig, &pid])
-            .status();
-        assert!(status.is_ok_and(|s| s.success()), "kill {sig} {pid}");
-    };
-    signal("-STOP");
-    let (new_mac, took) = wait_moved(&cluster.client, &address, &old_mac, Duration::from_secs(10))
-        .unwrap_or_else(|| panic!("the address did not move within 10 s:\n{}", cluster.logs()));
-    eprintln!("{owner} stopped: moved after {took:?}");
-    let down = format!("node={owner}");
-    let declared_down = |log: &str| {
-        log.lines()
-            .any(|l| l.contains("A speaker is down.") && l.contains(&down))
-    };
-    let others: Vec<&str> = (L2_NODES.iter().map(|(n, _, _)| *n))
-        .filter(|n| *n != owner)
-        .collect();
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while !(others.iter()).all(|n| declared_down(&cluster.speakers[*n].log_tail(1_000_000))) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the others never declared {owner} down"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    signal("-CONT");
-    // It learns that it was declared down and rejoins as a new generation: a return, like a
-    // link coming back, so it settles first.
-    let rejoined = |log: &str| log.contains("Declared down by the others: rejoined");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !rejoined(&cluster.speakers[&owner].log_tail(1_000_000)) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{owner} never rejoined; its log:\n{}",
-            cluster.speakers[&owner].log_tail(4000)
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let back = std::time::Instant::now();
-    // Until its hold-down is over, every fresh resolution gets the new owner's MAC.
-    let settled_again =
-        |log: &str| log.rfind("settled: owns addresses") > log.rfind("settling: owns an address");
-    loop {
-        let now = resolve(&cluster.client, &address);
-        // Read after the resolution: an answer that came once the hold-down was over counts.
-        if settled_again(&cluster.speakers[&owner].log_tail(1_000_000)) {
-            break;
-        }
-        assert!(
-            now.as_deref() == Some(new_mac.as_str()) || now.is_none(),
-            "{address} went back to {now:?} {:?} after {owner} rejoined",
-            back.elapsed()
-        );
-        assert!(
-            back.elapsed() < Duration::from_secs(30),
-            "{owner} never settled"
-        );
-    }
-    assert!(
-        back.elapsed() >= Duration::from_secs(9),
-        "the hold-down ended after only {:?}",
-        back.elapsed()
-    );
-    // Then, settled and first in rank, it takes its address back.
-    let (mac, _) = wait_moved(&cluster.client, &address, &new_mac, Duration::from_secs(15))
-        .expect("the first in rank takes its address back after the hold-down");
-    assert_eq!(mac, old_mac);
 }

@@ -13,10 +13,6 @@ use super::state::{Book, MemberState};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct View {
     pub(crate) members: BTreeMap<String, Peer>,
-    /// The generation of this speaker's own identity: it grows when the others declared this
-    /// speaker down and it rejoined (a partition, a stalled process), which the supervisor
-    /// takes as a return that must wait out the hold-down.
-    pub(crate) generation: u64,
 }
 
 impl View {
@@ -92,10 +88,7 @@ impl<'a, M: Iterator<Item = &'a foca::Member<Speaker>>> Sources<'a, M> {
             state: self.own_state.clone(),
         };
         members.insert(self.own.node.clone(), own);
-        View {
-            members,
-            generation: self.own.generation,
-        }
+        View { members }
     }
 }
 
@@ -136,7 +129,6 @@ mod tests {
         }
         .view();
         assert_eq!(view.members.len(), 3);
-        assert_eq!(view.generation, own.generation);
         let a = &view.members["a"];
         assert!(a.alive && !a.suspect);
         assert_eq!(a.addr, speaker("a", 2, 0).addr);
