@@ -12,9 +12,13 @@ use std::time::Duration;
 
 use baremetal_ccm_core::announce::inputs::service_input;
 use baremetal_ccm_core::crd::ippool::IPPool;
-use baremetal_ccm_core::l2::election::{self, Liveness, Member, NodeFacts};
+use baremetal_ccm_core::l2::conflict::{self, Conflicts, Verdict};
+use baremetal_ccm_core::l2::election::{
+    self, Liveness, Member, NoEligibleNode, NodeFacts, Ownership,
+};
 use baremetal_ccm_core::l2::frame::Mac;
 use baremetal_ccm_core::l2::plan::{self, Inputs, Plan};
+use baremetal_ccm_core::l2::probe::{self, Announced};
 use baremetal_ccm_core::l2::respond::Interface;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -26,7 +30,9 @@ use tokio::task::JoinHandle;
 
 use super::host::HostChecks;
 use super::links::{self, Link, LinksError};
-use super::membership::{self, Config, GossipKey, MemberState, Membership, MembershipError};
+use super::membership::{
+    self, Config, Conflict, GossipKey, MemberState, Membership, MembershipError,
+};
 use super::metrics::Metrics;
 use super::responder::{Duty, Report, Responder, Task};
 use crate::admin::{Readiness, ReadinessPart};
@@ -170,6 +176,9 @@ pub(crate) async fn run(
         refused: BTreeSet::new(),
         previous: Plan::default(),
         yielded: BTreeMap::new(),
+        conflicts: Conflicts::default(),
+        announced: Announced::default(),
+        origin: tokio::time::Instant::now(),
         settling: true,
         was_up,
         metrics,
@@ -202,7 +211,7 @@ pub(crate) async fn run(
             _ = recheck.tick() => me.check_host = true,
             () = &mut settled, if me.settling => me.settled(&links.borrow()),
             Some(report) = reports.recv() => me.report(report, &view.borrow()),
-            () = sleep_until(me.yielded.values().min().copied()) => {}
+            () = sleep_until(me.next_wake_up()) => {}
         }
         me.publish_seeds();
     }
@@ -245,6 +254,11 @@ struct Supervisor {
     previous: Plan,
     /// Addresses given way on, until when (a higher-ranked speaker answers for them too).
     yielded: BTreeMap<IpAddr, tokio::time::Instant>,
+    /// Machines outside the cluster found holding addresses (times since `origin`).
+    conflicts: Conflicts,
+    /// The addresses known to have been announced: a takeover of those is not probed.
+    announced: Announced,
+    origin: tokio::time::Instant,
     settling: bool,
     was_up: BTreeSet<String>,
     metrics: Metrics,
@@ -266,17 +280,24 @@ impl Supervisor {
             (self.state_tx)
                 .send_if_modified(|state| replace(&mut state.host_problems, self.host.problems()));
         }
-        let mut plan = plan_now(&self.world, view, &self.node);
+        self.drop_speakers_conflicts(view);
+        let held_back = self.conflicts.holding_back();
+        let (mut plan, before) = plan_now(&self.world, view, &self.node, &held_back);
         let now = tokio::time::Instant::now();
         self.yielded.retain(|_, until| *until > now);
         for duty in plan.duties.values_mut() {
             duty.retain(|address, _| !self.yielded.contains_key(address));
         }
-        self.responders.assign(&plan);
+        if (self.conflicts).advance(now - self.origin, &plan.elections.keys().copied().collect()) {
+            self.publish_conflicts();
+        }
+        let to_probe = self.announced.to_probe(&plan, &before);
+        self.announced.learn(&plan, &self.node);
+        self.responders.assign(&plan, &to_probe);
         log_changes(&self.previous, &plan);
+        self.metrics.conflicted.set(count_i64(conflicted(&plan)));
         (self.watched_tx).send_if_modified(|w| replace(w, plan.watched.clone()));
-        let owned = i64::try_from(owned(&plan).len()).unwrap_or(i64::MAX);
-        self.metrics.owned.set(owned);
+        self.metrics.owned.set(count_i64(owned(&plan).len()));
         self.previous = plan;
         let problems = (self.responders.failures())
             .chain(self.host.unready())
@@ -304,6 +325,7 @@ impl Supervisor {
         tracing::info!("settled: owns addresses whenever it is first in rank");
         self.settling = false;
         self.publish_state(links);
+        self.publish_conflicts();
     }
 
     /// Gossips the interfaces and the hold-down as they are now; what else the state says
@@ -318,10 +340,100 @@ impl Supervisor {
         });
     }
 
+    /// When the loop must run again without any event: a yield or a conflict runs out.
+    fn next_wake_up(&self) -> Option<tokio::time::Instant> {
+        let conflicts = (self.conflicts.next_change()).map(|at| self.origin + at);
+        (self.yielded.values().copied()).chain(conflicts).min()
+    }
+
     fn report(&mut self, report: Report, view: &membership::View) {
-        if let Some(address) = handle(report, &self.metrics, view, &self.node) {
-            (self.yielded).insert(address, tokio::time::Instant::now() + YIELD);
+        match report {
+            Report::Announced { interface, address } => {
+                self.announced.insert(address);
+                if self.conflicts.announced(address) {
+                    tracing::info!(%interface, %address, "the machine that held the address no longer answers: announced");
+                    self.publish_conflicts();
+                }
+            }
+            Report::Conflict {
+                interface,
+                address,
+                mac,
+                kind,
+                while_probing,
+            } => {
+                self.metrics.conflicts.inc();
+                match speaker_with_mac(view, mac) {
+                    Some(other) if other != self.node => {
+                        let yields = election::yields_to(&self.node, &other, address);
+                        tracing::info!(%interface, %address, %mac, speaker = %other, yields, while_probing, "another speaker answers for the address too");
+                        if yields {
+                            (self.yielded).insert(address, tokio::time::Instant::now() + YIELD);
+                        } else {
+                            // A speaker answered: the address was announced, no probe is due.
+                            self.announced.insert(address);
+                        }
+                    }
+                    _ => {
+                        let now = tokio::time::Instant::now() - self.origin;
+                        let verdict = (self.conflicts).claimed(
+                            address,
+                            &interface,
+                            mac.0,
+                            while_probing,
+                            now,
+                        );
+                        let kind = kind.label();
+                        match verdict {
+                            Verdict::Defend => {
+                                tracing::warn!(%interface, %address, %mac, kind, "address conflict: defended once");
+                            }
+                            Verdict::Conflict => {
+                                tracing::warn!(%interface, %address, %mac, kind, while_probing, reprobe = ?conflict::REPROBE, "address conflict: a machine outside the cluster holds the address; no speaker announces it");
+                                self.publish_conflicts();
+                            }
+                        }
+                    }
+                }
+            }
         }
+    }
+
+    /// Conflicts with a MAC that turned out to be a speaker's (not yet known when it claimed
+    /// the address, as right after a start) were none: dropped, and the address counts as
+    /// announced (a speaker answered for it).
+    fn drop_speakers_conflicts(&mut self, view: &membership::View) {
+        let macs: BTreeSet<[u8; 6]> = (self.conflicts.held().iter()).map(|h| h.mac).collect();
+        let mut dropped = false;
+        for mac in macs {
+            if speaker_with_mac(view, Mac(mac)).is_some() {
+                for address in self.conflicts.not_outside(mac) {
+                    tracing::info!(%address, mac = %Mac(mac), "the claimant is a speaker: no conflict");
+                    self.announced.insert(address);
+                    dropped = true;
+                }
+            }
+        }
+        if dropped {
+            self.publish_conflicts();
+        }
+    }
+
+    /// Gossips the conflicts (the newest [`conflict::MAX_CONFLICTS`]); none while settling:
+    /// a speaker that has just started may not know every other speaker's MAC yet.
+    fn publish_conflicts(&self) {
+        let conflicts: Vec<Conflict> = if self.settling {
+            Vec::new()
+        } else {
+            (self.conflicts.held().into_iter())
+                .map(|h| Conflict {
+                    address: h.address,
+                    interface: h.interface.clone(),
+                    mac: h.mac,
+                })
+                .collect()
+        };
+        (self.state_tx).send_if_modified(|state| replace(&mut state.conflicts, conflicts));
     }
 
     fn publish_seeds(&self) {
@@ -374,8 +486,15 @@ fn member_state(links: &[Link], settling: bool, leaving: bool) -> MemberState {
     }
 }
 
-/// The plan from the caches and the membership view at this moment.
-fn plan_now(world: &World, view: &membership::View, me: &str) -> Plan {
+/// The plan from the caches and the membership view at this moment, with this speaker's own
+/// conflicts as `held_back` (not as gossiped: those it probes again are not held back here),
+/// and the addresses the Services' conditions say were announced before.
+fn plan_now(
+    world: &World,
+    view: &membership::View,
+    me: &str,
+    held_back: &BTreeSet<IpAddr>,
+) -> (Plan, BTreeSet<IpAddr>) {
     let mut election = election::View::default();
     for (name, peer) in &view.members {
         let liveness = if !peer.alive || peer.suspected_by_me {
@@ -386,6 +505,11 @@ fn plan_now(world: &World, view: &membership::View, me: &str) -> Plan {
             Liveness::Alive
         };
         let interfaces = peer.state.interfaces.clone();
+        let conflicts = if name == me {
+            held_back.clone()
+        } else {
+            peer.state.conflicts.iter().map(|c| c.address).collect()
+        };
         election.members.insert(
             name.clone(),
             Member {
@@ -393,6 +517,7 @@ fn plan_now(world: &World, view: &membership::View, me: &str) -> Plan {
                 ready: peer.state.ready,
                 settling: peer.state.settling,
                 interfaces,
+                conflicts,
             },
         );
     }
@@ -410,18 +535,42 @@ fn plan_now(world: &World, view: &membership::View, me: &str) -> Plan {
             None => {}
         }
     }
-    let services: Vec<_> = (world.services.state().iter())
-        .filter_map(|s| service_input(s))
-        .collect();
+    let cached = world.services.state();
+    let services: Vec<_> = (cached.iter()).filter_map(|s| service_input(s)).collect();
+    let before = probe::announced_before(cached.iter().map(|s| &**s));
     let slices = world.slices.state();
     let endpoints = plan::local_endpoints(slices.iter().map(|s| &**s));
-    plan::plan(Inputs {
+    let plan = plan::plan(Inputs {
         node: me,
         view: &election,
         pools: &pools,
         services: &services,
         endpoints: &endpoints,
-    })
+    });
+    (plan, before)
+}
+
+/// The addresses nobody announces because a speaker found them held outside the cluster.
+fn conflicted(plan: &Plan) -> usize {
+    (plan.elections.values())
+        .filter(|e| {
+            matches!(
+                e.ownership,
+                Ownership::NoEligibleNode(NoEligibleNode::AddressConflict)
+            )
+        })
+        .count()
+}
+
+fn count_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// The speaker (node) one of whose interfaces has `mac`, as far as this speaker knows.
+fn speaker_with_mac(view: &membership::View, mac: Mac) -> Option<String> {
+    (view.members.iter())
+        .find(|(_, peer)| peer.state.interfaces.iter().any(|i| i.mac == mac.0))
+        .map(|(node, _)| node.clone())
 }
 
 fn owned(plan: &Plan) -> BTreeSet<IpAddr> {
@@ -445,37 +594,6 @@ fn log_changes(before: &Plan, after: &Plan) {
             .and_then(|e| e.ownership.owner())
             .map(|c| c.node.clone());
         tracing::info!(%address, ?owner, "no longer owning the address");
-    }
-}
-
-/// Logs and counts a responder's report; returns the address to give way on when another,
-/// higher-ranked speaker answers for it too.
-fn handle(report: Report, metrics: &Metrics, view: &membership::View, me: &str) -> Option<IpAddr> {
-    match report {
-        Report::Announced { .. } => None,
-        Report::Conflict {
-            interface,
-            address,
-            mac,
-            kind,
-            while_probing,
-        } => {
-            metrics.conflicts.inc();
-            let speaker = (view.members.iter())
-                .find(|(_, peer)| peer.state.interfaces.iter().any(|i| i.mac == mac.0))
-                .map(|(node, _)| node.clone());
-            match speaker {
-                Some(other) if other != me => {
-                    let yields = election::yields_to(me, &other, address);
-                    tracing::info!(%interface, %address, %mac, speaker = %other, yields, "another speaker answers for the address too");
-                    yields.then_some(address)
-                }
-                _ => {
-                    tracing::warn!(%interface, %address, %mac, kind = kind.label(), while_probing, "address conflict");
-                    None
-                }
-            }
-        }
     }
 }
 
@@ -558,14 +676,14 @@ impl Responders {
         }
     }
 
-    /// Gives each responder its duty from `plan`.
-    fn assign(&mut self, plan: &Plan) {
+    /// Gives each responder its duty from `plan`, probing the addresses `to_probe` first.
+    fn assign(&mut self, plan: &Plan, to_probe: &BTreeSet<IpAddr>) {
         for (name, (duty, _)) in &self.running {
             let addresses = (plan.duties.get(name).into_iter().flatten())
                 .map(|(address, cadence)| {
                     let task = Task {
                         cadence: *cadence,
-                        probe: false,
+                        probe: to_probe.contains(address),
                     };
                     (*address, task)
                 })

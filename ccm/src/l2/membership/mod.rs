@@ -29,7 +29,7 @@ use tracing::Instrument as _;
 
 pub(crate) use fast::FastPathConfig;
 pub(crate) use metrics::Metrics;
-pub(crate) use state::MemberState;
+pub(crate) use state::{Conflict, MemberState};
 pub(crate) use view::View;
 pub(crate) use wire::{GossipKey, MIN_KEY_LEN};
 
