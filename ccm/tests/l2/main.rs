@@ -9,6 +9,8 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
+mod conflict;
+
 use std::time::Duration;
 
 use rig::l2::*;
