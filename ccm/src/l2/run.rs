@@ -19,7 +19,7 @@ use baremetal_ccm_core::l2::election::{
 use baremetal_ccm_core::l2::frame::Mac;
 use baremetal_ccm_core::l2::plan::{self, Inputs, Plan};
 use baremetal_ccm_core::l2::probe::{self, Announced};
-use baremetal_ccm_core::l2::respond::Interface;
+use baremetal_ccm_core::l2::respond::{ClaimKind, Interface};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::Api;
@@ -367,34 +367,37 @@ impl Supervisor {
                     Some(other) if other != self.node => {
                         let yields = election::yields_to(&self.node, &other, address);
                         tracing::info!(%interface, %address, %mac, speaker = %other, yields, while_probing, "another speaker answers for the address too");
+                        // A speaker answers for it: it was announced, no probe is due.
+                        self.announced.insert(address);
                         if yields {
                             (self.yielded).insert(address, tokio::time::Instant::now() + YIELD);
-                        } else {
-                            // A speaker answered: the address was announced, no probe is due.
-                            self.announced.insert(address);
                         }
                     }
-                    _ => {
-                        let now = tokio::time::Instant::now() - self.origin;
-                        let verdict = (self.conflicts).claimed(
-                            address,
-                            &interface,
-                            mac.0,
-                            while_probing,
-                            now,
-                        );
-                        let kind = kind.label();
-                        match verdict {
-                            Verdict::Defend => {
-                                tracing::warn!(%interface, %address, %mac, kind, "address conflict: defended once");
-                            }
-                            Verdict::Conflict => {
-                                tracing::warn!(%interface, %address, %mac, kind, while_probing, reprobe = ?conflict::REPROBE, "address conflict: a machine outside the cluster holds the address; no speaker announces it");
-                                self.publish_conflicts();
-                            }
-                        }
-                    }
+                    _ => self.outside_claim(&interface, address, mac, kind, while_probing),
                 }
+            }
+        }
+    }
+
+    /// A MAC that is no speaker's claimed `address`: defended once, or a conflict.
+    fn outside_claim(
+        &mut self,
+        interface: &str,
+        address: IpAddr,
+        mac: Mac,
+        kind: ClaimKind,
+        while_probing: bool,
+    ) {
+        let now = tokio::time::Instant::now() - self.origin;
+        let verdict = (self.conflicts).claimed(address, interface, mac.0, while_probing, now);
+        let kind = kind.label();
+        match verdict {
+            Verdict::Defend => {
+                tracing::warn!(%interface, %address, %mac, kind, "address conflict: defended once");
+            }
+            Verdict::Conflict => {
+                tracing::warn!(%interface, %address, %mac, kind, while_probing, reprobe = ?conflict::REPROBE, settling = self.settling, "address conflict: a machine outside the cluster holds the address; no speaker announces it");
+                self.publish_conflicts();
             }
         }
     }
