@@ -29,10 +29,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::host::HostChecks;
+use super::keys::KeyFiles;
 use super::links::{self, Link, LinksError};
-use super::membership::{
-    self, Config, Conflict, GossipKey, MemberState, Membership, MembershipError,
-};
+use super::membership::{self, Config, Conflict, MemberState, Membership, MembershipError};
 use super::metrics::Metrics;
 use super::responder::{Duty, Report, Responder, Task};
 use crate::admin::{Readiness, ReadinessPart};
@@ -57,7 +56,7 @@ const HOST_RECHECK: Duration = Duration::from_secs(30);
 pub(crate) struct Settings {
     pub(crate) node: String,
     pub(crate) port: u16,
-    pub(crate) key: GossipKey,
+    pub(crate) keys: KeyFiles,
 }
 
 /// Why layer 2 stopped.
@@ -150,10 +149,12 @@ pub(crate) async fn run(
     let seeds = world.seeds(&settings.node, settings.port, address.is_ipv4());
     let (seeds_tx, seeds_rx) = watch::channel(seeds);
     let (watched_tx, watched_rx) = watch::channel(BTreeSet::new());
-    let config = Config::new(
+    let (keys_tx, keys_rx) = watch::channel(settings.keys.keys());
+    let follow_keys = tokio::spawn(settings.keys.follow(keys_tx));
+    let config = Config::following(
         settings.node.clone(),
         SocketAddr::new(address, settings.port),
-        settings.key,
+        keys_rx,
     );
     let inputs = membership::Inputs {
         state: state_rx,
@@ -219,6 +220,7 @@ pub(crate) async fn run(
     // Stop answering first, then tell the others: successors take over as soon as they hear.
     drop(me);
     follow.abort();
+    follow_keys.abort();
     membership.leave().await.map_err(L2Error::Membership)
 }
 
