@@ -157,6 +157,15 @@ async fn an_address_an_outside_machine_holds_is_left_to_it_by_every_speaker_unti
     for address in [HELD_V4, HELD_V6] {
         stays_with(&cluster, address, &outside_mac, Duration::from_secs(2));
     }
+    // And the entry it has is left alone: no gratuitous announcement moves it.
+    let kept = Instant::now();
+    while kept.elapsed() < Duration::from_secs(2) {
+        for address in [HELD_V4, HELD_V6] {
+            let cached = neighbour(&cluster.client, address);
+            assert_eq!(cached.as_deref(), Some(outside_mac.as_str()), "{address}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // The finders can no longer own any address; they are alive, so what they found still
     // holds: the next in rank must not announce the addresses either. (Once a finder's
