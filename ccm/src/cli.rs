@@ -217,7 +217,8 @@ pub struct SpeakerArgs {
 #[derive(Debug, Args, Clone)]
 pub struct L2Args {
     /// The key (at least 16 bytes) that authenticates the speakers' gossip, a file mounted from
-    /// a Secret; layer 2 is off without it.
+    /// a Secret; layer 2 is off without it. A file `previous-key` beside it is a second key
+    /// accepted (not signed with); both are re-read every 5 s, for a rotation without restarts.
     #[arg(long, env = "BAREMETAL_CCM_L2_GOSSIP_KEY_FILE")]
     pub l2_gossip_key_file: Option<std::path::PathBuf>,
     /// The UDP port of the speakers' gossip, on each node's InternalIP.

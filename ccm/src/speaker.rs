@@ -6,8 +6,6 @@ use crate::admin::{AdminState, Readiness};
 use crate::announce::run::{Role, Settings};
 use crate::announce::sidecar::GobgpConnect;
 use crate::cli::SpeakerArgs;
-use crate::l2::membership::GossipKey;
-use anyhow::Context as _;
 
 /// The speaker's metrics: its BGP announcer's and its layer 2's.
 #[derive(Debug, Clone)]
@@ -55,14 +53,11 @@ pub(crate) async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
     };
     let l2 = match &args.l2.l2_gossip_key_file {
         Some(path) => {
-            let bytes = std::fs::read(path)
-                .with_context(|| format!("reading the gossip key {}", path.display()))?;
-            let key = GossipKey::new(&bytes)
-                .with_context(|| format!("the gossip key in {}", path.display()))?;
+            let keys = crate::l2::keys::KeyFiles::read(path)?;
             Some(crate::l2::run::Settings {
                 node: args.node_name.clone(),
                 port: args.l2.l2_gossip_port,
-                key,
+                keys,
             })
         }
         None => {

@@ -241,6 +241,7 @@ pub struct L2Lab {
     pub client: Host,
     pub speakers: std::collections::BTreeMap<String, Process>,
     key: PathBuf,
+    segment: crate::netns::Segment,
     _forwards: Vec<Forward>,
     _controller: Process,
     _key_dir: tempfile::TempDir,
@@ -323,6 +324,7 @@ impl L2Lab {
             client,
             speakers,
             key,
+            segment,
             _forwards: forwards,
             _controller: controller,
             _key_dir: key_dir,
@@ -379,6 +381,14 @@ impl L2Lab {
                 .map(|h| forward_api(&self.cluster, h))
                 .collect();
         }
+    }
+
+    /// Plugs a machine outside the cluster into the segment: a namespace `name` (no speaker)
+    /// whose kernel holds `addresses` on its eth0 and answers ARP and NDP for them, as any
+    /// host holding an address does.
+    pub fn outside_machine(&mut self, name: &str, addresses: &[ipnet::IpNet]) -> Host {
+        (self._lab.host_on(name, &self.segment, addresses))
+            .unwrap_or_else(|e| panic!("the outside machine {name}: {e}"))
     }
 
     /// Sends SIGTERM to `node`'s speaker without waiting for it to exit.

@@ -9,7 +9,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use prometheus_client::metrics::counter::Counter;
 
 use crate::admin::{AdminState, Readiness};
@@ -247,16 +246,17 @@ fn l2_status_settings(
             "l2-status needs --node-name: the observer gossips on that node's InternalIP"
         );
     };
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("reading the gossip key {}", path.display()))?;
-    let key = crate::l2::membership::GossipKey::new(&bytes)
-        .with_context(|| format!("the gossip key in {}", path.display()))?;
+    // The same files as the speakers', followed the same way: a rotation reaches the
+    // observer without a restart.
+    let files = crate::l2::keys::KeyFiles::read(path)?;
+    let (keys_tx, keys) = tokio::sync::watch::channel(files.keys());
+    tokio::spawn(files.follow(keys_tx));
     Ok(Some(crate::l2::status::Settings {
         identity: args.identity.clone().unwrap_or_else(default_identity),
         node,
         port: args.l2_observer_port,
         speaker_port: args.l2.l2_gossip_port,
-        key,
+        keys,
     }))
 }
 

@@ -1,5 +1,5 @@
 //! Metrics of the speaker's layer 2 (`baremetal_ccm_l2_*`): the responders' frames,
-//! announcements and conflicts, the addresses this node owns, the host problems found, and
+//! announcements and conflicts, the addresses this node owns and those held back by conflicts, the host problems found, and
 //! the membership's own.
 
 use std::net::IpAddr;
@@ -49,6 +49,7 @@ pub(crate) struct Metrics {
     pub(crate) announcements: Family<FamilyLabels, Counter>,
     pub(crate) conflicts: Counter,
     pub(crate) owned: Gauge,
+    pub(crate) conflicted: Gauge,
     pub(crate) host_problems: Family<ProblemLabels, Gauge>,
     pub(crate) membership: super::membership::Metrics,
 }
@@ -61,6 +62,7 @@ impl Metrics {
             announcements: Family::default(),
             conflicts: Counter::default(),
             owned: Gauge::default(),
+            conflicted: Gauge::default(),
             host_problems: Family::default(),
             membership,
         };
@@ -84,6 +86,11 @@ impl Metrics {
             "owned_addresses",
             "Addresses this node answers for",
             metrics.owned.clone(),
+        );
+        l2.register(
+            "conflicted_addresses",
+            "Addresses no node announces because a speaker found a machine outside the cluster holding them",
+            metrics.conflicted.clone(),
         );
         l2.register(
             "host_problems",

@@ -94,7 +94,8 @@ enum Phase {
     },
     Owned(Schedule),
     /// A machine answered our probe: never answered for nor announced, until the duty drops
-    /// the address and gives it again.
+    /// the address and gives it again, or keeps it without a probe (the claimant was a
+    /// speaker).
     Conflicted,
 }
 
@@ -204,8 +205,17 @@ impl Responder {
             }
         }
         for (address, task) in &duty.addresses {
-            if let Some((current, _)) = self.phases.get_mut(address) {
+            if let Some((current, phase)) = self.phases.get_mut(address) {
                 current.cadence = task.cadence;
+                // The claimant of a probed address turned out to be a speaker: the address
+                // was announced before, no probe is due, it is ours.
+                if matches!(phase, Phase::Conflicted) && !task.probe {
+                    *phase = Phase::Owned(Schedule::taken(
+                        task.cadence,
+                        now - self.origin,
+                        seed_of(*address),
+                    ));
+                }
                 continue;
             }
             if let IpAddr::V6(v6) = address {
@@ -215,6 +225,7 @@ impl Responder {
                     .map_err(|source| self.error(source))?;
             }
             let phase = if task.probe {
+                tracing::info!(interface = %self.interface.name, %address, "probing the address before its first announcement");
                 Phase::Probing {
                     sent: 0,
                     next: now,
@@ -229,11 +240,7 @@ impl Responder {
     }
 
     fn schedule(&self, address: IpAddr, cadence: Cadence, now: Instant) -> Schedule {
-        let seed = match address {
-            IpAddr::V4(a) => u64::from(a.to_bits()),
-            IpAddr::V6(a) => a.to_bits() as u64,
-        };
-        Schedule::taken(cadence, now - self.origin, seed)
+        Schedule::taken(cadence, now - self.origin, seed_of(address))
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -407,6 +414,14 @@ impl Responder {
 
     fn probing(&self, address: IpAddr) -> bool {
         matches!(self.phases.get(&address), Some((_, Phase::Probing { .. })))
+    }
+}
+
+/// Spreads the refresh rounds of different addresses.
+fn seed_of(address: IpAddr) -> u64 {
+    match address {
+        IpAddr::V4(a) => u64::from(a.to_bits()),
+        IpAddr::V6(a) => a.to_bits() as u64,
     }
 }
 

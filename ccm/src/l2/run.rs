@@ -12,10 +12,14 @@ use std::time::Duration;
 
 use baremetal_ccm_core::announce::inputs::{ServiceInput, service_input};
 use baremetal_ccm_core::crd::ippool::{IPPool, L2Announcement};
-use baremetal_ccm_core::l2::election::{self, Liveness, LocalEndpoints, Member, NodeFacts};
+use baremetal_ccm_core::l2::conflict::{self, Conflicts, Verdict};
+use baremetal_ccm_core::l2::election::{
+    self, Liveness, LocalEndpoints, Member, NoEligibleNode, NodeFacts, Ownership,
+};
 use baremetal_ccm_core::l2::frame::Mac;
 use baremetal_ccm_core::l2::plan::{self, Inputs, Plan, ServiceKey};
-use baremetal_ccm_core::l2::respond::Interface;
+use baremetal_ccm_core::l2::probe::{self, Announced};
+use baremetal_ccm_core::l2::respond::{ClaimKind, Interface};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::Api;
@@ -25,8 +29,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::host::HostChecks;
+use super::keys::KeyFiles;
 use super::links::{self, Link, LinksError};
-use super::membership::{self, Config, GossipKey, MemberState, Membership, MembershipError};
+use super::membership::{self, Config, Conflict, MemberState, Membership, MembershipError};
 use super::metrics::Metrics;
 use super::responder::{Duty, Report, Responder, Task};
 use crate::admin::{Readiness, ReadinessPart};
@@ -51,7 +56,7 @@ const HOST_RECHECK: Duration = Duration::from_secs(30);
 pub(crate) struct Settings {
     pub(crate) node: String,
     pub(crate) port: u16,
-    pub(crate) key: GossipKey,
+    pub(crate) keys: KeyFiles,
 }
 
 /// Why layer 2 stopped.
@@ -148,10 +153,12 @@ pub(crate) async fn run(
     let seeds = world.seeds(&settings.node, settings.port, address.is_ipv4());
     let (seeds_tx, seeds_rx) = watch::channel(seeds);
     let (watched_tx, watched_rx) = watch::channel(BTreeSet::new());
-    let config = Config::new(
+    let (keys_tx, keys_rx) = watch::channel(settings.keys.keys());
+    let follow_keys = tokio::spawn(settings.keys.follow(keys_tx));
+    let config = Config::following(
         settings.node.clone(),
         SocketAddr::new(address, settings.port),
-        settings.key,
+        keys_rx,
     );
     let inputs = membership::Inputs {
         state: state_rx,
@@ -174,6 +181,9 @@ pub(crate) async fn run(
         refused: BTreeSet::new(),
         previous: Plan::default(),
         yielded: BTreeMap::new(),
+        conflicts: Conflicts::default(),
+        announced: Announced::default(),
+        origin: tokio::time::Instant::now(),
         settling: true,
         was_up,
         metrics,
@@ -206,7 +216,7 @@ pub(crate) async fn run(
             _ = recheck.tick() => me.check_host = true,
             () = &mut settled, if me.settling => me.settled(&links.borrow()),
             Some(report) = reports.recv() => me.report(report, &view.borrow()),
-            () = sleep_until(me.yielded.values().min().copied()) => {}
+            () = sleep_until(me.next_wake_up()) => {}
         }
         me.publish_seeds();
     }
@@ -214,6 +224,7 @@ pub(crate) async fn run(
     // Stop answering first, then tell the others: successors take over as soon as they hear.
     drop(me);
     follow.abort();
+    follow_keys.abort();
     membership.leave().await.map_err(L2Error::Membership)
 }
 
@@ -249,6 +260,11 @@ struct Supervisor {
     previous: Plan,
     /// Addresses given way on, until when (a higher-ranked speaker answers for them too).
     yielded: BTreeMap<IpAddr, tokio::time::Instant>,
+    /// Machines outside the cluster found holding addresses (times since `origin`).
+    conflicts: Conflicts,
+    /// The addresses known to have been announced: a takeover of those is not probed.
+    announced: Announced,
+    origin: tokio::time::Instant,
     settling: bool,
     was_up: BTreeMap<String, u64>,
     metrics: Metrics,
@@ -270,17 +286,24 @@ impl Supervisor {
             (self.state_tx)
                 .send_if_modified(|state| replace(&mut state.host_problems, self.host.problems()));
         }
-        let mut plan = plan_now(&self.world, view, &self.node);
+        self.drop_speakers_conflicts(view);
+        let held_back = self.conflicts.holding_back();
+        let (mut plan, before) = plan_now(&self.world, view, &self.node, &held_back);
         let now = tokio::time::Instant::now();
         self.yielded.retain(|_, until| *until > now);
         for duty in plan.duties.values_mut() {
             duty.retain(|address, _| !self.yielded.contains_key(address));
         }
-        self.responders.assign(&plan);
+        if (self.conflicts).advance(now - self.origin, &plan.elections.keys().copied().collect()) {
+            self.publish_conflicts();
+        }
+        let to_probe = self.announced.to_probe(&plan, &before);
+        self.announced.learn(&plan, &self.node);
+        self.responders.assign(&plan, &to_probe);
         log_changes(&self.previous, &plan);
+        self.metrics.conflicted.set(count_i64(conflicted(&plan)));
         (self.watched_tx).send_if_modified(|w| replace(w, plan.watched.clone()));
-        let owned = i64::try_from(owned(&plan).len()).unwrap_or(i64::MAX);
-        self.metrics.owned.set(owned);
+        self.metrics.owned.set(count_i64(owned(&plan).len()));
         self.previous = plan;
         let problems = (self.responders.failures())
             .chain(self.host.unready())
@@ -308,6 +331,7 @@ impl Supervisor {
         tracing::info!("settled: owns addresses whenever it is first in rank");
         self.settling = false;
         self.publish_state(links);
+        self.publish_conflicts();
     }
 
     /// Gossips the interfaces and the hold-down as they are now; what else the state says
@@ -322,10 +346,103 @@ impl Supervisor {
         });
     }
 
+    /// When the loop must run again without any event: a yield or a conflict runs out.
+    fn next_wake_up(&self) -> Option<tokio::time::Instant> {
+        let conflicts = (self.conflicts.next_change()).map(|at| self.origin + at);
+        (self.yielded.values().copied()).chain(conflicts).min()
+    }
+
     fn report(&mut self, report: Report, view: &membership::View) {
-        if let Some(address) = handle(report, &self.metrics, view, &self.node) {
-            (self.yielded).insert(address, tokio::time::Instant::now() + YIELD);
+        match report {
+            Report::Announced { interface, address } => {
+                self.announced.insert(address);
+                if self.conflicts.announced(address) {
+                    tracing::info!(%interface, %address, "the machine that held the address no longer answers: announced");
+                    self.publish_conflicts();
+                }
+            }
+            Report::Conflict {
+                interface,
+                address,
+                mac,
+                kind,
+                while_probing,
+            } => {
+                self.metrics.conflicts.inc();
+                match speaker_with_mac(view, mac) {
+                    Some(other) if other != self.node => {
+                        let yields = election::yields_to(&self.node, &other, address);
+                        tracing::info!(%interface, %address, %mac, speaker = %other, yields, while_probing, "another speaker answers for the address too");
+                        // A speaker answers for it: it was announced, no probe is due.
+                        self.announced.insert(address);
+                        if yields {
+                            (self.yielded).insert(address, tokio::time::Instant::now() + YIELD);
+                        }
+                    }
+                    _ => self.outside_claim(&interface, address, mac, kind, while_probing),
+                }
+            }
         }
+    }
+
+    /// A MAC that is no speaker's claimed `address`: defended once, or a conflict.
+    fn outside_claim(
+        &mut self,
+        interface: &str,
+        address: IpAddr,
+        mac: Mac,
+        kind: ClaimKind,
+        while_probing: bool,
+    ) {
+        let now = tokio::time::Instant::now() - self.origin;
+        let verdict = (self.conflicts).claimed(address, interface, mac.0, while_probing, now);
+        let kind = kind.label();
+        match verdict {
+            Verdict::Defend => {
+                tracing::warn!(%interface, %address, %mac, kind, "address conflict: defended once");
+            }
+            Verdict::Conflict => {
+                tracing::warn!(%interface, %address, %mac, kind, while_probing, reprobe = ?conflict::REPROBE, settling = self.settling, "address conflict: a machine outside the cluster holds the address; no speaker announces it");
+                self.publish_conflicts();
+            }
+        }
+    }
+
+    /// Conflicts with a MAC that turned out to be a speaker's (not yet known when it claimed
+    /// the address, as right after a start) were none: dropped, and the address counts as
+    /// announced (a speaker answered for it).
+    fn drop_speakers_conflicts(&mut self, view: &membership::View) {
+        let macs: BTreeSet<[u8; 6]> = (self.conflicts.held().iter()).map(|h| h.mac).collect();
+        let mut dropped = false;
+        for mac in macs {
+            if speaker_with_mac(view, Mac(mac)).is_some() {
+                for address in self.conflicts.not_outside(mac) {
+                    tracing::info!(%address, mac = %Mac(mac), "the claimant is a speaker: no conflict");
+                    self.announced.insert(address);
+                    dropped = true;
+                }
+            }
+        }
+        if dropped {
+            self.publish_conflicts();
+        }
+    }
+
+    /// Gossips the conflicts (the newest [`conflict::MAX_CONFLICTS`]); none while settling:
+    /// a speaker that has just started may not know every other speaker's MAC yet.
+    fn publish_conflicts(&self) {
+        let conflicts: Vec<Conflict> = if self.settling {
+            Vec::new()
+        } else {
+            (self.conflicts.held().into_iter())
+                .map(|h| Conflict {
+                    address: h.address,
+                    interface: h.interface.clone(),
+                    mac: h.mac,
+                })
+                .collect()
+        };
+        (self.state_tx).send_if_modified(|state| replace(&mut state.conflicts, conflicts));
     }
 
     fn publish_seeds(&self) {
@@ -384,10 +501,19 @@ fn member_state(links: &[Link], settling: bool, leaving: bool) -> MemberState {
     }
 }
 
-/// The plan from the caches and the membership view at this moment.
-fn plan_now(world: &World, view: &membership::View, me: &str) -> Plan {
-    let facts = Facts::gather(world, view, None);
-    plan::plan(facts.inputs(me))
+/// The plan from the caches and the membership view at this moment, with this speaker's own
+/// conflicts as `held_back` (not as gossiped: those it probes again are not held back here),
+/// and the addresses the Services' conditions say were announced before.
+fn plan_now(
+    world: &World,
+    view: &membership::View,
+    me: &str,
+    held_back: &BTreeSet<IpAddr>,
+) -> (Plan, BTreeSet<IpAddr>) {
+    let facts = Facts::gather(world, view, None, Some((me, held_back)));
+    let cached = world.services.state();
+    let before = probe::announced_before(cached.iter().map(|s| &**s));
+    (plan::plan(facts.inputs(me)), before)
 }
 
 /// Everything the election reads, gathered from the caches and a membership view.
@@ -401,7 +527,14 @@ pub(crate) struct Facts {
 impl Facts {
     /// The facts now; `observer` (the l2-status controller's own member) is left out of the
     /// election's view: it is no speaker, and counting it would change why nobody is eligible.
-    pub(crate) fn gather(world: &World, view: &membership::View, observer: Option<&str>) -> Facts {
+    /// Every member's conflicts are the ones it gossips, except `own`'s: a speaker plans with
+    /// the conflicts it holds back now.
+    pub(crate) fn gather(
+        world: &World,
+        view: &membership::View,
+        observer: Option<&str>,
+        own: Option<(&str, &BTreeSet<IpAddr>)>,
+    ) -> Facts {
         let mut election = election::View::default();
         for (name, peer) in &view.members {
             if Some(name.as_str()) == observer {
@@ -416,14 +549,18 @@ impl Facts {
             } else {
                 Liveness::Alive
             };
-            let interfaces = peer.state.interfaces.clone();
+            let conflicts = match own {
+                Some((me, held_back)) if me == name => held_back.clone(),
+                _ => peer.state.conflicts.iter().map(|c| c.address).collect(),
+            };
             election.members.insert(
                 name.clone(),
                 Member {
                     liveness,
                     ready: peer.state.ready,
                     settling: peer.state.settling,
-                    interfaces,
+                    interfaces: peer.state.interfaces.clone(),
+                    conflicts,
                 },
             );
         }
@@ -466,6 +603,29 @@ impl Facts {
     }
 }
 
+/// The addresses nobody announces because a speaker found them held outside the cluster.
+fn conflicted(plan: &Plan) -> usize {
+    (plan.elections.values())
+        .filter(|e| {
+            matches!(
+                e.ownership,
+                Ownership::NoEligibleNode(NoEligibleNode::AddressConflict)
+            )
+        })
+        .count()
+}
+
+fn count_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// The speaker (node) one of whose interfaces has `mac`, as far as this speaker knows.
+fn speaker_with_mac(view: &membership::View, mac: Mac) -> Option<String> {
+    (view.members.iter())
+        .find(|(_, peer)| peer.state.interfaces.iter().any(|i| i.mac == mac.0))
+        .map(|(node, _)| node.clone())
+}
+
 fn owned(plan: &Plan) -> BTreeSet<IpAddr> {
     plan.duties
         .values()
@@ -487,37 +647,6 @@ fn log_changes(before: &Plan, after: &Plan) {
             .and_then(|e| e.ownership.owner())
             .map(|c| c.node.clone());
         tracing::info!(%address, ?owner, "no longer owning the address");
-    }
-}
-
-/// Logs and counts a responder's report; returns the address to give way on when another,
-/// higher-ranked speaker answers for it too.
-fn handle(report: Report, metrics: &Metrics, view: &membership::View, me: &str) -> Option<IpAddr> {
-    match report {
-        Report::Announced { .. } => None,
-        Report::Conflict {
-            interface,
-            address,
-            mac,
-            kind,
-            while_probing,
-        } => {
-            metrics.conflicts.inc();
-            let speaker = (view.members.iter())
-                .find(|(_, peer)| peer.state.interfaces.iter().any(|i| i.mac == mac.0))
-                .map(|(node, _)| node.clone());
-            match speaker {
-                Some(other) if other != me => {
-                    let yields = election::yields_to(me, &other, address);
-                    tracing::info!(%interface, %address, %mac, speaker = %other, yields, "another speaker answers for the address too");
-                    yields.then_some(address)
-                }
-                _ => {
-                    tracing::warn!(%interface, %address, %mac, kind = kind.label(), while_probing, "address conflict");
-                    None
-                }
-            }
-        }
     }
 }
 
@@ -600,14 +729,14 @@ impl Responders {
         }
     }
 
-    /// Gives each responder its duty from `plan`.
-    fn assign(&mut self, plan: &Plan) {
+    /// Gives each responder its duty from `plan`, probing the addresses `to_probe` first.
+    fn assign(&mut self, plan: &Plan, to_probe: &BTreeSet<IpAddr>) {
         for (name, (duty, _)) in &self.running {
             let addresses = (plan.duties.get(name).into_iter().flatten())
                 .map(|(address, cadence)| {
                     let task = Task {
                         cadence: *cadence,
-                        probe: false,
+                        probe: to_probe.contains(address),
                     };
                     (*address, task)
                 })

@@ -301,6 +301,39 @@ fn a_probe_answered_by_a_machine_outside_the_cluster_is_a_conflict_and_not_annou
 }
 
 #[test]
+fn a_probed_address_whose_claimant_was_a_speaker_is_announced_once_the_probe_is_called_off() {
+    // The client stands in for another speaker that answered the probe (the supervisor learns
+    // it from the MAC): the duty then keeps the address without a probe, and it is ours.
+    let (_lab, speaker, client) = lab();
+    client
+        .run(["ip", "addr", "add", "192.0.2.100/32", "dev", "eth0"])
+        .unwrap();
+    let running = start(&speaker, owning(&[VIP4], true));
+    let vip: IpAddr = VIP4.parse().unwrap();
+    eventually(Duration::from_secs(5), "the probe answered", || {
+        let report = running.reports.lock().unwrap().try_recv().ok()?;
+        matches!(report, Report::Conflict { address, while_probing: true, .. } if address == vip)
+            .then_some(())
+    });
+    client
+        .run(["ip", "addr", "del", "192.0.2.100/32", "dev", "eth0"])
+        .unwrap();
+    running.duty.send_replace(owning(&[VIP4], false));
+    eventually(Duration::from_secs(5), "announced", || {
+        let report = running.reports.lock().unwrap().try_recv().ok()?;
+        matches!(report, Report::Announced { address, .. } if address == vip).then_some(())
+    });
+    let _ = client.run(["ip", "neigh", "flush", "to", VIP4, "dev", "eth0"]);
+    let _unanswered = client
+        .command("ping")
+        .args(["-c", "1", "-W", "1", VIP4])
+        .output();
+    let (mac, _) = neighbour(&client, VIP4).expect("the client resolved the address");
+    assert_eq!(mac, running.mac.to_string());
+    drop(running.duty);
+}
+
+#[test]
 fn the_interface_watch_sees_a_link_go_down_and_an_address_come() {
     let (_lab, speaker, _client) = lab();
     let (tx, rx) = std::sync::mpsc::channel();

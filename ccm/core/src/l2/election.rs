@@ -58,6 +58,9 @@ pub struct Member {
     /// Joined or rejoined within the hold-down: owns only when no settled node can.
     pub settling: bool,
     pub interfaces: Vec<Interface>,
+    /// Addresses it found held by a machine outside the cluster (it gossips them): while it
+    /// is alive, nobody announces them ([`elect`]).
+    pub conflicts: BTreeSet<IpAddr>,
 }
 
 /// What the API says about a Node, as far as the election cares.
@@ -174,6 +177,9 @@ pub enum NoEligibleNode {
         by_subnet: bool,
     },
     NoReadyLocalEndpoint,
+    /// A speaker found a machine outside the cluster holding the address: the whole cluster
+    /// leaves it alone until that speaker finds it free again (or is gone).
+    AddressConflict,
 }
 
 impl fmt::Display for NoEligibleNode {
@@ -193,6 +199,9 @@ impl fmt::Display for NoEligibleNode {
             }
             NoEligibleNode::NoReadyLocalEndpoint => {
                 "no eligible node has a ready (or terminating) endpoint of the Service"
+            }
+            NoEligibleNode::AddressConflict => {
+                "a machine outside the cluster holds the address (a speaker found it answering)"
             }
         })
     }
@@ -245,8 +254,19 @@ pub fn check(view: &View, node: &str, address: &Address<'_>) -> Result<Vec<Strin
     Ok(interfaces)
 }
 
-/// Elects the owner of `address` in `view`: the eligible nodes ranked by [`weight`].
+/// Whether a speaker that is not down reports `address` held by a machine outside the
+/// cluster. Every speaker then stays off it, not just the one that found it: the next in rank
+/// announcing it instead would fight the outside machine just the same.
+pub fn in_conflict(view: &View, address: IpAddr) -> bool {
+    (view.members.values()).any(|m| m.liveness != Liveness::Down && m.conflicts.contains(&address))
+}
+
+/// Elects the owner of `address` in `view`: the eligible nodes ranked by [`weight`]; nobody
+/// while a speaker reports it [`in_conflict`].
 pub fn elect(view: &View, address: &Address<'_>) -> Ownership {
+    if in_conflict(view, address.address) {
+        return Ownership::NoEligibleNode(NoEligibleNode::AddressConflict);
+    }
     let mut closest: Option<Ineligible> = None;
     let mut passed: Vec<Candidate> = Vec::new();
     for node in view.members.keys() {

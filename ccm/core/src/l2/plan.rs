@@ -174,6 +174,7 @@ mod tests {
                 mac: [2, 0, 0, 0, 0, 1],
                 addresses: vec![subnet.parse::<IpNet>().unwrap()],
             }],
+            conflicts: BTreeSet::new(),
         }
     }
 
@@ -355,5 +356,47 @@ mod tests {
         let web = &endpoints[&("default".to_string(), "web".to_string())];
         assert_eq!(web.ready, ["n1".to_string(), "n4".to_string()].into());
         assert_eq!(web.serving_terminating, ["n2".to_string()].into());
+    }
+
+    #[test]
+    fn an_address_a_speaker_finds_held_outside_the_cluster_is_nobodys_duty_nor_watched() {
+        let mut view = view(&["n1", "n2", "n3"]);
+        let address: IpAddr = "192.0.2.100".parse().unwrap();
+        let services = [service(
+            "s",
+            &[("192.0.2.100", "l2"), ("192.0.2.101", "l2")],
+            false,
+        )];
+        let owner = plan_for("n1", &view, &services).elections[&address]
+            .ownership
+            .owner()
+            .unwrap()
+            .node
+            .clone();
+        // Not the owner: any live speaker's finding keeps everyone off it.
+        let finder = ["n1", "n2", "n3"]
+            .into_iter()
+            .find(|n| *n != owner)
+            .unwrap();
+        (view.members.get_mut(finder).unwrap().conflicts).insert(address);
+        for node in ["n1", "n2", "n3"] {
+            let plan = plan_for(node, &view, &services);
+            let duties: BTreeSet<IpAddr> = plan
+                .duties
+                .values()
+                .flat_map(|d| d.keys().copied())
+                .collect();
+            assert!(!duties.contains(&address), "{node} announces {address}");
+            assert!(matches!(
+                plan.elections[&address].ownership,
+                Ownership::NoEligibleNode(election::NoEligibleNode::AddressConflict)
+            ));
+            assert!(
+                plan.elections[&"192.0.2.101".parse().unwrap()]
+                    .ownership
+                    .owner()
+                    .is_some()
+            );
+        }
     }
 }

@@ -21,7 +21,7 @@ use super::metrics::Metrics;
 use super::state::{Announcement, Handler, MemberState, SharedBook};
 use super::timers::Timers;
 use super::view::{Sources, View};
-use super::wire::{self, GossipKey, Kind, Probe, Rejected};
+use super::wire::{self, GossipKeys, Kind, Probe, Rejected};
 use super::{Inputs, MembershipError};
 
 type Swim = Foca<Speaker, PostcardCodec, SmallRng, Handler>;
@@ -78,7 +78,8 @@ struct Receivers {
 pub(super) struct Driver {
     swim: Swim,
     socket: UdpSocket,
-    key: GossipKey,
+    /// Re-read when the key files change: signs with the first, accepts either.
+    keys: watch::Receiver<GossipKeys>,
     book: SharedBook,
     fast: FastPath,
     timers: Timers,
@@ -98,7 +99,7 @@ pub(super) struct Driver {
 pub(super) struct Parts {
     pub(super) identity: Speaker,
     pub(super) socket: UdpSocket,
-    pub(super) key: GossipKey,
+    pub(super) keys: watch::Receiver<GossipKeys>,
     pub(super) settings: Settings,
     pub(super) fast: FastPath,
     pub(super) rng: SmallRng,
@@ -131,7 +132,7 @@ impl Driver {
         let mut driver = Self {
             swim,
             socket: parts.socket,
-            key: parts.key,
+            keys: parts.keys,
             book,
             fast: parts.fast,
             timers: Timers::default(),
@@ -202,7 +203,8 @@ impl Driver {
                 return;
             }
         };
-        match wire::open(&self.key, &buf[..len]) {
+        let opened = wire::open(&self.keys.borrow(), &buf[..len]);
+        match opened {
             Err(why) => {
                 self.metrics.rejected(why);
                 debug!(%from, len, reason = why.label(), "Dropped a gossip datagram.");
@@ -452,7 +454,7 @@ impl Driver {
             }
         }
         for (to, kind, payload) in std::mem::take(&mut self.out.sends) {
-            let datagram = wire::seal(&self.key, kind, &payload);
+            let datagram = wire::seal(&self.keys.borrow(), kind, &payload);
             if let Err(error) = self.socket.send_to(&datagram, to).await {
                 debug!(%to, error = %error, "Cannot send a gossip datagram.");
             }

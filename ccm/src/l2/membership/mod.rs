@@ -29,11 +29,9 @@ use tracing::Instrument as _;
 
 pub(crate) use fast::FastPathConfig;
 pub(crate) use metrics::Metrics;
-#[cfg(test)]
-pub(crate) use state::Conflict;
-pub(crate) use state::MemberState;
+pub(crate) use state::{Conflict, MemberState};
 pub(crate) use view::View;
-pub(crate) use wire::{GossipKey, MIN_KEY_LEN};
+pub(crate) use wire::{GossipKey, GossipKeys, MIN_KEY_LEN};
 
 use driver::{Command, Driver, Parts, Settings};
 use fast::FastPath;
@@ -77,7 +75,8 @@ pub(crate) struct Config {
     /// The node's address and the gossip port: the socket binds it and the others reach this
     /// speaker at it (port 0 picks one, for tests).
     pub(crate) addr: SocketAddr,
-    pub(crate) key: GossipKey,
+    /// The gossip keys, followed as they change.
+    pub(crate) keys: watch::Receiver<GossipKeys>,
     /// SWIM probes one member per period…
     pub(crate) probe_period: Duration,
     /// …waits this long for its answer before asking others…
@@ -99,11 +98,22 @@ pub(crate) struct Config {
 }
 
 impl Config {
+    /// One key, fixed (the tests' case).
+    #[cfg(test)]
     pub(crate) fn new(node: String, addr: SocketAddr, key: GossipKey) -> Self {
+        Self::following(node, addr, watch::channel(GossipKeys::from(key)).1)
+    }
+
+    /// The keys `keys` holds, as they change.
+    pub(crate) fn following(
+        node: String,
+        addr: SocketAddr,
+        keys: watch::Receiver<GossipKeys>,
+    ) -> Self {
         Self {
             node,
             addr,
-            key,
+            keys,
             probe_period: Duration::from_millis(500),
             probe_rtt: Duration::from_millis(150),
             indirect_probes: NonZeroUsize::new(3).expect("3 is not zero"),
@@ -232,7 +242,7 @@ impl Membership {
             },
             fast: FastPath::new(config.fast_path.clone(), seeded_rng()?),
             rng: seeded_rng()?,
-            key: config.key,
+            keys: config.keys,
             inputs,
             metrics,
             commands: commands_rx,

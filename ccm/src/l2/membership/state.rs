@@ -250,6 +250,44 @@ mod tests {
     }
 
     #[test]
+    fn a_state_with_the_most_conflicts_kept_fits_a_gossip_datagram_with_room_to_spare() {
+        use baremetal_ccm_core::l2::conflict::MAX_CONFLICTS;
+        let interface = |name: &str| Interface {
+            name: name.to_owned(),
+            up: true,
+            mac: [2, 0, 0, 0, 0, 1],
+            addresses: vec![
+                "192.0.2.11/24".parse().unwrap(),
+                "2001:db8:aaaa:bbbb::11/64".parse().unwrap(),
+            ],
+        };
+        let conflicts = (0..MAX_CONFLICTS)
+            .map(|i| Conflict {
+                address: IpAddr::from(std::net::Ipv6Addr::new(
+                    0x2001,
+                    0xdb8,
+                    0xaaaa,
+                    0xbbbb,
+                    0xcccc,
+                    0xdddd,
+                    0xeeee,
+                    u16::try_from(i).unwrap(),
+                )),
+                interface: "enp129s0f1.4094".to_owned(),
+                mac: [2, 0, 0, 0, 0, 0x99],
+            })
+            .collect();
+        let mut state = announcement("node-with-a-rather-long-name-0042", 1, 1, true);
+        state.state.interfaces = ["eth0", "eth1", "bond0.100", "vlan4094"]
+            .map(interface)
+            .into();
+        state.state.conflicts = conflicts;
+        // foca's packets are at most 1400 bytes, its own header and the tag included.
+        let len = state.encode().len();
+        assert!(len < 1_000, "{len} bytes");
+    }
+
+    #[test]
     fn a_newer_key_invalidates_an_older_one_of_the_same_node_only() {
         use foca::Invalidates as _;
         let key = |node: &str, version| Key {

@@ -41,6 +41,32 @@ impl fmt::Debug for GossipKey {
     }
 }
 
+/// The keys a speaker holds: it signs with `key` and takes a datagram signed with `key` or
+/// with `also` (the Secret's `previous-key`), so that the speakers can move to a new key one
+/// by one without a moment in which two of them cannot hear each other.
+#[derive(Debug, Clone)]
+pub(crate) struct GossipKeys {
+    key: GossipKey,
+    also: Option<GossipKey>,
+}
+
+impl GossipKeys {
+    pub(crate) fn new(key: GossipKey, also: Option<GossipKey>) -> Self {
+        Self { key, also }
+    }
+
+    /// Whether a second key is accepted.
+    pub(crate) fn two(&self) -> bool {
+        self.also.is_some()
+    }
+}
+
+impl From<GossipKey> for GossipKeys {
+    fn from(key: GossipKey) -> Self {
+        Self { key, also: None }
+    }
+}
+
 /// What a datagram carries, its first byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Kind {
@@ -85,24 +111,28 @@ impl Rejected {
     }
 }
 
-/// The datagram carrying `payload` as a message of `kind`.
-pub(super) fn seal(key: &GossipKey, kind: Kind, payload: &[u8]) -> Vec<u8> {
+/// The datagram carrying `payload` as a message of `kind`, signed with the first key.
+pub(super) fn seal(keys: &GossipKeys, kind: Kind, payload: &[u8]) -> Vec<u8> {
     let mut datagram = Vec::with_capacity(1 + payload.len() + TAG_LEN);
     datagram.push(kind as u8);
     datagram.extend_from_slice(payload);
-    let tag = hmac::sign(&key.key, &datagram);
+    let tag = hmac::sign(&keys.key.key, &datagram);
     datagram.extend_from_slice(tag.as_ref());
     datagram
 }
 
-/// The kind and payload of an authentic datagram.
-pub(super) fn open<'a>(key: &GossipKey, datagram: &'a [u8]) -> Result<(Kind, &'a [u8]), Rejected> {
+/// The kind and payload of an authentic datagram (signed with either key).
+pub(super) fn open<'a>(
+    keys: &GossipKeys,
+    datagram: &'a [u8],
+) -> Result<(Kind, &'a [u8]), Rejected> {
     if datagram.len() < 1 + TAG_LEN {
         return Err(Rejected::Short);
     }
     let (signed, tag) = datagram.split_at(datagram.len() - TAG_LEN);
     // `verify` compares in constant time; its error carries nothing but the mismatch.
-    if hmac::verify(&key.key, signed, tag).is_err() {
+    let verifies = |key: &GossipKey| hmac::verify(&key.key, signed, tag).is_ok();
+    if !verifies(&keys.key) && !keys.also.as_ref().is_some_and(verifies) {
         return Err(Rejected::BadTag);
     }
     let (&kind, payload) = signed
@@ -181,36 +211,72 @@ mod tests {
         GossipKey::new(&[byte; 32]).unwrap()
     }
 
+    fn keys(byte: u8) -> GossipKeys {
+        key(byte).into()
+    }
+
+    #[test]
+    fn during_a_rotation_either_key_opens_and_the_first_one_signs() {
+        let old = keys(1);
+        let taking = GossipKeys::new(key(1), Some(key(2)));
+        let moved = GossipKeys::new(key(2), Some(key(1)));
+        let new = keys(2);
+        // Every pair of neighbouring steps hears each other both ways.
+        for (a, b) in [(&old, &taking), (&taking, &moved), (&moved, &new)] {
+            for (from, to) in [(a, b), (b, a)] {
+                let datagram = seal(from, Kind::Swim, b"payload");
+                assert_eq!(open(to, &datagram), Ok((Kind::Swim, &b"payload"[..])));
+            }
+        }
+        // Two steps apart they do not: the new key signs only once every speaker accepts it.
+        assert_eq!(
+            open(&old, &seal(&moved, Kind::Swim, b"payload")),
+            Err(Rejected::BadTag)
+        );
+        assert_eq!(
+            open(&new, &seal(&taking, Kind::Swim, b"payload")),
+            Err(Rejected::BadTag)
+        );
+        assert!(moved.two() && !new.two());
+        assert_eq!(
+            format!("{moved:?}"),
+            "GossipKeys { key: GossipKey(<redacted>), also: Some(GossipKey(<redacted>)) }"
+        );
+    }
+
     #[test]
     fn a_sealed_datagram_opens_with_the_same_key() {
-        let datagram = seal(&key(1), Kind::Probe, b"payload");
-        assert_eq!(open(&key(1), &datagram), Ok((Kind::Probe, &b"payload"[..])));
+        let datagram = seal(&keys(1), Kind::Probe, b"payload");
+        assert_eq!(
+            open(&keys(1), &datagram),
+            Ok((Kind::Probe, &b"payload"[..]))
+        );
     }
 
     #[test]
     fn another_key_a_flipped_bit_or_a_cut_datagram_is_a_bad_tag() {
-        let datagram = seal(&key(1), Kind::Swim, b"payload");
-        assert_eq!(open(&key(2), &datagram), Err(Rejected::BadTag));
+        let datagram = seal(&keys(1), Kind::Swim, b"payload");
+        assert_eq!(open(&keys(2), &datagram), Err(Rejected::BadTag));
         let mut flipped = datagram.clone();
         flipped[3] ^= 1;
-        assert_eq!(open(&key(1), &flipped), Err(Rejected::BadTag));
+        assert_eq!(open(&keys(1), &flipped), Err(Rejected::BadTag));
         assert_eq!(
-            open(&key(1), &datagram[..datagram.len() - 1]),
+            open(&keys(1), &datagram[..datagram.len() - 1]),
             Err(Rejected::BadTag)
         );
     }
 
     #[test]
     fn fewer_bytes_than_a_type_and_a_tag_is_short() {
-        assert_eq!(open(&key(1), &[]), Err(Rejected::Short));
-        assert_eq!(open(&key(1), &[1; TAG_LEN]), Err(Rejected::Short));
+        assert_eq!(open(&keys(1), &[]), Err(Rejected::Short));
+        assert_eq!(open(&keys(1), &[1; TAG_LEN]), Err(Rejected::Short));
     }
 
     #[test]
     fn an_authentic_datagram_of_an_unknown_type_is_malformed() {
         let mut datagram = vec![9];
         datagram.extend_from_slice(hmac::sign(&key(1).key, &[9]).as_ref());
-        assert_eq!(open(&key(1), &datagram), Err(Rejected::Malformed));
+        assert_eq!(open(&keys(1), &datagram), Err(Rejected::Malformed));
     }
 
     #[test]

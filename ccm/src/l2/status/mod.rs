@@ -28,7 +28,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
-use super::membership::{self, Config, GossipKey, MemberState, Membership, MembershipError};
+use super::membership::{self, Config, GossipKeys, MemberState, Membership, MembershipError};
 use super::run::{Facts, World};
 use crate::events::Recorder;
 pub(crate) use writer::Writer;
@@ -52,7 +52,8 @@ pub(crate) struct Settings {
     pub(crate) port: u16,
     /// The speakers' gossip port, where the seeds are.
     pub(crate) speaker_port: u16,
-    pub(crate) key: GossipKey,
+    /// The gossip keys, as the key files hold them.
+    pub(crate) keys: watch::Receiver<GossipKeys>,
 }
 
 /// Why the controller stopped.
@@ -113,10 +114,10 @@ pub(crate) async fn run(
     let seeds = world.seeds(&name, settings.speaker_port, address.is_ipv4());
     let (seeds_tx, seeds) = watch::channel(seeds);
     let (_watched, watched) = watch::channel(BTreeSet::new());
-    let config = Config::new(
+    let config = Config::following(
         name.clone(),
         SocketAddr::new(address, settings.port),
-        settings.key,
+        settings.keys,
     );
     let inputs = membership::Inputs {
         state,
@@ -196,7 +197,7 @@ struct Observer {
 impl Observer {
     /// Decides from what is known now: the conditions to write, the Events to record.
     fn round(&mut self, world: &World, view: &membership::View) {
-        let facts = Facts::gather(world, view, Some(&self.name));
+        let facts = Facts::gather(world, view, Some(&self.name), None);
         let inputs = facts.inputs(&self.name);
         let plan = plan::plan(inputs);
         let (conflicts, problems) = reported(view, &self.name);

@@ -29,7 +29,9 @@ mod with_an_api_server {
     use prometheus_client::registry::Registry;
     use rig::service::{condition, events_for, wait_condition, wait_event};
 
-    use super::super::super::membership::{self, Conflict, GossipKey, MemberState, Membership};
+    use super::super::super::membership::{
+        self, Conflict, GossipKey, GossipKeys, MemberState, Membership,
+    };
     use super::super::*;
 
     const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
@@ -108,7 +110,7 @@ mod with_an_api_server {
             node: "n1".into(),
             port: rig::cluster::free_port().unwrap(),
             speaker_port,
-            key: GossipKey::new(KEY).unwrap(),
+            keys: tokio::sync::watch::channel(GossipKeys::from(GossipKey::new(KEY).unwrap())).1,
         };
         let observer = tokio::spawn(run(
             client.clone(),

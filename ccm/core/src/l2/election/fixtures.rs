@@ -15,6 +15,7 @@ pub(super) fn speaker() -> Member {
         ready: true,
         settling: false,
         interfaces: Vec::new(),
+        conflicts: BTreeSet::new(),
     }
 }
 
@@ -54,6 +55,12 @@ impl Member {
 
     pub(super) fn not_ready(mut self) -> Member {
         self.ready = false;
+        self
+    }
+
+    /// Reports `address` held by a machine outside the cluster.
+    pub(super) fn conflict(mut self, address: &str) -> Member {
+        self.conflicts.insert(ip(address));
         self
     }
 

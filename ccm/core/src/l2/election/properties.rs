@@ -66,6 +66,7 @@ fn member() -> impl Strategy<Value = Member> {
             ready,
             settling,
             interfaces,
+            conflicts: BTreeSet::new(),
         })
 }
 

@@ -468,3 +468,31 @@ fn of_two_speakers_answering_for_one_address_exactly_one_yields_the_lower_ranked
         "never to itself"
     );
 }
+
+#[test]
+fn an_address_one_live_speaker_finds_held_outside_the_cluster_is_announced_by_nobody() {
+    let options = defaults();
+    let address = at("192.0.2.100", &options);
+    let owner_before = owner(&three(), &address).unwrap();
+    // Whoever found it, the owner and the next in rank stay off it as well.
+    for finder in ["a", "b", "c"] {
+        let reporter = speaker()
+            .on("eth0", &["192.0.2.50/24"])
+            .conflict("192.0.2.100");
+        let view = three().with(finder, reporter.clone());
+        assert_eq!(why_not(&view, &address), NoEligibleNode::AddressConflict);
+        // A leaving speaker still knows what it found; a down one no longer speaks for it.
+        let leaving = three().with(finder, reporter.clone().liveness(Liveness::Leaving));
+        assert_eq!(why_not(&leaving, &address), NoEligibleNode::AddressConflict);
+        let down = three().with(finder, reporter.liveness(Liveness::Down));
+        assert!(owner(&down, &address).is_some());
+    }
+    // Other addresses are not affected.
+    let view = three().with(
+        "a",
+        speaker()
+            .on("eth0", &["192.0.2.11/24"])
+            .conflict("192.0.2.101"),
+    );
+    assert_eq!(owner(&view, &address).unwrap(), owner_before);
+}

@@ -51,6 +51,7 @@ fn member(last: u8) -> Member {
                 format!("2001:db8::{last}/64").parse().unwrap(),
             ],
         }],
+        conflicts: Default::default(),
     }
 }
 
@@ -375,6 +376,7 @@ fn the_observer_is_never_elected_whatever_it_gossips() {
             ready: false,
             settling: false,
             interfaces: Vec::new(),
+            conflicts: Default::default(),
         },
     );
     let services = [service("web", &["192.0.2.100"], false)];
