@@ -133,6 +133,18 @@ pub fn gossip_key() -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
+/// A log file of its own for each process started: labs run side by side in one test
+/// process, each with its own n1, and a restarted process must not be read as its
+/// predecessor.
+fn log_file(what: &str, node: &str) -> PathBuf {
+    static STARTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let start = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!(
+        "bmccm-{what}-{node}-{}-{start}.log",
+        std::process::id()
+    ))
+}
+
 /// Starts `baremetal-ccm speaker --node-name=<node>` inside `host`'s namespace with layer 2
 /// on (`key`), against `cluster` (forward the API server there first: [`forward_api`]).
 pub fn start_l2_speaker(cluster: &TestCluster, host: &Host, node: &str, key: &Path) -> Process {
@@ -149,10 +161,7 @@ pub fn start_l2_speaker_as(
     key: &Path,
     extra: &[&str],
 ) -> Process {
-    let log = std::env::temp_dir().join(format!(
-        "bmccm-speaker-l2-{node}-{}.log",
-        std::process::id()
-    ));
+    let log = log_file("speaker-l2", node);
     let mut cmd = host.command(crate::ccm::binary());
     cmd.args([
         "speaker",
@@ -182,10 +191,7 @@ pub fn start_l2_status_controller(
     node: &str,
     key: &Path,
 ) -> Process {
-    let log = std::env::temp_dir().join(format!(
-        "bmccm-controller-l2-status-{node}-{}.log",
-        std::process::id()
-    ));
+    let log = log_file("controller-l2-status", node);
     let mut cmd = host.command(crate::ccm::binary());
     cmd.args([
         "controller",
@@ -246,7 +252,14 @@ pub struct L2Lab {
     _controller: Process,
     _key_dir: tempfile::TempDir,
     _lab: crate::netns::Lab,
+    /// Held until everything above is torn down (fields drop in order).
+    _slot: tokio::sync::SemaphorePermit<'static>,
 }
+
+/// How many labs run at once in one test binary. Each is three speakers, an API server with
+/// its etcd and a controller: more at once on a two-core machine starve the speakers' 100 ms
+/// probes, and a starved probe is a false failure that moves addresses under a test's feet.
+static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(3);
 
 impl L2Lab {
     pub async fn start() -> L2Lab {
@@ -267,6 +280,10 @@ impl L2Lab {
     }
 
     async fn start_with(status: bool) -> L2Lab {
+        let slot = SLOTS
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         let mut lab = crate::netns::Lab::new().expect("a lab");
         let segment = lab.segment("sw").expect("the bridge");
         let mut hosts = std::collections::BTreeMap::new();
@@ -329,6 +346,7 @@ impl L2Lab {
             _controller: controller,
             _key_dir: key_dir,
             _lab: lab,
+            _slot: slot,
         }
     }
 

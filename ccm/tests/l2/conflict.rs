@@ -240,7 +240,11 @@ async fn a_fresh_address_is_probed_before_its_first_announcement_and_a_failover_
         eprintln!("{address}: probed by {prober}, announced {took:?} later");
         assert!(
             took.as_secs_f64() >= 0.9 && took.as_secs_f64() <= 1.5,
-            "{address}: the probe window took {took:?}"
+            "{address}: the probe window took {took:?}; {prober}'s log about it:\n{}",
+            log.lines()
+                .filter(|l| !l.contains("DEBUG"))
+                .collect::<Vec<_>>()
+                .join("\n")
         );
     }
 
