@@ -174,6 +174,10 @@ pub enum NoEligibleNode {
         by_subnet: bool,
     },
     NoReadyLocalEndpoint,
+    /// Every eligible speaker is settling and the view holds no other alive speaker: the one
+    /// alive cannot tell a dead cluster from its own isolation (just started, or its link just
+    /// came back after the others were declared down), so it waits out its hold-down.
+    SettlingAlone,
 }
 
 impl fmt::Display for NoEligibleNode {
@@ -193,6 +197,9 @@ impl fmt::Display for NoEligibleNode {
             }
             NoEligibleNode::NoReadyLocalEndpoint => {
                 "no eligible node has a ready (or terminating) endpoint of the Service"
+            }
+            NoEligibleNode::SettlingAlone => {
+                "the only alive speaker is settling and hears from no other speaker yet"
             }
         })
     }
@@ -271,6 +278,8 @@ pub fn elect(view: &View, address: &Address<'_>) -> Ownership {
     let settled = |c: &Candidate| view.members.get(&c.node).is_some_and(|m| !m.settling);
     if eligible.iter().any(settled) {
         eligible.retain(settled);
+    } else if alone(view) {
+        return Ownership::NoEligibleNode(NoEligibleNode::SettlingAlone);
     }
     eligible.sort_by_cached_key(|c| {
         (
@@ -279,6 +288,20 @@ pub fn elect(view: &View, address: &Address<'_>) -> Ownership {
         )
     });
     Ownership::Ranked(eligible)
+}
+
+/// Whether the view holds at most one alive speaker. A settling speaker that sees no other
+/// cannot know whether the others are gone or it was cut off from them: right after it
+/// started, its view holds only itself until it joins; after its link comes back, the others
+/// it declared down while isolated are still down in its view for the half second it takes
+/// to rejoin. Owning then would drag addresses from their settled owners, which give way to
+/// the higher rank on the wire (`yields_to`) and are then held off while the settling one, once
+/// it hears them, no longer owns: nobody would answer until it settled.
+fn alone(view: &View) -> bool {
+    (view.members.values())
+        .filter(|m| m.liveness == Liveness::Alive)
+        .nth(1)
+        .is_none()
 }
 
 /// The candidates of an `externalTrafficPolicy: Local` Service: those with a ready endpoint;
