@@ -1,8 +1,9 @@
 # Scenarios: each one does something to the lab while the client curls the Service every
 # 100 ms and the router's route is sampled every 100 ms, then prints what was measured and
 # fails when an expectation does not hold. A scenario is one function lab_scenario_<name>
-# built from lab_scenario_begin / lab_scenario_end / lab_expect (a layer-2 pool scenario is
-# one more such function). Sourced by hack/lab.
+# built from lab_scenario_begin / lab_scenario_end / lab_expect; the layer-2 one
+# (l2-owner-crash, at the end) starts its own probes in the layer-2 client and the resolver.
+# Sourced by hack/lab.
 # shellcheck shell=bash
 
 LAB_SCENARIO_MAX_SECONDS=${LAB_SCENARIO_MAX_SECONDS:-180}
@@ -231,6 +232,7 @@ LAB_L2_UNANSWERED_BOUND_MS=1000
 
 lab_scenario_l2_owner_crash() {
   lab_scenario_dir l2-owner-crash
+  lab_wait 60 "every speaker settled" lab_l2_speakers_settled || die "the speakers never settled (hack/lab logs speaker)"
   lab_l2_probes_start
   sleep 2   # a baseline of answered curls, and the entries resolved
   LAB_L2_VICTIM=$(lab_l2_owner "$LAB_L2_IP")
@@ -303,14 +305,26 @@ lab_speaker_pod() {
     -o jsonpath='{.items[0].metadata.name}'
 }
 
-# lab_l2_settled_ms POD SINCE_MS: when POD's speaker logged "settled" after SINCE_MS (epoch ms,
-# from the log's own timestamp); fails while it has not.
+# lab_l2_settled_ms POD SINCE_MS: when POD's speaker first logged "settled" at or after
+# SINCE_MS (epoch ms, from the log's own timestamps); fails while it has not.
 lab_l2_settled_ms() {
-  local line
-  line=$(lab_kubectl -n kube-system logs "$1" -c speaker --timestamps \
-    --since-time="$(date -u -d "@$(( $2 / 1000 ))" +%FT%TZ)" 2>/dev/null | grep 'settled: owns' | tail -1)
-  [ -n "$line" ] || return 1
-  echo $(( $(date -d "${line%% *}" +%s%N) / 1000000 ))
+  local ts ms
+  while read -r ts _; do
+    ms=$(( $(date -d "$ts" +%s%N) / 1000000 ))
+    [ "$ms" -ge "$2" ] && { echo "$ms"; return 0; }
+  done < <(lab_kubectl -n kube-system logs "$1" -c speaker --timestamps \
+    --since-time="$(date -u -d "@$(( $2 / 1000 ))" +%FT%TZ)" 2>/dev/null | grep 'settled: owns')
+  return 1
+}
+
+# lab_l2_speakers_settled: every speaker's last word on its hold-down is "settled" (a speaker
+# settles 10 s after it starts; before that the ranking is not yet the settled one).
+lab_l2_speakers_settled() {
+  local pod
+  for pod in $(lab_kubectl -n kube-system get pods -l app.kubernetes.io/component=speaker -o jsonpath='{.items[*].metadata.name}'); do
+    lab_kubectl -n kube-system logs "$pod" -c speaker | grep -E 'settling: owns|settled: owns' | tail -1 \
+      | grep -q 'settled: owns' || return 1
+  done
 }
 
 # lab_l2_wait_whole: the crashed node Ready again, its speaker settled, every BGP session up.
