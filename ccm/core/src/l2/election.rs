@@ -174,8 +174,8 @@ pub enum NoEligibleNode {
         by_subnet: bool,
     },
     NoReadyLocalEndpoint,
-    /// Every eligible speaker is settling and the view holds no other alive speaker: the one
-    /// alive cannot tell a dead cluster from its own isolation (just started, or its link just
+    /// Every eligible speaker is settling and the view holds no other alive and ready speaker:
+    /// the one alive cannot tell a dead cluster from its own isolation (just started, or its link just
     /// came back after the others were declared down), so it waits out its hold-down.
     SettlingAlone,
 }
@@ -290,16 +290,17 @@ pub fn elect(view: &View, address: &Address<'_>) -> Ownership {
     Ownership::Ranked(eligible)
 }
 
-/// Whether the view holds at most one alive speaker. A settling speaker that sees no other
-/// cannot know whether the others are gone or it was cut off from them: right after it
-/// started, its view holds only itself until it joins; after its link comes back, the others
-/// it declared down while isolated are still down in its view for the half second it takes
-/// to rejoin. Owning then would drag addresses from their settled owners, which give way to
+/// Whether the view holds at most one alive and ready speaker. A settling speaker that hears
+/// no other cannot know whether the others are gone or it was cut off from them: right after
+/// it started, its view holds only itself until it joins, and a member it has just heard of
+/// is not ready until its first state arrives (microseconds later; an election in between
+/// took the addresses in the lab); after its link comes back, the others it declared down
+/// while isolated are still down in its view for the half second it takes to rejoin. Owning then would drag addresses from their settled owners, which give way to
 /// the higher rank on the wire (`yields_to`) and are then held off while the settling one, once
 /// it hears them, no longer owns: nobody would answer until it settled.
 fn alone(view: &View) -> bool {
     (view.members.values())
-        .filter(|m| m.liveness == Liveness::Alive)
+        .filter(|m| m.liveness == Liveness::Alive && m.ready)
         .nth(1)
         .is_none()
 }

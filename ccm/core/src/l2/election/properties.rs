@@ -222,10 +222,10 @@ fn settling(view: &View, node: &str) -> bool {
     view.members[node].settling
 }
 
-/// How many speakers the view holds alive.
+/// How many speakers the view holds alive and ready.
 fn alive(view: &View) -> usize {
     (view.members.values())
-        .filter(|m| m.liveness == Liveness::Alive)
+        .filter(|m| m.liveness == Liveness::Alive && m.ready)
         .count()
 }
 

@@ -120,9 +120,12 @@ fn a_settling_speaker_that_hears_no_other_owns_nothing_until_it_settles() {
     let options = defaults();
     let address = at("192.0.2.100", &options);
     let b = || speaker().on("eth0", &["192.0.2.12/24"]);
-    // Just started: its view holds only itself.
+    // Just started: its view holds only itself, then others whose state has not arrived yet
+    // (not ready, no interfaces).
     let started = View::default().node("b", b().settling());
     assert_eq!(why_not(&started, &address), NoEligibleNode::SettlingAlone);
+    let joining = started.node("a", speaker().not_ready());
+    assert_eq!(why_not(&joining, &address), NoEligibleNode::SettlingAlone);
     // Its link back after the others were declared down while it was cut off.
     let back = (three().with("a", speaker().liveness(Liveness::Down)))
         .with("c", speaker().liveness(Liveness::Down))
