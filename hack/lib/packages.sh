@@ -19,8 +19,11 @@ DEBIAN_PACKAGES=(
 )
 
 # The lab's real cluster (hack/lab): a container runtime per node, CNI plugins, kube-proxy's
-# nftables, busybox for the lab's images, curl for the client.
+# nftables, busybox for the lab's images, curl for the client, arping and ndisc6 for the
+# layer-2 scenario's resolver probe.
 LAB_DEBIAN_PACKAGES=(
+  arping:arping
+  ndisc6:ndisc6
   containerd:containerd
   runc:runc
   containernetworking-plugins:/usr/lib/cni/bridge

@@ -163,3 +163,99 @@ async fn when_two_speakers_answer_for_one_address_the_lower_ranked_gives_way() {
             .contains("yields=true")
     );
 }
+
+/// Found in the lab (`hack/lab l2-owner-crash`): a speaker that had just started, or whose
+/// link came back after it had declared the others down, took its addresses from a view
+/// holding only itself; their settled owner gave way to its rank on the wire, and once the
+/// returning speaker heard the others it no longer owned them either, so nobody answered a
+/// fresh resolution for the rest of its 10 s hold-down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_speaker_back_from_a_restart_or_a_long_cut_leaves_the_address_answered_by_its_owner() {
+    let mut cluster = L2Lab::start().await;
+    let api = cluster.cluster.client();
+    Svc::lb("default", "web").create(&api).await;
+    let address = wait_addresses(&api, "default", "web", 1).await.remove(0);
+    cluster.wait_settled().await;
+    let first = cluster.owner_of(&address).await;
+    let first_mac = eth0_mac(&cluster.hosts[&first]);
+
+    // A restart: SIGTERM hands the address over; the new process starts alone.
+    (cluster.speakers.get_mut(&first).unwrap()).terminate(Duration::from_secs(10));
+    let (interim_mac, _) = wait_moved(
+        &cluster.client,
+        &address,
+        &first_mac,
+        Duration::from_secs(10),
+    )
+    .expect("the address moved on SIGTERM");
+    cluster.restart(&first);
+    answered_only_by(
+        &cluster,
+        &address,
+        &interim_mac,
+        Duration::from_secs(6),
+        "after the restart",
+    );
+    let (mac, _) = wait_moved(
+        &cluster.client,
+        &address,
+        &interim_mac,
+        Duration::from_secs(15),
+    )
+    .expect("the first in rank takes its address back after the hold-down");
+    assert_eq!(mac, first_mac);
+
+    // A cut long enough for the owner to declare every other speaker down.
+    let alone = "No other speaker is alive";
+    let before = cluster.speakers[&first]
+        .log_tail(usize::MAX)
+        .matches(alone)
+        .count();
+    cluster.hosts[&first]
+        .run(["ip", "link", "set", "eth0", "down"])
+        .unwrap();
+    let (interim_mac, _) = wait_moved(
+        &cluster.client,
+        &address,
+        &first_mac,
+        Duration::from_secs(10),
+    )
+    .expect("the address moved when the owner's link went down");
+    let start = std::time::Instant::now();
+    while cluster.speakers[&first]
+        .log_tail(usize::MAX)
+        .matches(alone)
+        .count()
+        == before
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{first} never declared the others down"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cluster.hosts[&first]
+        .run(["ip", "link", "set", "eth0", "up"])
+        .unwrap();
+    answered_only_by(
+        &cluster,
+        &address,
+        &interim_mac,
+        Duration::from_secs(6),
+        "after the long cut",
+    );
+}
+
+/// For `during`, every fresh resolution of `address` is answered, by `mac` only.
+fn answered_only_by(cluster: &L2Lab, address: &str, mac: &str, during: Duration, when: &str) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < during {
+        let now = resolve(&cluster.client, address);
+        assert_eq!(
+            now.as_deref(),
+            Some(mac),
+            "{address} {when}, {:?} in",
+            start.elapsed()
+        );
+    }
+}

@@ -72,10 +72,13 @@ lab_check_route() {
 }
 
 # lab_curl ADDRESS [TIMEOUT]: one HTTP request from the client namespace; prints the answer.
-lab_curl() {
-  local host=$1
+lab_curl() { lab_curl_from "$LAB_CLIENT_NS" "$@"; }
+
+# lab_curl_from NETNS ADDRESS [TIMEOUT]: one HTTP request from NETNS; prints the answer.
+lab_curl_from() {
+  local ns=$1 host=$2
   [[ $host == *:* ]] && host="[$host]"
-  lab_ns "$LAB_CLIENT_NS" curl -sS --max-time "${2:-2}" "http://$host/" 2>&1
+  lab_ns "$ns" curl -sS --max-time "${3:-2}" "http://$host/" 2>&1
 }
 
 lab_check_curls() {
@@ -103,4 +106,77 @@ lab_check_curls_to() {
   printf '  answered %d/10, by pod: %s\n' "$ok" "$spread" >&2
   [ "$ok" -eq 10 ] || lab_fail "only $ok of 10 curls to $vip answered"
   [ "${#by_pod[@]}" -ge 2 ] || lab_fail "all answers to $vip came from one pod: no spread"
+}
+
+# Layer 2. The router namespace is the client: it sits on the bridge, so its kernel resolves
+# the Service's addresses by ARP and NDP and sends to the MAC that answered; its neighbour
+# table shows the owner.
+
+# lab_node_mac NODE: the MAC of NODE's interface on the bridge.
+# (Not /sys/class/net: nsenter --net keeps the host's /sys, which shows the host's interfaces.)
+lab_node_mac() {
+  lab_ns "$(lab_netns "$1")" ip -o link show eth0 | awk '{ for (i = 1; i < NF; i++) if ($i == "link/ether") print $(i + 1) }'
+}
+
+# lab_mac_node MAC: the node whose interface on the bridge has MAC; "?" for none.
+lab_mac_node() {
+  local n
+  for n in "${LAB_NODES[@]}"; do
+    [ "$(lab_node_mac "$n")" = "$1" ] && { echo "$n"; return 0; }
+  done
+  echo "?"
+}
+
+# lab_l2_neigh_mac ADDRESS: the MAC the client's neighbour entry for ADDRESS holds (empty: none).
+lab_l2_neigh_mac() {
+  lab_ns "$LAB_L2_CLIENT_NS" ip neigh show to "$1" | awk '{ for (i = 1; i < NF; i++) if ($i == "lladdr") print $(i + 1) }'
+}
+
+# lab_l2_owner ADDRESS: the node the client resolved ADDRESS to (empty: not resolved).
+lab_l2_owner() {
+  local mac
+  mac=$(lab_l2_neigh_mac "$1")
+  [ -n "$mac" ] && lab_mac_node "$mac"
+}
+
+lab_l2_service_is_pinned() {
+  [ "$(lab_service_ips "$LAB_L2_SVC" | tr '\n' ' ')" = "$LAB_L2_IP $LAB_L2_IP6 " ]
+}
+
+# lab_check_l2: the layer-2 Service has its pinned addresses from the L2 pool, the router has
+# no route for them (they are on its connected subnet: ARP/NDP, not BGP), and ten curls to
+# each from the client are answered by the pod on the node that owns the address.
+lab_check_l2() {
+  lab_phase "check: layer 2: the Service $LAB_L2_SVC has $LAB_L2_IP and $LAB_L2_IP6 from the pool $LAB_L2_POOL"
+  lab_kubectl -n "$LAB_DEMO_NS" get svc "$LAB_L2_SVC" >&2
+  lab_l2_service_is_pinned \
+    || lab_fail "$LAB_L2_SVC has [$(lab_service_ips "$LAB_L2_SVC" | tr '\n' ' ')], not $LAB_L2_IP $LAB_L2_IP6 (kubectl -n demo describe svc $LAB_L2_SVC)"
+  local vip
+  for vip in "$LAB_L2_IP" "$LAB_L2_IP6"; do
+    [ -z "$(lab_router_next_hops "$vip")" ] \
+      || lab_fail "the router has a BGP route to the layer-2 address $vip: $(lab_router_next_hops "$vip" | tr '\n' ' ')"
+    lab_check_l2_curls_to "$vip"
+  done
+}
+
+# lab_check_l2_curls_to ADDRESS: ten curls from the layer-2 client, all answered by the pod on
+# the owner (externalTrafficPolicy Local), the owner named by the client's neighbour entry.
+lab_check_l2_curls_to() {
+  local vip=$1 i out ok=0 owner mac
+  lab_phase "check: layer 2: ten curls to $vip from the router namespace (its kernel resolves the address on the bridge)"
+  lab_wait 60 "the first answered curl to $vip" lab_curl_from "$LAB_L2_CLIENT_NS" "$vip" 1 \
+    || lab_fail "no curl to $vip was answered within 60s (hack/lab logs speaker; hack/lab router show route)"
+  mac=$(lab_l2_neigh_mac "$vip")
+  owner=$(lab_mac_node "${mac:-none}")
+  for i in $(seq 10); do
+    if out=$(lab_curl_from "$LAB_L2_CLIENT_NS" "$vip"); then
+      printf '  curl %2d: %s\n' "$i" "$out" >&2
+      [ "${out##* on }" = "$owner" ] && ok=$((ok + 1))
+    else
+      printf '  curl %2d: FAILED %s\n' "$i" "$out" >&2
+    fi
+  done
+  printf '  owner of %s: %s (MAC %s in the client'"'"'s neighbour table: %s)\n' "$vip" "$owner" "${mac:-none}" \
+    "$(lab_ns "$LAB_L2_CLIENT_NS" ip neigh show to "$vip")" >&2
+  [ "$ok" -eq 10 ] || lab_fail "only $ok of 10 curls to $vip were answered by the pod on its owner $owner"
 }

@@ -33,6 +33,17 @@ LAB_ETCD_PEER_PORT=2380
 # Documentation ranges, present only inside the lab's namespaces and blackholed in the host.
 LAB_POOL_V4=203.0.113.64/26
 LAB_POOL_V6=2001:db8:113::/120
+# The layer-2 pool: addresses on the bridge's own subnets, above every address the lab gives
+# (host .1, router .2, nodes .11–.13), answered by the owning node's speaker (ARP, NDP); no
+# interface holds them and nothing routes them. The router namespace sits on the same
+# segment and is the layer-2 client: its kernel resolves them like any host's.
+LAB_L2_POOL_V4=10.250.0.240-10.250.0.249
+LAB_L2_POOL_V6=fd42:250::f0-fd42:250::ff
+# The L2 Service's addresses (pinned in demo.yaml): one node owns both and the same node
+# succeeds it for both (rank by sha256 of "node#address", docs/l2.md: lab-n3, then lab-n1),
+# so crashing the owner moves both families at once.
+LAB_L2_IP=10.250.0.243
+LAB_L2_IP6=fd42:250::fa
 LAB_ROUTER_ASN=64500
 LAB_CLUSTER_ASN=64512
 
@@ -52,3 +63,11 @@ LAB_LOGS=$LAB_STATE/logs
 LAB_KUBECONFIG=$LAB_STATE/admin.kubeconfig
 LAB_DEMO_NS=demo
 LAB_DEMO_SVC=hello
+LAB_L2_POOL=lab-l2
+LAB_L2_SVC=hello-l2
+LAB_L2_CLIENT_NS=$LAB_ROUTER_NS   # the layer-2 client: on the bridge, see above
+# A second host on the bridge that asks "who has the address?" from scratch (arping, ndisc6)
+# without touching the client's neighbour table: what a client resolving afresh would get.
+LAB_L2_RESOLVER_NS=$LAB-l2r
+LAB_L2_RESOLVER_IP=10.250.0.3
+LAB_L2_RESOLVER_IP6=fd42:250::3

@@ -67,6 +67,11 @@ lab_net_up() {
   lab_ns "$LAB_CLIENT_NS" ip addr add "$LAB_CLIENT_IP6/64" dev eth0 nodad
   lab_ns "$LAB_CLIENT_NS" ip route add default via "$LAB_ROUTER_CLIENT_IP"
   lab_ns "$LAB_CLIENT_NS" ip -6 route add default via "$LAB_ROUTER_CLIENT_IP6"
+  # The layer-2 resolver probe: a bare host on the bridge (env.sh).
+  lab_netns_add "$LAB_L2_RESOLVER_NS"
+  lab_veth "$LAB_L2_RESOLVER_NS" "$LAB-l2r"
+  lab_ns "$LAB_L2_RESOLVER_NS" ip addr add "$LAB_L2_RESOLVER_IP/$LAB_PREFIX_LEN" dev eth0
+  lab_ns "$LAB_L2_RESOLVER_NS" ip addr add "$LAB_L2_RESOLVER_IP6/64" dev eth0 nodad
   # ECMP over nodes: hash on L4 ports so different connections spread over the next hops.
   lab_ns "$LAB_ROUTER_NS" sysctl -qw net.ipv4.fib_multipath_hash_policy=1
   lab_ns "$LAB_ROUTER_NS" sysctl -qw net.ipv6.fib_multipath_hash_policy=1

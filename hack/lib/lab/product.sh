@@ -46,8 +46,9 @@ lab_demo_up() {
 }
 
 # lab_service_ip / lab_service_ip6: the demo Service's IPv4 / IPv6 address.
+# lab_service_ips [SERVICE]: its addresses, one a line (default: the BGP demo Service).
 lab_service_ips() {
-  lab_kubectl -n "$LAB_DEMO_NS" get svc "$LAB_DEMO_SVC" -o jsonpath='{range .status.loadBalancer.ingress[*]}{.ip}{"\n"}{end}' 2>/dev/null
+  lab_kubectl -n "$LAB_DEMO_NS" get svc "${1:-$LAB_DEMO_SVC}" -o jsonpath='{range .status.loadBalancer.ingress[*]}{.ip}{"\n"}{end}' 2>/dev/null
 }
 lab_service_ip() { lab_service_ips | grep -v : | head -1; }
 lab_service_ip6() { lab_service_ips | grep : | head -1; }

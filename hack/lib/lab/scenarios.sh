@@ -1,20 +1,26 @@
 # Scenarios: each one does something to the lab while the client curls the Service every
 # 100 ms and the router's route is sampled every 100 ms, then prints what was measured and
 # fails when an expectation does not hold. A scenario is one function lab_scenario_<name>
-# built from lab_scenario_begin / lab_scenario_end / lab_expect (a layer-2 pool scenario is
-# one more such function). Sourced by hack/lab.
+# built from lab_scenario_begin / lab_scenario_end / lab_expect; the layer-2 one
+# (l2-owner-crash, at the end) starts its own probes in the layer-2 client and the resolver.
+# Sourced by hack/lab.
 # shellcheck shell=bash
 
 LAB_SCENARIO_MAX_SECONDS=${LAB_SCENARIO_MAX_SECONDS:-180}
 
-# lab_scenario_begin NAME: start the curl loop and the route sampler.
-lab_scenario_begin() {
+# lab_scenario_dir NAME: the scenario's name, its verdict, the directory of its samples.
+lab_scenario_dir() {
   LAB_SCN=$1
   LAB_SCN_FAIL=0
-  LAB_VIP=$(lab_service_ip)
-  [ -n "$LAB_VIP" ] || die "the demo Service has no address: is the lab up?"
   LAB_SCN_DIR=$LAB_LOGS/scenarios/$LAB_SCN-$(date +%H%M%S)   # under the logs: kept by down
   mkdir -p "$LAB_SCN_DIR"
+}
+
+# lab_scenario_begin NAME: start the curl loop and the route sampler.
+lab_scenario_begin() {
+  lab_scenario_dir "$1"
+  LAB_VIP=$(lab_service_ip)
+  [ -n "$LAB_VIP" ] || die "the demo Service has no address: is the lab up?"
   lab_start "probe-curl" "$LAB_CLIENT_NS" "$HACK_DIR/lib/lab/probe-loop" curl "$LAB_VIP" "$LAB_SCN_DIR/curl" "$LAB_SCENARIO_MAX_SECONDS"
   lab_start "probe-route" "$LAB_ROUTER_NS" "$HACK_DIR/lib/lab/probe-loop" route "$LAB_VIP" "$LAB_SCN_DIR/route" "$LAB_SCENARIO_MAX_SECONDS"
   LAB_HOPS_BEFORE=$(lab_router_next_hops "$LAB_VIP" | wc -l)
@@ -27,9 +33,7 @@ lab_scenario_begin() {
 # between two answered curls that has a failure in it, the fewest next hops seen).
 lab_scenario_end() {
   sleep 2
-  touch "$LAB_SCN_DIR/curl.stop" "$LAB_SCN_DIR/route.stop"
-  sleep 0.5
-  lab_stop probe-curl; lab_stop probe-route
+  lab_probes_stop probe-curl probe-route
   read -r LAB_CURLS LAB_CURLS_FAILED LAB_GAP_MS < <(awk '
     $2 == "ok" { if (failed && last != "") { g = $1 - last; if (g > gap) gap = g } last = $1; failed = 0 }
     $2 == "fail" { failed = 1; nfail++ }
@@ -125,6 +129,14 @@ lab_scenario_node_down() {
   lab_scenario_verdict
 }
 
+# lab_probes_stop NAME…: end the named probe loops (their .stop file, then the process).
+lab_probes_stop() {
+  local p
+  for p in "$@"; do touch "$LAB_SCN_DIR/${p#probe-}.stop"; done
+  sleep 0.5
+  for p in "$@"; do lab_stop "$p"; done
+}
+
 # gobgpd-restart: the gobgpd sidecar of every controller replica is killed at once; the
 # kubelet restarts it, the controller re-configures it, and the router keeps forwarding on the
 # stale routes meanwhile (graceful restart on both sides).
@@ -201,3 +213,209 @@ lab_scenario_upgrade() {
   lab_expect "no route was withdrawn (never fewer next hops)" [ "$LAB_MIN_HOPS" -ge "$LAB_HOPS_BEFORE" ]
   lab_scenario_verdict
 }
+
+# l2-owner-crash: the node that owns the layer-2 Service's addresses loses its link to the
+# bridge — what a power loss looks like on the segment: nothing answers from its MAC any
+# more, and it tells nobody — while the layer-2 client (the router's namespace, on the bridge)
+# curls both addresses every 100 ms and reads its neighbour entries every 50 ms. The
+# successor must take both addresses (the client's entries move to its MAC, by the gratuitous
+# ARP and unsolicited NA it sends). Then the link comes back: the node settles for its 10 s
+# hold-down before it may own anything again; by rank it is first, so it then takes the
+# addresses back.
+LAB_L2_HOLD_DOWN_MS=10000
+# The bound on the client's gap (first failed curl → first answered one after): the failover
+# (about 0.5 s) plus the curl in flight at the crash, which waits out its 1 s timeout.
+LAB_L2_GAP_BOUND_MS=${LAB_L2_GAP_BOUND_MS:-2500}
+LAB_L2_MOVE_BOUND_MS=2000
+# The resolver asks every ~0.1–0.4 s and waits 300 ms: one request lost in a move is noise.
+LAB_L2_UNANSWERED_BOUND_MS=1000
+
+lab_scenario_l2_owner_crash() {
+  lab_scenario_dir l2-owner-crash
+  lab_wait 60 "every speaker settled" lab_l2_speakers_settled || die "the speakers never settled (hack/lab logs speaker)"
+  lab_l2_probes_start
+  sleep 2   # a baseline of answered curls, and the entries resolved
+  LAB_L2_VICTIM=$(lab_l2_owner "$LAB_L2_IP")
+  LAB_L2_VICTIM_MAC=$(lab_l2_neigh_mac "$LAB_L2_IP")
+  [ -n "$LAB_L2_VICTIM" ] && [ "$LAB_L2_VICTIM" != "?" ] \
+    || { lab_l2_probes_stop; die "the client has not resolved $LAB_L2_IP to a node ($(lab_ns "$LAB_L2_CLIENT_NS" ip neigh show to "$LAB_L2_IP"))"; }
+  local owner6 port
+  owner6=$(lab_l2_owner "$LAB_L2_IP6")
+  port=$LAB-n$(lab_node_index "$LAB_L2_VICTIM")
+  log "scenario $LAB_SCN: $LAB_L2_IP and $LAB_L2_IP6 owned by $LAB_L2_VICTIM and $owner6 ($LAB_L2_VICTIM_MAC); cutting $LAB_L2_VICTIM's link to the bridge ($port)"
+  LAB_SCN_T0=$(now_ms)
+  lab_event "link $port down"
+  ip link set "$port" down
+  lab_wait 10 "the client's entries to move off $LAB_L2_VICTIM_MAC" lab_l2_both_moved || true
+  lab_wait 10 "curls answered again" lab_l2_both_answered_since "$LAB_SCN_T0" || true
+  sleep 1   # answered curls from the new owner before the link returns
+  LAB_L2_T_UP=$(now_ms)
+  lab_event "link $port up"
+  ip link set "$port" up
+  lab_l2_wait_whole
+  # By rank the node is first again: once settled it may take the addresses back.
+  lab_wait 5 "the addresses back on $LAB_L2_VICTIM" lab_l2_both_on "$LAB_L2_VICTIM_MAC" || true
+  sleep 2
+  lab_l2_probes_stop
+  lab_logs speaker >"$LAB_SCN_DIR/speaker.log" 2>&1 || true   # who owned what when, for the record
+  lab_l2_report "$owner6"
+  lab_scenario_verdict
+}
+
+lab_l2_probes() { echo probe-l2-curl4 probe-l2-curl6 probe-l2-neigh4 probe-l2-neigh6 probe-l2-ask4 probe-l2-ask6; }
+
+lab_l2_probes_start() {
+  local loop="$HACK_DIR/lib/lab/probe-loop" max=$LAB_SCENARIO_MAX_SECONDS
+  lab_start probe-l2-curl4 "$LAB_L2_CLIENT_NS" "$loop" curl "$LAB_L2_IP" "$LAB_SCN_DIR/l2-curl4" "$max"
+  lab_start probe-l2-curl6 "$LAB_L2_CLIENT_NS" "$loop" curl "[$LAB_L2_IP6]" "$LAB_SCN_DIR/l2-curl6" "$max"
+  lab_start probe-l2-neigh4 "$LAB_L2_CLIENT_NS" "$loop" neigh "$LAB_L2_IP" "$LAB_SCN_DIR/l2-neigh4" "$max" 0.05
+  lab_start probe-l2-neigh6 "$LAB_L2_CLIENT_NS" "$loop" neigh "$LAB_L2_IP6" "$LAB_SCN_DIR/l2-neigh6" "$max" 0.05
+  lab_start probe-l2-ask4 "$LAB_L2_RESOLVER_NS" "$loop" ask "$LAB_L2_IP" "$LAB_SCN_DIR/l2-ask4" "$max"
+  lab_start probe-l2-ask6 "$LAB_L2_RESOLVER_NS" "$loop" ask "$LAB_L2_IP6" "$LAB_SCN_DIR/l2-ask6" "$max"
+}
+
+lab_l2_probes_stop() {
+  # shellcheck disable=SC2046
+  lab_probes_stop $(lab_l2_probes)
+}
+
+# The client's entries for both addresses hold a MAC, and not the crashed owner's.
+lab_l2_both_moved() {
+  local a m
+  for a in "$LAB_L2_IP" "$LAB_L2_IP6"; do
+    m=$(lab_l2_neigh_mac "$a")
+    [ -n "$m" ] && [ "$m" != "$LAB_L2_VICTIM_MAC" ] || return 1
+  done
+}
+# lab_l2_both_on MAC: the client's entries for both addresses hold MAC.
+lab_l2_both_on() {
+  [ "$(lab_l2_neigh_mac "$LAB_L2_IP")" = "$1" ] && [ "$(lab_l2_neigh_mac "$LAB_L2_IP6")" = "$1" ]
+}
+# lab_l2_both_answered_since MS: the last curl of each family started after MS and was answered.
+lab_l2_both_answered_since() {
+  local f
+  for f in l2-curl4 l2-curl6; do
+    tail -1 "$LAB_SCN_DIR/$f" | awk -v t="$1" '$1 > t && $2 == "ok" { ok = 1 } END { exit !ok }' || return 1
+  done
+}
+
+# lab_speaker_pod NODE: the speaker pod on NODE.
+lab_speaker_pod() {
+  lab_kubectl -n kube-system get pods -l app.kubernetes.io/component=speaker --field-selector "spec.nodeName=$1" \
+    -o jsonpath='{.items[0].metadata.name}'
+}
+
+# lab_l2_settled_ms POD SINCE_MS: when POD's speaker first logged "settled" at or after
+# SINCE_MS (epoch ms, from the log's own timestamps); fails while it has not.
+lab_l2_settled_ms() {
+  local ts ms
+  while read -r ts _; do
+    ms=$(( $(date -d "$ts" +%s%N) / 1000000 ))
+    [ "$ms" -ge "$2" ] && { echo "$ms"; return 0; }
+  done < <(lab_kubectl -n kube-system logs "$1" -c speaker --timestamps \
+    --since-time="$(date -u -d "@$(( $2 / 1000 ))" +%FT%TZ)" 2>/dev/null | grep 'settled: owns')
+  return 1
+}
+
+# lab_l2_speakers_settled: every speaker's last word on its hold-down is "settled" (a speaker
+# settles 10 s after it starts; before that the ranking is not yet the settled one).
+lab_l2_speakers_settled() {
+  local pod
+  for pod in $(lab_kubectl -n kube-system get pods -l app.kubernetes.io/component=speaker -o jsonpath='{.items[*].metadata.name}'); do
+    lab_kubectl -n kube-system logs "$pod" -c speaker | grep -E 'settling: owns|settled: owns' | tail -1 \
+      | grep -q 'settled: owns' || return 1
+  done
+}
+
+# lab_l2_wait_whole: the crashed node Ready again, its speaker settled, every BGP session up.
+lab_l2_wait_whole() {
+  local pod
+  LAB_L2_READY_MS=$(lab_wait_ms 90 lab_node_initialized "$LAB_L2_VICTIM") || LAB_L2_READY_MS=never
+  pod=$(lab_speaker_pod "$LAB_L2_VICTIM")
+  lab_wait 60 "$pod to log 'settled'" lab_l2_settled_ms "$pod" "$LAB_L2_T_UP" || true
+  LAB_L2_SETTLED=$(lab_l2_settled_ms "$pod" "$LAB_L2_T_UP") && lab_event "$pod settled at $LAB_L2_SETTLED" \
+    || LAB_L2_SETTLED=never
+  lab_wait 60 "the BGP sessions" lab_gobgp_sessions_established && LAB_L2_BGP=ok || LAB_L2_BGP=down
+}
+
+# lab_l2_neigh_figures FILE: from the neighbour samples, "MOVED_MS NEW_MAC BACK_MS": when the
+# entry first held another MAC after the crash (ms after it), that MAC, and when it first held
+# the crashed node's MAC again (ms after the link came back up); "never" for what did not happen.
+lab_l2_neigh_figures() {
+  awk -v t0="$LAB_SCN_T0" -v up="$LAB_L2_T_UP" -v old="$LAB_L2_VICTIM_MAC" '
+    moved == "" && $1 >= t0 && $2 != "-" && $2 != old { moved = $1 - t0; mac = $2; next }
+    moved != "" && back == "" && $2 == old { back = $1 - up }
+    END { print (moved == "" ? "never" : moved), (mac == "" ? "none" : mac), (back == "" ? "never" : back) }' "$1"
+}
+
+# lab_l2_curl_figures FILE: "CURLS FAILED GAP_MS FAILED_AFTER_UP": the gap runs from the first
+# failed curl at the crash (one started up to a timeout before it was in flight) to the first
+# answered one after it.
+lab_l2_curl_figures() {
+  awk -v t0="$LAB_SCN_T0" -v up="$LAB_L2_T_UP" '
+    $2 == "fail" { nfail++; if ($1 >= up) after++ }
+    $2 == "fail" && first == "" && $1 >= t0 - 1100 { first = $1 }
+    $2 == "ok" && first != "" && gap == "" { gap = $1 - first }
+    END { print NR, nfail + 0, (first == "" ? 0 : (gap == "" ? "never" : gap)), after + 0 }' "$1"
+}
+
+# lab_l2_ask_figures FILE: from the resolver's samples, "FIRST_MS UNANSWERED_MS": when another
+# MAC than the crashed node's first answered (ms after the crash), and the longest stretch
+# after the link came back up in which nobody answered (first unanswered request to the next
+# answered one).
+lab_l2_ask_figures() {
+  awk -v t0="$LAB_SCN_T0" -v up="$LAB_L2_T_UP" -v old="$LAB_L2_VICTIM_MAC" '
+    first == "" && $1 >= t0 && $2 != "none" && $2 != old { first = $1 - t0 }
+    $1 >= up && $2 == "none" && start == "" { start = $1 }
+    $1 >= up && $2 != "none" && start != "" { if ($1 - start > gap) gap = $1 - start; start = "" }
+    { last = $1 }
+    END { if (start != "" && last - start > gap) gap = last - start
+          print (first == "" ? "never" : first), gap + 0 }' "$1"
+}
+
+# lab_l2_report OWNER6: the RESULT line and the expectations.
+lab_l2_report() {
+  local owner6=$1 f moved mac back curls failed gap after new asked unanswered res=""
+  local -A fig=()
+  for f in 4 6; do
+    read -r moved mac back < <(lab_l2_neigh_figures "$LAB_SCN_DIR/l2-neigh$f")
+    read -r curls failed gap after < <(lab_l2_curl_figures "$LAB_SCN_DIR/l2-curl$f")
+    read -r asked unanswered < <(lab_l2_ask_figures "$LAB_SCN_DIR/l2-ask$f")
+    new=$(lab_mac_node "$mac")
+    fig[moved$f]=$moved fig[new$f]=$new fig[back$f]=$back fig[gap$f]=$gap fig[after$f]=$after
+    fig[unanswered$f]=$unanswered
+    res+=" IPv$f: neighbour_moved_ms=$moved new_owner=$new($mac) first_answer_from_it_ms=$asked curls=$curls"
+    res+=" failed=$failed gap_ms=$gap failed_after_link_up=$after back_on_old_owner_ms_after_link_up=$back"
+    res+=" unanswered_after_link_up_ms=$unanswered;"
+  done
+  local settled_after=never
+  [ "$LAB_L2_SETTLED" != never ] && settled_after=$(( LAB_L2_SETTLED - LAB_L2_T_UP ))
+  printf 'RESULT %s: crashed=%s(%s) link_down_ms=%s%s link_up->Ready_ms=%s ->speaker_settled_ms=%s bgp_sessions=%s\n' \
+    "$LAB_SCN" "$LAB_L2_VICTIM" "$LAB_L2_VICTIM_MAC" "$(( LAB_L2_T_UP - LAB_SCN_T0 ))" "$res" \
+    "$( [ "$LAB_L2_READY_MS" = never ] && echo never || echo $(( LAB_SCN_T0 + LAB_L2_READY_MS - LAB_L2_T_UP )))" \
+    "$settled_after" "$LAB_L2_BGP"
+  lab_expect "one node owned both addresses before the crash (pinned so)" [ "$owner6" = "$LAB_L2_VICTIM" ]
+  for f in 4 6; do
+    lab_expect "IPv$f: the client's entry moved to another node within ${LAB_L2_MOVE_BOUND_MS} ms" \
+      lab_l2_within "${fig[moved$f]}" "$LAB_L2_MOVE_BOUND_MS"
+    lab_expect "IPv$f: the new owner is a lab node other than $LAB_L2_VICTIM" \
+      lab_l2_other_node "${fig[new$f]}"
+    lab_expect "IPv$f: the client's gap was under ${LAB_L2_GAP_BOUND_MS} ms" \
+      lab_l2_within "${fig[gap$f]}" "$LAB_L2_GAP_BOUND_MS"
+    lab_expect "IPv$f: the address did not go back to $LAB_L2_VICTIM before its hold-down (${LAB_L2_HOLD_DOWN_MS} ms after the link came up)" \
+      lab_l2_not_before "${fig[back$f]}" "$LAB_L2_HOLD_DOWN_MS"
+    lab_expect "IPv$f: at most one curl failed after the link came back (in flight while the address moved back)" \
+      [ "${fig[after$f]}" -le 1 ]
+    lab_expect "IPv$f: after the link came back a fresh $( [ $f = 4 ] && echo ARP request || echo Neighbor Solicitation) was always answered (no stretch of ${LAB_L2_UNANSWERED_BOUND_MS} ms without)" \
+      [ "${fig[unanswered$f]}" -lt "$LAB_L2_UNANSWERED_BOUND_MS" ]
+  done
+  lab_expect "$LAB_L2_VICTIM Ready again" [ "$LAB_L2_READY_MS" != never ]
+  lab_expect "its speaker settled after the link came back, not before the hold-down" \
+    lab_l2_settled_after_hold_down "$settled_after"
+  lab_expect "every BGP session Established again" [ "$LAB_L2_BGP" = ok ]
+}
+
+lab_l2_within() { [ "$1" != never ] && [ "$1" -lt "$2" ]; }
+lab_l2_not_before() { [ "$1" = never ] || [ "$1" -ge "$2" ]; }
+lab_l2_settled_after_hold_down() { [ "$1" != never ] && [ "$1" -ge "$LAB_L2_HOLD_DOWN_MS" ]; }
+lab_l2_other_node() { [ "$1" != "?" ] && [ "$1" != "$LAB_L2_VICTIM" ]; }

@@ -90,7 +90,7 @@ lab_up() {
     lab_wait 120 "node $n to be initialized by baremetal-ccm and Ready" lab_node_initialized "$n" \
       || { lab_pod_diagnosis kube-system; die "node $n was not initialized (hack/lab logs controller)"; }
   done
-  lab_phase "demo: IPPool, BGPPeer, Deployment, LoadBalancer Service"
+  lab_phase "demo: IPPools (BGP, layer 2), BGPPeers, Deployment, LoadBalancer Services"
   lab_demo_up
   lab_kubectl -n "$LAB_DEMO_NS" rollout status deploy/hello --timeout=120s >/dev/null 2>&1 \
     || { lab_pod_diagnosis "$LAB_DEMO_NS"; die "the demo pods did not become ready"; }
@@ -108,8 +108,8 @@ lab_up() {
   trap - EXIT
   t=$(now_ms)
   lab_phase "lab up: first answered curl after $(( (t_first - t0) / 1000 )).$(( (t_first - t0) % 1000 / 100 ))s, total $(( (t - t0) / 1000 )).$(( (t - t0) % 1000 / 100 ))s"
-  printf '\nkubeconfig: %s\n  hack/lab kubectl get nodes,svc -A\n  hack/lab client curl http://%s/\n  hack/lab down\n' \
-    "$LAB_KUBECONFIG" "$LAB_VIP"
+  printf '\nkubeconfig: %s\n  hack/lab kubectl get nodes,svc -A\n  hack/lab client curl http://%s/\n  hack/lab l2-client curl http://%s/; hack/lab l2-client ip neigh    (layer 2)\n  hack/lab down\n' \
+    "$LAB_KUBECONFIG" "$LAB_VIP" "$LAB_L2_IP"
 }
 
 lab_in_pool_service() { lab_in_pool "$(lab_service_ip)" && lab_in_pool "$(lab_service_ip6)"; }
@@ -121,6 +121,7 @@ lab_checks() {
   lab_check_service
   lab_check_route
   lab_check_curls
+  lab_check_l2
 }
 
 lab_up_failed() {
@@ -168,6 +169,10 @@ lab_status() {
   echo; lab_kubectl get svc -A; echo; lab_kubectl get ippools,bgppeers
   local vip; vip=$(lab_service_ip)
   [ -n "$vip" ] && { echo; echo "router's route to $vip:"; lab_ns "$LAB_ROUTER_NS" ip route show "$vip"; }
+  echo; echo "layer 2: the client's (router's) neighbour entries:"
+  for vip in "$LAB_L2_IP" "$LAB_L2_IP6"; do
+    echo "  $(lab_ns "$LAB_L2_CLIENT_NS" ip neigh show to "$vip") -> owner $(lab_l2_owner "$vip")"
+  done
   return 0
 }
 

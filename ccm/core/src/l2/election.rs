@@ -180,6 +180,10 @@ pub enum NoEligibleNode {
     /// A speaker found a machine outside the cluster holding the address: the whole cluster
     /// leaves it alone until that speaker finds it free again (or is gone).
     AddressConflict,
+    /// Every eligible speaker is settling and the view holds no other alive and ready speaker:
+    /// the one alive cannot tell a dead cluster from its own isolation (just started, or its link just
+    /// came back after the others were declared down), so it waits out its hold-down.
+    SettlingAlone,
 }
 
 impl fmt::Display for NoEligibleNode {
@@ -202,6 +206,9 @@ impl fmt::Display for NoEligibleNode {
             }
             NoEligibleNode::AddressConflict => {
                 "a machine outside the cluster holds the address (a speaker found it answering)"
+            }
+            NoEligibleNode::SettlingAlone => {
+                "the only alive speaker is settling and hears from no other speaker yet"
             }
         })
     }
@@ -291,6 +298,8 @@ pub fn elect(view: &View, address: &Address<'_>) -> Ownership {
     let settled = |c: &Candidate| view.members.get(&c.node).is_some_and(|m| !m.settling);
     if eligible.iter().any(settled) {
         eligible.retain(settled);
+    } else if alone(view) {
+        return Ownership::NoEligibleNode(NoEligibleNode::SettlingAlone);
     }
     eligible.sort_by_cached_key(|c| {
         (
@@ -299,6 +308,21 @@ pub fn elect(view: &View, address: &Address<'_>) -> Ownership {
         )
     });
     Ownership::Ranked(eligible)
+}
+
+/// Whether the view holds at most one alive and ready speaker. A settling speaker that hears
+/// no other cannot know whether the others are gone or it was cut off from them: right after
+/// it started, its view holds only itself until it joins, and a member it has just heard of
+/// is not ready until its first state arrives (microseconds later; an election in between
+/// took the addresses in the lab); after its link comes back, the others it declared down
+/// while isolated are still down in its view for the half second it takes to rejoin. Owning then would drag addresses from their settled owners, which give way to
+/// the higher rank on the wire (`yields_to`) and are then held off while the settling one, once
+/// it hears them, no longer owns: nobody would answer until it settled.
+fn alone(view: &View) -> bool {
+    (view.members.values())
+        .filter(|m| m.liveness == Liveness::Alive && m.ready)
+        .nth(1)
+        .is_none()
 }
 
 /// The candidates of an `externalTrafficPolicy: Local` Service: those with a ready endpoint;

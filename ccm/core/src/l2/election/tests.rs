@@ -112,6 +112,35 @@ fn named_interfaces_announce_even_without_an_address_but_never_when_down() {
 }
 
 #[test]
+fn a_settling_speaker_that_hears_no_other_owns_nothing_until_it_settles() {
+    // Found in the lab (`hack/lab l2-owner-crash`): a speaker back from isolation, or just
+    // restarted, took its addresses at once from a view holding only itself; their settled
+    // owner gave way to its higher rank on the wire, and once the settling one heard the
+    // others it no longer owned them either: nobody answered for the rest of its hold-down.
+    let options = defaults();
+    let address = at("192.0.2.100", &options);
+    let b = || speaker().on("eth0", &["192.0.2.12/24"]);
+    // Just started: its view holds only itself, then others whose state has not arrived yet
+    // (not ready, no interfaces).
+    let started = View::default().node("b", b().settling());
+    assert_eq!(why_not(&started, &address), NoEligibleNode::SettlingAlone);
+    let joining = started.node("a", speaker().not_ready());
+    assert_eq!(why_not(&joining, &address), NoEligibleNode::SettlingAlone);
+    // Its link back after the others were declared down while it was cut off.
+    let back = (three().with("a", speaker().liveness(Liveness::Down)))
+        .with("c", speaker().liveness(Liveness::Down))
+        .with("b", b().settling());
+    assert_eq!(why_not(&back, &address), NoEligibleNode::SettlingAlone);
+    // Settled, it owns alone.
+    assert_eq!(owner(&back.with("b", b()), &address).as_deref(), Some("b"));
+    // A cluster starting (every speaker settling, hearing each other) has owners at once.
+    let starting = (three().with("a", speaker().on("eth0", &["192.0.2.11/24"]).settling()))
+        .with("b", b().settling())
+        .with("c", speaker().on("eth0", &["192.0.2.13/24"]).settling());
+    assert!(owner(&starting, &address).is_some());
+}
+
+#[test]
 fn a_settling_node_owns_only_when_no_settled_node_can() {
     let options = defaults();
     // An address `b` would win on weight alone.
