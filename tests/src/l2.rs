@@ -207,14 +207,36 @@ pub struct L2Lab {
     pub client: Host,
     pub speakers: std::collections::BTreeMap<String, Process>,
     key: PathBuf,
+    /// Each speaker's credentials (the admin's unless [`L2Options::shipped_speaker_account`]).
+    kubeconfigs: std::collections::BTreeMap<String, PathBuf>,
     _forwards: Vec<Forward>,
     _controller: Process,
     _key_dir: tempfile::TempDir,
     _lab: crate::netns::Lab,
 }
 
+/// How [`L2Lab::start_with`] differs from [`L2Lab::start`].
+#[derive(Debug, Clone, Default)]
+pub struct L2Options {
+    /// The API server's options (an audit log of every request, for instance).
+    pub cluster: crate::cluster::ClusterOptions,
+    /// Runs the speakers as the shipped ServiceAccount `kube-system/baremetal-ccm-speaker`
+    /// (the shipped RBAC applied, each speaker with a token bound to a Pod on its node) instead
+    /// of the admin, so that the audit log tells their requests from the controller's.
+    pub shipped_speaker_account: bool,
+}
+
+/// The user the speakers of an [`L2Lab`] started with [`L2Options::shipped_speaker_account`]
+/// authenticate as.
+pub const SPEAKER_USER: &str = "system:serviceaccount:kube-system:baremetal-ccm-speaker";
+
 impl L2Lab {
     pub async fn start() -> L2Lab {
+        Self::start_with(L2Options::default()).await
+    }
+
+    /// [`L2Lab::start`] with `options`.
+    pub async fn start_with(options: L2Options) -> L2Lab {
         let mut lab = crate::netns::Lab::new().expect("a lab");
         let segment = lab.segment("sw").expect("the bridge");
         let mut hosts = std::collections::BTreeMap::new();
@@ -230,8 +252,11 @@ impl L2Lab {
         let client = lab
             .host_on("cli", &segment, &client_addresses)
             .expect("the client");
-        let cluster = crate::ccm::cluster(false).await;
+        let cluster = crate::ccm::cluster_with(options.cluster).await;
         let api = cluster.client();
+        if options.shipped_speaker_account {
+            crate::manifests::apply_shipped_rbac(&api).await;
+        }
         for (name, v4, _) in L2_NODES {
             let address = v4
                 .split('/')
@@ -253,9 +278,20 @@ impl L2Lab {
         let (key_dir, key) = gossip_key();
         let mut forwards = Vec::new();
         let mut speakers = std::collections::BTreeMap::new();
+        let mut kubeconfigs = std::collections::BTreeMap::new();
         for (name, host) in &hosts {
+            let kubeconfig = if options.shipped_speaker_account {
+                (cluster.pod_service_account_client("kube-system", "baremetal-ccm-speaker", name))
+                    .await
+                    .expect("a token for the speaker's ServiceAccount")
+                    .0
+            } else {
+                cluster.admin_kubeconfig()
+            };
             forwards.push(forward_api(&cluster, host));
-            speakers.insert(name.clone(), start_l2_speaker(&cluster, host, name, &key));
+            let speaker = start_l2_speaker_as(&kubeconfig, host, name, &key, &[]);
+            speakers.insert(name.clone(), speaker);
+            kubeconfigs.insert(name.clone(), kubeconfig);
         }
         L2Lab {
             cluster,
@@ -263,6 +299,7 @@ impl L2Lab {
             client,
             speakers,
             key,
+            kubeconfigs,
             _forwards: forwards,
             _controller: controller,
             _key_dir: key_dir,
@@ -312,7 +349,8 @@ impl L2Lab {
 
     /// Starts `node`'s speaker again (after a kill or a stop).
     pub fn restart(&mut self, node: &str) {
-        let speaker = start_l2_speaker(&self.cluster, &self.hosts[node], node, &self.key);
+        let kubeconfig = &self.kubeconfigs[node];
+        let speaker = start_l2_speaker_as(kubeconfig, &self.hosts[node], node, &self.key, &[]);
         self.speakers.insert(node.to_owned(), speaker);
     }
 
