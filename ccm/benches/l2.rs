@@ -167,6 +167,9 @@ async fn steady(lab: &mut L2Lab, address: &str) -> String {
     // A settled speaker taking its addresses back can race the one that held them; that one
     // then yields and stays away from the address for 30 s, successor or not (see
     // docs/benchmarks.md). Wait that out too: a trial measures failover from steady state.
+    if since_last_yield(lab).is_some_and(|ago| ago < YIELD_OVER) {
+        YIELDS_WAITED.fetch_add(1, Ordering::Relaxed);
+    }
     while let Some(ago) = since_last_yield(lab) {
         if ago >= YIELD_OVER {
             break;
@@ -175,6 +178,9 @@ async fn steady(lab: &mut L2Lab, address: &str) -> String {
     }
     owner
 }
+
+/// Trials that started by waiting out a yield: how often the race happens.
+static YIELDS_WAITED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// The speakers' yield (30 s) and a margin.
 const YIELD_OVER: Duration = Duration::from_secs(31);
@@ -318,4 +324,8 @@ async fn main() {
             }
         }
     }
+    println!(
+        "\ntrials that first waited for a speaker's 30 s yield to end (a take-back raced): {}",
+        YIELDS_WAITED.load(Ordering::Relaxed)
+    );
 }

@@ -6,8 +6,9 @@
 //! hits both alike. Each request and its reply are timed by tcpdump on the client's eth0
 //! (`rig::capture`), with the kernel's timestamps: arping's own figure is taken where libpcap
 //! hands it the frame, ndisc6 prints none, and timing the tools' processes would add their
-//! start-up (milliseconds) to replies of tens of microseconds. Target (issue 14): the speaker
-//! within 1.5 × the kernel.
+//! start-up (milliseconds) to replies of tens of microseconds. A second pass runs with the
+//! answering speakers' threads at real-time priority (`chrt -f 10`), which separates the wait
+//! for a CPU from the rest. Target (issue 14): the speaker within 1.5 × the kernel.
 //!
 //! Needs root (network namespaces) and the rig's tools: run `hack/bench l2_reply`.
 //! `L2_BENCH_SAMPLES` (default 500) sets the requests per address.
