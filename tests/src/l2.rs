@@ -248,6 +248,8 @@ pub struct L2Lab {
     pub speakers: std::collections::BTreeMap<String, Process>,
     key: PathBuf,
     segment: crate::netns::Segment,
+    /// Each speaker's credentials (the admin's unless [`L2Options::shipped_speaker_account`]).
+    kubeconfigs: std::collections::BTreeMap<String, PathBuf>,
     _forwards: Vec<Forward>,
     _controller: Process,
     _key_dir: tempfile::TempDir,
@@ -256,6 +258,23 @@ pub struct L2Lab {
     _slot: tokio::sync::SemaphorePermit<'static>,
 }
 
+/// How [`L2Lab::start_with`] differs from [`L2Lab::start`].
+#[derive(Debug, Clone, Default)]
+pub struct L2Options {
+    /// The API server's options (an audit log of every request, for instance).
+    pub cluster: crate::cluster::ClusterOptions,
+    /// Runs the speakers as the shipped ServiceAccount `kube-system/baremetal-ccm-speaker`
+    /// (the shipped RBAC applied, each speaker with a token bound to a Pod on its node) instead
+    /// of the admin, so that the audit log tells their requests from the controller's.
+    pub shipped_speaker_account: bool,
+    /// Runs the controller with the l2-status controller too ([`L2Lab::start_with_status`]).
+    pub status: bool,
+}
+
+/// The user the speakers of an [`L2Lab`] started with [`L2Options::shipped_speaker_account`]
+/// authenticate as.
+pub const SPEAKER_USER: &str = "system:serviceaccount:kube-system:baremetal-ccm-speaker";
+
 /// How many labs run at once in one test binary. Each is three speakers, an API server with
 /// its etcd and a controller: more at once on a two-core machine starve the speakers' 100 ms
 /// probes, and a starved probe is a false failure that moves addresses under a test's feet.
@@ -263,7 +282,7 @@ static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(3);
 
 impl L2Lab {
     pub async fn start() -> L2Lab {
-        Self::start_with(false).await
+        Self::start_with(L2Options::default()).await
     }
 
     /// [`L2Lab::start`] with the controller running the l2-status controller too: inside n1's
@@ -271,7 +290,11 @@ impl L2Lab {
     /// beside n1's speaker on 7947), with the speakers' key and its own ServiceAccount under the
     /// shipped RBAC; [`L2Lab::cut_api`] cuts it off too.
     pub async fn start_with_status() -> L2Lab {
-        Self::start_with(true).await
+        Self::start_with(L2Options {
+            status: true,
+            ..L2Options::default()
+        })
+        .await
     }
 
     /// The controller's process (its log).
@@ -279,7 +302,8 @@ impl L2Lab {
         &self._controller
     }
 
-    async fn start_with(status: bool) -> L2Lab {
+    /// [`L2Lab::start`] with `options`.
+    pub async fn start_with(options: L2Options) -> L2Lab {
         let slot = SLOTS
             .acquire()
             .await
@@ -299,8 +323,11 @@ impl L2Lab {
         let client = lab
             .host_on("cli", &segment, &client_addresses)
             .expect("the client");
-        let cluster = crate::ccm::cluster(false).await;
+        let cluster = crate::ccm::cluster_with(options.cluster).await;
         let api = cluster.client();
+        if options.shipped_speaker_account {
+            crate::manifests::apply_shipped_rbac(&api).await;
+        }
         for (name, v4, _) in L2_NODES {
             let address = v4
                 .split('/')
@@ -321,13 +348,26 @@ impl L2Lab {
         let (key_dir, key) = gossip_key();
         let mut forwards = Vec::new();
         let mut speakers = std::collections::BTreeMap::new();
+        let mut kubeconfigs = std::collections::BTreeMap::new();
         for (name, host) in &hosts {
+            let kubeconfig = if options.shipped_speaker_account {
+                (cluster.pod_service_account_client("kube-system", "baremetal-ccm-speaker", name))
+                    .await
+                    .expect("a token for the speaker's ServiceAccount")
+                    .0
+            } else {
+                cluster.admin_kubeconfig()
+            };
             forwards.push(forward_api(&cluster, host));
-            speakers.insert(name.clone(), start_l2_speaker(&cluster, host, name, &key));
+            let speaker = start_l2_speaker_as(&kubeconfig, host, name, &key, &[]);
+            speakers.insert(name.clone(), speaker);
+            kubeconfigs.insert(name.clone(), kubeconfig);
         }
-        let controller = if status {
+        let controller = if options.status {
             // As shipped: the controller's ServiceAccount with exactly the shipped RBAC.
-            crate::manifests::apply_shipped_rbac(&api).await;
+            if !options.shipped_speaker_account {
+                crate::manifests::apply_shipped_rbac(&api).await;
+            }
             let (kubeconfig, _) = (cluster.service_account_client("kube-system", "baremetal-ccm"))
                 .await
                 .expect("the controller's ServiceAccount");
@@ -342,6 +382,7 @@ impl L2Lab {
             speakers,
             key,
             segment,
+            kubeconfigs,
             _forwards: forwards,
             _controller: controller,
             _key_dir: key_dir,
@@ -436,7 +477,8 @@ impl L2Lab {
 
     /// Starts `node`'s speaker again (after a kill or a stop).
     pub fn restart(&mut self, node: &str) {
-        let speaker = start_l2_speaker(&self.cluster, &self.hosts[node], node, &self.key);
+        let kubeconfig = &self.kubeconfigs[node];
+        let speaker = start_l2_speaker_as(kubeconfig, &self.hosts[node], node, &self.key, &[]);
         self.speakers.insert(node.to_owned(), speaker);
     }
 

@@ -12,6 +12,8 @@
 //! - [`proxy`]: a TCP proxy that can stall its connections (no RST, no FIN) and sever them;
 //! - [`https`]: the small HTTP(S) server under it and [`webhook`]: an admission webhook that
 //!   holds chosen users' requests (a slow webhook, a hanging call);
+//! - [`capture`]: tcpdump on a namespace's interface, its ARP and Neighbor Discovery frames read
+//!   back with kernel timestamps;
 //! - [`kubelet`]: Nodes as kubelets in external cloud-provider mode register them;
 //! - [`metrics_source`]: the metrics (and their labels) the program registers, read from its
 //!   source;
@@ -33,6 +35,7 @@
 
 pub mod bird;
 pub mod bird_control;
+pub mod capture;
 pub mod ccm;
 pub mod cluster;
 pub mod fabric;

@@ -1,5 +1,5 @@
-//! What benchmarks measure with: a process's memory, percentiles of latencies, milliseconds
-//! for the tables they print.
+//! What benchmarks measure with: a process's memory and CPU time, percentiles of latencies,
+//! milliseconds for the tables they print.
 
 use std::time::Duration;
 
@@ -27,3 +27,23 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 pub fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1000.0)
 }
+
+/// CPU time a process has used so far, user and system, all its threads
+/// (`/proc/<pid>/stat` utime + stime, in clock ticks of 10 ms).
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .expect("the measured process is alive");
+    // The command name may hold spaces; the fields after its closing parenthesis do not.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .expect("/proc/<pid>/stat has the command in parentheses")
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| -> u64 { fields[i].parse().expect("utime and stime are counts") };
+    // utime and stime are fields 14 and 15 of stat, 12th and 13th after the command.
+    Duration::from_millis((ticks(11) + ticks(12)) * 1000 / TICKS_PER_SECOND)
+}
+
+/// `sysconf(_SC_CLK_TCK)` on every Linux architecture the project runs on.
+const TICKS_PER_SECOND: u64 = 100;

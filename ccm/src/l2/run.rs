@@ -259,7 +259,7 @@ struct Supervisor {
     refused: BTreeSet<String>,
     previous: Plan,
     /// Addresses given way on, until when (a higher-ranked speaker answers for them too).
-    yielded: BTreeMap<IpAddr, tokio::time::Instant>,
+    yielded: BTreeMap<IpAddr, Yield>,
     /// Machines outside the cluster found holding addresses (times since `origin`).
     conflicts: Conflicts,
     /// The addresses known to have been announced: a takeover of those is not probed.
@@ -290,7 +290,7 @@ impl Supervisor {
         let held_back = self.conflicts.holding_back();
         let (mut plan, before) = plan_now(&self.world, view, &self.node, &held_back);
         let now = tokio::time::Instant::now();
-        self.yielded.retain(|_, until| *until > now);
+        self.yielded.retain(|_, y| y.holds(view, now));
         for duty in plan.duties.values_mut() {
             duty.retain(|address, _| !self.yielded.contains_key(address));
         }
@@ -349,7 +349,9 @@ impl Supervisor {
     /// When the loop must run again without any event: a yield or a conflict runs out.
     fn next_wake_up(&self) -> Option<tokio::time::Instant> {
         let conflicts = (self.conflicts.next_change()).map(|at| self.origin + at);
-        (self.yielded.values().copied()).chain(conflicts).min()
+        (self.yielded.values().map(|y| y.until))
+            .chain(conflicts)
+            .min()
     }
 
     fn report(&mut self, report: Report, view: &membership::View) {
@@ -376,7 +378,8 @@ impl Supervisor {
                         // A speaker answers for it: it was announced, no probe is due.
                         self.announced.insert(address);
                         if yields {
-                            (self.yielded).insert(address, tokio::time::Instant::now() + YIELD);
+                            let y = Yield::to(&other, view, tokio::time::Instant::now());
+                            self.yielded.insert(address, y);
                         }
                     }
                     _ => self.outside_claim(&interface, address, mac, kind, while_probing),
@@ -449,6 +452,37 @@ impl Supervisor {
         let seeds = self.world.seeds(&self.node, self.port, self.ipv4);
         self.seeds_tx.send_if_modified(|s| replace(s, seeds));
     }
+}
+
+/// Giving way on an address to a higher-ranked speaker that answers for it too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Yield {
+    to: String,
+    until: tokio::time::Instant,
+    /// Whether our view had that speaker up when we gave way. If it did, the view going
+    /// against it later is news (it died, it left): the yield ends then, or a failover would
+    /// wait out the rest of it. If it did not (our view was already wrong: a split), the
+    /// view saying so again is no news, and the yield runs its time.
+    up_then: bool,
+}
+
+impl Yield {
+    fn to(other: &str, view: &membership::View, now: tokio::time::Instant) -> Self {
+        Yield {
+            to: other.to_owned(),
+            until: now + YIELD,
+            up_then: up_in(view, other),
+        }
+    }
+
+    fn holds(&self, view: &membership::View, now: tokio::time::Instant) -> bool {
+        self.until > now && !(self.up_then && !up_in(view, &self.to))
+    }
+}
+
+/// Whether `node`'s speaker is alive, unsuspected and not leaving in `view`.
+fn up_in(view: &membership::View, node: &str) -> bool {
+    (view.members.get(node)).is_some_and(|p| p.alive && !p.suspected_by_me && !p.state.leaving)
 }
 
 /// Ready when nothing is wrong; otherwise every reason, in one line.
@@ -778,6 +812,40 @@ mod tests {
 
     fn up(links: &[(&str, u64)]) -> BTreeMap<String, u64> {
         links.iter().map(|(n, d)| ((*n).to_owned(), *d)).collect()
+    }
+
+    fn view_with(node: &str, alive: bool, suspected: bool) -> membership::View {
+        let mut view = membership::View::default();
+        view.members.insert(
+            node.to_owned(),
+            membership::Peer {
+                alive,
+                suspect: suspected,
+                suspected_by_me: suspected,
+                addr: "192.0.2.1:7947".parse().unwrap(),
+                state: MemberState::default(),
+            },
+        );
+        view
+    }
+
+    #[test]
+    fn a_yield_ends_when_the_speaker_given_way_to_goes_down_unless_the_view_was_wrong_already() {
+        let now = tokio::time::Instant::now();
+        let up = view_with("n1", true, false);
+        let suspected = view_with("n1", true, true);
+        // Given way to a speaker our view had up: it holds while that stays so...
+        let y = Yield::to("n1", &up, now);
+        assert!(y.holds(&up, now + Duration::from_secs(1)));
+        assert!(!y.holds(&up, now + YIELD), "and runs out");
+        // ...and ends as soon as it is suspected or down: a failover must not wait.
+        assert!(!y.holds(&suspected, now + Duration::from_secs(1)));
+        assert!(!y.holds(&view_with("n1", false, false), now + Duration::from_secs(1)));
+        // Given way while our view already had it suspected (a split: it answers, so our
+        // view is wrong): the view saying so again changes nothing.
+        let split = Yield::to("n1", &suspected, now);
+        assert!(split.holds(&suspected, now + Duration::from_secs(1)));
+        assert!(!split.holds(&suspected, now + YIELD));
     }
 
     #[test]
