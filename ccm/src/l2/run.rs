@@ -476,7 +476,7 @@ impl Yield {
     }
 
     fn holds(&self, view: &membership::View, now: tokio::time::Instant) -> bool {
-        self.until > now && !(self.up_then && !up_in(view, &self.to))
+        self.until > now && (!self.up_then || up_in(view, &self.to))
     }
 }
 
