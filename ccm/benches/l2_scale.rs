@@ -288,6 +288,7 @@ async fn main() {
             ..ClusterOptions::default()
         },
         shipped_speaker_account: true,
+        ..L2Options::default()
     };
     let lab = L2Lab::start_with(options).await;
     let nodes = lab.speakers.len();
