@@ -475,6 +475,18 @@ impl L2Lab {
         }
     }
 
+    /// Creates the LoadBalancer Service `default/<name>` (one address from the lab's pool),
+    /// waits until every speaker has settled and someone answers for the address, so that the
+    /// owner is the first in rank; the address and its owner.
+    pub async fn one_address_service(&self, name: &str) -> (String, String) {
+        let api = self.cluster.client();
+        crate::service::Svc::lb("default", name).create(&api).await;
+        let address = (crate::service::wait_addresses(&api, "default", name, 1).await).remove(0);
+        self.wait_settled().await;
+        let owner = self.owner_of(&address).await;
+        (address, owner)
+    }
+
     /// Starts `node`'s speaker again (after a kill or a stop).
     pub fn restart(&mut self, node: &str) {
         let kubeconfig = &self.kubeconfigs[node];

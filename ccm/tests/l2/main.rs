@@ -65,12 +65,7 @@ async fn the_owner_answers_and_a_killed_owners_address_moves_to_another_speaker(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_owner_whose_link_comes_back_waits_out_the_hold_down_before_taking_its_address_back() {
     let cluster = L2Lab::start().await;
-    let api = cluster.cluster.client();
-    Svc::lb("default", "web").create(&api).await;
-    let address = wait_addresses(&api, "default", "web", 1).await.remove(0);
-    // Wait out the speakers' own start-up hold-down, so that the owner is the first in rank.
-    cluster.wait_settled().await;
-    let owner = cluster.owner_of(&address).await;
+    let (address, owner) = cluster.one_address_service("web").await;
     let old_mac = eth0_mac(&cluster.hosts[&owner]);
     cluster.hosts[&owner]
         .run(["ip", "link", "set", "eth0", "down"])
@@ -104,12 +99,8 @@ async fn an_owner_whose_link_comes_back_waits_out_the_hold_down_before_taking_it
 async fn when_two_speakers_answer_for_one_address_the_lower_ranked_gives_way() {
     use baremetal_ccm_core::l2::election::weight;
     let cluster = L2Lab::start().await;
-    let api = cluster.cluster.client();
-    Svc::lb("default", "web").create(&api).await;
-    let address = wait_addresses(&api, "default", "web", 1).await.remove(0);
+    let (address, owner) = cluster.one_address_service("web").await;
     let ip: std::net::IpAddr = address.parse().unwrap();
-    cluster.wait_settled().await;
-    let owner = cluster.owner_of(&address).await;
     let successor = (L2_NODES.iter().map(|(n, _, _)| *n))
         .filter(|n| *n != owner)
         .max_by_key(|n| weight(n, ip))
@@ -172,11 +163,7 @@ async fn when_two_speakers_answer_for_one_address_the_lower_ranked_gives_way() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_speaker_back_from_a_restart_or_a_long_cut_leaves_the_address_answered_by_its_owner() {
     let mut cluster = L2Lab::start().await;
-    let api = cluster.cluster.client();
-    Svc::lb("default", "web").create(&api).await;
-    let address = wait_addresses(&api, "default", "web", 1).await.remove(0);
-    cluster.wait_settled().await;
-    let first = cluster.owner_of(&address).await;
+    let (address, first) = cluster.one_address_service("web").await;
     let first_mac = eth0_mac(&cluster.hosts[&first]);
 
     // A restart: SIGTERM hands the address over; the new process starts alone.

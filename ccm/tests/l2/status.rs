@@ -59,10 +59,7 @@ async fn wait_owner_event(api: &kube::Client, reason: &str, words: &str) -> (Str
 async fn the_condition_names_the_owner_the_client_sees_and_follows_a_kill_and_a_stop() {
     let mut lab = L2Lab::start_with_status().await;
     let api = lab.cluster.client();
-    Svc::lb("default", "web").create(&api).await;
-    let address = wait_addresses(&api, "default", "web", 1).await.remove(0);
-    lab.wait_settled().await;
-    let owner = lab.owner_of(&address).await;
+    let (address, owner) = lab.one_address_service("web").await;
     let mac = neighbour(&lab.client, &address).unwrap();
     let (_, reason, message) = wait_l2(&api, "web", "naming the owner", |s, _, m| {
         s == "True" && m == clause(&address, &owner, &mac)
@@ -130,10 +127,7 @@ async fn the_condition_names_the_owner_the_client_sees_and_follows_a_kill_and_a_
 async fn a_failover_while_the_api_server_is_away_reaches_the_condition_when_it_returns() {
     let mut lab = L2Lab::start_with_status().await;
     let api = lab.cluster.client();
-    Svc::lb("default", "web").create(&api).await;
-    let address = wait_addresses(&api, "default", "web", 1).await.remove(0);
-    lab.wait_settled().await;
-    let owner = lab.owner_of(&address).await;
+    let (address, owner) = lab.one_address_service("web").await;
     let mac = neighbour(&lab.client, &address).unwrap();
     wait_l2(&api, "web", "naming the owner", |s, _, m| {
         s == "True" && m == clause(&address, &owner, &mac)
