@@ -251,6 +251,8 @@ pub struct L2Lab {
     /// Each speaker's credentials (the admin's unless [`L2Options::shipped_speaker_account`]).
     kubeconfigs: std::collections::BTreeMap<String, PathBuf>,
     _forwards: Vec<Forward>,
+    /// [`L2Lab::cut_api`] blocked the API server's port too.
+    api_blocked: bool,
     _controller: Process,
     _key_dir: tempfile::TempDir,
     _lab: crate::netns::Lab,
@@ -384,6 +386,7 @@ impl L2Lab {
             segment,
             kubeconfigs,
             _forwards: forwards,
+            api_blocked: false,
             _controller: controller,
             _key_dir: key_dir,
             _lab: lab,
@@ -391,10 +394,16 @@ impl L2Lab {
         }
     }
 
-    /// Cuts every speaker off the API server (their forwards end): the failover path must not
-    /// need it.
+    /// Cuts every speaker off the API server: the forwards end and the port is blocked, so the
+    /// connections they carried end too (a watch, a kept-alive client connection). The failover
+    /// path must not need it. (Until this stop the block was missing: the forwards' children
+    /// kept serving established connections.)
     pub fn cut_api(&mut self) {
         self._forwards.clear();
+        if !self.api_blocked {
+            self.block_api();
+            self.api_blocked = true;
+        }
     }
 
     /// Blocks every node namespace's traffic to the API server (the speakers' and, with
@@ -435,6 +444,10 @@ impl L2Lab {
 
     /// Gives the speakers their API server back.
     pub fn restore_api(&mut self) {
+        if self.api_blocked {
+            self.unblock_api();
+            self.api_blocked = false;
+        }
         if self._forwards.is_empty() {
             self._forwards = (self.hosts.values())
                 .map(|h| forward_api(&self.cluster, h))

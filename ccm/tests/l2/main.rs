@@ -246,3 +246,81 @@ fn answered_only_by(cluster: &L2Lab, address: &str, mac: &str, during: Duration,
         );
     }
 }
+
+/// `externalTrafficPolicy: Local`: only a node with a ready endpoint of the Service may own
+/// its address (kube-proxy drops the traffic elsewhere), so the address follows the
+/// endpoints — to a node the ranking alone would not choose, and on when they move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_local_traffic_policy_the_address_follows_the_ready_endpoints() {
+    use baremetal_ccm_core::l2::election::weight;
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    use kube::api::{Api, PostParams};
+
+    let cluster = L2Lab::start().await;
+    let api = cluster.cluster.client();
+    cluster.wait_settled().await;
+    let mut svc = Svc::lb("default", "local");
+    svc.service.spec.as_mut().unwrap().external_traffic_policy = Some("Local".into());
+    svc.create(&api).await;
+    let address = wait_addresses(&api, "default", "local", 1).await.remove(0);
+    let ip: std::net::IpAddr = address.parse().unwrap();
+    let mut ranked: Vec<&str> = L2_NODES.iter().map(|(n, _, _)| *n).collect();
+    ranked.sort_by_key(|n| std::cmp::Reverse(weight(n, ip)));
+    let slice = |nodes: &[(&str, bool)]| -> EndpointSlice {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "local-1", "labels": {"kubernetes.io/service-name": "local"}},
+            "addressType": "IPv4",
+            "endpoints": nodes.iter().enumerate().map(|(i, (node, ready))| serde_json::json!({
+                "addresses": [format!("10.244.0.{}", i + 1)], "nodeName": node,
+                "conditions": {"ready": ready}})).collect::<Vec<_>>(),
+        }))
+        .unwrap()
+    };
+    let slices: Api<EndpointSlice> = Api::namespaced(api.clone(), "default");
+    // The one ready endpoint is on the node ranked last: it owns the address.
+    let (last, second) = (ranked[2], ranked[1]);
+    slices
+        .create(&PostParams::default(), &slice(&[(last, true)]))
+        .await
+        .unwrap();
+    let last_mac = eth0_mac(&cluster.hosts[last]);
+    let start = std::time::Instant::now();
+    while resolve(&cluster.client, &address).as_deref() != Some(last_mac.as_str()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "{address} not answered by {last}, the only node with an endpoint:\n{}",
+            cluster.logs()
+        );
+    }
+    // The endpoint moves: ready on the second in rank, no longer on the last.
+    let mut moved = slice(&[(second, true), (last, false)]);
+    moved.metadata.resource_version = slices
+        .get("local-1")
+        .await
+        .unwrap()
+        .metadata
+        .resource_version;
+    slices
+        .replace("local-1", &PostParams::default(), &moved)
+        .await
+        .unwrap();
+    let (mac, took) = wait_moved(
+        &cluster.client,
+        &address,
+        &last_mac,
+        Duration::from_secs(10),
+    )
+    .unwrap_or_else(|| {
+        panic!(
+            "the address did not follow the endpoint:\n{}",
+            cluster.logs()
+        )
+    });
+    assert_eq!(
+        mac,
+        eth0_mac(&cluster.hosts[second]),
+        "to the node with the endpoint"
+    );
+    eprintln!("{address} followed its endpoint from {last} to {second} in {took:?}");
+}
