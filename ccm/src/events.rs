@@ -123,13 +123,13 @@ impl Publisher {
 /// API server refuses for the Event itself is not retried.
 async fn create(api: &Api<Event>, event: &Event) -> Result<Event, kube::Error> {
     let started = std::time::Instant::now();
-    let mut wait = std::time::Duration::from_millis(250);
+    let mut failed = 0;
     loop {
         match api.create(&PostParams::default(), event).await {
             Err(error) if is_transient(&error) && started.elapsed() < RETRY_FOR => {
                 tracing::debug!(%error, reason = event.reason, "publishing an event failed; retrying");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(std::time::Duration::from_secs(5));
+                failed += 1;
+                tokio::time::sleep(RETRY_BACKOFF.delay(failed)).await;
             }
             result => return result,
         }
@@ -138,6 +138,11 @@ async fn create(api: &Api<Event>, event: &Event) -> Result<Event, kube::Error> {
 
 /// How long one Event is retried.
 const RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(120);
+/// The wait between two tries: 250 ms, doubling up to 5 s.
+const RETRY_BACKOFF: crate::retry::Backoff = crate::retry::Backoff {
+    base: std::time::Duration::from_millis(250),
+    cap: std::time::Duration::from_secs(5),
+};
 
 fn is_transient(error: &kube::Error) -> bool {
     match error {

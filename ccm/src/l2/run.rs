@@ -118,6 +118,23 @@ impl World {
         internal.first().copied()
     }
 
+    /// The first InternalIP of `node`, waited for: `waiting` is called each time there is
+    /// none yet; `None` when the watches end first.
+    pub(crate) async fn address_when_known(
+        &self,
+        node: &str,
+        changed: &mut watch::Receiver<u64>,
+        mut waiting: impl FnMut(),
+    ) -> Option<IpAddr> {
+        loop {
+            if let Some(address) = self.address_of(node) {
+                return Some(address);
+            }
+            waiting();
+            changed.changed().await.ok()?;
+        }
+    }
+
     /// Where the other nodes' speakers would gossip (their address of `family`).
     pub(crate) fn seeds(&self, me: &str, port: u16, ipv4: bool) -> Vec<SocketAddr> {
         (self.nodes.state().iter())
@@ -236,15 +253,12 @@ async fn gossip_address(
     readiness: &ReadinessPart,
     changed: &mut watch::Receiver<u64>,
 ) -> Option<IpAddr> {
-    loop {
-        if let Some(address) = world.address_of(node) {
-            return Some(address);
-        }
+    let waiting = || {
         readiness.set(Readiness::NotReady(format!(
             "l2: node {node} has no InternalIP to gossip on"
         )));
-        changed.changed().await.ok()?;
-    }
+    };
+    world.address_when_known(node, changed, waiting).await
 }
 
 /// The supervisor's state between two changes.
@@ -482,7 +496,20 @@ impl Yield {
 
 /// Whether `node`'s speaker is alive, unsuspected and not leaving in `view`.
 fn up_in(view: &membership::View, node: &str) -> bool {
-    (view.members.get(node)).is_some_and(|p| p.alive && !p.suspected_by_me && !p.state.leaving)
+    (view.members.get(node)).is_some_and(|p| liveness_of(p) == Liveness::Alive)
+}
+
+/// A member's liveness as the election reads it. A speaker that said it was leaving and is
+/// now down left gracefully: either way it owns nothing, and the reason of the change it
+/// makes is a handover.
+fn liveness_of(peer: &membership::Peer) -> Liveness {
+    if peer.state.leaving {
+        Liveness::Leaving
+    } else if !peer.alive || peer.suspected_by_me {
+        Liveness::Down
+    } else {
+        Liveness::Alive
+    }
 }
 
 /// Ready when nothing is wrong; otherwise every reason, in one line.
@@ -494,7 +521,8 @@ fn readiness_of(problems: Vec<String>) -> Readiness {
     }
 }
 
-fn replace<T: PartialEq>(current: &mut T, new: T) -> bool {
+/// Replaces `current` with `new` when they differ; whether they did (for `send_if_modified`).
+pub(crate) fn replace<T: PartialEq>(current: &mut T, new: T) -> bool {
     let changed = *current != new;
     if changed {
         *current = new;
@@ -574,15 +602,7 @@ impl Facts {
             if Some(name.as_str()) == observer {
                 continue;
             }
-            // A speaker that said it was leaving and is now down left gracefully: either way
-            // it owns nothing, and the reason of the change it makes is a handover.
-            let liveness = if peer.state.leaving {
-                Liveness::Leaving
-            } else if !peer.alive || peer.suspected_by_me {
-                Liveness::Down
-            } else {
-                Liveness::Alive
-            };
+            let liveness = liveness_of(peer);
             let conflicts = match own {
                 Some((me, held_back)) if me == name => held_back.clone(),
                 _ => peer.state.conflicts.iter().map(|c| c.address).collect(),

@@ -5,7 +5,7 @@
 
 mod changes;
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 mod interfaces;
 #[cfg(test)]
 mod properties;

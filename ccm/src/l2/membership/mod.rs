@@ -30,7 +30,6 @@ use tracing::Instrument as _;
 pub(crate) use fast::FastPathConfig;
 pub(crate) use metrics::Metrics;
 pub(crate) use state::{Conflict, MemberState};
-#[cfg(test)]
 pub(crate) use view::Peer;
 pub(crate) use view::View;
 pub(crate) use wire::{GossipKey, GossipKeys, MIN_KEY_LEN};

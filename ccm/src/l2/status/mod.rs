@@ -29,7 +29,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
 use super::membership::{self, Config, GossipKeys, MemberState, Membership, MembershipError};
-use super::run::{Facts, World};
+use super::run::{Facts, World, replace};
 use crate::events::Recorder;
 pub(crate) use writer::Writer;
 
@@ -161,26 +161,15 @@ async fn own_address(
     changed: &mut watch::Receiver<u64>,
 ) -> Option<IpAddr> {
     let mut said = false;
-    loop {
-        if let Some(address) = world.address_of(node) {
-            return Some(address);
-        }
+    let waiting = || {
         if !std::mem::replace(&mut said, true) {
             tracing::warn!(
                 node,
                 "the controller's node has no InternalIP yet; the layer-2 status observer waits for one"
             );
         }
-        changed.changed().await.ok()?;
-    }
-}
-
-fn replace<T: PartialEq>(current: &mut T, new: T) -> bool {
-    let changed = *current != new;
-    if changed {
-        *current = new;
-    }
-    changed
+    };
+    world.address_when_known(node, changed, waiting).await
 }
 
 /// What the observer remembers between rounds.

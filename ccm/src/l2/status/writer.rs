@@ -16,11 +16,14 @@ use prometheus_client::metrics::gauge::Gauge;
 use serde_json::Value;
 use tokio::sync::Notify;
 
+use crate::retry::Backoff;
 use crate::writer::{self, Kind};
 
-/// The first wait after a failed round of writes; it doubles up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// The wait after failed rounds of writes: 0.5 s, doubling up to 30 s.
+const BACKOFF: Backoff = Backoff {
+    base: Duration::from_millis(500),
+    cap: Duration::from_secs(30),
+};
 
 /// A Service by namespace and name.
 pub(crate) type Key = (String, String);
@@ -119,7 +122,7 @@ struct Task {
 
 impl Task {
     async fn run(self) {
-        let mut backoff = FIRST_BACKOFF;
+        let mut failed = 0;
         loop {
             self.wake.notified().await;
             loop {
@@ -128,10 +131,10 @@ impl Task {
                     break;
                 }
                 if self.write(batch).await {
-                    backoff = FIRST_BACKOFF;
+                    failed = 0;
                 } else {
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    failed += 1;
+                    tokio::time::sleep(BACKOFF.delay(failed)).await;
                 }
             }
         }

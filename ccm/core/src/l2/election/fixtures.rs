@@ -9,7 +9,7 @@ use crate::crd::ippool::L2Announcement;
 use crate::selector::{Selector, SelectorSpec};
 
 /// An alive, ready, settled speaker without interfaces.
-pub(super) fn speaker() -> Member {
+pub(crate) fn speaker() -> Member {
     Member {
         liveness: Liveness::Alive,
         ready: true,

@@ -8,6 +8,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::announce::inputs::ServiceInput;
 use crate::crd::ippool::L2Announcement;
+use crate::l2::election::fixtures::speaker;
 use crate::l2::election::{Interface, Liveness, Member, NodeFacts};
 use crate::l2::plan::{self, ServiceKey};
 
@@ -39,9 +40,6 @@ fn with_condition(type_: &str, message: String) -> Service {
 
 fn member(last: u8) -> Member {
     Member {
-        liveness: Liveness::Alive,
-        ready: true,
-        settling: false,
         interfaces: vec![Interface {
             name: "eth0".into(),
             up: true,
@@ -51,7 +49,7 @@ fn member(last: u8) -> Member {
                 format!("2001:db8::{last}/64").parse().unwrap(),
             ],
         }],
-        conflicts: Default::default(),
+        ..speaker()
     }
 }
 
@@ -372,11 +370,8 @@ fn the_observer_is_never_elected_whatever_it_gossips() {
     view.members.insert(
         "observer:ccm".into(),
         Member {
-            liveness: Liveness::Alive,
             ready: false,
-            settling: false,
-            interfaces: Vec::new(),
-            conflicts: Default::default(),
+            ..speaker()
         },
     );
     let services = [service("web", &["192.0.2.100"], false)];
