@@ -277,6 +277,9 @@ pub struct L2Options {
 /// authenticate as.
 pub const SPEAKER_USER: &str = "system:serviceaccount:kube-system:baremetal-ccm-speaker";
 
+/// The speakers' gossip port (the default of `--l2-gossip-port`).
+pub const GOSSIP_PORT: &str = "7947";
+
 /// How many labs run at once in one test binary. Each is three speakers, an API server with
 /// its etcd and a controller: more at once on a two-core machine starve the speakers' 100 ms
 /// probes, and a starved probe is a false failure that moves addresses under a test's feet.
@@ -468,6 +471,76 @@ impl L2Lab {
         let pid = self.speakers[node].pid().to_string();
         let status = Command::new("kill").args(["-TERM", &pid]).status();
         assert!(status.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, …) to `node`'s speaker.
+    pub fn signal(&self, node: &str, signal: &str) {
+        let pid = self.speakers[node].pid().to_string();
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -{signal} {pid}");
+    }
+
+    /// Cuts `node`'s gossip (UDP to and from the gossip port, both families) while its link,
+    /// its ARP and NDP and its API server stay: a partition beyond its own port.
+    pub fn cut_gossip(&self, node: &str) {
+        let host = &self.hosts[node];
+        host.run(["nft", "add", "table", "inet", "bmccm_gossip"])
+            .expect("nft");
+        for (chain, hook) in [("in", "input"), ("out", "output")] {
+            let spec = format!("{{ type filter hook {hook} priority 0 ; }}");
+            host.run(["nft", "add", "chain", "inet", "bmccm_gossip", chain, &spec])
+                .expect("nft");
+            for field in ["dport", "sport"] {
+                host.run([
+                    "nft",
+                    "add",
+                    "rule",
+                    "inet",
+                    "bmccm_gossip",
+                    chain,
+                    "udp",
+                    field,
+                    GOSSIP_PORT,
+                    "drop",
+                ])
+                .expect("nft");
+            }
+        }
+    }
+
+    /// Ends [`L2Lab::cut_gossip`].
+    pub fn heal_gossip(&self, node: &str) {
+        (self.hosts[node].run(["nft", "delete", "table", "inet", "bmccm_gossip"])).expect("nft");
+    }
+
+    /// Waits up to `within` until `node`'s speaker log holds `needle` more than `before` times
+    /// (a count taken earlier with [`L2Lab::log_count`]).
+    pub async fn wait_log(
+        &self,
+        node: &str,
+        needle: &str,
+        before: usize,
+        within: std::time::Duration,
+    ) {
+        let start = std::time::Instant::now();
+        while self.log_count(node, needle) <= before {
+            assert!(
+                start.elapsed() < within,
+                "{node} never logged {needle:?} within {within:?}:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// How many times `node`'s speaker log holds `needle`.
+    pub fn log_count(&self, node: &str, needle: &str) -> usize {
+        self.speakers[node]
+            .log_tail(usize::MAX)
+            .matches(needle)
+            .count()
     }
 
     /// Waits until every running speaker has logged that its hold-down is over (the condition

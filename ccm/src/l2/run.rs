@@ -202,6 +202,7 @@ pub(crate) async fn run(
         announced: Announced::default(),
         origin: tokio::time::Instant::now(),
         settling: true,
+        returns: 0,
         was_up,
         metrics,
         readiness,
@@ -221,7 +222,14 @@ pub(crate) async fn run(
         tokio::select! {
             () = &mut shutdown => break,
             result = changed.changed() => if result.is_err() { break },
-            result = view.changed() => if result.is_err() { break },
+            result = view.changed() => {
+                if result.is_err() {
+                    break;
+                }
+                if me.returned(&view.borrow(), &links.borrow()) {
+                    settled.as_mut().reset(tokio::time::Instant::now() + HOLD_DOWN);
+                }
+            }
             result = links.changed() => {
                 if result.is_err() {
                     return Err(L2Error::LinksEnded);
@@ -280,6 +288,9 @@ struct Supervisor {
     announced: Announced,
     origin: tokio::time::Instant,
     settling: bool,
+    /// The membership's count of this speaker's returns (declared down while cut off or
+    /// stalled) already settled for.
+    returns: u64,
     was_up: BTreeMap<String, u64>,
     metrics: Metrics,
     readiness: ReadinessPart,
@@ -304,7 +315,7 @@ impl Supervisor {
         let held_back = self.conflicts.holding_back();
         let (mut plan, before) = plan_now(&self.world, view, &self.node, &held_back);
         let now = tokio::time::Instant::now();
-        self.yielded.retain(|_, y| y.holds(view, now));
+        self.yielded.retain(|_, y| y.holds(view, &self.node, now));
         for duty in plan.duties.values_mut() {
             duty.retain(|address, _| !self.yielded.contains_key(address));
         }
@@ -338,6 +349,20 @@ impl Supervisor {
         self.publish_state(links);
         self.check_host = true;
         returned
+    }
+
+    /// Whether the membership says this speaker came back from being declared down on the
+    /// side that was cut off (or stalled): that restarts the hold-down, as a link coming back
+    /// does, so it does not pull addresses back from the speakers that carried them.
+    fn returned(&mut self, view: &membership::View, links: &[Link]) -> bool {
+        if view.returns <= self.returns {
+            return false;
+        }
+        self.returns = view.returns;
+        tracing::info!(hold_down = ?HOLD_DOWN, "settling: owns an address only when no settled speaker can (back after the others declared it down)");
+        self.settling = true;
+        self.publish_state(links);
+        true
     }
 
     /// The hold-down is over.
@@ -489,8 +514,14 @@ impl Yield {
         }
     }
 
-    fn holds(&self, view: &membership::View, now: tokio::time::Instant) -> bool {
-        self.until > now && (!self.up_then || up_in(view, &self.to))
+    /// Whether the yield still holds for `own` (this speaker). It also ends when the speaker
+    /// given way to is up and settling while we are not: it came back from being declared
+    /// down (the split healed) and, in its hold-down, no longer answers for the address; kept,
+    /// the yield would leave the address to nobody.
+    fn holds(&self, view: &membership::View, own: &str, now: tokio::time::Instant) -> bool {
+        let settling = |node: &str| (view.members.get(node)).is_some_and(|p| p.state.settling);
+        let deferring = up_in(view, &self.to) && settling(&self.to) && !settling(own);
+        self.until > now && (!self.up_then || up_in(view, &self.to)) && !deferring
     }
 }
 
@@ -856,16 +887,43 @@ mod tests {
         let suspected = view_with("n1", true, true);
         // Given way to a speaker our view had up: it holds while that stays so...
         let y = Yield::to("n1", &up, now);
-        assert!(y.holds(&up, now + Duration::from_secs(1)));
-        assert!(!y.holds(&up, now + YIELD), "and runs out");
+        assert!(y.holds(&up, "n2", now + Duration::from_secs(1)));
+        assert!(!y.holds(&up, "n2", now + YIELD), "and runs out");
         // ...and ends as soon as it is suspected or down: a failover must not wait.
-        assert!(!y.holds(&suspected, now + Duration::from_secs(1)));
-        assert!(!y.holds(&view_with("n1", false, false), now + Duration::from_secs(1)));
+        assert!(!y.holds(&suspected, "n2", now + Duration::from_secs(1)));
+        assert!(!y.holds(
+            &view_with("n1", false, false),
+            "n2",
+            now + Duration::from_secs(1)
+        ));
         // Given way while our view already had it suspected (a split: it answers, so our
         // view is wrong): the view saying so again changes nothing.
         let split = Yield::to("n1", &suspected, now);
-        assert!(split.holds(&suspected, now + Duration::from_secs(1)));
-        assert!(!split.holds(&suspected, now + YIELD));
+        assert!(split.holds(&suspected, "n2", now + Duration::from_secs(1)));
+        assert!(!split.holds(&suspected, "n2", now + YIELD));
+    }
+
+    #[test]
+    fn a_yield_ends_when_the_speaker_given_way_to_comes_back_settling() {
+        let now = tokio::time::Instant::now();
+        let later = now + Duration::from_secs(1);
+        // Given way during a split (our view had it down) to a speaker that still answered.
+        let split = Yield::to("n1", &view_with("n1", false, false), now);
+        let mut healed = view_with("n1", true, false);
+        assert!(
+            split.holds(&healed, "n2", later),
+            "back and settled: it owns the address"
+        );
+        healed.members.get_mut("n1").unwrap().state.settling = true;
+        assert!(
+            !split.holds(&healed, "n2", later),
+            "back and settling: it no longer answers, so we must"
+        );
+        // Unless we settle too: then it owns by rank, and answers.
+        let mut own = healed.members["n1"].clone();
+        own.state.settling = true;
+        healed.members.insert("n2".to_owned(), own);
+        assert!(split.holds(&healed, "n2", later));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 )]
 
 mod conflict;
+mod returns;
 mod status;
 
 use std::time::Duration;

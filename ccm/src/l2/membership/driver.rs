@@ -18,6 +18,7 @@ use tracing::{debug, info, warn};
 use super::fast::{Event, FastPath};
 use super::identity::Speaker;
 use super::metrics::Metrics;
+use super::returns::Returns;
 use super::state::{Announcement, Handler, MemberState, SharedBook};
 use super::timers::Timers;
 use super::view::{Sources, View};
@@ -93,6 +94,8 @@ pub(super) struct Driver {
     watched: BTreeSet<String>,
     inputs: Receivers,
     commands: mpsc::Receiver<Command>,
+    /// Whether a rejoin is this speaker's return (see [`Returns`]).
+    returns: Returns,
 }
 
 /// What [`Driver::new`] needs besides foca's parts.
@@ -150,6 +153,7 @@ impl Driver {
                 watched: Some(watched),
             },
             commands: parts.commands,
+            returns: Returns::default(),
         };
         driver.publish();
         (driver, view_rx)
@@ -182,6 +186,12 @@ impl Driver {
                 open = changed(&mut self.inputs.state) => self.state_changed(open),
                 open = changed(&mut self.inputs.seeds) => self.seeds_changed(open),
                 open = changed(&mut self.inputs.watched) => self.watched_changed(open),
+            }
+            // A wake-up later than the others need to declare us down is a stall (a stopped
+            // process, a frozen machine), whichever event woke the loop.
+            if let Some(due) = wake {
+                let stall = self.settings.swim.suspect_to_down_after;
+                self.returns.woke(Instant::now(), due, stall);
             }
             self.flush().await;
             self.publish();
@@ -429,10 +439,22 @@ impl Driver {
             OwnedNotification::Idle => info!("No other speaker is alive."),
             OwnedNotification::Defunct => warn!("This speaker is out of the membership."),
             OwnedNotification::Rejoin(id) => {
-                info!(
-                    generation = id.generation,
-                    "Declared down by the others: rejoined as a new generation."
-                );
+                match self.returns.rejoined(Instant::now()) {
+                    Some(why) => {
+                        info!(
+                            generation = id.generation,
+                            why = why.label(),
+                            "Declared down by the others: rejoined as a new generation, returning: settles before taking addresses back."
+                        );
+                        // The first state of the new generation already says so, before
+                        // the caller hears of the return: no member sees it settled meanwhile.
+                        self.own_state.settling = true;
+                    }
+                    None => info!(
+                        generation = id.generation,
+                        "Declared down by the others: rejoined as a new generation; the others were the ones cut off."
+                    ),
+                }
                 self.publish_own(true);
             }
         }
@@ -483,7 +505,8 @@ impl Driver {
         for event in self.fast.set_targets(&wanted, Instant::now()) {
             self.fast_event(event);
         }
-        let view = self.book.with(|book| {
+        self.observe_isolation();
+        let mut view = self.book.with(|book| {
             Sources {
                 own: self.swim.identity(),
                 own_state: &self.own_state,
@@ -493,6 +516,7 @@ impl Driver {
             }
             .view()
         });
+        view.returns = self.returns.count();
         self.metrics.view(&view);
         self.view.send_if_modified(|current| {
             let modified = *current != view;
@@ -501,6 +525,27 @@ impl Driver {
             }
             modified
         });
+    }
+
+    /// Counts the other speakers SWIM knows of (or the seeds name, if more) and those of them
+    /// not down, for [`Returns`].
+    fn observe_isolation(&mut self) {
+        let own = self.swim.identity();
+        let mut known = BTreeSet::new();
+        let mut active = BTreeSet::new();
+        for member in self.swim.iter_membership_state() {
+            let node = member.id().node.as_str();
+            if node == own.node || node.is_empty() {
+                continue;
+            }
+            known.insert(node);
+            if member.state() != foca::State::Down {
+                active.insert(node);
+            }
+        }
+        let seeds = (self.seeds.iter()).filter(|s| **s != own.addr).count();
+        let expected = known.len().max(seeds);
+        self.returns.observe(Instant::now(), expected, active.len());
     }
 
     /// Leaves: tells every member (not only the usual few) that we are leaving, then that we

@@ -6,6 +6,7 @@ mod driver;
 mod fast;
 mod identity;
 mod metrics;
+mod returns;
 mod state;
 mod timers;
 mod view;

@@ -13,6 +13,9 @@ use super::state::{Book, MemberState};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct View {
     pub(crate) members: BTreeMap<String, Peer>,
+    /// How many times this speaker, declared down by the others, rejoined as the side that
+    /// had been cut off or stalled: each one starts its hold-down.
+    pub(crate) returns: u64,
 }
 
 impl View {
@@ -88,7 +91,10 @@ impl<'a, M: Iterator<Item = &'a foca::Member<Speaker>>> Sources<'a, M> {
             state: self.own_state.clone(),
         };
         members.insert(self.own.node.clone(), own);
-        View { members }
+        View {
+            members,
+            returns: 0,
+        }
     }
 }
 
