@@ -166,6 +166,12 @@ pub struct ControllerArgs {
     /// Serve only Services with `loadBalancerClass: baremetal-ccm.io/lb` (not class-less ones).
     #[arg(long, env = "BAREMETAL_CCM_LB_CLASS_ONLY")]
     pub lb_class_only: bool,
+    /// Read MetalLB's Service annotations (`metallb.io/allow-shared-ip`,
+    /// `metallb.io/loadBalancerIPs`, `metallb.io/address-pool`, and their
+    /// `metallb.universe.tf/` forms) where ours are absent, so that Services MetalLB addressed
+    /// keep their addresses and sharing when we take them over.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, env = "BAREMETAL_CCM_METALLB_ANNOTATIONS")]
+    pub metallb_annotations: bool,
     /// Services reconciled concurrently.
     #[arg(
         long,

@@ -17,6 +17,24 @@ pub const POOL_ANNOTATION: &str = "baremetal-ccm.io/pool";
 pub const IPS_ANNOTATION: &str = "baremetal-ccm.io/ips";
 /// Service annotation: Services with the same key may share addresses.
 pub const SHARING_KEY_ANNOTATION: &str = "baremetal-ccm.io/sharing-key";
+/// MetalLB's Service annotations that we read as ours when no annotation of ours says otherwise
+/// (`--metallb-annotations`): the sharing key, the requested addresses, the pool. Each under
+/// MetalLB's current prefix first, then its earlier one.
+pub const METALLB_SHARING_KEY: [&str; 2] = [
+    "metallb.io/allow-shared-ip",
+    "metallb.universe.tf/allow-shared-ip",
+];
+/// See [`METALLB_SHARING_KEY`].
+pub const METALLB_IPS: [&str; 2] = [
+    "metallb.io/loadBalancerIPs",
+    "metallb.universe.tf/loadBalancerIPs",
+];
+/// See [`METALLB_SHARING_KEY`]. Its value names an `IPPool` (the converter keeps MetalLB's pool
+/// names).
+pub const METALLB_POOL: [&str; 2] = [
+    "metallb.io/address-pool",
+    "metallb.universe.tf/address-pool",
+];
 /// The taint the kubelet sets with `--cloud-provider=external` until a CCM initializes the Node.
 pub const UNINITIALIZED_TAINT: &str = "node.cloudprovider.kubernetes.io/uninitialized";
 /// The taint on Nodes whose machine is shut down.

@@ -224,6 +224,9 @@ fn service_lb(
             ClassPolicy::DefaultAndExplicit
         },
         concurrency: args.concurrent_service_syncs.max(1),
+        reading: baremetal_ccm_core::service_lb::request::Reading {
+            metallb: args.metallb_annotations,
+        },
     };
     let (client, events) = (client.clone(), events.clone());
     Box::pin(async move { service_lb::controller::run(client, &events, settings, metrics).await })

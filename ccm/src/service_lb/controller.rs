@@ -29,6 +29,8 @@ use crate::listed::{AllListed, Listings};
 pub(crate) struct Settings {
     pub class_policy: ClassPolicy,
     pub concurrency: u16,
+    /// How Services' annotations are read (`--metallb-annotations`).
+    pub reading: baremetal_ccm_core::service_lb::request::Reading,
 }
 
 pub(super) struct Context {
@@ -85,7 +87,7 @@ pub(crate) async fn run(
         services,
         pools: pools.store,
         namespaces: namespaces.store,
-        decider: Mutex::new(Decider::default()),
+        decider: Mutex::new(Decider::new(settings.reading)),
         rebuilt: OnceCell::new(),
         metrics,
         attempts: crate::retry::Attempts::default(),

@@ -110,6 +110,8 @@ async fn reconcile_ready(service: &Service, ctx: &Context) -> Result<Action, Rec
         return Ok(requeue_for(&outcome));
     }
     let ingress_changed = outcome.desired.ingress != held;
+    // Our first write carries the finalizer: a Service taken over as found says so once.
+    let first_write = !has_finalizer(service);
     ctx.writer.apply_all(service, &patches).await?;
     if let Some(verdict) = contest {
         ctx.contests()
@@ -127,6 +129,12 @@ async fn reconcile_ready(service: &Service, ctx: &Context) -> Result<Action, Rec
     }
     ctx.pools_dirty.notify_one();
     announce_outcome(service, ctx, &outcome, ingress_changed);
+    if let Some(note) = &outcome.metallb
+        && (ingress_changed || first_write)
+    {
+        ctx.events
+            .normal(service, events::METALLB_ANNOTATIONS, note.clone());
+    }
     Ok(requeue_for(&outcome))
 }
 
@@ -157,6 +165,11 @@ fn announce_outcome(service: &Service, ctx: &Context, outcome: &Outcome, ingress
         ctx.events
             .warning(service, super::adopt::CONFLICT_EVENT, note.clone());
     }
+}
+
+/// Whether the Service carries our finalizer (we wrote it before).
+fn has_finalizer(service: &Service) -> bool {
+    (service.metadata.finalizers.iter().flatten()).any(|f| f == status::FINALIZER)
 }
 
 /// Pending Services are retried on pool, namespace and release triggers; a slow periodic

@@ -146,6 +146,97 @@ async fn services_waiting_for_one_address_are_not_rewritten_while_it_changes_han
     assert!(events <= 3 * 4, "{events} Events for 3 hand-overs");
 }
 
+/// MetalLB's Services as MetalLB leaves them (its annotations, an address in the status, no
+/// annotation or finalizer of ours): a plain one, a pair sharing one address through
+/// `metallb.io/allow-shared-ip` on disjoint ports, and one that asked for its address with
+/// `metallb.io/loadBalancerIPs`. Taken over with every address kept and the pair still
+/// shared; each gets a Normal Event naming what was read. A Service created afresh with
+/// MetalLB's annotation gets the address it asks for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_metallb_addressed_are_taken_over_with_their_sharing_and_requested_addresses() {
+    let (cluster, kubeconfig) = audited_cluster_with_pool().await;
+    let client = cluster.client();
+    let prepared: [(&str, &str, i32, &[(&str, &str)]); 4] = [
+        ("plain", "192.0.2.4", 80, &[]),
+        (
+            "pair-a",
+            "192.0.2.5",
+            80,
+            &[("metallb.io/allow-shared-ip", "pair")],
+        ),
+        (
+            "pair-b",
+            "192.0.2.5",
+            443,
+            &[("metallb.io/allow-shared-ip", "pair")],
+        ),
+        (
+            "asked",
+            "192.0.2.9",
+            80,
+            &[("metallb.io/loadBalancerIPs", "192.0.2.9")],
+        ),
+    ];
+    for (name, ip, port, annotations) in prepared {
+        let mut svc = Svc::lb("default", name).port("TCP", port);
+        for (key, value) in annotations {
+            svc = svc.annotate(key, value);
+        }
+        svc.create(&client).await;
+        set_ingress(&client, name, ip).await;
+    }
+    let names: Vec<String> = prepared.iter().map(|p| p.0.to_owned()).collect();
+    let mut ccm = start_controller(&kubeconfig, "ccm", &[]);
+    for name in ["pair-a", "pair-b", "asked"] {
+        let note = wait_event(&client, "default", name, "MetalLBAnnotationsHonoured").await;
+        assert!(note.contains("metallb.io/"), "{note}");
+    }
+    assert!(settle(&cluster, Duration::from_secs(2)).await);
+    let api: Api<Service> = Api::namespaced(client.clone(), "default");
+    for (name, ip, _, _) in prepared {
+        let service = api.get(name).await.unwrap();
+        assert_eq!(
+            ingress(&service),
+            vec![(ip.to_owned(), Some("VIP".to_owned()))],
+            "{name} kept its address"
+        );
+        assert_eq!(condition(&service, CONFLICT), None, "{name}: no conflict");
+        assert_eq!(
+            condition(&service, ALLOCATED).map(|c| c.0),
+            Some("True".into()),
+            "{name} is addressed"
+        );
+    }
+    let plain = events_for(&client, "default", "plain").await;
+    assert!(
+        !plain
+            .iter()
+            .any(|(_, r, _)| r == "MetalLBAnnotationsHonoured"),
+        "a Service without MetalLB's annotations is told nothing: {plain:?}"
+    );
+    // A restart writes nothing more.
+    let (writes_before, _) = controller_writes(&cluster, &names);
+    drop(ccm);
+    ccm = start_controller(&kubeconfig, "ccm", &[]);
+    assert!(settle(&cluster, Duration::from_secs(3)).await);
+    assert_eq!(controller_writes(&cluster, &names).0, writes_before);
+    // Re-created with MetalLB's annotation: the address it asks for, not the first free one.
+    api.delete("asked", &DeleteParams::default()).await.unwrap();
+    wait_for(WAIT, || async {
+        api.get_opt("asked").await.unwrap().is_none().then_some(())
+    })
+    .await
+    .expect("deleted");
+    (Svc::lb("default", "asked").annotate("metallb.io/loadBalancerIPs", "192.0.2.9"))
+        .create(&client)
+        .await;
+    assert_eq!(
+        wait_addresses(&client, "default", "asked", 1).await,
+        ["192.0.2.9"]
+    );
+    drop(ccm);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_another_implementation_addressed_are_taken_over_without_moving_any() {
     let (cluster, kubeconfig) = audited_cluster_with_pool().await;
@@ -166,7 +257,9 @@ async fn services_another_implementation_addressed_are_taken_over_without_moving
         set_ingress(&client, name, ip).await;
     }
     let names: Vec<String> = prepared.iter().map(|(n, _, _)| (*n).to_owned()).collect();
-    let (mut ccm, admin) = start_controller_with_admin(&kubeconfig, "ccm", &[]);
+    // MetalLB's annotations not read: its sharing key is then one we do not read.
+    let off = ["--metallb-annotations=false"];
+    let (mut ccm, admin) = start_controller_with_admin(&kubeconfig, "ccm", &off);
     let (reason, message) = wait_condition(&client, "default", "pair-b", CONFLICT, "True").await;
     assert_eq!(reason, "AddressConflict");
     assert!(message.contains("also held by default/pair-a"), "{message}");
@@ -189,7 +282,7 @@ async fn services_another_implementation_addressed_are_taken_over_without_moving
     // A restart changes nothing: the flagged Service is still one we never addressed.
     let (writes_before, _) = controller_writes(&cluster, &names);
     drop(ccm);
-    ccm = start_controller(&kubeconfig, "ccm", &[]);
+    ccm = start_controller(&kubeconfig, "ccm", &off);
     assert!(settle(&cluster, Duration::from_secs(3)).await);
     assert_eq!(controller_writes(&cluster, &names).0, writes_before);
     let flagged = api.get("pair-b").await.unwrap();

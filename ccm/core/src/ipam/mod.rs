@@ -42,7 +42,7 @@ pub use pool::{
 pub use range::{AddressRange, Family, RangeError, Span, UnknownFamily};
 pub use rebuild::{Conflict, Existing, RebuildReport};
 pub use request::{
-    FamilyAsk, IpFamilyPolicy, Protocol, RequestError, ServiceKey, ServiceRequest,
+    FamilyAsk, IpFamilyPolicy, Protocol, RequestError, ServiceKey, ServiceRequest, excerpt,
     parse_requested_ips, validate_sharing_key,
 };
 pub use sharing::Clash;

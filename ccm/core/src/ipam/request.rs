@@ -238,7 +238,7 @@ const EXCERPT_MAX: usize = 64;
 
 /// `text` as an error message quotes it: whole when short, else its first characters and its
 /// length, so that a huge malformed value never grows what we write (issue 10, item 8).
-fn excerpt(text: &str) -> String {
+pub fn excerpt(text: &str) -> String {
     if text.len() <= EXCERPT_MAX {
         return text.to_owned();
     }

@@ -14,7 +14,7 @@ use super::adopt;
 use super::class::{ClassPolicy, is_ours};
 pub use super::outcome::{Outcome, PendingNote};
 use super::outcome::{Problem, outcome};
-use super::request::{self as asks, read};
+use super::request::{self as asks, Reading, read};
 use super::status::ALLOCATED_FROM;
 use crate::crd::ippool::IPPool;
 use crate::ipam::{
@@ -60,9 +60,19 @@ pub struct Decider {
     /// Services we never addressed, kept on addresses that earlier holders hold too (see
     /// [`adopt`]), with those conflicts.
     adopted: HashMap<ServiceKey, Vec<Conflict>>,
+    /// How Services' annotations are read (MetalLB's or not).
+    reading: Reading,
 }
 
 impl Decider {
+    /// A decider reading annotations as `reading` says.
+    pub fn new(reading: Reading) -> Self {
+        Decider {
+            reading,
+            ..Decider::default()
+        }
+    }
+
     /// Replaces the pool set when any pool changed. Invalid pools serve nothing and are kept
     /// for their status.
     pub fn refresh_pools(&mut self, pools: &[Arc<IPPool>]) {
@@ -124,7 +134,7 @@ impl Decider {
             .filter_map(|service| {
                 let addresses = asks::held_addresses(service);
                 let existing = Existing {
-                    request: read(service, namespaces).request,
+                    request: read(service, namespaces, self.reading).request,
                     addresses,
                 };
                 (!existing.addresses.is_empty()).then_some((service, existing))
@@ -180,7 +190,7 @@ impl Decider {
 
     /// Decides the state of a Service that is ours and not being deleted.
     pub fn decide(&mut self, service: &Service, namespaces: NamespaceLabels<'_>) -> Outcome {
-        let read = read(service, namespaces);
+        let read = read(service, namespaces, self.reading);
         if let Some(adopted) = self.keep_adopted(service, &read.request) {
             return adopted;
         }
@@ -208,13 +218,15 @@ impl Decider {
         }
         let previous_pools = previous_pools(service);
         let outside = self.note_outside(key, &addresses, &previous_pools);
-        outcome(
+        let mut outcome = outcome(
             &addresses,
             &previous_pools,
             problem,
             &outside,
             read.deprecated_field,
-        )
+        );
+        outcome.metallb = metallb_note(&read.metallb);
+        outcome
     }
 
     /// The outcome of a Service adopted with conflicting addresses, while its conflicts last
@@ -249,6 +261,7 @@ impl Decider {
             summary: String::new(),
             deprecated_field: false,
             conflict: Some(kept.note),
+            metallb: None,
         })
     }
 
@@ -385,6 +398,16 @@ impl Decider {
     pub fn outside_count(&self) -> usize {
         self.outside.len()
     }
+}
+
+/// The note of the Normal Event saying which of MetalLB's annotations were read as ours.
+fn metallb_note(honoured: &[String]) -> Option<String> {
+    (!honoured.is_empty()).then(|| {
+        format!(
+            "MetalLB's annotations read as baremetal-ccm's: {}",
+            honoured.join(", ")
+        )
+    })
 }
 
 /// The IPAM core reports a bad sharing key as an invalid request; name the annotation.
@@ -536,6 +559,51 @@ mod tests {
             decider.pending_by_reason().get("MalformedAnnotation"),
             Some(&1)
         );
+    }
+
+    /// Two Services as MetalLB leaves them: one address, disjoint ports, MetalLB's sharing
+    /// key, no annotation of ours.
+    fn metallb_pair() -> Vec<Arc<Service>> {
+        [("pair-a", 80), ("pair-b", 443)]
+            .into_iter()
+            .map(|(name, port)| {
+                let mut svc = service(name, &[("metallb.io/allow-shared-ip", "pair")]);
+                svc.spec.as_mut().unwrap().ports.as_mut().unwrap()[0].port = port;
+                let mut held = holding(svc, &["192.0.2.5"], "a");
+                held.annotations_mut().remove(ALLOCATED_FROM);
+                Arc::new(held)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_pair_metallb_shares_is_taken_over_shared_when_its_annotations_are_read() {
+        let pools = [pool("a", &["192.0.2.0/24"])];
+        let pair = metallb_pair();
+        let mut decider = Decider::new(Reading { metallb: true });
+        let summary = decider.rebuild(&pools, &no_labels, &pair, ClassPolicy::DefaultAndExplicit);
+        assert_eq!(summary.conflicts, 0);
+        for service in &pair {
+            let outcome = decider.decide(service, &no_labels);
+            assert_eq!(
+                outcome.desired.ingress,
+                [ip("192.0.2.5")],
+                "{}",
+                service.name_any()
+            );
+            assert_eq!(outcome.pending, None);
+            assert_eq!(outcome.conflict, None);
+            let note = outcome.metallb.expect("the Event names what was read");
+            assert!(note.contains("metallb.io/allow-shared-ip=pair"), "{note}");
+        }
+        // Without: the second holder is a conflict, kept as found (nothing moves either way).
+        let mut blind = Decider::new(Reading { metallb: false });
+        let summary = blind.rebuild(&pools, &no_labels, &pair, ClassPolicy::DefaultAndExplicit);
+        assert_eq!(summary.conflicts, 1);
+        let outcome = blind.decide(&pair[1], &no_labels);
+        assert_eq!(outcome.desired.ingress, [ip("192.0.2.5")]);
+        assert!(outcome.conflict.is_some());
+        assert_eq!(outcome.metallb, None);
     }
 
     #[test]

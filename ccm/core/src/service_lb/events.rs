@@ -10,5 +10,7 @@ pub const DELETED: &str = "DeletedLoadBalancer";
 pub const UPDATED: &str = "UpdatedLoadBalancer";
 /// Warning: the deprecated `spec.loadBalancerIP` was honoured.
 pub const DEPRECATED_FIELD: &str = "DeprecatedLoadBalancerIP";
+/// Normal: MetalLB's annotations were read as ours (`--metallb-annotations`).
+pub const METALLB_ANNOTATIONS: &str = "MetalLBAnnotationsHonoured";
 /// Warning: a held address is no longer inside any pool.
 pub const OUTSIDE_POOL: &str = "AddressOutsidePool";

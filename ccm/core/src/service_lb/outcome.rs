@@ -28,6 +28,8 @@ pub struct Outcome {
     /// Set for a Service kept, as another implementation left it, on an address another
     /// Service holds: the note of its Warning event.
     pub conflict: Option<String>,
+    /// Set when MetalLB's annotations stood in for ours: the note of a Normal event naming them.
+    pub metallb: Option<String>,
 }
 
 /// Why a Service does not have everything it asks for.
@@ -84,6 +86,7 @@ pub(super) fn outcome(
         summary,
         deprecated_field,
         conflict: None,
+        metallb: None,
     }
 }
 
