@@ -146,6 +146,9 @@ async fn services_waiting_for_one_address_are_not_rewritten_while_it_changes_han
     assert!(events <= 3 * 4, "{events} Events for 3 hand-overs");
 }
 
+/// A Service as another implementation left it: name, address, port, annotations.
+type Prepared = (&'static str, &'static str, i32, &'static [(&'static str, &'static str)]);
+
 /// MetalLB's Services as MetalLB leaves them (its annotations, an address in the status, no
 /// annotation or finalizer of ours): a plain one, a pair sharing one address through
 /// `metallb.io/allow-shared-ip` on disjoint ports, and one that asked for its address with
@@ -156,7 +159,7 @@ async fn services_waiting_for_one_address_are_not_rewritten_while_it_changes_han
 async fn services_metallb_addressed_are_taken_over_with_their_sharing_and_requested_addresses() {
     let (cluster, kubeconfig) = audited_cluster_with_pool().await;
     let client = cluster.client();
-    let prepared: [(&str, &str, i32, &[(&str, &str)]); 4] = [
+    let prepared: [Prepared; 4] = [
         ("plain", "192.0.2.4", 80, &[]),
         (
             "pair-a",
