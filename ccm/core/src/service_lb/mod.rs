@@ -14,3 +14,4 @@ pub mod outcome;
 pub mod pool_status;
 pub mod request;
 pub mod status;
+pub mod takeover;
