@@ -22,7 +22,9 @@
 //! - [`contract`]: the finalizer, annotations, labels and taints the product and the cluster
 //!   agree on;
 //! - [`write`]: the one shape of a planned cluster write (a merge patch to an object or its
-//!   status), which the binary's writers apply.
+//!   status), which the binary's writers apply;
+//! - [`migrate`]: other implementations' configuration (MetalLB's) converted into our
+//!   resources, with a report of what maps and what does not.
 
 pub mod announce;
 pub mod cloud_node;
@@ -35,6 +37,7 @@ pub mod fixtures;
 pub mod instance;
 pub mod ipam;
 pub mod l2;
+pub mod migrate;
 pub mod selector;
 pub mod service_lb;
 pub mod write;
