@@ -26,6 +26,46 @@ pub enum Command {
     Speaker(SpeakerArgs),
     /// Print the CustomResourceDefinitions generated from the Rust types, as YAML.
     Crd,
+    /// Convert another load balancer's configuration (writes nothing to the cluster).
+    #[command(subcommand)]
+    Migrate(MigrateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MigrateCommand {
+    /// Print MetalLB's configuration as IPPools and BGPPeers, with a report of what maps
+    /// exactly, approximately or not at all; with `--dry-run`, what would become of every
+    /// LoadBalancer Service.
+    Metallb(MigrateMetallbArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateMetallbArgs {
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    /// MetalLB objects to convert: YAML or JSON files (several documents allowed) or
+    /// directories of them.
+    #[arg(short = 'f', long = "file")]
+    pub files: Vec<PathBuf>,
+    /// Read MetalLB's objects (and its legacy ConfigMap `config`) from the cluster.
+    #[arg(long)]
+    pub from_cluster: bool,
+    /// The namespace MetalLB's objects are in.
+    #[arg(long, default_value = "metallb-system")]
+    pub metallb_namespace: String,
+    /// The namespace our BGPPeers' password Secrets must be in.
+    #[arg(long, default_value = "baremetal-ccm-bgp")]
+    pub bgp_password_namespace: String,
+    /// Convert what can be converted even when some configuration has no equivalent.
+    #[arg(long)]
+    pub skip_unsupported: bool,
+    /// Instead of the objects, list every LoadBalancer Service of the cluster and what would
+    /// become of it under the converted configuration (kept, pending or moved).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// For the dry run: the controller will run with `--lb-class-only`.
+    #[arg(long)]
+    pub lb_class_only: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -12,6 +12,7 @@ mod fence;
 mod l2;
 mod leader;
 mod listed;
+mod migrate;
 mod provider;
 mod retry;
 mod service_lb;
@@ -69,6 +70,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Controller(args) => runtime()?.block_on(controller::run(args)),
         Command::Speaker(args) => runtime()?.block_on(speaker::run(args)),
+        Command::Migrate(cli::MigrateCommand::Metallb(args)) => {
+            let status = runtime()?.block_on(migrate::run(args))?;
+            if status != 0 {
+                std::process::exit(i32::from(status));
+            }
+            Ok(())
+        }
     }
 }
 

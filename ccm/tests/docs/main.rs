@@ -318,28 +318,42 @@ fn the_reference_tables_of_ippool_md_name_only_existing_fields() {
 
 // ---- flags and environment variables ----
 
-/// (subcommand, `--flag`, environment variable) of every flag of the program.
+/// (subcommand, `--flag`, environment variable) of every flag of the program; a nested
+/// subcommand is named by its path (`migrate metallb`). Flags without a variable are listed
+/// with an empty one.
 fn cli_flags() -> BTreeSet<(String, String, String)> {
     let mut command = baremetal_ccm::Cli::command();
     // Building propagates the global flags (logging) into every subcommand.
     command.build();
     let mut flags = BTreeSet::new();
     for sub in command.get_subcommands() {
-        for arg in sub.get_arguments() {
-            let (Some(long), Some(env)) = (arg.get_long(), arg.get_env()) else {
-                continue;
-            };
-            if long == "help" || long == "version" {
-                continue;
-            }
-            flags.insert((
-                sub.get_name().to_owned(),
-                format!("--{long}"),
-                env.to_string_lossy().into_owned(),
-            ));
-        }
+        collect_flags(sub, sub.get_name(), &mut flags);
     }
     flags
+}
+
+fn collect_flags(
+    command: &clap::Command,
+    path: &str,
+    flags: &mut BTreeSet<(String, String, String)>,
+) {
+    // A command that only groups others (`migrate`) runs nothing: its flags are its leaves'.
+    if command.has_subcommands() {
+        for sub in command.get_subcommands() {
+            collect_flags(sub, &format!("{path} {}", sub.get_name()), flags);
+        }
+        return;
+    }
+    for arg in command.get_arguments() {
+        let Some(long) = arg.get_long() else {
+            continue;
+        };
+        if long == "help" || long == "version" {
+            continue;
+        }
+        let env = (arg.get_env()).map_or_else(String::new, |e| e.to_string_lossy().into_owned());
+        flags.insert((path.to_owned(), format!("--{long}"), env));
+    }
 }
 
 /// The rows of `docs/reference.md`'s flag tables: (subcommand, flag, variable).
@@ -356,10 +370,15 @@ fn reference_rows() -> BTreeSet<(String, String, String)> {
         if cells.len() < 4 || !cells[1].starts_with("`--") {
             continue;
         }
+        let variable = cells[2].trim_matches('`');
         rows.insert((
             subcommand.clone(),
             cells[1].trim_matches('`').to_owned(),
-            cells[2].trim_matches('`').to_owned(),
+            if variable == "—" {
+                String::new()
+            } else {
+                variable.to_owned()
+            },
         ));
     }
     rows

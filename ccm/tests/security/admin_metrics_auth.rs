@@ -460,7 +460,9 @@ fn the_manifests_probe_on_loopback_and_declare_only_the_metrics_and_gossip_ports
                 (args.l2.l2_gossip_key_file.is_some())
                     .then_some(("l2-gossip", args.l2.l2_gossip_port)),
             ),
-            Sub::Crd => panic!("{file}: a workload runs the controller or the speaker"),
+            Sub::Crd | Sub::Migrate(_) => {
+                panic!("{file}: a workload runs the controller or the speaker")
+            }
         };
         assert!(admin.ip().is_loopback(), "{file}: admin server on {admin}");
         for probe in ["livenessProbe", "readinessProbe"] {

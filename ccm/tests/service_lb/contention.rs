@@ -147,7 +147,12 @@ async fn services_waiting_for_one_address_are_not_rewritten_while_it_changes_han
 }
 
 /// A Service as another implementation left it: name, address, port, annotations.
-type Prepared = (&'static str, &'static str, i32, &'static [(&'static str, &'static str)]);
+type Prepared = (
+    &'static str,
+    &'static str,
+    i32,
+    &'static [(&'static str, &'static str)],
+);
 
 /// MetalLB's Services as MetalLB leaves them (its annotations, an address in the status, no
 /// annotation or finalizer of ours): a plain one, a pair sharing one address through
