@@ -8,4 +8,5 @@ mod contention;
 mod contract;
 mod ippool_crd;
 mod leader_fence;
+mod migrate;
 mod restart;
