@@ -1,4 +1,9 @@
 //! `baremetal-ccm migrate metallb` against a real API server: MetalLB's objects read from the
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 //! cluster (its CRDs installed, schema-less), Services as MetalLB leaves them, the dry run's
 //! forecast, and then the controller under the converted pools doing exactly what the
 //! forecast said — every held address kept.
