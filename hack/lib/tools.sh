@@ -152,6 +152,28 @@ ensure_gobgp() {
   GOBGP_API_UPSTREAM_DIR=$moddir/proto
 }
 
+# ensure_metallb: MetalLB's controller from the pinned go.universe.tf/metallb module, and its CRDs
+# (config/crd/bases of the same module) beside it in crds/.
+ensure_metallb() {
+  need_cmd go "Install Go 1.24+ (Debian: golang-go, or the upstream tarball)."
+  local mdir=$TOOLS_BIN/metallb-$METALLB_VERSION
+  if [ ! -x "$mdir/controller" ] || [ ! -d "$mdir/crds" ]; then
+    log "building MetalLB's controller $METALLB_VERSION from its Go module (first run only)"
+    local w; w=$(mktemp -d)
+    printf 'module baremetal-ccm.io/hack/metallb\n\ngo 1.24\n\nrequire go.universe.tf/metallb v%s\n\nreplace github.com/metallb/frr-k8s => github.com/metallb/frr-k8s v%s\n' \
+      "$METALLB_VERSION" "$METALLB_FRR_K8S_VERSION" >"$w/go.mod"
+    printf 'package hack\n\nimport _ "go.universe.tf/metallb/controller"\n' >"$w/tools.go"
+    mkdir -p "$mdir.tmp"
+    go_wrapper_build "$w" "$mdir.tmp" go.universe.tf/metallb/controller
+    local moddir
+    moddir=$(cd "$w" && go mod download -json "go.universe.tf/metallb@v$METALLB_VERSION" | sed -n 's/^\s*"Dir": "\(.*\)",\?$/\1/p')
+    [ -d "$moddir/config/crd/bases" ] || die "MetalLB $METALLB_VERSION's module has no config/crd/bases"
+    mkdir -p "$mdir.tmp/crds" && cp "$moddir"/config/crd/bases/*.yaml "$mdir.tmp/crds/"
+    rm -rf "$mdir" && mv "$mdir.tmp" "$mdir" && rm -rf "$w"
+  fi
+  METALLB_CONTROLLER_BIN=$mdir/controller
+}
+
 # ensure_cargo_deny: cargo-deny at the pinned version, built from crates.io with its own
 # lock file into $TOOLS_BIN/cargo-deny-<version>/bin/.
 ensure_cargo_deny() {

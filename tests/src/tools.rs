@@ -41,6 +41,9 @@ pub enum Tool {
     Vtysh,
     /// Helm, built by `hack/tools` from the pinned `helm.sh/helm/v4` module.
     Helm,
+    /// MetalLB's controller, built by `hack/tools` from the pinned `go.universe.tf/metallb`
+    /// module; its CRDs are in `crds/` beside it ([`metallb_crds_dir`]).
+    MetallbController,
 }
 
 impl Tool {
@@ -60,6 +63,7 @@ impl Tool {
             Tool::FrrBfdd => "BAREMETAL_CCM_FRR_BFDD",
             Tool::Vtysh => "BAREMETAL_CCM_VTYSH",
             Tool::Helm => "BAREMETAL_CCM_HELM",
+            Tool::MetallbController => "BAREMETAL_CCM_METALLB_CONTROLLER",
         }
     }
 
@@ -79,6 +83,7 @@ impl Tool {
             Tool::FrrBfdd => "bfdd",
             Tool::Vtysh => "vtysh",
             Tool::Helm => "helm",
+            Tool::MetallbController => "controller",
         }
     }
 
@@ -110,6 +115,13 @@ impl Tool {
                 vec![
                     cache
                         .join(format!("helm-{}", version("HELM_VERSION")?))
+                        .join(self.file_name()),
+                ]
+            }
+            Tool::MetallbController => {
+                vec![
+                    cache
+                        .join(format!("metallb-{}", version("METALLB_VERSION")?))
                         .join(self.file_name()),
                 ]
             }
@@ -150,6 +162,12 @@ impl Tool {
                     .join(", "),
             })
     }
+}
+
+/// The directory of MetalLB's CRDs (`crds/` beside its controller).
+pub fn metallb_crds_dir() -> Result<PathBuf, ToolError> {
+    let controller = Tool::MetallbController.path()?;
+    Ok(controller.with_file_name("crds"))
 }
 
 /// The repository root (the workspace directory above this crate).

@@ -1,12 +1,12 @@
 //! `baremetal-ccm migrate metallb` against a real API server: MetalLB's objects read from the
+//! cluster (its CRDs installed, schema-less), Services as MetalLB leaves them, the dry run's
+//! forecast, and then the controller under the converted pools doing exactly what the
+//! forecast said — every held address kept.
 
 #![allow(
     clippy::unwrap_used,
     reason = "test code: a failed unwrap is a failed test"
 )]
-//! cluster (its CRDs installed, schema-less), Services as MetalLB leaves them, the dry run's
-//! forecast, and then the controller under the converted pools doing exactly what the
-//! forecast said — every held address kept.
 
 use std::collections::BTreeMap;
 use std::path::Path;
