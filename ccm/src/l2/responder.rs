@@ -1,19 +1,22 @@
 //! The responder of one interface: answers ARP and Neighbor Solicitations for the addresses
 //! this node owns on it, sends their gratuitous announcements on schedule, probes an address
 //! before its first announcement, and reports other MACs claiming them. What to answer for
-//! comes in as a [`Duty`]; every decision about a frame is the core's (`l2::respond`).
+//! comes in as a [`Duty`]; every decision about a frame is the core's (`l2::respond`). The
+//! frames are read by the interface's reply thread (`l2::fastpath`), which answers plain
+//! requests itself from the addresses this responder publishes to it and hands the rest here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use baremetal_ccm_core::l2::frame::{Frame, Mac, NdpMessage, Payload};
+use baremetal_ccm_core::l2::frame::{Frame, Mac};
 use baremetal_ccm_core::l2::respond::{self, ClaimKind, Decision, Interface};
 use baremetal_ccm_core::l2::schedule::{Cadence, Schedule};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use super::fastpath::{FastPath, FastPathError, Handed, target};
 use super::socket::{PacketSocket, Protocol, SocketError, SolicitedNodeGroups};
 
 /// What the responder of an interface answers for.
@@ -73,6 +76,12 @@ pub(crate) enum ResponderError {
         #[source]
         source: SocketError,
     },
+    #[error("interface {interface}")]
+    FastPath {
+        interface: String,
+        #[source]
+        source: FastPathError,
+    },
 }
 
 impl ResponderError {
@@ -80,6 +89,7 @@ impl ResponderError {
     pub(crate) fn needs_net_raw(&self) -> bool {
         match self {
             ResponderError::Socket { source, .. } => source.needs_net_raw(),
+            ResponderError::FastPath { .. } => false,
         }
     }
 }
@@ -102,8 +112,9 @@ enum Phase {
 /// The responder of one interface.
 pub(crate) struct Responder {
     interface: Interface,
-    arp: PacketSocket,
-    ndp: PacketSocket,
+    arp: Arc<PacketSocket>,
+    ndp: Arc<PacketSocket>,
+    fast: FastPath,
     groups: SolicitedNodeGroups,
     phases: BTreeMap<IpAddr, (Task, Phase)>,
     origin: Instant,
@@ -122,7 +133,8 @@ impl std::fmt::Debug for Responder {
 }
 
 impl Responder {
-    /// Opens the sockets of `interface` (index `ifindex`).
+    /// Opens the sockets of `interface` (index `ifindex`) and starts its reply thread, which
+    /// answers nothing until [`run`](Self::run) publishes the duty.
     pub(crate) fn open(
         interface: Interface,
         ifindex: u32,
@@ -133,13 +145,24 @@ impl Responder {
             interface: interface.name.clone(),
             source,
         };
-        let arp = PacketSocket::open(ifindex, Protocol::Arp).map_err(wrap)?;
-        let ndp = PacketSocket::open(ifindex, Protocol::Ndp).map_err(wrap)?;
+        let arp = Arc::new(PacketSocket::open(ifindex, Protocol::Arp).map_err(wrap)?);
+        let ndp = Arc::new(PacketSocket::open(ifindex, Protocol::Ndp).map_err(wrap)?);
         let groups = SolicitedNodeGroups::new(ifindex).map_err(wrap)?;
+        let fast = FastPath::start(
+            interface.clone(),
+            arp.clone(),
+            ndp.clone(),
+            counters.clone(),
+        )
+        .map_err(|source| ResponderError::FastPath {
+            interface: interface.name.clone(),
+            source,
+        })?;
         Ok(Responder {
             interface,
             arp,
             ndp,
+            fast,
             groups,
             phases: BTreeMap::new(),
             origin: Instant::now(),
@@ -149,13 +172,12 @@ impl Responder {
         })
     }
 
-    /// Serves `duty` until it ends (the sender is dropped) or a socket fails.
+    /// Serves `duty` until it ends (the sender is dropped) or a socket fails. The reply
+    /// thread stops when the responder is dropped (also when this future is).
     pub(crate) async fn run(
         mut self,
         mut duty: watch::Receiver<Duty>,
     ) -> Result<(), ResponderError> {
-        let mut arp_buf = vec![0u8; 2048];
-        let mut ndp_buf = vec![0u8; 2048];
         let current = duty.borrow_and_update().clone();
         self.apply(&current)?;
         loop {
@@ -168,14 +190,16 @@ impl Responder {
                     let current = duty.borrow_and_update().clone();
                     self.apply(&current)?;
                 }
-                received = self.arp.recv(&mut arp_buf) => {
-                    let len = received.map_err(|source| self.error(source))?;
-                    self.handle(Protocol::Arp, &arp_buf[..len]).await?;
-                }
-                received = self.ndp.recv(&mut ndp_buf) => {
-                    let len = received.map_err(|source| self.error(source))?;
-                    self.handle(Protocol::Ndp, &ndp_buf[..len]).await?;
-                }
+                handed = self.fast.handed() => match handed {
+                    Ok(Handed::Frame { protocol, bytes }) => self.handle(protocol, &bytes).await?,
+                    Ok(Handed::Failed(source)) => return Err(self.error(source)),
+                    Err(source) => {
+                        return Err(ResponderError::FastPath {
+                            interface: self.interface.name.clone(),
+                            source,
+                        });
+                    }
+                },
                 () = sleep_until(deadline) => self.on_time().await?,
             }
         }
@@ -195,8 +219,12 @@ impl Responder {
             .filter(|a| !duty.addresses.contains_key(a))
             .copied()
             .collect();
+        for address in &gone {
+            self.phases.remove(address);
+        }
+        // The reply thread lets go of them before anything else happens.
+        self.publish();
         for address in gone {
-            self.phases.remove(&address);
             if let IpAddr::V6(v6) = address {
                 let group = baremetal_ccm_core::l2::frame::ndp::solicited_node(v6);
                 self.groups
@@ -236,7 +264,28 @@ impl Responder {
             };
             self.phases.insert(*address, (*task, phase));
         }
+        self.publish();
         Ok(())
+    }
+
+    /// Tells the reply thread what it may act on: the addresses not conflicted, and of those
+    /// the owned ones (probe over) to answer for.
+    fn publish(&self) {
+        let mut ours = HashSet::new();
+        let mut answerable = HashSet::new();
+        for (address, (_, phase)) in &self.phases {
+            match phase {
+                Phase::Owned(_) => {
+                    ours.insert(*address);
+                    answerable.insert(*address);
+                }
+                Phase::Probing { .. } => {
+                    ours.insert(*address);
+                }
+                Phase::Conflicted => {}
+            }
+        }
+        self.fast.publish(ours, answerable);
     }
 
     fn schedule(&self, address: IpAddr, cadence: Cadence, now: Instant) -> Schedule {
@@ -285,11 +334,16 @@ impl Responder {
                 }
             }
         }
-        for (address, cadence) in probed {
-            let schedule = self.schedule(address, cadence, now);
-            if let Some((_, phase)) = self.phases.get_mut(&address) {
-                *phase = Phase::Owned(schedule);
+        if !probed.is_empty() {
+            for (address, cadence) in &probed {
+                let schedule = self.schedule(*address, *cadence, now);
+                if let Some((_, phase)) = self.phases.get_mut(address) {
+                    *phase = Phase::Owned(schedule);
+                }
             }
+            self.publish();
+        }
+        for (address, _) in probed {
             // Announce at once rather than at the next wake-up.
             let rounds =
                 respond::announcement_round(address, std::slice::from_ref(&self.interface));
@@ -345,7 +399,7 @@ impl Responder {
         Ok(())
     }
 
-    /// Answers or reports one received frame.
+    /// Answers or reports one frame the reply thread handed over.
     async fn handle(&mut self, protocol: Protocol, bytes: &[u8]) -> Result<(), ResponderError> {
         let frame = match Frame::parse(bytes) {
             Ok(frame) => frame,
@@ -384,6 +438,7 @@ impl Responder {
                 let while_probing = self.probing(address);
                 if while_probing && let Some((_, phase)) = self.phases.get_mut(&address) {
                     *phase = Phase::Conflicted;
+                    self.publish();
                 }
                 self.defend(address);
                 tracing::warn!(interface = %self.interface.name, %address, %mac, kind = kind.label(), while_probing, "another MAC claims an address of ours");
@@ -422,17 +477,6 @@ fn seed_of(address: IpAddr) -> u64 {
     match address {
         IpAddr::V4(a) => u64::from(a.to_bits()),
         IpAddr::V6(a) => a.to_bits() as u64,
-    }
-}
-
-/// The address a request asks about.
-fn target(frame: &Frame) -> Option<IpAddr> {
-    match &frame.payload {
-        Payload::Arp(packet) => Some(IpAddr::V4(packet.target_ip)),
-        Payload::Ndp(packet) => match &packet.message {
-            NdpMessage::Solicitation(s) => Some(IpAddr::V6(s.target)),
-            NdpMessage::Advertisement(a) => Some(IpAddr::V6(a.target)),
-        },
     }
 }
 

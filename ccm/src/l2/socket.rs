@@ -3,7 +3,7 @@
 //! and Advertisements, reach user space, and the solicited-node group memberships that make
 //! the kernel send MLD reports for the addresses we answer for. The only module of the
 //! product with unsafe code: `bind(2)` and `setsockopt(2)` with structures socket2 does not
-//! build.
+//! build, `poll(2)` for the reply thread, and the runtime's registration of a descriptor.
 #![allow(
     unsafe_code,
     reason = "raw sockets: sockaddr_ll and PACKET_* options (see SAFETY notes)"
@@ -12,7 +12,8 @@
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::Ipv6Addr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::time::Duration;
 
 use socket2::{Domain, SockFilter, Socket, Type};
 use tokio::io::Interest;
@@ -187,8 +188,8 @@ pub(crate) enum SocketError {
     },
     #[error("setting PACKET_IGNORE_OUTGOING (needs Linux 4.20)")]
     IgnoreOutgoing(#[source] io::Error),
-    #[error("registering the socket with the runtime")]
-    Register(#[source] io::Error),
+    #[error("making the socket non-blocking")]
+    NonBlocking(#[source] io::Error),
     #[error("receiving a frame")]
     Receive(#[source] io::Error),
     #[error("sending a frame of {len} bytes")]
@@ -226,10 +227,12 @@ impl SocketError {
     }
 }
 
-/// A packet socket bound to one interface and protocol, filtered in the kernel.
+/// A packet socket bound to one interface and protocol, filtered in the kernel. Non-blocking:
+/// the reply thread (`l2::fastpath`) waits for it with [`poll`], the async responder only
+/// sends on it and waits for room (rarely needed) through the runtime.
 #[derive(Debug)]
 pub(crate) struct PacketSocket {
-    socket: AsyncFd<Socket>,
+    socket: Socket,
 }
 
 impl PacketSocket {
@@ -258,50 +261,101 @@ impl PacketSocket {
         })?;
         socket
             .set_nonblocking(true)
-            .map_err(SocketError::Register)?;
-        // SAFETY: the socket2 `Socket` owns its descriptor, which stays open and the same until
-        // the AsyncFd (which owns the Socket) is dropped.
-        let socket = unsafe {
-            AsyncFd::register_with_interest(socket, Interest::READABLE | Interest::WRITABLE)
-        }
-        .map_err(|failed| SocketError::Register(failed.into_parts().1))?;
+            .map_err(SocketError::NonBlocking)?;
         Ok(PacketSocket { socket })
     }
 
-    /// Receives one frame (Ethernet header included) into `buf`; returns its length. A frame
-    /// longer than `buf` is truncated.
-    pub(crate) async fn recv(&self, buf: &mut [u8]) -> Result<usize, SocketError> {
-        loop {
-            let mut guard = (self.socket.readable().await).map_err(SocketError::Receive)?;
-            match guard.try_io(|socket| socket.get_ref().read(buf)) {
-                Ok(result) => return result.map_err(SocketError::Receive),
-                Err(_would_block) => continue,
-            }
+    /// Receives one queued frame (Ethernet header included) into `buf` and returns its
+    /// length, or `None` when none is queued. A frame longer than `buf` is truncated.
+    pub(crate) fn try_recv(&self, buf: &mut [u8]) -> Result<Option<usize>, SocketError> {
+        match (&self.socket).read(buf) {
+            Ok(len) => Ok(Some(len)),
+            Err(error) if would_block(&error) => Ok(None),
+            Err(error) => Err(SocketError::Receive(error)),
         }
     }
 
-    /// Sends one complete Ethernet frame out of the bound interface.
-    pub(crate) async fn send(&self, frame: &[u8]) -> Result<(), SocketError> {
+    /// Sends one complete Ethernet frame out of the bound interface if the socket has room
+    /// now; `false` when it has none.
+    pub(crate) fn try_send(&self, frame: &[u8]) -> Result<bool, SocketError> {
         let len = frame.len();
-        loop {
-            let mut guard = (self.socket.writable().await)
-                .map_err(|source| SocketError::Send { len, source })?;
-            match guard.try_io(|socket| socket.get_ref().write(frame)) {
-                Ok(Ok(sent)) if sent == len => return Ok(()),
-                Ok(Ok(sent)) => {
-                    return Err(SocketError::Send {
-                        len,
-                        source: io::Error::new(
-                            io::ErrorKind::WriteZero,
-                            format!("only {sent} bytes sent"),
-                        ),
-                    });
-                }
-                Ok(Err(source)) => return Err(SocketError::Send { len, source }),
-                Err(_would_block) => continue,
-            }
+        match (&self.socket).write(frame) {
+            Ok(sent) if sent == len => Ok(true),
+            Ok(sent) => Err(SocketError::Send {
+                len,
+                source: io::Error::new(io::ErrorKind::WriteZero, format!("only {sent} bytes sent")),
+            }),
+            Err(error) if would_block(&error) => Ok(false),
+            Err(source) => Err(SocketError::Send { len, source }),
         }
     }
+
+    /// Sends one complete Ethernet frame out of the bound interface, waiting for room.
+    pub(crate) async fn send(&self, frame: &[u8]) -> Result<(), SocketError> {
+        let len = frame.len();
+        while !self.try_send(frame)? {
+            self.writable()
+                .await
+                .map_err(|source| SocketError::Send { len, source })?;
+        }
+        Ok(())
+    }
+
+    /// Waits until the socket may have room. The socket is registered with the runtime only
+    /// for this wait (a duplicate of its descriptor, dropped after): registered for good, every
+    /// frame the reply thread reads or sends would also wake the runtime's I/O driver.
+    async fn writable(&self) -> io::Result<()> {
+        let duplicate = self.socket.try_clone()?;
+        // SAFETY: the duplicate `Socket` owns its own descriptor, which stays open and the
+        // same until the AsyncFd (which owns the Socket) is dropped at the end of this call.
+        let registered = unsafe { AsyncFd::register_with_interest(duplicate, Interest::WRITABLE) }
+            .map_err(|failed| failed.into_parts().1)?;
+        let mut guard = registered.writable().await?;
+        // Readiness is re-checked by the next send, which says WouldBlock again if there is
+        // still no room.
+        guard.clear_ready();
+        Ok(())
+    }
+}
+
+impl AsFd for PacketSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
+}
+
+fn would_block(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::WouldBlock
+}
+
+/// Blocks until one of `fds` is readable, or `timeout` passes (`None`: no timeout; zero:
+/// only looks). A descriptor in error or hung up counts as readable: the next read on it says
+/// what happened. Returns which are; none after a timeout or a signal.
+pub(crate) fn poll_readable<const N: usize>(
+    fds: [BorrowedFd<'_>; N],
+    timeout: Option<Duration>,
+) -> io::Result<[bool; N]> {
+    let mut polled = fds.map(|fd| libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    });
+    let timeout = match timeout {
+        None => -1,
+        Some(t) => libc::c_int::try_from(t.as_millis().max(u128::from(!t.is_zero())))
+            .unwrap_or(libc::c_int::MAX),
+    };
+    // SAFETY: `polled` is an array of N initialised pollfd whose length is passed; each
+    // descriptor is borrowed from `fds`, so it stays open for the duration of the call.
+    let rc = unsafe { libc::poll(polled.as_mut_ptr(), N as libc::nfds_t, timeout) };
+    if rc < 0 {
+        let error = io::Error::last_os_error();
+        if error.kind() == io::ErrorKind::Interrupted {
+            return Ok([false; N]);
+        }
+        return Err(error);
+    }
+    Ok(polled.map(|p| p.revents != 0))
 }
 
 fn set_ignore_outgoing(socket: &Socket) -> io::Result<()> {

@@ -46,14 +46,23 @@ impl Counters for Counted {
 /// A responder running in its own thread inside `host`'s namespace.
 struct Running {
     duty: watch::Sender<Duty>,
+    /// Sent to drop the responder's future where it stands, as the supervisor's abort does.
+    abort: tokio::sync::oneshot::Sender<()>,
     reports: Mutex<mpsc::UnboundedReceiver<Report>>,
     mac: Mac,
     counters: Arc<Counted>,
-    _thread: std::thread::JoinHandle<()>,
+    /// What the responder returned (the error chain if it failed); `Ok` when aborted.
+    thread: std::thread::JoinHandle<Result<(), String>>,
 }
 
 fn start(host: &Host, duty: Duty) -> Running {
+    start_on(host, "eth0", duty)
+}
+
+fn start_on(host: &Host, interface: &str, duty: Duty) -> Running {
     let (duty_tx, duty_rx) = watch::channel(duty);
+    let (abort_tx, abort_rx) = tokio::sync::oneshot::channel::<()>();
+    let interface = interface.to_owned();
     let (report_tx, report_rx) = mpsc::unbounded_channel();
     let (mac_tx, mac_rx) = std::sync::mpsc::channel();
     let counters = Arc::new(Counted::default());
@@ -69,28 +78,38 @@ fn start(host: &Host, duty: Duty) -> Running {
             let (connection, handle, _) = rtnetlink::new_connection().unwrap();
             tokio::spawn(connection);
             let link = (links::list(&handle).await.unwrap().into_iter())
-                .find(|l| l.name == "eth0")
-                .expect("eth0 in the speaker's namespace");
+                .find(|l| l.name == interface)
+                .expect("the interface in the speaker's namespace");
             let interface = Interface {
                 name: link.name.clone(),
                 mac: Mac(link.mac),
             };
-            mac_tx.send(Mac(link.mac)).unwrap();
             let responder = Responder::open(interface, link.index, report_tx, thread_counters)
                 .expect("opening the responder's sockets");
+            mac_tx.send(Mac(link.mac)).unwrap();
             // The test ends by dropping the duty sender: the responder then returns.
-            responder.run(duty_rx).await.expect("the responder failed");
-        });
+            let aborted = async {
+                // A dropped sender is no abort.
+                if abort_rx.await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            };
+            tokio::select! {
+                result = responder.run(duty_rx) => result.map_err(|e| crate::error_chain(&e)),
+                () = aborted => Ok(()),
+            }
+        })
     });
     let mac = mac_rx
         .recv_timeout(Duration::from_secs(10))
         .expect("the responder started");
     Running {
         duty: duty_tx,
+        abort: abort_tx,
         reports: Mutex::new(report_rx),
         mac,
         counters,
-        _thread: thread,
+        thread,
     }
 }
 
@@ -483,4 +502,137 @@ fn kube_proxy_ipvs_without_strict_arp_is_found_and_clears_once_the_kernel_is_str
         host_problems(&speaker),
         vec![Problem::ProxyArp, Problem::ProxyNdp]
     );
+}
+
+/// How many threads of this process are named `name` (the reply threads are
+/// `l2-reply-<interface>`, cut to the kernel's 15 characters).
+fn threads_named(name: &str) -> usize {
+    (std::fs::read_dir("/proc/self/task").unwrap())
+        .filter_map(|task| std::fs::read_to_string(task.unwrap().path().join("comm")).ok())
+        .filter(|comm| comm.trim_end() == name)
+        .count()
+}
+
+#[test]
+fn the_reply_thread_stops_when_the_responder_ends_aborts_or_loses_its_interface() {
+    // An interface of a name no other test uses, so that the thread is told apart from the
+    // other tests' (they run in this process at the same time).
+    let (_lab, speaker, _client) = lab();
+    let thread = "l2-reply-rtstop";
+    let add = || {
+        (speaker.run([
+            "ip", "link", "add", "rtstop", "type", "veth", "peer", "name", "rtstop-p",
+        ]))
+        .unwrap();
+        speaker.run(["ip", "link", "set", "rtstop", "up"]).unwrap();
+        speaker
+            .run(["ip", "link", "set", "rtstop-p", "up"])
+            .unwrap();
+    };
+    add();
+
+    // The duty's sender dropped: the responder returns, the thread is gone with it.
+    let running = start_on(&speaker, "rtstop", owning(&[VIP4], false));
+    eventually(Duration::from_secs(5), "the reply thread named", || {
+        (threads_named(thread) == 1).then_some(())
+    });
+    drop(running.duty);
+    assert_eq!(running.thread.join().unwrap(), Ok(()));
+    assert_eq!(
+        threads_named(thread),
+        0,
+        "the thread outlived its responder"
+    );
+
+    // The responder's future dropped where it stands (the supervisor aborts its task).
+    let running = start_on(&speaker, "rtstop", owning(&[VIP4], false));
+    eventually(Duration::from_secs(5), "the reply thread named", || {
+        (threads_named(thread) == 1).then_some(())
+    });
+    running.abort.send(()).unwrap();
+    assert_eq!(running.thread.join().unwrap(), Ok(()));
+    assert_eq!(
+        threads_named(thread),
+        0,
+        "the thread outlived an aborted responder"
+    );
+
+    // The interface deleted: the sockets fail, the responder says so and the thread ends.
+    let running = start_on(&speaker, "rtstop", owning(&[VIP4], false));
+    eventually(Duration::from_secs(5), "the reply thread named", || {
+        (threads_named(thread) == 1).then_some(())
+    });
+    speaker.run(["ip", "link", "del", "rtstop"]).unwrap();
+    let error = running
+        .thread
+        .join()
+        .unwrap()
+        .expect_err("the sockets failed");
+    assert!(error.contains("rtstop"), "{error}");
+    assert_eq!(threads_named(thread), 0, "the thread outlived its sockets");
+    drop(running.duty);
+}
+
+/// Whether `client`'s ndisc6 gets an answer from `mac` for `address`.
+fn ndisc6_answered_by(client: &Host, address: &str, mac: &str) -> bool {
+    let out = client
+        .command("ndisc6")
+        .args(["-1", "-r", "1", "-w", "1000", address, "eth0"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .to_lowercase()
+        .contains(mac)
+}
+
+#[test]
+fn an_address_taken_out_of_the_duty_is_no_longer_answered() {
+    let (_lab, speaker, client) = lab();
+    let running = start(&speaker, owning(&[VIP4, VIP6], false));
+    let mac = running.mac.to_string();
+    assert!(
+        arping_answered_by(&client, VIP4, &mac),
+        "answered while owned"
+    );
+    assert!(
+        ndisc6_answered_by(&client, VIP6, &mac),
+        "answered while owned"
+    );
+    // Both given up in the same change that takes a new address: its first announcement
+    // goes out after the change was applied, so from then on neither may be answered.
+    let other = "192.0.2.101";
+    running.duty.send_replace(owning(&[other], false));
+    let other_ip: IpAddr = other.parse().unwrap();
+    eventually(Duration::from_secs(5), "the new address announced", || {
+        let report = running.reports.lock().unwrap().try_recv().ok()?;
+        matches!(report, Report::Announced { address, .. } if address == other_ip).then_some(())
+    });
+    let replied = |c: &Counted| c.frames.lock().unwrap().clone();
+    let before = replied(&running.counters);
+    for _ in 0..3 {
+        assert!(
+            !arping_answered_by(&client, VIP4, &mac),
+            "{VIP4} answered after it was given up"
+        );
+        assert!(
+            !ndisc6_answered_by(&client, VIP6, &mac),
+            "{VIP6} answered after it was given up"
+        );
+    }
+    let after = replied(&running.counters);
+    for protocol in ["Arp", "Ndp"] {
+        let key = (protocol.to_owned(), "replied");
+        assert_eq!(after.get(&key), before.get(&key), "{protocol}: {after:?}");
+        let key = (protocol.to_owned(), "not_ours");
+        assert!(
+            after.get(&key) > before.get(&key),
+            "{protocol} requests not seen: {after:?}"
+        );
+    }
+    // The reply thread is still answering: the address it was given is.
+    assert!(
+        arping_answered_by(&client, other, &mac),
+        "the new address answered"
+    );
+    drop(running.duty);
 }
