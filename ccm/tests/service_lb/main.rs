@@ -8,5 +8,6 @@ mod contention;
 mod contract;
 mod ippool_crd;
 mod leader_fence;
+mod metallb;
 mod migrate;
 mod restart;
