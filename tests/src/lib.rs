@@ -47,6 +47,7 @@ pub mod kubelet;
 pub mod l2;
 pub mod manifests;
 pub mod measure;
+pub mod metallb;
 pub mod metrics_source;
 pub mod netns;
 pub mod nodes;

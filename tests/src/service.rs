@@ -3,7 +3,7 @@
 
 use k8s_openapi::api::core::v1::{Event, Service, ServicePort, ServiceSpec};
 use kube::Client;
-use kube::api::{Api, ListParams, ObjectMeta, PostParams};
+use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 
 use crate::ccm::WAIT;
 use crate::process::wait_for;
@@ -215,4 +215,15 @@ pub async fn wait_event(client: &Client, namespace: &str, name: &str, reason: &s
     })
     .await;
     found.unwrap_or_else(|| panic!("no {reason} event for {namespace}/{name} within {WAIT:?}"))
+}
+
+/// Sets a Service's status the way another implementation would (an address, no annotation of
+/// ours).
+pub async fn set_ingress(client: &Client, namespace: &str, name: &str, ip: &str) {
+    let api: Api<Service> = Api::namespaced(client.clone(), namespace);
+    let status =
+        serde_json::json!({"status": {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}}});
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .expect("status patched");
 }

@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams};
 use rig::ccm::*;
 use rig::cluster::TestCluster;
 use rig::pool::*;
@@ -62,16 +62,6 @@ fn controller_writes(cluster: &TestCluster, names: &[String]) -> (usize, usize) 
         }
     }
     (services, events)
-}
-
-/// Sets a Service's status the way another implementation would (no annotation of ours).
-async fn set_ingress(client: &kube::Client, name: &str, ip: &str) {
-    let api: Api<Service> = Api::namespaced(client.clone(), "default");
-    let status =
-        serde_json::json!({"status": {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}}});
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
-        .await
-        .unwrap();
 }
 
 /// The one of `claimants` that holds 192.0.2.77.
@@ -191,7 +181,7 @@ async fn services_metallb_addressed_are_taken_over_with_their_sharing_and_reques
             svc = svc.annotate(key, value);
         }
         svc.create(&client).await;
-        set_ingress(&client, name, ip).await;
+        set_ingress(&client, "default", name, ip).await;
     }
     let names: Vec<String> = prepared.iter().map(|p| p.0.to_owned()).collect();
     let mut ccm = start_controller(&kubeconfig, "ccm", &[]);
@@ -262,7 +252,7 @@ async fn services_another_implementation_addressed_are_taken_over_without_moving
             .annotate("metallb.io/allow-shared-ip", "pair")
             .create(&client)
             .await;
-        set_ingress(&client, name, ip).await;
+        set_ingress(&client, "default", name, ip).await;
     }
     let names: Vec<String> = prepared.iter().map(|(n, _, _)| (*n).to_owned()).collect();
     // MetalLB's annotations not read: its sharing key is then one we do not read.
@@ -335,7 +325,7 @@ async fn a_second_writer_rewriting_a_status_gets_a_bounded_number_of_restores() 
     while Instant::now() < deadline {
         let service = api.get("fought").await.unwrap();
         if ingress(&service).first().map(|(ip, _)| ip.as_str()) != Some("192.0.2.250") {
-            set_ingress(&client, "fought", "192.0.2.250").await;
+            set_ingress(&client, "default", "fought", "192.0.2.250").await;
             rewrites += 1;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

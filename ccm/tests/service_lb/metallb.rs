@@ -16,9 +16,9 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DynamicObject, ListParams, PostParams};
-use kube::discovery::ApiResource;
+use kube::api::{Api, ListParams};
 use rig::ccm::*;
+use rig::metallb;
 use rig::process::{Process, wait_for};
 use rig::service::*;
 use rig::tools::{Tool, metallb_crds_dir};
@@ -39,20 +39,6 @@ fn metallb_crds() -> Vec<CustomResourceDefinition> {
     }
     assert!(crds.len() >= 6, "MetalLB's CRDs in {}", dir.display());
     crds
-}
-
-async fn create_metallb(client: &kube::Client, object: serde_json::Value) {
-    let kind = object["kind"].as_str().unwrap().to_owned();
-    let resource = ApiResource {
-        group: "metallb.io".into(),
-        version: "v1beta1".into(),
-        api_version: "metallb.io/v1beta1".into(),
-        plural: format!("{}s", kind.to_lowercase()),
-        kind,
-    };
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "metallb-system", &resource);
-    let object: DynamicObject = serde_json::from_value(object).unwrap();
-    api.create(&PostParams::default(), &object).await.unwrap();
 }
 
 fn start_metallb(kubeconfig: &Path) -> Process {
@@ -84,21 +70,6 @@ async fn addresses(client: &kube::Client) -> BTreeMap<String, Vec<String>> {
         .collect()
 }
 
-fn migrate(kubeconfig: &Path, extra: &[&str]) -> (Option<i32>, String, String) {
-    let output = std::process::Command::new(binary())
-        .args(["migrate", "metallb", "--from-cluster"])
-        .arg(format!("--kubeconfig={}", kubeconfig.display()))
-        .args(extra)
-        .output()
-        .unwrap();
-    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
-    (
-        output.status.code(),
-        text(output.stdout),
-        text(output.stderr),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_metallb_itself_addressed_are_taken_over_without_one_address_changing() {
     let cluster = cluster(false).await;
@@ -110,7 +81,7 @@ async fn services_metallb_itself_addressed_are_taken_over_without_one_address_ch
         ("lan", vec!["192.0.2.0/24", "2001:db8:1::/120"], true),
         ("edge", vec!["198.51.100.0/28"], false),
     ] {
-        create_metallb(
+        metallb::create(
             &client,
             serde_json::json!({
             "apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
@@ -119,7 +90,7 @@ async fn services_metallb_itself_addressed_are_taken_over_without_one_address_ch
         )
         .await;
     }
-    create_metallb(
+    metallb::create(
         &client,
         serde_json::json!({
         "apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement",
@@ -194,7 +165,7 @@ async fn services_metallb_itself_addressed_are_taken_over_without_one_address_ch
     );
 
     // The dry run: nothing moves.
-    let (code, table, report) = migrate(&kubeconfig, &["--dry-run"]);
+    let (code, table, report) = metallb::migrate(&kubeconfig, &["--dry-run"]);
     eprintln!("{report}\n{table}");
     assert_eq!(code, Some(0), "{table}");
     let kept = table
@@ -204,22 +175,9 @@ async fn services_metallb_itself_addressed_are_taken_over_without_one_address_ch
     assert_eq!(kept, count, "every Service kept:\n{table}");
 
     // The converted pools applied, our controller takes over.
-    let (code, yaml, _) = migrate(&kubeconfig, &[]);
+    let (code, yaml, _) = metallb::migrate(&kubeconfig, &[]);
     assert_eq!(code, Some(0));
-    let pools = Api::<DynamicObject>::all_with(
-        client.clone(),
-        &ApiResource::erase::<baremetal_ccm_core::crd::ippool::IPPool>(&()),
-    );
-    for document in serde_yaml::Deserializer::from_str(&yaml) {
-        let value: serde_json::Value = serde::Deserialize::deserialize(document).unwrap();
-        pools
-            .create(
-                &PostParams::default(),
-                &serde_json::from_value(value).unwrap(),
-            )
-            .await
-            .unwrap();
-    }
+    metallb::apply_converted(&client, &yaml).await;
     let _ccm = start_controller(&kubeconfig, "ccm", &[]);
     for name in before.keys() {
         let (reason, _) = wait_condition(&client, "default", name, CONDITION, "True").await;

@@ -9,15 +9,13 @@
 )]
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Output;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
-use kube::discovery::ApiResource;
+use kube::api::{Api, Patch, PatchParams};
 use rig::ccm::*;
+use rig::metallb;
 use rig::service::*;
 
 /// MetalLB's kinds as CRDs that keep whatever they are given: enough to store and list them.
@@ -43,47 +41,19 @@ fn metallb_crds() -> Vec<CustomResourceDefinition> {
     .collect()
 }
 
-async fn create_metallb(
-    client: &kube::Client,
-    kind: &str,
-    plural: &str,
-    version: &str,
-    object: serde_json::Value,
-) {
-    let resource = ApiResource {
-        group: "metallb.io".into(),
-        version: version.into(),
-        api_version: format!("metallb.io/{version}"),
-        kind: kind.into(),
-        plural: plural.into(),
-    };
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "metallb-system", &resource);
-    let object: DynamicObject = serde_json::from_value(object).unwrap();
-    api.create(&PostParams::default(), &object).await.unwrap();
-}
-
-fn migrate(kubeconfig: &Path, extra: &[&str]) -> Output {
-    let output = std::process::Command::new(binary())
-        .args(["migrate", "metallb", "--from-cluster"])
-        .arg(format!("--kubeconfig={}", kubeconfig.display()))
-        .args(extra)
-        .output()
-        .unwrap();
-    eprintln!(
-        "migrate metallb {extra:?}: {}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
-async fn set_status(client: &kube::Client, name: &str, ip: &str) {
-    let api: Api<Service> = Api::namespaced(client.clone(), "default");
-    let status =
-        serde_json::json!({"status": {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}}});
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
-        .await
-        .unwrap();
+/// MetalLB's pool `lan` (192.0.2.0/24) with `extra` spec fields.
+async fn lan_pool(client: &kube::Client, extra: serde_json::Value) {
+    let mut spec = serde_json::json!({"addresses": ["192.0.2.0/24"]});
+    spec.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    metallb::create(
+        client,
+        serde_json::json!({
+        "apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+        "metadata": {"name": "lan", "namespace": metallb::NAMESPACE}, "spec": spec}),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,26 +62,13 @@ async fn the_dry_run_forecasts_the_takeover_and_the_controller_then_does_exactly
     let client = cluster.client();
     let kubeconfig = cluster.admin_kubeconfig();
     cluster.install_crds(&metallb_crds()).await.unwrap();
-    create_namespace(&client, "metallb-system", &[]).await;
-    create_metallb(
+    create_namespace(&client, metallb::NAMESPACE, &[]).await;
+    lan_pool(&client, serde_json::json!({"avoidBuggyIPs": true})).await;
+    metallb::create(
         &client,
-        "IPAddressPool",
-        "ipaddresspools",
-        "v1beta1",
-        serde_json::json!({
-        "apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
-        "metadata": {"name": "lan", "namespace": "metallb-system"},
-        "spec": {"addresses": ["192.0.2.0/24"], "avoidBuggyIPs": true}}),
-    )
-    .await;
-    create_metallb(
-        &client,
-        "L2Advertisement",
-        "l2advertisements",
-        "v1beta1",
         serde_json::json!({
         "apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement",
-        "metadata": {"name": "lan", "namespace": "metallb-system"},
+        "metadata": {"name": "lan", "namespace": metallb::NAMESPACE},
         "spec": {"ipAddressPools": ["lan"]}}),
     )
     .await;
@@ -144,14 +101,13 @@ async fn the_dry_run_forecasts_the_takeover_and_the_controller_then_does_exactly
             svc = svc.annotate(key, value);
         }
         svc.create(&client).await;
-        set_status(&client, name, ip).await;
+        set_ingress(&client, "default", name, ip).await;
     }
     Svc::lb("default", "fresh").create(&client).await;
 
     // The conversion: one L2 pool, nothing blocking.
-    let converted = migrate(&kubeconfig, &[]);
-    assert!(converted.status.success());
-    let yaml = String::from_utf8(converted.stdout).unwrap();
+    let (code, yaml, _) = metallb::migrate(&kubeconfig, &[]);
+    assert_eq!(code, Some(0));
     let pools: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&yaml)
         .map(|d| serde::Deserialize::deserialize(d).unwrap())
         .collect();
@@ -160,10 +116,9 @@ async fn the_dry_run_forecasts_the_takeover_and_the_controller_then_does_exactly
     assert_eq!(pools[0]["spec"]["announce"]["mode"], "l2");
 
     // The forecast: every held address kept, the fresh one addressed, nothing moved.
-    let dry = migrate(&kubeconfig, &["--dry-run"]);
-    let table = String::from_utf8(dry.stdout).unwrap();
+    let (code, table, _) = metallb::migrate(&kubeconfig, &["--dry-run"]);
     eprintln!("{table}");
-    assert!(dry.status.success(), "{table}");
+    assert_eq!(code, Some(0), "{table}");
     let forecast: BTreeMap<String, Vec<String>> = (table.lines())
         .filter(|l| l.starts_with("default/"))
         .map(|l| {
@@ -184,12 +139,7 @@ async fn the_dry_run_forecasts_the_takeover_and_the_controller_then_does_exactly
     assert!(table.contains("No address moves"), "{table}");
 
     // Under the converted pool, the controller does what the forecast said.
-    let api: Api<kube::core::DynamicObject> = Api::all_with(
-        client.clone(),
-        &ApiResource::erase::<baremetal_ccm_core::crd::ippool::IPPool>(&()),
-    );
-    let pool: kube::core::DynamicObject = serde_json::from_value(pools[0].clone()).unwrap();
-    api.create(&PostParams::default(), &pool).await.unwrap();
+    metallb::apply_converted(&client, &yaml).await;
     let ccm = start_controller(&kubeconfig, "ccm", &[]);
     assert_eq!(
         wait_addresses(&client, "default", "fresh", 1).await,
@@ -219,9 +169,8 @@ async fn the_dry_run_forecasts_the_takeover_and_the_controller_then_does_exactly
         )
         .await
         .unwrap();
-    let dry = migrate(&kubeconfig, &["--dry-run"]);
-    let table = String::from_utf8(dry.stdout).unwrap();
-    assert_eq!(dry.status.code(), Some(2), "{table}");
+    let (code, table, _) = metallb::migrate(&kubeconfig, &["--dry-run"]);
+    assert_eq!(code, Some(2), "{table}");
     assert!(
         (table.lines()).any(|l| l.starts_with("default/plain\t192.0.2.4\tMOVED\t192.0.2.77")),
         "{table}"
@@ -234,37 +183,22 @@ async fn configuration_without_an_equivalent_prints_nothing_and_fails_unless_ski
     let client = cluster.client();
     let kubeconfig = cluster.admin_kubeconfig();
     cluster.install_crds(&metallb_crds()).await.unwrap();
-    create_namespace(&client, "metallb-system", &[]).await;
-    create_metallb(
+    create_namespace(&client, metallb::NAMESPACE, &[]).await;
+    lan_pool(&client, serde_json::json!({})).await;
+    metallb::create(
         &client,
-        "IPAddressPool",
-        "ipaddresspools",
-        "v1beta1",
-        serde_json::json!({
-        "apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
-        "metadata": {"name": "lan", "namespace": "metallb-system"},
-        "spec": {"addresses": ["192.0.2.0/24"]}}),
-    )
-    .await;
-    create_metallb(
-        &client,
-        "BGPPeer",
-        "bgppeers",
-        "v1beta2",
         serde_json::json!({
         "apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer",
-        "metadata": {"name": "in-vrf", "namespace": "metallb-system"},
+        "metadata": {"name": "in-vrf", "namespace": metallb::NAMESPACE},
         "spec": {"myASN": 64512, "peerASN": 64500, "peerAddress": "198.51.100.1", "vrf": "red"}}),
     )
     .await;
-    let blocked = migrate(&kubeconfig, &[]);
-    assert_eq!(blocked.status.code(), Some(2));
-    assert!(blocked.stdout.is_empty(), "nothing printed half-way");
-    let report = String::from_utf8(blocked.stderr).unwrap();
+    let (code, printed, report) = metallb::migrate(&kubeconfig, &[]);
+    assert_eq!(code, Some(2));
+    assert!(printed.is_empty(), "nothing printed half-way");
     assert!(report.contains("spec.vrf"), "{report}");
-    let skipped = migrate(&kubeconfig, &["--skip-unsupported"]);
-    assert!(skipped.status.success());
-    let yaml = String::from_utf8(skipped.stdout).unwrap();
+    let (code, yaml, _) = metallb::migrate(&kubeconfig, &["--skip-unsupported"]);
+    assert_eq!(code, Some(0));
     assert!(yaml.contains("name: lan"), "{yaml}");
     assert!(
         !yaml.contains("in-vrf"),
