@@ -6,9 +6,10 @@
 //! hits both alike. Each request and its reply are timed by tcpdump on the client's eth0
 //! (`rig::capture`), with the kernel's timestamps: arping's own figure is taken where libpcap
 //! hands it the frame, ndisc6 prints none, and timing the tools' processes would add their
-//! start-up (milliseconds) to replies of tens of microseconds. A second pass runs with the
-//! answering speakers' threads at real-time priority (`chrt -f 10`), which separates the wait
-//! for a CPU from the rest. Target (issue 14): the speaker within 1.5 × the kernel.
+//! start-up (milliseconds) to replies of tens of microseconds. A second pass, in a fresh lab,
+//! runs the speakers with `--l2-reply-realtime` (their reply threads at real-time priority,
+//! as `speaker.l2.realtimeReplies` ships them), which also separates the wait for a CPU from
+//! the rest. Target (issue 14): the speaker within 1.5 × the kernel.
 //!
 //! Needs root (network namespaces) and the rig's tools: run `hack/bench l2_reply`.
 //! `L2_BENCH_SAMPLES` (default 500) sets the requests per address.
@@ -25,7 +26,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use rig::capture::{Capture, request_reply_times, requests_for};
-use rig::l2::{L2_NODES, L2Lab};
+use rig::l2::{L2_NODES, L2Lab, L2Options};
 use rig::measure::percentile;
 use rig::service::{Svc, wait_addresses};
 
@@ -122,16 +123,6 @@ async fn main() {
     let samples = (std::env::var("L2_BENCH_SAMPLES").ok())
         .and_then(|t| t.parse().ok())
         .unwrap_or(SAMPLES);
-    let lab = L2Lab::start().await;
-    let api = lab.cluster.client();
-    Svc::lb("default", "reply4").create(&api).await;
-    (Svc::lb("default", "reply6").families("SingleStack", &["IPv6"]))
-        .create(&api)
-        .await;
-    let v4 = wait_addresses(&api, "default", "reply4", 1).await.remove(0);
-    let v6 = wait_addresses(&api, "default", "reply6", 1).await.remove(0);
-    lab.wait_settled().await;
-    let pairs = [pair(&lab, "ARP", &v4).await, pair(&lab, "NDP", &v6).await];
     println!(
         "\nlayer-2 reply latency at the client (µs from request to reply, both stamped by the client's kernel)"
     );
@@ -141,19 +132,34 @@ async fn main() {
     );
     println!("| protocol | answered by | address | asked | answered | p50 | p90 | p99 | max |");
     println!("|---|---|---|---|---|---|---|---|---|");
-    let plain = measure(&lab, &pairs, samples, "");
-    // The same with the answering speakers' threads at real-time priority: what is left of
+    let plain = pass(L2Options::default(), samples, "").await;
+    // The same in a fresh lab with the reply threads at real-time priority: what is left of
     // the difference is not the wait for a CPU.
-    for pair in &pairs {
-        let pid = lab.speakers[&pair.node].pid().to_string();
-        (std::process::Command::new("chrt"))
-            .args(["-a", "-f", "-p", "10", &pid])
-            .status()
-            .unwrap();
-    }
-    let realtime = measure(&lab, &pairs, samples, ", SCHED_FIFO");
+    let realtime = L2Options {
+        speaker_args: vec!["--l2-reply-realtime".to_owned()],
+        ..L2Options::default()
+    };
+    let realtime = pass(realtime, samples, ", --l2-reply-realtime").await;
     println!("\nspeaker ÷ kernel: {}", plain.join("; "));
-    println!("speaker at SCHED_FIFO ÷ kernel: {}", realtime.join("; "));
+    println!(
+        "speaker with --l2-reply-realtime ÷ kernel: {}",
+        realtime.join("; ")
+    );
+}
+
+/// One lab with `options`, its two addresses measured; the ratios.
+async fn pass(options: L2Options, samples: usize, how: &str) -> Vec<String> {
+    let lab = L2Lab::start_with(options).await;
+    let api = lab.cluster.client();
+    Svc::lb("default", "reply4").create(&api).await;
+    (Svc::lb("default", "reply6").families("SingleStack", &["IPv6"]))
+        .create(&api)
+        .await;
+    let v4 = wait_addresses(&api, "default", "reply4", 1).await.remove(0);
+    let v6 = wait_addresses(&api, "default", "reply6", 1).await.remove(0);
+    lab.wait_settled().await;
+    let pairs = [pair(&lab, "ARP", &v4).await, pair(&lab, "NDP", &v6).await];
+    measure(&lab, &pairs, samples, how)
 }
 
 /// One interleaved run: prints a row per address and returns the ratios.

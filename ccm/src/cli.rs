@@ -257,6 +257,11 @@ pub struct SpeakerArgs {
     pub node_name: String,
     #[command(flatten)]
     pub l2: L2Args,
+    /// Run the ARP/NDP reply threads at real-time priority (SCHED_FIFO 1), so that a request
+    /// is answered before ordinary work on a busy node; needs CAP_SYS_NICE (without it the
+    /// threads stay at normal priority and say so).
+    #[arg(long, env = "BAREMETAL_CCM_L2_REPLY_REALTIME")]
+    pub l2_reply_realtime: bool,
 }
 
 /// The speaker's layer 2 (ARP and NDP for `mode: l2` pools).

@@ -58,6 +58,7 @@ pub(crate) async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
                 node: args.node_name.clone(),
                 port: args.l2.l2_gossip_port,
                 keys,
+                realtime: args.l2_reply_realtime,
             })
         }
         None => {

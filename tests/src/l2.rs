@@ -253,6 +253,8 @@ pub struct L2Lab {
     _forwards: Vec<Forward>,
     /// [`L2Lab::cut_api`] blocked the API server's port too.
     api_blocked: bool,
+    /// [`L2Options::speaker_args`].
+    speaker_args: Vec<String>,
     _controller: Process,
     _key_dir: tempfile::TempDir,
     _lab: crate::netns::Lab,
@@ -271,6 +273,8 @@ pub struct L2Options {
     pub shipped_speaker_account: bool,
     /// Runs the controller with the l2-status controller too ([`L2Lab::start_with_status`]).
     pub status: bool,
+    /// Extra arguments of every speaker (also when [`L2Lab::restart`] starts one again).
+    pub speaker_args: Vec<String>,
 }
 
 /// The user the speakers of an [`L2Lab`] started with [`L2Options::shipped_speaker_account`]
@@ -364,7 +368,8 @@ impl L2Lab {
                 cluster.admin_kubeconfig()
             };
             forwards.push(forward_api(&cluster, host));
-            let speaker = start_l2_speaker_as(&kubeconfig, host, name, &key, &[]);
+            let extra: Vec<&str> = options.speaker_args.iter().map(String::as_str).collect();
+            let speaker = start_l2_speaker_as(&kubeconfig, host, name, &key, &extra);
             speakers.insert(name.clone(), speaker);
             kubeconfigs.insert(name.clone(), kubeconfig);
         }
@@ -390,6 +395,7 @@ impl L2Lab {
             kubeconfigs,
             _forwards: forwards,
             api_blocked: false,
+            speaker_args: options.speaker_args.clone(),
             _controller: controller,
             _key_dir: key_dir,
             _lab: lab,
@@ -576,7 +582,8 @@ impl L2Lab {
     /// Starts `node`'s speaker again (after a kill or a stop).
     pub fn restart(&mut self, node: &str) {
         let kubeconfig = &self.kubeconfigs[node];
-        let speaker = start_l2_speaker_as(kubeconfig, &self.hosts[node], node, &self.key, &[]);
+        let extra: Vec<&str> = self.speaker_args.iter().map(String::as_str).collect();
+        let speaker = start_l2_speaker_as(kubeconfig, &self.hosts[node], node, &self.key, &extra);
         self.speakers.insert(node.to_owned(), speaker);
     }
 

@@ -75,6 +75,7 @@ impl FastPath {
         arp: Arc<PacketSocket>,
         ndp: Arc<PacketSocket>,
         counters: Arc<dyn Counters>,
+        realtime: bool,
     ) -> Result<Self, FastPathError> {
         let (stop, stopped) = UnixStream::pair().map_err(FastPathError::WakeUp)?;
         let (hand, handed) = mpsc::channel(HANDED_OVER);
@@ -88,6 +89,7 @@ impl FastPath {
             view: view.clone(),
             hand,
             counters,
+            realtime,
         };
         let thread = (std::thread::Builder::new().name(worker.name.clone()))
             .spawn(move || worker.run())
@@ -138,7 +140,13 @@ struct Worker {
     view: Arc<RwLock<View>>,
     hand: mpsc::Sender<Handed>,
     counters: Arc<dyn Counters>,
+    /// Ask for real-time priority (`--l2-reply-realtime`).
+    realtime: bool,
 }
+
+/// The thread's real-time priority with `--l2-reply-realtime`: the lowest of `SCHED_FIFO`, above
+/// every ordinary thread and below every other real-time one.
+const REALTIME_PRIORITY: i32 = 1;
 
 /// Why the thread's loop ends.
 enum End {
@@ -151,6 +159,17 @@ impl Worker {
     fn run(self) {
         let span = tracing::debug_span!("reply thread", thread = %self.name);
         let _entered = span.enter();
+        if self.realtime {
+            match socket::set_realtime_priority(REALTIME_PRIORITY) {
+                Ok(()) => tracing::info!(
+                    priority = REALTIME_PRIORITY,
+                    "reply thread at real-time priority (SCHED_FIFO)"
+                ),
+                Err(error) => {
+                    tracing::warn!(%error, "the reply thread stays at normal priority: real-time priority needs CAP_SYS_NICE")
+                }
+            }
+        }
         tracing::debug!("answering");
         match self.serve() {
             End::Stopped => tracing::debug!("stopped"),

@@ -140,6 +140,7 @@ impl Responder {
         ifindex: u32,
         reports: mpsc::UnboundedSender<Report>,
         counters: Arc<dyn Counters>,
+        realtime: bool,
     ) -> Result<Self, ResponderError> {
         let wrap = |source| ResponderError::Socket {
             interface: interface.name.clone(),
@@ -153,6 +154,7 @@ impl Responder {
             arp.clone(),
             ndp.clone(),
             counters.clone(),
+            realtime,
         )
         .map_err(|source| ResponderError::FastPath {
             interface: interface.name.clone(),

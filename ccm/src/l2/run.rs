@@ -57,6 +57,8 @@ pub(crate) struct Settings {
     pub(crate) node: String,
     pub(crate) port: u16,
     pub(crate) keys: KeyFiles,
+    /// The reply threads ask for real-time priority (`--l2-reply-realtime`).
+    pub(crate) realtime: bool,
 }
 
 /// Why layer 2 stopped.
@@ -192,7 +194,7 @@ pub(crate) async fn run(
         port: settings.port,
         ipv4: address.is_ipv4(),
         world,
-        responders: Responders::new(report_tx, metrics.clone()),
+        responders: Responders::new(report_tx, metrics.clone(), settings.realtime),
         host: HostChecks::new(metrics.host_problems.clone()),
         check_host: true,
         refused: BTreeSet::new(),
@@ -755,15 +757,17 @@ struct Responders {
     failed: BTreeMap<String, Failure>,
     reports: mpsc::UnboundedSender<Report>,
     metrics: Metrics,
+    realtime: bool,
 }
 
 impl Responders {
-    fn new(reports: mpsc::UnboundedSender<Report>, metrics: Metrics) -> Self {
+    fn new(reports: mpsc::UnboundedSender<Report>, metrics: Metrics, realtime: bool) -> Self {
         Responders {
             running: BTreeMap::new(),
             failed: BTreeMap::new(),
             reports,
             metrics,
+            realtime,
         }
     }
 
@@ -787,7 +791,13 @@ impl Responders {
                 mac: Mac(link.mac),
             };
             let counters = Arc::new(self.metrics.clone());
-            match Responder::open(interface, link.index, self.reports.clone(), counters) {
+            match Responder::open(
+                interface,
+                link.index,
+                self.reports.clone(),
+                counters,
+                self.realtime,
+            ) {
                 Ok(responder) => {
                     let (duty_tx, duty_rx) = watch::channel(Duty::default());
                     let interface = name.to_owned();

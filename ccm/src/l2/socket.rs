@@ -3,7 +3,8 @@
 //! and Advertisements, reach user space, and the solicited-node group memberships that make
 //! the kernel send MLD reports for the addresses we answer for. The only module of the
 //! product with unsafe code: `bind(2)` and `setsockopt(2)` with structures socket2 does not
-//! build, `poll(2)` for the reply thread, and the runtime's registration of a descriptor.
+//! build, `poll(2)` for the reply thread, `sched_setscheduler(2)` for its real-time priority,
+//! and the runtime's registration of a descriptor.
 #![allow(
     unsafe_code,
     reason = "raw sockets: sockaddr_ll and PACKET_* options (see SAFETY notes)"
@@ -459,6 +460,23 @@ impl SolicitedNodeGroups {
     }
 }
 
+/// Puts the calling thread in the real-time class `SCHED_FIFO` at `priority` (1 is the lowest):
+/// woken by a frame, it runs before every ordinary thread of the node. Refused (`EPERM`)
+/// without `CAP_SYS_NICE`.
+pub(crate) fn set_realtime_priority(priority: i32) -> io::Result<()> {
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: `param` is an initialised sched_param that outlives the call; pid 0 is the
+    // calling thread, whose scheduling class is all this changes.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Moves the calling thread into the network namespace `name` (as `ip netns` names it), so
 /// that the sockets it opens afterwards are that namespace's: tests run a responder there.
 #[cfg(test)]
@@ -587,10 +605,9 @@ mod tests {
         }
     }
 
-    /// Capabilities are per thread: a thread that drops CAP_NET_RAW from its effective set
-    /// is refused a packet socket as a speaker without the capability is.
-    #[test]
-    fn a_packet_socket_refused_for_want_of_cap_net_raw_says_so() {
+    /// Drops `capability` from the calling thread's effective set (capabilities are per
+    /// thread).
+    fn drop_capability(capability: u32) {
         #[repr(C)]
         struct Header {
             version: u32,
@@ -604,22 +621,29 @@ mod tests {
             inheritable: u32,
         }
         const VERSION_3: u32 = 0x2008_0522;
+        let mut header = Header {
+            version: VERSION_3,
+            pid: 0,
+        };
+        let mut data = [Data::default(); 2];
+        // SAFETY: capget writes two `Data` (version 3) into `data`, which lives across the
+        // call; the header is a valid version-3 header for the calling thread.
+        let rc = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
+        assert_eq!(rc, 0, "capget: {}", io::Error::last_os_error());
+        data[0].effective &= !(1 << capability);
+        // SAFETY: as above; capset reads the same structures and changes only this thread's
+        // capabilities.
+        let rc = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
+        assert_eq!(rc, 0, "capset: {}", io::Error::last_os_error());
+    }
+
+    /// A thread that drops CAP_NET_RAW is refused a packet socket as a speaker without the
+    /// capability is.
+    #[test]
+    fn a_packet_socket_refused_for_want_of_cap_net_raw_says_so() {
         const CAP_NET_RAW: u32 = 13;
         let error = std::thread::spawn(|| {
-            let mut header = Header {
-                version: VERSION_3,
-                pid: 0,
-            };
-            let mut data = [Data::default(); 2];
-            // SAFETY: capget writes two `Data` (version 3) into `data`, which lives across the
-            // call; the header is a valid version-3 header for the calling thread.
-            let rc = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
-            assert_eq!(rc, 0, "capget: {}", io::Error::last_os_error());
-            data[0].effective &= !(1 << CAP_NET_RAW);
-            // SAFETY: as above; capset reads the same structures and changes only this
-            // thread's capabilities.
-            let rc = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
-            assert_eq!(rc, 0, "capset: {}", io::Error::last_os_error());
+            drop_capability(CAP_NET_RAW);
             PacketSocket::open(1, Protocol::Arp).map(drop)
         })
         .join()
@@ -627,5 +651,32 @@ mod tests {
         let error = error.expect_err("refused without CAP_NET_RAW");
         assert!(error.needs_net_raw(), "{error:?}");
         assert!(error.to_string().contains("needs CAP_NET_RAW"), "{error}");
+    }
+
+    /// The SCHED_FIFO class of the calling thread, read back from the kernel.
+    fn own_policy() -> libc::c_int {
+        // SAFETY: sched_getscheduler only reads the calling thread's (pid 0) policy.
+        unsafe { libc::sched_getscheduler(0) }
+    }
+
+    /// With CAP_SYS_NICE a thread gets real-time priority; without it, it is refused and
+    /// stays as it was.
+    #[test]
+    fn real_time_priority_is_granted_with_cap_sys_nice_and_refused_without() {
+        const CAP_SYS_NICE: u32 = 23;
+        let granted = std::thread::spawn(|| (set_realtime_priority(1), own_policy()))
+            .join()
+            .expect("the thread does not panic");
+        assert!(granted.0.is_ok(), "{:?} (the tests run as root)", granted.0);
+        assert_eq!(granted.1, libc::SCHED_FIFO);
+        let refused = std::thread::spawn(|| {
+            drop_capability(CAP_SYS_NICE);
+            (set_realtime_priority(1), own_policy())
+        })
+        .join()
+        .expect("the thread does not panic");
+        let error = refused.0.expect_err("refused without CAP_SYS_NICE");
+        assert_eq!(error.raw_os_error(), Some(libc::EPERM), "{error}");
+        assert_eq!(refused.1, libc::SCHED_OTHER);
     }
 }

@@ -60,6 +60,11 @@ fn start(host: &Host, duty: Duty) -> Running {
 }
 
 fn start_on(host: &Host, interface: &str, duty: Duty) -> Running {
+    start_with(host, interface, duty, false)
+}
+
+/// [`start_on`], its reply thread asking for real-time priority when `realtime`.
+fn start_with(host: &Host, interface: &str, duty: Duty, realtime: bool) -> Running {
     let (duty_tx, duty_rx) = watch::channel(duty);
     let (abort_tx, abort_rx) = tokio::sync::oneshot::channel::<()>();
     let interface = interface.to_owned();
@@ -84,8 +89,9 @@ fn start_on(host: &Host, interface: &str, duty: Duty) -> Running {
                 name: link.name.clone(),
                 mac: Mac(link.mac),
             };
-            let responder = Responder::open(interface, link.index, report_tx, thread_counters)
-                .expect("opening the responder's sockets");
+            let responder =
+                Responder::open(interface, link.index, report_tx, thread_counters, realtime)
+                    .expect("opening the responder's sockets");
             mac_tx.send(Mac(link.mac)).unwrap();
             // The test ends by dropping the duty sender: the responder then returns.
             let aborted = async {
@@ -511,6 +517,57 @@ fn threads_named(name: &str) -> usize {
         .filter_map(|task| std::fs::read_to_string(task.unwrap().path().join("comm")).ok())
         .filter(|comm| comm.trim_end() == name)
         .count()
+}
+
+/// The scheduling policies (`/proc/<pid>/task/<tid>/stat`, field 41) of this process's
+/// threads named `name`.
+fn policies_of(name: &str) -> Vec<u32> {
+    (std::fs::read_dir("/proc/self/task").unwrap())
+        .filter_map(|task| {
+            let path = task.unwrap().path();
+            let comm = std::fs::read_to_string(path.join("comm")).ok()?;
+            (comm.trim_end() == name).then_some(())?;
+            let stat = std::fs::read_to_string(path.join("stat")).ok()?;
+            // After the command in parentheses: field 3 onwards; the policy is field 41.
+            let rest = &stat[stat.rfind(')')? + 2..];
+            rest.split(' ').nth(41 - 3)?.parse().ok()
+        })
+        .collect()
+}
+
+/// `--l2-reply-realtime`: the reply thread runs in SCHED_FIFO (the tests run as root, with
+/// CAP_SYS_NICE); without the flag in the ordinary class.
+#[test]
+fn the_reply_thread_asks_for_real_time_priority_when_told() {
+    let (_lab, speaker, _client) = lab();
+    (speaker.run([
+        "ip", "link", "add", "rtprio", "type", "veth", "peer", "name", "rtprio-p",
+    ]))
+    .unwrap();
+    for link in ["rtprio", "rtprio-p"] {
+        speaker.run(["ip", "link", "set", link, "up"]).unwrap();
+    }
+    let fifo = u32::try_from(libc::SCHED_FIFO).unwrap();
+    let running = start_with(&speaker, "rtprio", owning(&[VIP4], false), true);
+    let policies = eventually(
+        Duration::from_secs(5),
+        "the reply thread at SCHED_FIFO",
+        || {
+            let p = policies_of("l2-reply-rtprio");
+            (p == [fifo]).then_some(p)
+        },
+    );
+    assert_eq!(policies, [fifo]);
+    drop(running.duty);
+    assert_eq!(running.thread.join().unwrap(), Ok(()));
+    let running = start_with(&speaker, "rtprio", owning(&[VIP4], false), false);
+    let policies = eventually(Duration::from_secs(5), "the reply thread", || {
+        let p = policies_of("l2-reply-rtprio");
+        (p.len() == 1).then_some(p)
+    });
+    assert_eq!(policies, [u32::try_from(libc::SCHED_OTHER).unwrap()]);
+    drop(running.duty);
+    assert_eq!(running.thread.join().unwrap(), Ok(()));
 }
 
 #[test]

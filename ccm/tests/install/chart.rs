@@ -262,6 +262,43 @@ fn the_chart_sets_only_flags_the_program_has() {
     assert!(checked >= 5, "{checked} containers checked");
 }
 
+/// `speaker.l2.realtimeReplies` adds `--l2-reply-realtime` and CAP_SYS_NICE to the speaker,
+/// and nothing without it.
+#[test]
+fn real_time_replies_add_their_flag_and_cap_sys_nice_only_when_asked() {
+    let mut seen = [0, 0];
+    for values in value_sets() {
+        let path: Vec<&Path> = values.as_deref().into_iter().collect();
+        let asked = values.as_deref().is_some_and(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .contains("realtimeReplies: true")
+        });
+        for doc in render(&path) {
+            let Some(containers) = doc["spec"]["template"]["spec"]["containers"].as_array() else {
+                continue;
+            };
+            for speaker in containers.iter().filter(|c| c["args"][0] == "speaker") {
+                let flag = (speaker["args"].as_array().unwrap().iter())
+                    .any(|a| a == "--l2-reply-realtime");
+                let added = &speaker["securityContext"]["capabilities"]["add"];
+                let expected = if asked {
+                    serde_json::json!(["NET_RAW", "SYS_NICE"])
+                } else {
+                    serde_json::json!(["NET_RAW"])
+                };
+                assert_eq!(flag, asked, "{}", name(values.as_deref()));
+                assert_eq!(added, &expected, "{}", name(values.as_deref()));
+                seen[usize::from(asked)] += 1;
+            }
+        }
+    }
+    assert!(
+        seen[0] > 0 && seen[1] > 0,
+        "speakers rendered without and with: {seen:?}"
+    );
+}
+
 #[test]
 fn the_notes_render_for_every_value_set() {
     for values in value_sets() {
