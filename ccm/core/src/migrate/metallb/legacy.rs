@@ -55,95 +55,92 @@ pub(super) fn expand(configmap: &Value, findings: &mut Findings) -> Vec<(&'stati
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or("config");
-    let namespace = configmap
+    let label = match configmap
         .pointer("/metadata/namespace")
-        .and_then(Value::as_str);
-    let label = match namespace {
+        .and_then(Value::as_str)
+    {
         Some(ns) => format!("ConfigMap {ns}/{name}"),
         None => format!("ConfigMap {name}"),
     };
-    let mut data = Reader::new(&label, "data", &configmap["data"], findings);
-    let text = data.string("config", findings).ok().flatten();
-    data.finish(findings);
-    let Some(text) = text else { return Vec::new() };
-    let config: Value = match serde_yaml::from_str(&text) {
-        Ok(config) => config,
-        Err(error) => {
-            findings.none(
-                &label,
-                "data.config",
-                format!("not YAML ({error}): not converted"),
-            );
-            return Vec::new();
-        }
+    let Some(config) = config_of(configmap, &label, findings) else {
+        return Vec::new();
     };
     let mut out = Vec::new();
     let mut top = Reader::new(&label, "data.config", &config, findings);
-    for (i, peer) in top
-        .list("peers", findings)
-        .unwrap_or(&[])
-        .iter()
-        .enumerate()
-    {
-        let object = format!("{label}: peers[{i}]");
-        let spec = rename(peer, &PEER_KEYS, |key, value| match key {
-            "nodeSelectors" => Value::Array(
-                (value.as_array().into_iter().flatten())
-                    .map(|s| rename(s, &SELECTOR_KEYS, |_, v| v.clone()))
-                    .collect(),
-            ),
-            _ => value.clone(),
-        });
-        out.push((
-            "BGPPeer",
-            legacy_object(object, format!("metallb-peer-{}", i + 1), spec),
-        ));
+    for (i, peer) in (top.list("peers", findings).unwrap_or(&[]).iter()).enumerate() {
+        out.push(("BGPPeer", legacy_peer(&label, i, peer)));
     }
     if let Some(map) = top.take("bgp-communities").and_then(Value::as_object) {
-        let aliases: Vec<Value> = (map.iter())
-            .map(|(name, value)| json!({"name": name, "value": value}))
-            .collect();
-        let spec = json!({ "communities": aliases });
-        out.push((
-            "Community",
-            legacy_object(
-                format!("{label}: bgp-communities"),
-                format!("{name}-communities"),
-                spec,
-            ),
-        ));
+        out.push(("Community", legacy_communities(&label, name, map)));
     }
-    for (i, profile) in top
-        .list("bfd-profiles", findings)
-        .unwrap_or(&[])
-        .iter()
-        .enumerate()
-    {
-        let profile_name = profile
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned();
-        let spec = rename(profile, &BFD_KEYS, |_, v| v.clone());
-        out.push((
-            "BFDProfile",
-            legacy_object(
-                format!("{label}: bfd-profiles[{i}]"),
-                profile_name,
-                strip(spec, "name"),
-            ),
-        ));
+    for (i, profile) in (top.list("bfd-profiles", findings).unwrap_or(&[]).iter()).enumerate() {
+        out.push(("BFDProfile", legacy_bfd_profile(&label, i, profile)));
     }
-    for (i, pool) in top
-        .list("address-pools", findings)
-        .unwrap_or(&[])
-        .iter()
-        .enumerate()
-    {
+    for (i, pool) in (top.list("address-pools", findings).unwrap_or(&[]).iter()).enumerate() {
         out.extend(expand_pool(&label, i, pool, findings));
     }
     top.finish(findings);
     out
+}
+
+/// The ConfigMap's `data.config`, parsed; `None` (reported) when absent or not YAML.
+fn config_of(configmap: &Value, label: &str, findings: &mut Findings) -> Option<Value> {
+    let mut data = Reader::new(label, "data", &configmap["data"], findings);
+    let text = data.string("config", findings).ok().flatten();
+    data.finish(findings);
+    match serde_yaml::from_str(&text?) {
+        Ok(config) => Some(config),
+        Err(error) => {
+            findings.none(
+                label,
+                "data.config",
+                format!("not YAML ({error}): not converted"),
+            );
+            None
+        }
+    }
+}
+
+/// `peers[i]` as a BGPPeer object (named `metallb-peer-<i+1>`).
+fn legacy_peer(label: &str, i: usize, peer: &Value) -> Object {
+    let spec = rename(peer, &PEER_KEYS, |key, value| match key {
+        "nodeSelectors" => Value::Array(
+            (value.as_array().into_iter().flatten())
+                .map(|s| rename(s, &SELECTOR_KEYS, |_, v| v.clone()))
+                .collect(),
+        ),
+        _ => value.clone(),
+    });
+    legacy_object(
+        format!("{label}: peers[{i}]"),
+        format!("metallb-peer-{}", i + 1),
+        spec,
+    )
+}
+
+/// `bgp-communities` (name → value) as a Community object.
+fn legacy_communities(label: &str, name: &str, map: &serde_json::Map<String, Value>) -> Object {
+    let aliases: Vec<Value> = (map.iter())
+        .map(|(name, value)| json!({"name": name, "value": value}))
+        .collect();
+    legacy_object(
+        format!("{label}: bgp-communities"),
+        format!("{name}-communities"),
+        json!({ "communities": aliases }),
+    )
+}
+
+/// `bfd-profiles[i]` as a BFDProfile object.
+fn legacy_bfd_profile(label: &str, i: usize, profile: &Value) -> Object {
+    let name = (profile.get("name").and_then(Value::as_str))
+        .unwrap_or("")
+        .to_owned();
+    let spec = rename(profile, &BFD_KEYS, |_, v| v.clone());
+    legacy_object(
+        format!("{label}: bfd-profiles[{i}]"),
+        name,
+        strip(spec, "name"),
+    )
 }
 
 /// One legacy address pool: the pool, and the advertisements its `protocol` and
