@@ -261,10 +261,18 @@ impl Worker {
             protocol,
             bytes: bytes.to_vec(),
         };
-        // Closed only when the fast path is being dropped, which stops the thread next.
-        self.hand
-            .blocking_send(handed)
-            .map_err(|_closed| End::Stopped)
+        // Never waits: a flood of claims or probes (a hostile host) must not hold up the plain
+        // replies. A frame that finds the channel full is dropped and counted (`overflow`);
+        // what it carried comes again (a claim is repeated, a request retried). Closed only
+        // when the fast path is being dropped, which stops the thread next.
+        match self.hand.try_send(handed) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.counters.frame(protocol, "overflow");
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(End::Stopped),
+        }
     }
 }
 

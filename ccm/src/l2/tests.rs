@@ -158,8 +158,20 @@ fn neighbour(host: &Host, address: &str) -> Option<(String, String)> {
 }
 
 fn lab() -> (Lab, Host, Host) {
+    let (lab, speaker, client, _) = lab_with(&[]);
+    (lab, speaker, client)
+}
+
+/// [`lab`] with more hosts on the segment (name, address).
+fn lab_with(others: &[(&str, &str)]) -> (Lab, Host, Host, Vec<Host>) {
     let mut lab = Lab::new().unwrap();
     let segment = lab.segment("sw").unwrap();
+    let others = (others.iter())
+        .map(|(name, address)| {
+            lab.host_on(name, &segment, &[address.parse().unwrap()])
+                .unwrap()
+        })
+        .collect();
     let speaker = (lab.host_on(
         "spk",
         &segment,
@@ -178,7 +190,7 @@ fn lab() -> (Lab, Host, Host) {
         ],
     ))
     .unwrap();
-    (lab, speaker, client)
+    (lab, speaker, client, others)
 }
 
 #[test]
@@ -692,4 +704,77 @@ fn an_address_taken_out_of_the_duty_is_no_longer_answered() {
         "the new address answered"
     );
     drop(running.duty);
+}
+
+/// A third host on the segment floods the speaker with claims on its address (ARP replies
+/// from another MAC, unicast to the speaker so that the bridge spares the client, as fast as
+/// a packet socket sends them): the claims that find the reply thread's hand-over channel
+/// full are dropped and counted, and the client's requests go on being answered — the thread
+/// never waits on the responder.
+#[test]
+fn a_flood_of_claims_never_holds_up_the_replies() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use baremetal_ccm_core::l2::frame::arp;
+
+    use super::socket::PacketSocket;
+
+    let (_lab, speaker, client, mut others) = lab_with(&[("fld", "192.0.2.30/24")]);
+    let flooder = others.remove(0);
+    let running = start(&speaker, owning(&[VIP4], false));
+    let mac = running.mac.to_string();
+    // The bridge learns the speaker's port from its announcements; the client resolves once.
+    eventually(Duration::from_secs(10), "the speaker answering", || {
+        arping_answered_by(&client, VIP4, &mac).then_some(())
+    });
+    let ifindex: u32 = (flooder
+        .run_capture(["cat", "/sys/class/net/eth0/ifindex"])
+        .unwrap())
+    .trim()
+    .parse()
+    .unwrap();
+    let mut claim =
+        arp::gratuitous_reply(Mac([0x02, 0, 0, 0, 0, 0x99]), VIP4.parse().unwrap()).to_bytes();
+    claim[..6].copy_from_slice(&running.mac.0);
+    let stop = Arc::new(AtomicBool::new(false));
+    let flooding = stop.clone();
+    let name = flooder.name().to_string();
+    let flood = std::thread::spawn(move || {
+        enter_netns(&name).unwrap();
+        let socket = PacketSocket::open(ifindex, Protocol::Arp).unwrap();
+        let mut sent = 0_u64;
+        while !flooding.load(Ordering::Relaxed) {
+            if socket.try_send(&claim).unwrap() {
+                sent += 1;
+            }
+        }
+        sent
+    });
+    let overflowed = || {
+        let frames = running.counters.frames.lock().unwrap();
+        frames
+            .get(&("Arp".to_owned(), "overflow"))
+            .copied()
+            .unwrap_or(0)
+    };
+    eventually(
+        Duration::from_secs(10),
+        "the hand-over channel full",
+        || (overflowed() > 0).then_some(()),
+    );
+    let answered = (0..10)
+        .filter(|_| arping_answered_by(&client, VIP4, &mac))
+        .count();
+    stop.store(true, Ordering::Relaxed);
+    let sent = flood.join().unwrap();
+    eprintln!(
+        "{sent} claims sent, {} dropped at the hand-over, {answered} of 10 requests answered",
+        overflowed()
+    );
+    assert!(
+        answered >= 9,
+        "{answered} of 10 requests answered during the flood"
+    );
+    drop(running.duty);
+    assert_eq!(running.thread.join().unwrap(), Ok(()));
 }
