@@ -152,19 +152,19 @@ ensure_gobgp() {
   GOBGP_API_UPSTREAM_DIR=$moddir/proto
 }
 
-# ensure_metallb: MetalLB's controller from the pinned go.universe.tf/metallb module, and its CRDs
-# (config/crd/bases of the same module) beside it in crds/.
+# ensure_metallb: MetalLB's controller and speaker from the pinned go.universe.tf/metallb module
+# (one build of both), and its CRDs (config/crd/bases of the same module) beside them in crds/.
 ensure_metallb() {
   need_cmd go "Install Go 1.24+ (Debian: golang-go, or the upstream tarball)."
   local mdir=$TOOLS_BIN/metallb-$METALLB_VERSION
-  if [ ! -x "$mdir/controller" ] || [ ! -d "$mdir/crds" ]; then
-    log "building MetalLB's controller $METALLB_VERSION from its Go module (first run only)"
+  if [ ! -x "$mdir/controller" ] || [ ! -x "$mdir/speaker" ] || [ ! -d "$mdir/crds" ]; then
+    log "building MetalLB's controller and speaker $METALLB_VERSION from its Go module (first run only)"
     local w; w=$(mktemp -d)
     printf 'module baremetal-ccm.io/hack/metallb\n\ngo 1.24\n\nrequire go.universe.tf/metallb v%s\n\nreplace github.com/metallb/frr-k8s => github.com/metallb/frr-k8s v%s\n' \
       "$METALLB_VERSION" "$METALLB_FRR_K8S_VERSION" >"$w/go.mod"
-    printf 'package hack\n\nimport _ "go.universe.tf/metallb/controller"\n' >"$w/tools.go"
-    mkdir -p "$mdir.tmp"
-    go_wrapper_build "$w" "$mdir.tmp" go.universe.tf/metallb/controller
+    printf 'package hack\n\nimport (\n\t_ "go.universe.tf/metallb/controller"\n\t_ "go.universe.tf/metallb/speaker"\n)\n' >"$w/tools.go"
+    rm -rf "$mdir.tmp" && mkdir -p "$mdir.tmp"
+    go_wrapper_build "$w" "$mdir.tmp" go.universe.tf/metallb/controller go.universe.tf/metallb/speaker
     local moddir
     moddir=$(cd "$w" && go mod download -json "go.universe.tf/metallb@v$METALLB_VERSION" | sed -n 's/^\s*"Dir": "\(.*\)",\?$/\1/p')
     [ -d "$moddir/config/crd/bases" ] || die "MetalLB $METALLB_VERSION's module has no config/crd/bases"
@@ -172,6 +172,7 @@ ensure_metallb() {
     rm -rf "$mdir" && mv "$mdir.tmp" "$mdir" && rm -rf "$w"
   fi
   METALLB_CONTROLLER_BIN=$mdir/controller
+  METALLB_SPEAKER_BIN=$mdir/speaker
 }
 
 # ensure_cargo_deny: cargo-deny at the pinned version, built from crates.io with its own

@@ -2,7 +2,8 @@
 # 100 ms and the router's route is sampled every 100 ms, then prints what was measured and
 # fails when an expectation does not hold. A scenario is one function lab_scenario_<name>
 # built from lab_scenario_begin / lab_scenario_end / lab_expect; the layer-2 one
-# (l2-owner-crash, at the end) starts its own probes in the layer-2 client and the resolver.
+# (l2-owner-crash) starts its own probes in the layer-2 client and the resolver, and so does
+# migrate-from-metallb (at the end), which runs MetalLB itself before the takeover.
 # Sourced by hack/lab.
 # shellcheck shell=bash
 
@@ -419,3 +420,275 @@ lab_l2_within() { [ "$1" != never ] && [ "$1" -lt "$2" ]; }
 lab_l2_not_before() { [ "$1" = never ] || [ "$1" -ge "$2" ]; }
 lab_l2_settled_after_hold_down() { [ "$1" != never ] && [ "$1" -ge "$LAB_L2_HOLD_DOWN_MS" ]; }
 lab_l2_other_node() { [ "$1" != "?" ] && [ "$1" != "$LAB_L2_VICTIM" ]; }
+
+# migrate-from-metallb: MetalLB addresses a Service and announces it in layer 2, then
+# baremetal-ccm takes it over (docs/migrate-from-metallb.md) while the layer-2 client curls it
+# every 100 ms: the address must not change and no curl may fail. Our controller stops serving
+# Services first (--controllers=*,-service-lb), so that MetalLB's controller is the only one
+# writing the Service; our speakers and announcer keep the demo Services announced throughout.
+# MetalLB runs as the lab's other host processes do: its controller in the host namespace, one
+# speaker per node inside the node's namespace (memberlist off: then it counts every node as
+# having a speaker, which holds here).
+LAB_MLB_SVC=hello-mlb
+LAB_MLB_POOL=lab-mlb
+LAB_MLB_NS=metallb-system
+# MetalLB serves only this class (--lb-class): see hack/lib/lab/metallb.yaml for why.
+LAB_MLB_CLASS=baremetal-ccm.io/lb
+LAB_MLB_PORT=17472   # MetalLB's metrics listeners (host and node namespaces)
+LAB_MLB_OFF='--controllers=*,-service-lb'
+
+lab_scenario_migrate_from_metallb() {
+  ensure_metallb   # MetalLB's controller, speaker and CRDs: built on the first run only
+  lab_scenario_dir migrate-from-metallb
+  LAB_SCN_T_BEGIN=$(now_ms)
+  LAB_MLB_SHIPPED_ARGS=$(lab_ccm_args)
+  [ -n "$LAB_MLB_SHIPPED_ARGS" ] || die "could not read the controller's args from ds/baremetal-ccm"
+  echo "$LAB_MLB_SHIPPED_ARGS" >"$LAB_SCN_DIR/shipped-args.json"
+  trap lab_mlb_cleanup EXIT   # whatever happens, the lab is left as the other scenarios expect it
+  lab_mlb_demo_probes_start
+
+  log "scenario $LAB_SCN: our controller stops serving Services ($LAB_MLB_OFF)"
+  lab_ccm_set_args "$(jq -c --arg off "$LAB_MLB_OFF" '[.[] | select(startswith("--controllers") | not)] + [$off]' \
+    <<<"$LAB_MLB_SHIPPED_ARGS")" || die "the controller's rollout without service-lb did not finish"
+
+  log "scenario $LAB_SCN: MetalLB $METALLB_VERSION addresses $LAB_DEMO_NS/$LAB_MLB_SVC"
+  lab_mlb_up
+  LAB_MLB_IP=$(lab_service_ip_of "$LAB_MLB_SVC")
+  lab_wait 60 "curls to $LAB_MLB_IP from the layer-2 client" lab_curl_from "$LAB_L2_CLIENT_NS" "$LAB_MLB_IP" 1 \
+    || die "MetalLB's address $LAB_MLB_IP is not answered (logs: $LAB_LOGS/metallb-*.log)"
+  lab_start probe-mlb-curl "$LAB_L2_CLIENT_NS" "$HACK_DIR/lib/lab/probe-loop" curl "$LAB_MLB_IP" "$LAB_SCN_DIR/mlb-curl" 600
+  lab_start probe-mlb-neigh "$LAB_L2_CLIENT_NS" "$HACK_DIR/lib/lab/probe-loop" neigh "$LAB_MLB_IP" "$LAB_SCN_DIR/mlb-neigh" 600 0.05
+  sleep 2   # a baseline of answered curls, the entry resolved to MetalLB's node
+  local mac_before node_before
+  mac_before=$(lab_l2_neigh_mac "$LAB_MLB_IP")
+  node_before=$(lab_mac_node "${mac_before:-none}")
+  log "scenario $LAB_SCN: MetalLB gave $LAB_MLB_IP, announced by $node_before ($mac_before); the switch, while the layer-2 client curls it"
+
+  lab_mlb_watch_conditions
+  LAB_SCN_T0=$(now_ms)
+  lab_mlb_dry_run
+  lab_mlb_convert
+  lab_event "stopping MetalLB's speakers, then its controller"
+  local n
+  for n in "${LAB_NODES[@]}"; do lab_stop "metallb-speaker-$n"; done
+  lab_stop metallb-controller
+  LAB_MLB_T_STOPPED=$(( $(now_ms) - LAB_SCN_T0 ))
+  lab_event "our controller serves Services again"
+  local t_rollout t_alloc t_announced t_neigh
+  lab_ccm_set_args "$LAB_MLB_SHIPPED_ARGS" && t_rollout=$(( $(now_ms) - LAB_SCN_T0 )) || t_rollout=never
+  t_alloc=$(lab_wait_ms 60 lab_mlb_condition baremetal-ccm.io/AddressAllocated) || t_alloc=never
+  t_announced=$(lab_wait_ms 60 lab_mlb_condition baremetal-ccm.io/L2Announced) || t_announced=never
+  t_neigh=$(lab_wait_ms 30 lab_mlb_neigh_on_announcer) || t_neigh=never
+  sleep 2   # answered curls after the takeover
+  lab_probes_stop probe-mlb-curl probe-mlb-neigh probe-curl probe-l2-curl4
+  lab_stop mlb-watch
+  # When the conditions turned True as the API server told the watch (the waits above poll).
+  t_alloc=$(lab_mlb_watched_ms baremetal-ccm.io/AddressAllocated=True "$t_alloc")
+  t_announced=$(lab_mlb_watched_ms baremetal-ccm.io/L2Announced=True "$t_announced")
+  local ip_after mac_after announced
+  ip_after=$(lab_service_ip_of "$LAB_MLB_SVC")
+  mac_after=$(lab_l2_neigh_mac "$LAB_MLB_IP")
+  announced=$(lab_mlb_condition_message baremetal-ccm.io/L2Announced)
+  lab_mlb_report "$node_before" "$mac_before" "$ip_after" "$mac_after" "$t_rollout" "$t_alloc" "$t_announced" "$t_neigh" "$announced"
+  trap - EXIT
+  lab_mlb_cleanup
+  lab_expect "the controller's args are back as shipped" [ "$(lab_ccm_args)" = "$LAB_MLB_SHIPPED_ARGS" ]
+  lab_expect "nothing of MetalLB's or the scenario's is left" lab_mlb_gone
+  log "scenario $LAB_SCN: took $(( ($(now_ms) - LAB_SCN_T_BEGIN) / 1000 )) s"
+  lab_scenario_verdict
+}
+
+# lab_ccm_args: the controller container's args in ds/baremetal-ccm, as compact JSON.
+lab_ccm_args() {
+  lab_kubectl -n kube-system get ds baremetal-ccm -o json | jq -c '.spec.template.spec.containers[] | select(.name == "controller") | .args'
+}
+
+# lab_ccm_set_args JSON: replace the controller container's args, wait for the rollout and for
+# every controller's BGP session (readiness waits for them too, this is the router's view).
+lab_ccm_set_args() {
+  local i
+  i=$(lab_kubectl -n kube-system get ds baremetal-ccm -o json | jq '.spec.template.spec.containers | map(.name) | index("controller")')
+  lab_kubectl -n kube-system patch ds baremetal-ccm --type=json \
+    -p "[{\"op\":\"replace\",\"path\":\"/spec/template/spec/containers/$i/args\",\"value\":$1}]" >/dev/null || return 1
+  lab_kubectl -n kube-system rollout status ds/baremetal-ccm --timeout=180s >/dev/null || return 1
+  lab_wait 60 "the BGP sessions" lab_gobgp_sessions_established
+}
+
+# The demo Services answer throughout: the BGP one from the client, the layer-2 one (IPv4) from
+# the layer-2 client.
+lab_mlb_demo_probes_start() {
+  local loop=$HACK_DIR/lib/lab/probe-loop
+  lab_start probe-curl "$LAB_CLIENT_NS" "$loop" curl "$(lab_service_ip)" "$LAB_SCN_DIR/curl" 600
+  lab_start probe-l2-curl4 "$LAB_L2_CLIENT_NS" "$loop" curl "$LAB_L2_IP" "$LAB_SCN_DIR/l2-curl4" 600
+}
+
+lab_service_ip_of() { lab_service_ips "$1" | grep -v : | head -1; }
+
+# lab_mlb_up: MetalLB's CRDs and configuration, its controller on the host and a speaker in
+# every node's namespace; returns once MetalLB has given the Service an address.
+lab_mlb_up() {
+  local crds=$TOOLS_BIN/metallb-$METALLB_VERSION/crds n
+  lab_kubectl apply --server-side -f "$crds" >>"$LAB_LOGS/apply.log" 2>&1 \
+    || die "applying MetalLB's CRDs failed: $(tail -5 "$LAB_LOGS/apply.log")"
+  lab_wait 60 "MetalLB's CRDs to be established" lab_kubectl wait --for condition=established --timeout=5s \
+    crd/ipaddresspools.metallb.io crd/l2advertisements.metallb.io crd/servicel2statuses.metallb.io \
+    || die "MetalLB's CRDs were not established"
+  lab_kubectl apply --server-side -f "$HACK_DIR/lib/lab/metallb.yaml" >>"$LAB_LOGS/apply.log" 2>&1 \
+    || die "applying hack/lib/lab/metallb.yaml failed: $(tail -5 "$LAB_LOGS/apply.log")"
+  lab_start metallb-controller "" "$METALLB_CONTROLLER_BIN" --kubeconfig="$LAB_KUBECONFIG" \
+    --namespace="$LAB_MLB_NS" --webhook-mode=disabled --disable-cert-rotation --port="$LAB_MLB_PORT" \
+    --lb-class="$LAB_MLB_CLASS"
+  for n in "${LAB_NODES[@]}"; do
+    lab_start "metallb-speaker-$n" "$(lab_netns "$n")" "$METALLB_SPEAKER_BIN" --kubeconfig="$LAB_KUBECONFIG" \
+      --namespace="$LAB_MLB_NS" --node-name="$n" --pod-name="metallb-speaker-$n" --port="$LAB_MLB_PORT" \
+      --lb-class="$LAB_MLB_CLASS"
+  done
+  lab_wait 60 "MetalLB to address $LAB_DEMO_NS/$LAB_MLB_SVC" lab_mlb_addressed \
+    || die "MetalLB gave $LAB_MLB_SVC no address (hack/lab kubectl -n demo describe svc $LAB_MLB_SVC; $LAB_LOGS/metallb-controller.log)"
+}
+
+# lab_mlb_watch_conditions: the Service's conditions, one line per change with the time it
+# arrived ("ms type=status …"), from a watch (kubectl itself is the recorded process). A
+# go-template: kubectl 1.36 prints a watch's first object only with -o jsonpath.
+lab_mlb_watch_conditions() {
+  # shellcheck disable=SC2016
+  lab_start mlb-watch "" bash -c 'exec > >(while IFS= read -r l; do echo "$(date +%s%3N) $l"; done >"$1"); shift; exec "$@"' \
+    _ "$LAB_SCN_DIR/mlb-conditions" "$KUBE_LAB_BIN/kubectl" --kubeconfig "$LAB_KUBECONFIG" -n "$LAB_DEMO_NS" \
+    get svc "$LAB_MLB_SVC" --watch \
+    -o go-template='{{range .status.conditions}}{{.type}}={{.status}} {{end}}{{"\n"}}'
+}
+
+# lab_mlb_watched_ms TYPE=STATUS FALLBACK: ms after LAB_SCN_T0 of the first watched line
+# holding TYPE=STATUS; FALLBACK when the watch saw none.
+lab_mlb_watched_ms() {
+  awk -v t0="$LAB_SCN_T0" -v c="$1" -v fb="$2" '
+    !done && $1 >= t0 { for (i = 2; i <= NF; i++) if ($i == c) { print $1 - t0; done = 1; next } }
+    END { if (!done) print fb }' "$LAB_SCN_DIR/mlb-conditions" 2>/dev/null || echo "$2"
+}
+
+lab_mlb_addressed() { [ -n "$(lab_service_ip_of "$LAB_MLB_SVC")" ]; }
+
+# lab_mlb_ccm_binary: the controller pod's own binary (the image that ships), copied out of a
+# running controller container, for `migrate metallb` on the host.
+lab_mlb_ccm_binary() {
+  local bin=$LAB_STATE/migrate/baremetal-ccm pod node cid pid
+  if [ ! -x "$bin" ]; then
+    # awk, not head: head would close the pipe after the first name while kubectl still writes.
+    pod=$(lab_controller_pods | awk 'NR == 1')
+    node=$(lab_kubectl -n kube-system get pod "$pod" -o jsonpath='{.spec.nodeName}')
+    cid=$(lab_kubectl -n kube-system get pod "$pod" -o jsonpath='{.status.containerStatuses[?(@.name=="controller")].containerID}')
+    pid=$(ctr -a "$LAB_STATE/$node/containerd.sock" -n k8s.io task ls | awk -v c="${cid#containerd://}" '$1 == c { print $2 }')
+    [ -n "$pid" ] || die "could not find the process of the controller container of $pod"
+    mkdir -p "${bin%/*}"
+    cp "/proc/$pid/exe" "$bin" || die "could not copy the controller's binary out of $pod"
+  fi
+  echo "$bin"
+}
+
+# lab_mlb_dry_run: `migrate metallb --from-cluster --dry-run`: its exit status, the Service's
+# fate and the counts, for the report.
+lab_mlb_dry_run() {
+  local bin out=$LAB_SCN_DIR/dry-run
+  bin=$(lab_mlb_ccm_binary)
+  LAB_MLB_DRY_RC=0
+  "$bin" migrate metallb --from-cluster --kubeconfig "$LAB_KUBECONFIG" --dry-run >"$out.txt" 2>"$out.report" \
+    || LAB_MLB_DRY_RC=$?
+  lab_event "dry run: exit $LAB_MLB_DRY_RC"
+  LAB_MLB_FATE=$(awk -F'\t' -v s="$LAB_DEMO_NS/$LAB_MLB_SVC" '$1 == s { print $3 }' "$out.txt")
+  read -r LAB_MLB_KEPT LAB_MLB_MOVED LAB_MLB_PENDING < <(awk -F'\t' '
+    NF >= 3 && $1 ~ /\// { if ($3 == "kept") k++; if ($3 == "MOVED") m++; if ($3 ~ /pending/) p++ }
+    END { print k + 0, m + 0, p + 0 }' "$out.txt")
+  LAB_MLB_TALLY=$(grep 'LoadBalancer Services:' "$out.txt" || echo "no tally")
+}
+
+# lab_mlb_convert: the converted configuration (the IPPool lab-mlb) applied.
+lab_mlb_convert() {
+  local bin out=$LAB_SCN_DIR/converted
+  bin=$(lab_mlb_ccm_binary)
+  "$bin" migrate metallb --from-cluster --kubeconfig "$LAB_KUBECONFIG" >"$out.yaml" 2>"$out.report" \
+    || die "migrate metallb failed: $(tail -5 "$out.report")"
+  lab_kubectl apply --server-side -f "$out.yaml" >>"$LAB_LOGS/apply.log" 2>&1 \
+    || die "applying the converted configuration failed: $(tail -5 "$LAB_LOGS/apply.log")"
+  lab_event "converted configuration applied: $(grep -c '^kind: IPPool' "$out.yaml") IPPool(s)"
+}
+
+# lab_mlb_condition TYPE: the Service's condition TYPE is True.
+lab_mlb_condition() {
+  [ "$(lab_kubectl -n "$LAB_DEMO_NS" get svc "$LAB_MLB_SVC" -o jsonpath="{.status.conditions[?(@.type==\"$1\")].status}")" = True ]
+}
+lab_mlb_condition_message() {
+  lab_kubectl -n "$LAB_DEMO_NS" get svc "$LAB_MLB_SVC" -o jsonpath="{.status.conditions[?(@.type==\"$1\")].message}"
+}
+
+# The layer-2 client's entry holds the MAC our L2Announced condition names ("… (MAC)").
+lab_mlb_neigh_on_announcer() {
+  local mac
+  mac=$(lab_l2_neigh_mac "$LAB_MLB_IP")
+  [ -n "$mac" ] && [ "$(lab_mac_node "$mac")" != "?" ] && lab_mlb_condition_message baremetal-ccm.io/L2Announced | grep -q "($mac)"
+}
+
+# lab_mlb_report NODE_BEFORE MAC_BEFORE IP_AFTER MAC_AFTER T_ROLLOUT T_ALLOC T_ANNOUNCED T_NEIGH MESSAGE
+lab_mlb_report() {
+  local curls failed gap demo_failed l2_failed
+  read -r curls failed gap < <(lab_mlb_curl_figures "$LAB_SCN_DIR/mlb-curl")
+  # When the client's entry first held another MAC than MetalLB's announcer's (none: the same node won).
+  local moved
+  moved=$(awk -v t0="$LAB_SCN_T0" -v old="$2" '$1 >= t0 && $2 != "-" && $2 != old { print $1 - t0; exit }' "$LAB_SCN_DIR/mlb-neigh")
+  demo_failed=$(awk '$2 == "fail"' "$LAB_SCN_DIR/curl" | wc -l)
+  l2_failed=$(awk '$2 == "fail"' "$LAB_SCN_DIR/l2-curl4" | wc -l)
+  printf 'RESULT %s: address=%s->%s metallb_announcer=%s(%s) ours=%s(%s) curls=%s failed=%s gap_ms=%s takeover_ms=%s (switch start = dry run -> L2Announced True, as watched; metallb_stopped_ms=%s rollout_ms=%s AddressAllocated_ms=%s neighbour_on_ours_ms=%s neighbour_moved_ms=%s) dry_run: exit=%s %s=%s kept=%s moved=%s pending=%s [%s] demo_failed=%s/%s l2_demo_failed=%s/%s\n' \
+    "$LAB_SCN" "$LAB_MLB_IP" "${3:-none}" "$1" "$2" "$(lab_mac_node "${4:-none}")" "${4:-none}" "$curls" "$failed" "$gap" \
+    "$7" "$LAB_MLB_T_STOPPED" "$5" "$6" "$8" "${moved:-none}" "$LAB_MLB_DRY_RC" "$LAB_MLB_SVC" "${LAB_MLB_FATE:-absent}" "$LAB_MLB_KEPT" "$LAB_MLB_MOVED" \
+    "$LAB_MLB_PENDING" "$LAB_MLB_TALLY" "$demo_failed" "$(wc -l <"$LAB_SCN_DIR/curl")" "$l2_failed" "$(wc -l <"$LAB_SCN_DIR/l2-curl4")"
+  printf '  L2Announced: %s\n' "$9"
+  lab_expect "the dry run exited 0 with $LAB_MLB_SVC kept (kept 1, moved 0)" lab_mlb_dry_run_clean
+  lab_expect "the address never changed ($LAB_MLB_IP)" [ "$3" = "$LAB_MLB_IP" ]
+  lab_expect "AddressAllocated=True and L2Announced=True" lab_mlb_all_held "$6" "$7"
+  lab_expect "the layer-2 client's entry names our announcer, a lab node" [ "$8" != never ]
+  lab_expect "no curl to $LAB_MLB_IP failed" [ "$failed" -eq 0 ]
+  lab_expect "the demo Services answered throughout (BGP and layer 2)" lab_mlb_all_zero "$demo_failed" "$l2_failed"
+}
+
+lab_mlb_dry_run_clean() {
+  [ "$LAB_MLB_DRY_RC" -eq 0 ] && [ "$LAB_MLB_FATE" = kept ] && [ "$LAB_MLB_KEPT" -eq 1 ] && [ "$LAB_MLB_MOVED" -eq 0 ]
+}
+lab_mlb_all_held() { [ "$1" != never ] && [ "$2" != never ]; }
+lab_mlb_all_zero() { [ "$1" -eq 0 ] && [ "$2" -eq 0 ]; }
+
+# lab_mlb_curl_figures FILE: "CURLS FAILED GAP_MS", the gap the longest stretch from a failed
+# curl to the next answered one (0 when none failed).
+lab_mlb_curl_figures() {
+  awk '$2 == "fail" { nfail++; if (first == "") first = $1 }
+       $2 == "ok" && first != "" { if ($1 - first > gap) gap = $1 - first; first = "" }
+       END { if (first != "") gap = "never"; print NR, nfail + 0, gap + 0 }' "$1"
+}
+
+# lab_mlb_cleanup: everything the scenario made goes, the controller's args as shipped again;
+# idempotent, also the EXIT trap when the scenario fails half-way.
+lab_mlb_cleanup() {
+  local n
+  set +e
+  lab_probes_stop probe-mlb-curl probe-mlb-neigh probe-curl probe-l2-curl4
+  lab_stop mlb-watch
+  for n in "${LAB_NODES[@]}"; do lab_stop "metallb-speaker-$n"; done
+  lab_stop metallb-controller
+  if [ -n "${LAB_MLB_SHIPPED_ARGS:-}" ] && [ "$(lab_ccm_args)" != "$LAB_MLB_SHIPPED_ARGS" ]; then
+    log "scenario $LAB_SCN: restoring the controller's args as shipped"
+    lab_ccm_set_args "$LAB_MLB_SHIPPED_ARGS" || log "the controller's rollout did not finish (hack/lab status)"
+  fi
+  # Our controller releases the address and removes its finalizer.
+  lab_kubectl -n "$LAB_DEMO_NS" delete svc "$LAB_MLB_SVC" --ignore-not-found --timeout=60s >/dev/null
+  lab_kubectl delete ippools.baremetal-ccm.io "$LAB_MLB_POOL" --ignore-not-found --timeout=60s >/dev/null
+  lab_kubectl delete -f "$TOOLS_BIN/metallb-$METALLB_VERSION/crds" --ignore-not-found --timeout=60s >/dev/null
+  lab_kubectl delete namespace "$LAB_MLB_NS" --ignore-not-found --timeout=60s >/dev/null
+  rm -rf "$LAB_STATE/migrate"
+  set -e
+}
+
+lab_mlb_gone() {
+  ! lab_kubectl -n "$LAB_DEMO_NS" get svc "$LAB_MLB_SVC" >/dev/null 2>&1 \
+    && ! lab_kubectl get ippools.baremetal-ccm.io "$LAB_MLB_POOL" >/dev/null 2>&1 \
+    && ! lab_kubectl get namespace "$LAB_MLB_NS" >/dev/null 2>&1 \
+    && ! lab_kubectl get crd ipaddresspools.metallb.io >/dev/null 2>&1 \
+    && ! lab_running metallb-controller && ! lab_running metallb-speaker-lab-n1
+}
