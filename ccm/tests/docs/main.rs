@@ -397,8 +397,9 @@ fn docs_reference_lists_exactly_the_flags_and_variables_of_the_program() {
 }
 
 /// Flags of other programs that the docs name (the kubelet's, the API server's and the
-/// controller manager's, gobgpd's, etcd's, the GoBGP CLI's, cargo's, kube-proxy's), so that a typo in one of ours is not taken for one of theirs.
-const FOREIGN_FLAGS: [&str; 13] = [
+/// controller manager's, gobgpd's, etcd's, the GoBGP CLI's, cargo's, kube-proxy's, MetalLB's),
+/// so that a typo in one of ours is not taken for one of theirs.
+const FOREIGN_FLAGS: [&str; 15] = [
     "--allocate-node-cidrs",
     "--kubelet-preferred-address-types",
     "--node-monitor-grace-period",
@@ -412,6 +413,8 @@ const FOREIGN_FLAGS: [&str; 13] = [
     "--unsafe-no-fsync",
     "--target",
     "--ipvs-strict-arp",
+    "--lb-class",
+    "--pod-name",
 ];
 
 #[test]

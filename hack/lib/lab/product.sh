@@ -50,5 +50,7 @@ lab_demo_up() {
 lab_service_ips() {
   lab_kubectl -n "$LAB_DEMO_NS" get svc "${1:-$LAB_DEMO_SVC}" -o jsonpath='{range .status.loadBalancer.ingress[*]}{.ip}{"\n"}{end}' 2>/dev/null
 }
-lab_service_ip() { lab_service_ips | grep -v : | head -1; }
-lab_service_ip6() { lab_service_ips | grep : | head -1; }
+# (awk reads all its input: a `head -1` may close the pipe while kubectl still writes, and under
+# pipefail the SIGPIPE fails the whole substitution, silently.)
+lab_service_ip() { lab_service_ips | awk '!/:/ && !n++'; }
+lab_service_ip6() { lab_service_ips | awk '/:/ && !n++'; }

@@ -173,7 +173,7 @@ lab_gobgp_sessions_established() {
 # DaemonSet brings the deleted one back.
 lab_scenario_controller_kill() {
   local pod t_back
-  pod=$(lab_controller_pods | head -1)
+  pod=$(lab_controller_pods | awk 'NR == 1')
   lab_scenario_begin controller-kill
   lab_kubectl -n kube-system delete pod "$pod" --wait=false >/dev/null
   sleep 2
@@ -522,7 +522,7 @@ lab_mlb_demo_probes_start() {
   lab_start probe-l2-curl4 "$LAB_L2_CLIENT_NS" "$loop" curl "$LAB_L2_IP" "$LAB_SCN_DIR/l2-curl4" 600
 }
 
-lab_service_ip_of() { lab_service_ips "$1" | grep -v : | head -1; }
+lab_service_ip_of() { lab_service_ips "$1" | awk '!/:/ && !n++'; }
 
 # lab_mlb_up: MetalLB's CRDs and configuration, its controller on the host and a speaker in
 # every node's namespace; returns once MetalLB has given the Service an address.
