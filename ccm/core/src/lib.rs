@@ -19,6 +19,7 @@
 //!   frames parsed and built, the responder's decision for each frame it reads, and when an
 //!   owner announces;
 //! - [`service_lb`]: what the service-lb controller decides for each Service and pool;
+//! - [`rendezvous`]: the stable ranking of nodes for a key (layer-2 owners, BGP next hops);
 //! - [`contract`]: the finalizer, annotations, labels and taints the product and the cluster
 //!   agree on;
 //! - [`write`]: the one shape of a planned cluster write (a merge patch to an object or its
@@ -38,6 +39,7 @@ pub mod instance;
 pub mod ipam;
 pub mod l2;
 pub mod migrate;
+pub mod rendezvous;
 pub mod selector;
 pub mod service_lb;
 pub mod write;

@@ -457,3 +457,40 @@ async fn the_router_example_in_the_docs_works_as_written(kind: RouterKind) {
         fabric.protocols()
     );
 }
+
+/// `maxNextHops`: of three eligible nodes, a prefix gets the two highest in rank for it; when
+/// one of those is no longer Ready the third takes its place, and it comes back after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefix_gets_at_most_max_next_hops_the_highest_in_rank_with_bird() {
+    let fabric = Fabric::start(RouterKind::Bird, &[Session::to(2)]).await;
+    let cluster = cluster(false).await;
+    let client = cluster.client();
+    three_nodes(&client).await;
+    bgp_pool(
+        &client,
+        "pool-a",
+        &["192.0.2.0/28"],
+        serde_json::json!({"maxNextHops": 2}),
+    )
+    .await;
+    central_peers(&client, serde_json::json!({})).await;
+    let _ccm = start_replica(&cluster, &fabric, "ccm-a", 2);
+    Svc::lb("default", "web").create(&client).await;
+    let ip = wait_addresses(&client, "default", "web", 1).await.remove(0);
+    let mut ranked = [("n1", 11_u8), ("n2", 12), ("n3", 13)];
+    ranked.sort_by_key(|(n, _)| std::cmp::Reverse(baremetal_ccm_core::rendezvous::weight(n, &ip)));
+    let [(first, a), (_, b), (_, c)] = ranked;
+    let prefix = format!("{ip}/32");
+    fabric
+        .wait_kernel(&prefix, &nodes(&[a, b], false), ROUTE)
+        .await;
+    // The first in rank goes: the third steps in, the second stays.
+    set_ready(&client, first, false).await;
+    fabric
+        .wait_kernel(&prefix, &nodes(&[b, c], false), ROUTE)
+        .await;
+    set_ready(&client, first, true).await;
+    fabric
+        .wait_kernel(&prefix, &nodes(&[a, b], false), ROUTE)
+        .await;
+}

@@ -11,11 +11,13 @@ use ipnet::IpNet;
 use super::desired::{Afi, DesiredDaemon, DesiredPath, ExportRule, Global, Password};
 use super::inputs::{LocalEndpoints, NodeInput, PeerInput, PoolInput, ServiceInput};
 use crate::crd::bgppeer::{Placement, SecretKeyRef};
+use crate::rendezvous;
 
 /// Who runs the daemon.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Speaker {
-    /// A controller replica: central peers; every eligible node is a next hop.
+    /// A controller replica: central peers; the eligible nodes are next hops, at most the
+    /// pool's `maxNextHops` of them a prefix, the highest in rank for it.
     Central { asn: u32, router_id: Ipv4Addr },
     /// A node's speaker: the node-local peers selecting this node; next hop self.
     NodeLocal {
@@ -95,10 +97,17 @@ pub fn plan(
             let prefix = aggregate(*address, pool);
             let afi = Afi::of(address);
             let next_hops: Vec<(IpAddr, u32)> = match this_node {
-                None => (inputs.nodes.iter())
-                    .filter(|n| carries(n))
-                    .filter_map(|n| Some((n.address(afi)?, ids[n.name.as_str()])))
-                    .collect(),
+                None => {
+                    let mut carriers: Vec<(&str, IpAddr)> = (inputs.nodes.iter())
+                        .filter(|n| carries(n))
+                        .filter_map(|n| Some((n.name.as_str(), n.address(afi)?)))
+                        .collect();
+                    let k = pool.announcement.max_next_hops;
+                    rendezvous::keep_highest(&mut carriers, k, &ranking_key(prefix), |c| c.0);
+                    (carriers.into_iter())
+                        .map(|(name, address)| (address, ids[name]))
+                        .collect()
+                }
                 Some(node) if carries(node) && node.address(afi).is_some() => {
                     vec![(unspecified(afi), 0)]
                 }
@@ -201,6 +210,16 @@ fn export_rules(
 
 /// The prefix announced for `address` from `pool`: the host route, or the covering prefix of
 /// the pool's aggregation length.
+/// What a prefix's next hops are ranked by: the address alone for a host route (as layer 2
+/// ranks an address's owners), the prefix for an aggregate.
+fn ranking_key(prefix: IpNet) -> String {
+    if prefix.prefix_len() == prefix.max_prefix_len() {
+        prefix.addr().to_string()
+    } else {
+        prefix.to_string()
+    }
+}
+
 fn aggregate(address: IpAddr, pool: &PoolInput) -> IpNet {
     let length = match address {
         IpAddr::V4(_) => pool.announcement.aggregation_v4,

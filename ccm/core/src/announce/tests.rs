@@ -542,3 +542,116 @@ proptest! {
         prop_assert_eq!(shuffled.plan(&central()), reference);
     }
 }
+
+// ---- bounded central placement (maxNextHops) ----
+
+/// `nodes` ready nodes `n0…` (IPv4 only) and one Service per address of `addresses`, the pool
+/// allowing `k` next hops a prefix.
+fn bounded_world(nodes: usize, addresses: usize, k: u16) -> World {
+    let mut world = World::three_nodes();
+    world.nodes = (0..nodes)
+        .map(|i| {
+            let address = format!("198.51.100.{}", 10 + i);
+            NodeFixture::ready(&format!("n{i}"), &[address.as_str()]).input()
+        })
+        .collect();
+    world.pools = vec![bgp_pool(
+        "pool-a",
+        BgpAnnounce {
+            max_next_hops: Some(k),
+            ..BgpAnnounce::default()
+        },
+    )];
+    for a in 0..addresses {
+        let address = format!("192.0.2.{}", a + 1);
+        world = world.service(&lb_service(
+            &format!("s{a}"),
+            &[address.as_str()],
+            "pool-a",
+            false,
+        ));
+    }
+    world
+}
+
+/// Each prefix's next hops, by prefix.
+fn hops_by_prefix(plan: &Plan) -> BTreeMap<String, BTreeSet<IpAddr>> {
+    let mut hops: BTreeMap<String, BTreeSet<IpAddr>> = BTreeMap::new();
+    for path in &plan.daemon.paths {
+        hops.entry(path.prefix.to_string())
+            .or_default()
+            .insert(path.next_hop);
+    }
+    hops
+}
+
+#[test]
+fn central_placement_gives_each_prefix_at_most_max_next_hops_the_highest_in_rank() {
+    let world = bounded_world(10, 50, 3);
+    let hops = hops_by_prefix(&world.plan(&central()));
+    assert_eq!(hops.len(), 50);
+    for (prefix, set) in &hops {
+        assert_eq!(set.len(), 3, "{prefix}");
+        let address = prefix.trim_end_matches("/32");
+        let mut ranked: Vec<&NodeInput> = world.nodes.iter().collect();
+        ranked.sort_by_key(|n| std::cmp::Reverse(crate::rendezvous::weight(&n.name, address)));
+        let expected: BTreeSet<IpAddr> = (ranked[..3].iter())
+            .map(|n| n.address(Afi::Ipv4).unwrap())
+            .collect();
+        assert_eq!(set, &expected, "{prefix}: the three highest in rank");
+    }
+    // Fewer eligible nodes than the bound: all of them; the default bound is 16.
+    let few = bounded_world(2, 5, 3);
+    assert!(
+        hops_by_prefix(&few.plan(&central()))
+            .values()
+            .all(|s| s.len() == 2)
+    );
+    let mut default = bounded_world(20, 5, 3);
+    default.pools = vec![bgp_pool("pool-a", BgpAnnounce::default())];
+    assert!(
+        hops_by_prefix(&default.plan(&central()))
+            .values()
+            .all(|s| s.len() == 16)
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// A node leaving changes only the prefixes it carried, each by one next hop (it, replaced
+    /// by the next in rank); a node joining changes a prefix only by taking one place, and
+    /// about K/N of them.
+    #[test]
+    fn a_node_leaving_or_joining_moves_only_what_the_ranking_says(
+        nodes in 4_usize..14,
+        k in 1_u16..5,
+        gone in 0_usize..14,
+    ) {
+        let addresses = 60;
+        let world = bounded_world(nodes, addresses, k);
+        let before = hops_by_prefix(&world.plan(&central()));
+        let gone = gone % nodes;
+        let gone_address = world.nodes[gone].address(Afi::Ipv4).unwrap();
+        let mut smaller = bounded_world(nodes, addresses, k);
+        smaller.nodes.remove(gone);
+        let after = hops_by_prefix(&smaller.plan(&central()));
+        for (prefix, was) in &before {
+            let now = &after[prefix];
+            if was.contains(&gone_address) {
+                prop_assert!(!now.contains(&gone_address));
+                prop_assert_eq!(was.difference(now).count(), 1, "{}", prefix);
+                prop_assert_eq!(now.len(), was.len().min(nodes - 1));
+            } else {
+                prop_assert_eq!(was, now, "{} changed though {} carried none of it", prefix, gone_address);
+            }
+        }
+        // Joining: the node back; only prefixes it ranks in the top K change, by one hop.
+        let changed = before.iter().filter(|(p, was)| &after[*p] != *was).count();
+        let carried = before.values().filter(|s| s.contains(&gone_address)).count();
+        prop_assert_eq!(changed, carried);
+        let expected = f64::from(u32::from(k).min(u32::try_from(nodes).unwrap())) / nodes as f64;
+        let share = carried as f64 / addresses as f64;
+        prop_assert!((share - expected).abs() < 0.25, "carried {} of {} (expected about {})", carried, addresses, expected);
+    }
+}

@@ -156,6 +156,14 @@ pub struct BgpAnnounce {
     /// The `BGPPeer`s (by label) that receive this pool's routes; all peers when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer_selector: Option<LabelSelector>,
+    /// Central placement: at most this many nodes are next hops of each announced prefix,
+    /// chosen by a stable ranking of node and prefix, so that a node leaving changes only the
+    /// prefixes it carried and a node joining takes about this many in N of them; 16 when
+    /// absent (a common ECMP limit of routers). Node-local placement: not used (each node
+    /// announces itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1024))]
+    pub max_next_hops: Option<u16>,
 }
 
 /// A pool's BGP announcement options, parsed and validated.
@@ -168,7 +176,13 @@ pub struct BgpAnnouncement {
     pub aggregation_v4: u8,
     pub aggregation_v6: u8,
     pub peer_selector: Option<Selector>,
+    /// Central placement: next hops per prefix at most ([`DEFAULT_MAX_NEXT_HOPS`] when absent).
+    pub max_next_hops: usize,
 }
+
+/// The next hops a prefix gets at most in central placement when the pool does not say: a
+/// common ECMP limit of routers (BIRD, Junos), below FRR's default of 64.
+pub const DEFAULT_MAX_NEXT_HOPS: u16 = 16;
 
 impl BgpAnnouncement {
     /// Whether the options change anything about the routes (attributes or reach), so that
@@ -249,6 +263,11 @@ impl BgpAnnounce {
             aggregation_v4: self.aggregation_length.unwrap_or(32).min(32),
             aggregation_v6: self.aggregation_length_v6.unwrap_or(128).min(128),
             peer_selector,
+            max_next_hops: usize::from(
+                self.max_next_hops
+                    .unwrap_or(DEFAULT_MAX_NEXT_HOPS)
+                    .clamp(1, 1024),
+            ),
         })
     }
 }

@@ -219,11 +219,7 @@ impl fmt::Display for NoEligibleNode {
 /// Each address ranks every node independently, which is why removing a non-owner moves
 /// nothing and adding a node moves about 1/N of the addresses.
 pub fn weight(node: &str, address: IpAddr) -> u64 {
-    let input = format!("{node}#{address}");
-    let digest = ring::digest::digest(&ring::digest::SHA256, input.as_bytes());
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest.as_ref()[..8]);
-    u64::from_be_bytes(first)
+    crate::rendezvous::weight(node, &address.to_string())
 }
 
 /// Whether `node` gives way to `other` when both answer for `address` (their views differ:

@@ -263,6 +263,7 @@ fn bgp_announce(pool: &str, wishes: &[(&str, BgpWish)], findings: &mut Findings)
             aggregation_length: a.aggregation_length,
             aggregation_length_v6: a.aggregation_length_v6,
             peer_selector: peers.map(peer_selector),
+            max_next_hops: None,
         }),
     }
 }
