@@ -76,9 +76,35 @@ pub struct TestCluster {
     dir: tempfile::TempDir,
 }
 
-/// Returns a port that was free a moment ago on 127.0.0.1.
+/// The ports [`free_port`] hands out: below Linux's ephemeral range (32768–60999 by
+/// default), from which the kernel picks the local port of every outgoing connection.
+const PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// Returns a port that was free a moment ago on 127.0.0.1, never the same one twice in a
+/// process. Not from the ephemeral range: a port taken from there (`bind` to port 0) could be
+/// given to an outgoing connection before its server binds it — etcd once failed so in CI
+/// ("address already in use"). Here only another process binding the same port could, and
+/// each process starts at a different place.
 pub fn free_port() -> Result<u16, std::io::Error> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let span = u32::from(PORTS.end - PORTS.start);
+    // Where this process starts: spread by its process id and the time.
+    let seed = std::process::id()
+        ^ (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH))
+            .map_or(0, |d| d.subsec_nanos());
+    let _ = NEXT.compare_exchange(u32::MAX, seed % span, Ordering::SeqCst, Ordering::SeqCst);
+    for _ in 0..span {
+        let offset = NEXT.fetch_add(1, Ordering::SeqCst) % span;
+        let port = PORTS.start + u16::try_from(offset).expect("the span fits a port");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        "no free port between 20000 and 32000 on 127.0.0.1",
+    ))
 }
 
 impl std::fmt::Debug for TestCluster {
