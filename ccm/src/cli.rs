@@ -262,6 +262,13 @@ pub struct SpeakerArgs {
     /// threads stay at normal priority and say so).
     #[arg(long, env = "BAREMETAL_CCM_L2_REPLY_REALTIME")]
     pub l2_reply_realtime: bool,
+    /// Answer plain ARP requests and Neighbor Solicitations for the owned addresses in the
+    /// kernel, from an eBPF program on each announcing interface's tc ingress (Linux 6.6 or
+    /// later; needs CAP_BPF and CAP_NET_ADMIN). Everything else, and every request when the
+    /// program cannot be loaded (reported as the host problem no_in_kernel_reply), is
+    /// answered by the reply thread as without it.
+    #[arg(long, env = "BAREMETAL_CCM_L2_REPLY_IN_KERNEL")]
+    pub l2_reply_in_kernel: bool,
 }
 
 /// The speaker's layer 2 (ARP and NDP for `mode: l2` pools).

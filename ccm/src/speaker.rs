@@ -58,7 +58,10 @@ pub(crate) async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
                 node: args.node_name.clone(),
                 port: args.l2.l2_gossip_port,
                 keys,
-                realtime: args.l2_reply_realtime,
+                replies: crate::l2::responder::ReplyOptions {
+                    realtime: args.l2_reply_realtime,
+                    in_kernel: args.l2_reply_in_kernel,
+                },
             })
         }
         None => {

@@ -38,14 +38,20 @@ pub(crate) enum HostError {
     },
 }
 
+/// What the kernel refused the responders, by interface.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Refused {
+    /// Packet sockets, for want of `CAP_NET_RAW`.
+    pub(crate) packet_sockets: BTreeSet<String>,
+    /// The in-kernel reply, asked for with `--l2-reply-in-kernel`.
+    pub(crate) in_kernel_reply: BTreeSet<String>,
+}
+
 /// Reads the host: kube-proxy's IPVS interface from `links`, the settings of `all` and of
 /// every interface the speaker answers on (an interface that vanishes meanwhile is left out:
 /// its removal is a link event, which checks again), and takes the interfaces whose packet
 /// sockets were refused for want of `CAP_NET_RAW`.
-pub(crate) fn read(
-    links: &[Link],
-    packet_sockets_refused: BTreeSet<String>,
-) -> Result<Readings, HostError> {
+pub(crate) fn read(links: &[Link], refused: Refused) -> Result<Readings, HostError> {
     let root = Path::new(PROC_SYS_NET);
     let all = read_conf(root, "all")?.ok_or_else(|| HostError::Read {
         path: root.join("ipv4/conf/all"),
@@ -64,7 +70,8 @@ pub(crate) fn read(
         ipvs_ipv4_addresses,
         all,
         announcing,
-        packet_sockets_refused,
+        packet_sockets_refused: refused.packet_sockets,
+        in_kernel_reply_refused: refused.in_kernel_reply,
     })
 }
 
@@ -138,8 +145,8 @@ impl HostChecks {
 
     /// Checks the host again and reports what changed. A host that cannot be read keeps the
     /// last findings (a problem is not taken for fixed because it could not be looked at).
-    pub(crate) fn check(&mut self, links: &[Link], packet_sockets_refused: BTreeSet<String>) {
-        match read(links, packet_sockets_refused) {
+    pub(crate) fn check(&mut self, links: &[Link], refused: Refused) {
+        match read(links, refused) {
             Ok(readings) => self.update(host::check(&readings)),
             Err(error) => {
                 tracing::warn!(error = %crate::error_chain(&error), "cannot read the host's network settings");

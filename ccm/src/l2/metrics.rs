@@ -18,7 +18,7 @@ use super::socket::Protocol;
 pub(crate) struct FrameLabels {
     /// `arp`, `ndp`.
     pub(crate) protocol: String,
-    /// `replied`, `conflict`, `probing`, or why it was ignored (`not_ours`, `malformed`, ...).
+    /// `replied`, `replied_in_kernel`, `conflict`, `probing`, or why it was ignored (`not_ours`, `malformed`, ...).
     pub(crate) outcome: String,
 }
 
@@ -103,6 +103,13 @@ impl Metrics {
 
 impl Counters for Metrics {
     fn frame(&self, protocol: Protocol, outcome: &'static str) {
+        self.frames(protocol, outcome, 1);
+    }
+
+    fn frames(&self, protocol: Protocol, outcome: &'static str, count: u64) {
+        if count == 0 {
+            return;
+        }
         let labels = FrameLabels {
             protocol: match protocol {
                 Protocol::Arp => "arp",
@@ -111,7 +118,7 @@ impl Counters for Metrics {
             .to_owned(),
             outcome: outcome.to_owned(),
         };
-        self.frames.get_or_create(&labels).inc();
+        self.frames.get_or_create(&labels).inc_by(count);
     }
 
     fn announcement(&self, address: IpAddr) {

@@ -4,8 +4,10 @@
 //! responder of each interface with its reply thread (fastpath), and the supervisor that
 //! plans and hands out the work (run); and the controller's side: the observer that writes what the operator sees (status).
 
+pub(crate) mod bpf;
 pub(crate) mod fastpath;
 pub(crate) mod host;
+pub(crate) mod inkernel;
 pub(crate) mod keys;
 pub(crate) mod links;
 pub(crate) mod membership;

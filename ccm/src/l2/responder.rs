@@ -17,7 +17,19 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::fastpath::{FastPath, FastPathError, Handed, target};
+use super::inkernel::{self, InKernel, InKernelError};
 use super::socket::{PacketSocket, Protocol, SocketError, SolicitedNodeGroups};
+
+/// How the replies are sent: by the reply thread, at real-time priority or not, and in the
+/// kernel where it can.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ReplyOptions {
+    /// The reply thread asks for real-time priority (`--l2-reply-realtime`).
+    pub(crate) realtime: bool,
+    /// Plain requests are answered by an eBPF program on the interface's tc ingress
+    /// (`--l2-reply-in-kernel`); the reply thread answers whatever it leaves.
+    pub(crate) in_kernel: bool,
+}
 
 /// What the responder of an interface answers for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -63,6 +75,8 @@ pub(crate) enum Report {
 /// Counters the responder keeps (the supervisor exports them).
 pub(crate) trait Counters: Send + Sync {
     fn frame(&self, protocol: Protocol, outcome: &'static str);
+    /// `count` frames at once (what the in-kernel reply answered since the last count).
+    fn frames(&self, protocol: Protocol, outcome: &'static str, count: u64);
     fn announcement(&self, address: IpAddr);
 }
 
@@ -115,6 +129,10 @@ pub(crate) struct Responder {
     arp: Arc<PacketSocket>,
     ndp: Arc<PacketSocket>,
     fast: FastPath,
+    /// The in-kernel reply, when asked for and available.
+    in_kernel: Option<InKernel>,
+    /// Why the in-kernel reply was asked for and is not available.
+    in_kernel_refused: Option<String>,
     groups: SolicitedNodeGroups,
     phases: BTreeMap<IpAddr, (Task, Phase)>,
     origin: Instant,
@@ -140,7 +158,7 @@ impl Responder {
         ifindex: u32,
         reports: mpsc::UnboundedSender<Report>,
         counters: Arc<dyn Counters>,
-        realtime: bool,
+        options: ReplyOptions,
     ) -> Result<Self, ResponderError> {
         let wrap = |source| ResponderError::Socket {
             interface: interface.name.clone(),
@@ -154,17 +172,34 @@ impl Responder {
             arp.clone(),
             ndp.clone(),
             counters.clone(),
-            realtime,
+            options.realtime,
         )
         .map_err(|source| ResponderError::FastPath {
             interface: interface.name.clone(),
             source,
         })?;
+        let (in_kernel, in_kernel_refused) = if options.in_kernel {
+            match InKernel::attach(interface.mac, ifindex) {
+                Ok(attached) => {
+                    tracing::info!(interface = %interface.name, "answering plain ARP and NDP requests in the kernel (tc ingress)");
+                    (Some(attached), None)
+                }
+                Err(error) => {
+                    let message = crate::error_chain(&error);
+                    tracing::warn!(interface = %interface.name, error = %message, "the reply thread answers everything: no in-kernel reply");
+                    (None, Some(message))
+                }
+            }
+        } else {
+            (None, None)
+        };
         Ok(Responder {
             interface,
             arp,
             ndp,
             fast,
+            in_kernel,
+            in_kernel_refused,
             groups,
             phases: BTreeMap::new(),
             origin: Instant::now(),
@@ -172,6 +207,11 @@ impl Responder {
             reports,
             counters,
         })
+    }
+
+    /// Why the in-kernel reply, asked for, is not available on this interface.
+    pub(crate) fn in_kernel_refused(&self) -> Option<&str> {
+        self.in_kernel_refused.as_deref()
     }
 
     /// Serves `duty` until it ends (the sender is dropped) or a socket fails. The reply
@@ -182,9 +222,12 @@ impl Responder {
     ) -> Result<(), ResponderError> {
         let current = duty.borrow_and_update().clone();
         self.apply(&current)?;
+        let mut refresh = tokio::time::interval(inkernel::REFRESH);
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let deadline = self.next_deadline();
             tokio::select! {
+                _ = refresh.tick(), if self.in_kernel.is_some() => self.keep_in_kernel(),
                 changed = duty.changed() => {
                     if changed.is_err() {
                         return Ok(());
@@ -270,9 +313,34 @@ impl Responder {
         Ok(())
     }
 
-    /// Tells the reply thread what it may act on: the addresses not conflicted, and of those
-    /// the owned ones (probe over) to answer for.
-    fn publish(&self) {
+    /// Keeps the in-kernel reply's deadline ahead and counts what it answered; on a failure,
+    /// detaches it and leaves everything to the reply thread.
+    fn keep_in_kernel(&mut self) {
+        let Some(in_kernel) = self.in_kernel.as_mut() else {
+            return;
+        };
+        let kept = in_kernel.refresh().and_then(|()| in_kernel.answered());
+        match kept {
+            Ok((arp, ndp)) => {
+                self.counters
+                    .frames(Protocol::Arp, "replied_in_kernel", arp);
+                self.counters
+                    .frames(Protocol::Ndp, "replied_in_kernel", ndp);
+            }
+            Err(error) => self.give_up_in_kernel(&error),
+        }
+    }
+
+    fn give_up_in_kernel(&mut self, error: &InKernelError) {
+        let message = crate::error_chain(error);
+        tracing::error!(interface = %self.interface.name, error = %message, "the in-kernel reply failed: detached, the reply thread answers everything");
+        self.in_kernel = None;
+        self.in_kernel_refused = Some(message);
+    }
+
+    /// Tells the reply thread and the in-kernel reply what they may act on: the addresses not
+    /// conflicted, and of those the owned ones (probe over) to answer for.
+    fn publish(&mut self) {
         let mut ours = HashSet::new();
         let mut answerable = HashSet::new();
         for (address, (_, phase)) in &self.phases {
@@ -286,6 +354,11 @@ impl Responder {
                 }
                 Phase::Conflicted => {}
             }
+        }
+        if let Some(in_kernel) = self.in_kernel.as_mut()
+            && let Err(error) = in_kernel.publish(&answerable)
+        {
+            self.give_up_in_kernel(&error);
         }
         self.fast.publish(ours, answerable);
     }

@@ -28,12 +28,12 @@ use kube::{Client, ResourceExt as _};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::host::HostChecks;
+use super::host::{HostChecks, Refused};
 use super::keys::KeyFiles;
 use super::links::{self, Link, LinksError};
 use super::membership::{self, Config, Conflict, MemberState, Membership, MembershipError};
 use super::metrics::Metrics;
-use super::responder::{Duty, Report, Responder, Task};
+use super::responder::{Duty, ReplyOptions, Report, Responder, Task};
 use crate::admin::{Readiness, ReadinessPart};
 use crate::announce::world::{slim_node, slim_service, slim_slice, watch_all};
 use crate::listed::Listings;
@@ -57,8 +57,8 @@ pub(crate) struct Settings {
     pub(crate) node: String,
     pub(crate) port: u16,
     pub(crate) keys: KeyFiles,
-    /// The reply threads ask for real-time priority (`--l2-reply-realtime`).
-    pub(crate) realtime: bool,
+    /// How the replies are sent (`--l2-reply-realtime`, `--l2-reply-in-kernel`).
+    pub(crate) replies: ReplyOptions,
 }
 
 /// Why layer 2 stopped.
@@ -194,10 +194,10 @@ pub(crate) async fn run(
         port: settings.port,
         ipv4: address.is_ipv4(),
         world,
-        responders: Responders::new(report_tx, metrics.clone(), settings.realtime),
+        responders: Responders::new(report_tx, metrics.clone(), settings.replies),
         host: HostChecks::new(metrics.host_problems.clone()),
         check_host: true,
-        refused: BTreeSet::new(),
+        refused: Refused::default(),
         previous: Plan::default(),
         yielded: BTreeMap::new(),
         conflicts: Conflicts::default(),
@@ -280,7 +280,7 @@ struct Supervisor {
     responders: Responders,
     host: HostChecks,
     check_host: bool,
-    refused: BTreeSet<String>,
+    refused: Refused,
     previous: Plan,
     /// Addresses given way on, until when (a higher-ranked speaker answers for them too).
     yielded: BTreeMap<IpAddr, Yield>,
@@ -755,19 +755,26 @@ struct Failure {
 struct Responders {
     running: BTreeMap<String, (watch::Sender<Duty>, JoinHandle<()>)>,
     failed: BTreeMap<String, Failure>,
+    /// Interfaces whose responder runs without the in-kernel reply it was asked for.
+    in_kernel_refused: BTreeSet<String>,
     reports: mpsc::UnboundedSender<Report>,
     metrics: Metrics,
-    realtime: bool,
+    replies: ReplyOptions,
 }
 
 impl Responders {
-    fn new(reports: mpsc::UnboundedSender<Report>, metrics: Metrics, realtime: bool) -> Self {
+    fn new(
+        reports: mpsc::UnboundedSender<Report>,
+        metrics: Metrics,
+        replies: ReplyOptions,
+    ) -> Self {
         Responders {
             running: BTreeMap::new(),
             failed: BTreeMap::new(),
+            in_kernel_refused: BTreeSet::new(),
             reports,
             metrics,
-            realtime,
+            replies,
         }
     }
 
@@ -782,6 +789,8 @@ impl Responders {
             .retain(|name, (_, task)| usable.contains_key(name.as_str()) && !task.is_finished());
         self.failed
             .retain(|name, _| usable.contains_key(name.as_str()));
+        self.in_kernel_refused
+            .retain(|name| self.running.contains_key(name.as_str()));
         for (name, link) in usable {
             if self.running.contains_key(name) {
                 continue;
@@ -796,9 +805,12 @@ impl Responders {
                 link.index,
                 self.reports.clone(),
                 counters,
-                self.realtime,
+                self.replies,
             ) {
                 Ok(responder) => {
+                    if responder.in_kernel_refused().is_some() {
+                        self.in_kernel_refused.insert(name.to_owned());
+                    }
                     let (duty_tx, duty_rx) = watch::channel(Duty::default());
                     let interface = name.to_owned();
                     let task = tokio::spawn(async move {
@@ -850,12 +862,16 @@ impl Responders {
         self.failed.values().map(|f| f.message.clone())
     }
 
-    /// The interfaces whose packet sockets the kernel refused for want of `CAP_NET_RAW`.
-    fn refused(&self) -> BTreeSet<String> {
-        (self.failed.iter())
-            .filter(|(_, f)| f.needs_net_raw)
-            .map(|(name, _)| name.clone())
-            .collect()
+    /// The interfaces whose packet sockets the kernel refused for want of `CAP_NET_RAW`, and
+    /// those without the in-kernel reply asked for.
+    fn refused(&self) -> Refused {
+        Refused {
+            packet_sockets: (self.failed.iter())
+                .filter(|(_, f)| f.needs_net_raw)
+                .map(|(name, _)| name.clone())
+                .collect(),
+            in_kernel_reply: self.in_kernel_refused.clone(),
+        }
     }
 }
 

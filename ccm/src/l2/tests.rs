@@ -4,7 +4,7 @@
 //! NUD probes), `arping` and `ndisc6`; and the host checks against a namespace's own
 //! interfaces and sysctls. Needs root (network namespaces), as CI has.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,7 +16,7 @@ use baremetal_ccm_core::l2::schedule::Cadence;
 use rig::netns::{Host, Lab};
 use tokio::sync::{mpsc, watch};
 
-use super::responder::{Counters, Duty, Report, Responder, Task};
+use super::responder::{Counters, Duty, ReplyOptions, Report, Responder, Task};
 use super::socket::{Protocol, enter_netns};
 use super::{host, links};
 
@@ -32,10 +32,13 @@ struct Counted {
 
 impl Counters for Counted {
     fn frame(&self, protocol: Protocol, outcome: &'static str) {
+        self.frames(protocol, outcome, 1);
+    }
+    fn frames(&self, protocol: Protocol, outcome: &'static str, count: u64) {
         let mut frames = self.frames.lock().unwrap();
         *frames
             .entry((format!("{protocol:?}"), outcome))
-            .or_default() += 1;
+            .or_default() += count;
     }
     fn announcement(&self, address: IpAddr) {
         *self.announcements.lock().unwrap() += 1;
@@ -60,11 +63,11 @@ fn start(host: &Host, duty: Duty) -> Running {
 }
 
 fn start_on(host: &Host, interface: &str, duty: Duty) -> Running {
-    start_with(host, interface, duty, false)
+    start_with(host, interface, duty, ReplyOptions::default())
 }
 
-/// [`start_on`], its reply thread asking for real-time priority when `realtime`.
-fn start_with(host: &Host, interface: &str, duty: Duty, realtime: bool) -> Running {
+/// [`start_on`], replying as `options` say.
+fn start_with(host: &Host, interface: &str, duty: Duty, options: ReplyOptions) -> Running {
     let (duty_tx, duty_rx) = watch::channel(duty);
     let (abort_tx, abort_rx) = tokio::sync::oneshot::channel::<()>();
     let interface = interface.to_owned();
@@ -90,7 +93,7 @@ fn start_with(host: &Host, interface: &str, duty: Duty, realtime: bool) -> Runni
                 mac: Mac(link.mac),
             };
             let responder =
-                Responder::open(interface, link.index, report_tx, thread_counters, realtime)
+                Responder::open(interface, link.index, report_tx, thread_counters, options)
                     .expect("opening the responder's sockets");
             mac_tx.send(Mac(link.mac)).unwrap();
             // The test ends by dropping the duty sender: the responder then returns.
@@ -445,7 +448,7 @@ fn host_problems(host: &Host) -> Vec<Problem> {
             tokio::spawn(connection);
             links::list(&handle).await.unwrap()
         });
-        let readings = host::read(&links, BTreeSet::new()).expect("reading the settings");
+        let readings = host::read(&links, host::Refused::default()).expect("reading the settings");
         check(&readings).iter().map(Finding::problem).collect()
     })
     .join()
@@ -560,7 +563,15 @@ fn the_reply_thread_asks_for_real_time_priority_when_told() {
         speaker.run(["ip", "link", "set", link, "up"]).unwrap();
     }
     let fifo = u32::try_from(libc::SCHED_FIFO).unwrap();
-    let running = start_with(&speaker, "rtprio", owning(&[VIP4], false), true);
+    let running = start_with(
+        &speaker,
+        "rtprio",
+        owning(&[VIP4], false),
+        ReplyOptions {
+            realtime: true,
+            in_kernel: false,
+        },
+    );
     let policies = eventually(
         Duration::from_secs(5),
         "the reply thread at SCHED_FIFO",
@@ -572,7 +583,12 @@ fn the_reply_thread_asks_for_real_time_priority_when_told() {
     assert_eq!(policies, [fifo]);
     drop(running.duty);
     assert_eq!(running.thread.join().unwrap(), Ok(()));
-    let running = start_with(&speaker, "rtprio", owning(&[VIP4], false), false);
+    let running = start_with(
+        &speaker,
+        "rtprio",
+        owning(&[VIP4], false),
+        ReplyOptions::default(),
+    );
     let policies = eventually(Duration::from_secs(5), "the reply thread", || {
         let p = policies_of("l2-reply-rtprio");
         (p.len() == 1).then_some(p)
@@ -786,4 +802,85 @@ fn a_flood_of_claims_never_holds_up_the_replies() {
     );
     drop(running.duty);
     assert_eq!(running.thread.join().unwrap(), Ok(()));
+}
+
+/// `--l2-reply-in-kernel`: the kernel clients' requests — broadcast ARP, multicast NS, the
+/// unicast revalidation of both — are answered by the program on the speaker's tc ingress
+/// (counted as `replied_in_kernel`, the reply thread answers none of them), a probe still
+/// reaches the reply thread, an address given up is no longer answered, and once the
+/// responder is gone (its link closed, as when the speaker dies) nothing answers.
+#[test]
+fn with_the_in_kernel_reply_the_kernel_answers_plain_requests_until_the_responder_ends() {
+    let (_lab, speaker, client) = lab();
+    let options = ReplyOptions {
+        realtime: false,
+        in_kernel: true,
+    };
+    let running = start_with(&speaker, "eth0", owning(&[VIP4, VIP6], false), options);
+    let mac = running.mac.to_string();
+    let count = |protocol: &str, outcome: &'static str| {
+        let frames = running.counters.frames.lock().unwrap();
+        frames
+            .get(&(protocol.to_owned(), outcome))
+            .copied()
+            .unwrap_or(0)
+    };
+    assert!(arping_answered_by(&client, VIP4, &mac), "ARP answered");
+    assert!(ndisc6_answered_by(&client, VIP6, &mac), "NS answered");
+    for vip in [VIP4, VIP6] {
+        client
+            .run([
+                "ip", "neigh", "replace", vip, "lladdr", &mac, "dev", "eth0", "nud", "probe",
+            ])
+            .unwrap();
+        eventually(
+            Duration::from_secs(5),
+            "REACHABLE after unicast probes",
+            || neighbour(&client, vip).filter(|(l, state)| *l == mac && state == "REACHABLE"),
+        );
+    }
+    // Counted on the responder's next refresh (every 50 ms).
+    eventually(
+        Duration::from_secs(5),
+        "the kernel's replies counted",
+        || {
+            (count("Arp", "replied_in_kernel") >= 2 && count("Ndp", "replied_in_kernel") >= 2)
+                .then_some(())
+        },
+    );
+    assert_eq!(count("Arp", "replied"), 0, "the reply thread answered ARP");
+    assert_eq!(count("Ndp", "replied"), 0, "the reply thread answered NDP");
+    // A probe (sender 0.0.0.0) is the reply thread's, which answers it (RFC 5227).
+    let out = client
+        .command("arping")
+        .args(["-0", "-c", "1", "-w", "3", "-i", "eth0", VIP4])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .to_lowercase()
+            .contains(&mac),
+        "probe answered"
+    );
+    assert_eq!(
+        count("Arp", "replied"),
+        1,
+        "the probe answered by the thread"
+    );
+    // Given up: no answer from either path.
+    running.duty.send_replace(owning(&[VIP4], false));
+    eventually(Duration::from_secs(5), "the NS no longer answered", || {
+        (!ndisc6_answered_by(&client, VIP6, &mac)).then_some(())
+    });
+    assert!(
+        arping_answered_by(&client, VIP4, &mac),
+        "the kept one still"
+    );
+    // The responder gone: its program is detached with it.
+    running.abort.send(()).unwrap();
+    assert_eq!(running.thread.join().unwrap(), Ok(()));
+    assert!(
+        !arping_answered_by(&client, VIP4, &mac),
+        "answered after the responder ended"
+    );
 }

@@ -28,14 +28,18 @@ pub enum Problem {
     ProxyNdp,
     /// The kernel refused a packet socket: the speaker lacks `CAP_NET_RAW`.
     NoNetRaw,
+    /// `--l2-reply-in-kernel` is on and the program could not be loaded or attached: the
+    /// reply thread answers every request.
+    NoInKernelReply,
 }
 
 impl Problem {
-    pub const ALL: [Problem; 4] = [
+    pub const ALL: [Problem; 5] = [
         Problem::IpvsWithoutStrictArp,
         Problem::ProxyArp,
         Problem::ProxyNdp,
         Problem::NoNetRaw,
+        Problem::NoInKernelReply,
     ];
 
     pub fn label(self) -> &'static str {
@@ -44,6 +48,7 @@ impl Problem {
             Problem::ProxyArp => "proxy_arp",
             Problem::ProxyNdp => "proxy_ndp",
             Problem::NoNetRaw => "no_net_raw",
+            Problem::NoInKernelReply => "no_in_kernel_reply",
         }
     }
 
@@ -77,6 +82,11 @@ impl Problem {
                 "the kernel refused the speaker's packet sockets, so it answers nothing; add \
                  NET_RAW to the speaker container's capabilities"
             }
+            Problem::NoInKernelReply => {
+                "--l2-reply-in-kernel is on but its eBPF program could not be loaded or \
+                 attached, so the reply thread answers every request; give the speaker \
+                 CAP_BPF and CAP_NET_ADMIN on Linux 6.6 or later, or turn the option off"
+            }
         }
     }
 
@@ -88,7 +98,7 @@ impl Problem {
     pub fn makes_unready(self) -> bool {
         match self {
             Problem::IpvsWithoutStrictArp | Problem::NoNetRaw => true,
-            Problem::ProxyArp | Problem::ProxyNdp => false,
+            Problem::ProxyArp | Problem::ProxyNdp | Problem::NoInKernelReply => false,
         }
     }
 }
@@ -137,6 +147,8 @@ pub struct Readings {
     pub announcing: BTreeMap<String, Conf>,
     /// Interfaces whose packet sockets the kernel refused with EPERM.
     pub packet_sockets_refused: BTreeSet<String>,
+    /// Interfaces where `--l2-reply-in-kernel` is on and its program was refused.
+    pub in_kernel_reply_refused: BTreeSet<String>,
 }
 
 /// One interface whose kernel answers ARP for kube-ipvs0's addresses, with its effective
@@ -155,6 +167,7 @@ pub enum Finding {
     ProxyArp { interfaces: Vec<String> },
     ProxyNdp { interfaces: Vec<String> },
     NoNetRaw { interfaces: Vec<String> },
+    NoInKernelReply { interfaces: Vec<String> },
 }
 
 impl Finding {
@@ -164,6 +177,7 @@ impl Finding {
             Finding::ProxyArp { .. } => Problem::ProxyArp,
             Finding::ProxyNdp { .. } => Problem::ProxyNdp,
             Finding::NoNetRaw { .. } => Problem::NoNetRaw,
+            Finding::NoInKernelReply { .. } => Problem::NoInKernelReply,
         }
     }
 }
@@ -207,6 +221,14 @@ impl fmt::Display for Finding {
                 f,
                 "the kernel refused packet sockets on {}: the speaker needs CAP_NET_RAW (add \
                  NET_RAW to its container's capabilities)",
+                interfaces.join(", ")
+            ),
+            Finding::NoInKernelReply { interfaces } => write!(
+                f,
+                "--l2-reply-in-kernel is on but its eBPF program could not be loaded or attached \
+                 on {} (the speaker's log says why), so the reply thread answers every request \
+                 there; give the speaker CAP_BPF and CAP_NET_ADMIN on Linux 6.6 or later, or \
+                 turn the option off",
                 interfaces.join(", ")
             ),
         }
@@ -258,6 +280,11 @@ pub fn check(readings: &Readings) -> Vec<Finding> {
             interfaces: readings.packet_sockets_refused.iter().cloned().collect(),
         });
     }
+    if !readings.in_kernel_reply_refused.is_empty() {
+        findings.push(Finding::NoInKernelReply {
+            interfaces: readings.in_kernel_reply_refused.iter().cloned().collect(),
+        });
+    }
     findings
 }
 
@@ -285,6 +312,7 @@ mod tests {
             all: Conf::default(),
             announcing: BTreeMap::from([("eth0".to_owned(), Conf::default())]),
             packet_sockets_refused: BTreeSet::new(),
+            in_kernel_reply_refused: BTreeSet::new(),
         }
     }
 
@@ -477,11 +505,29 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_in_kernel_reply_is_a_warning_naming_the_capabilities() {
+        let mut host = plain_host();
+        host.in_kernel_reply_refused.insert("eth1".into());
+        let findings = check(&host);
+        assert_eq!(problems(&host), vec![Problem::NoInKernelReply]);
+        assert!(
+            !findings[0].problem().makes_unready(),
+            "the reply thread answers"
+        );
+        let message = findings[0].to_string();
+        assert!(
+            message.contains("on eth1") && message.contains("CAP_BPF"),
+            "{message}"
+        );
+    }
+
+    #[test]
     fn every_problem_at_once_is_reported_once_each_in_label_order() {
         let mut host = ipvs_host();
         host.all.proxy_arp = true;
         host.all.proxy_ndp = true;
         host.packet_sockets_refused.insert("eth0".into());
+        host.in_kernel_reply_refused.insert("eth0".into());
         assert_eq!(problems(&host), Problem::ALL.to_vec());
         let labels: BTreeSet<&str> = Problem::ALL.iter().map(|p| p.label()).collect();
         assert_eq!(labels.len(), Problem::ALL.len(), "distinct labels");

@@ -7,6 +7,7 @@ pub mod conflict;
 pub mod election;
 pub mod frame;
 pub mod host;
+pub mod kernel_reply;
 pub mod plan;
 pub mod probe;
 pub mod respond;
