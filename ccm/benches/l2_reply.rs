@@ -9,7 +9,9 @@
 //! start-up (milliseconds) to replies of tens of microseconds. A second pass, in a fresh lab,
 //! runs the speakers with `--l2-reply-realtime` (their reply threads at real-time priority,
 //! as `speaker.l2.realtimeReplies` ships them), which also separates the wait for a CPU from
-//! the rest. Target (issue 14): the speaker within 1.5 × the kernel.
+//! the rest; a third runs them with `--l2-reply-in-kernel` (the plain requests answered by the
+//! speaker's eBPF program on tc ingress). Target (issue 14): the speaker within 1.5 × the
+//! kernel.
 //!
 //! Needs root (network namespaces) and the rig's tools: run `hack/bench l2_reply`.
 //! `L2_BENCH_SAMPLES` (default 500) sets the requests per address.
@@ -140,10 +142,20 @@ async fn main() {
         ..L2Options::default()
     };
     let realtime = pass(realtime, samples, ", --l2-reply-realtime").await;
+    // And with the plain requests answered by the speaker's eBPF program on tc ingress.
+    let in_kernel = L2Options {
+        speaker_args: vec!["--l2-reply-in-kernel".to_owned()],
+        ..L2Options::default()
+    };
+    let in_kernel = pass(in_kernel, samples, ", --l2-reply-in-kernel").await;
     println!("\nspeaker ÷ kernel: {}", plain.join("; "));
     println!(
         "speaker with --l2-reply-realtime ÷ kernel: {}",
         realtime.join("; ")
+    );
+    println!(
+        "speaker with --l2-reply-in-kernel ÷ kernel: {}",
+        in_kernel.join("; ")
     );
 }
 

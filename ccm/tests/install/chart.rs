@@ -263,32 +263,44 @@ fn the_chart_sets_only_flags_the_program_has() {
 }
 
 /// `speaker.l2.realtimeReplies` adds `--l2-reply-realtime` and CAP_SYS_NICE to the speaker,
-/// and nothing without it.
+/// `speaker.l2.inKernelReplies` adds `--l2-reply-in-kernel`, CAP_BPF and CAP_NET_ADMIN, and
+/// nothing without them.
 #[test]
-fn real_time_replies_add_their_flag_and_cap_sys_nice_only_when_asked() {
+fn real_time_and_in_kernel_replies_add_their_flags_and_capabilities_only_when_asked() {
     let mut seen = [0, 0];
     for values in value_sets() {
         let path: Vec<&Path> = values.as_deref().into_iter().collect();
-        let asked = values.as_deref().is_some_and(|p| {
-            std::fs::read_to_string(p)
-                .unwrap()
-                .contains("realtimeReplies: true")
-        });
+        let text = (values.as_deref()).map(|p| std::fs::read_to_string(p).unwrap());
+        let asked = text
+            .as_deref()
+            .is_some_and(|t| t.contains("realtimeReplies: true"));
+        let in_kernel = text
+            .as_deref()
+            .is_some_and(|t| t.contains("inKernelReplies: true"));
         for doc in render(&path) {
             let Some(containers) = doc["spec"]["template"]["spec"]["containers"].as_array() else {
                 continue;
             };
             for speaker in containers.iter().filter(|c| c["args"][0] == "speaker") {
-                let flag = (speaker["args"].as_array().unwrap().iter())
-                    .any(|a| a == "--l2-reply-realtime");
+                let args = speaker["args"].as_array().unwrap();
+                let flag = args.iter().any(|a| a == "--l2-reply-realtime");
+                let in_kernel_flag = args.iter().any(|a| a == "--l2-reply-in-kernel");
                 let added = &speaker["securityContext"]["capabilities"]["add"];
-                let expected = if asked {
-                    serde_json::json!(["NET_RAW", "SYS_NICE"])
-                } else {
-                    serde_json::json!(["NET_RAW"])
-                };
+                let mut expected = vec!["NET_RAW"];
+                if asked {
+                    expected.push("SYS_NICE");
+                }
+                if in_kernel {
+                    expected.extend(["BPF", "NET_ADMIN"]);
+                }
                 assert_eq!(flag, asked, "{}", name(values.as_deref()));
-                assert_eq!(added, &expected, "{}", name(values.as_deref()));
+                assert_eq!(in_kernel_flag, in_kernel, "{}", name(values.as_deref()));
+                assert_eq!(
+                    added,
+                    &serde_json::json!(expected),
+                    "{}",
+                    name(values.as_deref())
+                );
                 seen[usize::from(asked)] += 1;
             }
         }

@@ -10,6 +10,7 @@
 )]
 
 mod conflict;
+mod inkernel;
 mod returns;
 mod status;
 
