@@ -258,20 +258,25 @@ fn unicast_revalidation_is_answered_for_both_families() {
     let running = start(&speaker, owning(&[VIP4, VIP6], false));
     let mac = running.mac.to_string();
     for vip in [VIP4, VIP6] {
-        // NUD state PROBE: the kernel sends unicast solicitations to the cached MAC (the
-        // caches' periodic revalidation, which a responder that only listens to broadcast or
-        // multicast never sees) and marks the entry FAILED unless they are answered.
-        client
-            .run([
-                "ip", "neigh", "replace", vip, "lladdr", &mac, "dev", "eth0", "nud", "probe",
-            ])
-            .unwrap();
-        eventually(
-            Duration::from_secs(5),
-            "REACHABLE after unicast probes",
-            || neighbour(&client, vip).filter(|(l, state)| *l == mac && state == "REACHABLE"),
-        );
+        revalidated(&client, vip, &mac);
     }
+}
+
+/// Puts `client`'s entry for `vip` in NUD state PROBE: the kernel sends unicast solicitations
+/// to the cached MAC (the caches' periodic revalidation, which a responder that only listens
+/// to broadcast or multicast never sees) and marks the entry FAILED unless they are answered.
+/// Waits for REACHABLE.
+fn revalidated(client: &Host, vip: &str, mac: &str) {
+    client
+        .run([
+            "ip", "neigh", "replace", vip, "lladdr", mac, "dev", "eth0", "nud", "probe",
+        ])
+        .unwrap();
+    eventually(
+        Duration::from_secs(5),
+        "REACHABLE after unicast probes",
+        || neighbour(client, vip).filter(|(l, state)| *l == mac && state == "REACHABLE"),
+    );
 }
 
 #[test]
@@ -828,16 +833,7 @@ fn with_the_in_kernel_reply_the_kernel_answers_plain_requests_until_the_responde
     assert!(arping_answered_by(&client, VIP4, &mac), "ARP answered");
     assert!(ndisc6_answered_by(&client, VIP6, &mac), "NS answered");
     for vip in [VIP4, VIP6] {
-        client
-            .run([
-                "ip", "neigh", "replace", vip, "lladdr", &mac, "dev", "eth0", "nud", "probe",
-            ])
-            .unwrap();
-        eventually(
-            Duration::from_secs(5),
-            "REACHABLE after unicast probes",
-            || neighbour(&client, vip).filter(|(l, state)| *l == mac && state == "REACHABLE"),
-        );
+        revalidated(&client, vip, &mac);
     }
     // Counted on the responder's next refresh (every 50 ms).
     eventually(
