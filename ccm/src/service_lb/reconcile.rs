@@ -212,21 +212,14 @@ async fn release(
     }
     // Freed only once the Service no longer shows them: another Service never holds an
     // address while this one's status still carries it.
-    let (freed, pending) = {
+    let wake = {
         let mut decider = ctx.lock();
         let freed = decider.release(service);
-        (
-            freed,
-            if freed {
-                decider.pending_services()
-            } else {
-                Vec::new()
-            },
-        )
+        (!freed.is_empty()).then(|| decider.to_wake(&freed))
     };
-    if freed {
+    if let Some(wake) = wake {
         ctx.pools_dirty.notify_one();
-        ctx.wake(pending);
+        ctx.wake(wake);
     }
     Ok(Action::await_change())
 }

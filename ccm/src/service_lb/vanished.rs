@@ -28,18 +28,18 @@ pub(super) async fn release(ctx: Arc<Context>, mut gone: mpsc::UnboundedReceiver
         };
         let pending = {
             let mut decider = ctx.lock();
-            let freed = vanished
-                .iter()
-                .filter(|key| decider.release_key(key))
-                .count();
-            if freed == 0 {
+            let mut freed = Vec::new();
+            let mut services = 0;
+            for key in &vanished {
+                let addresses = decider.release_key(key);
+                services += usize::from(!addresses.is_empty());
+                freed.extend(addresses);
+            }
+            if freed.is_empty() {
                 continue;
             }
-            tracing::info!(
-                services = freed,
-                "freed the addresses of Services that vanished"
-            );
-            decider.pending_services()
+            tracing::info!(services, "freed the addresses of Services that vanished");
+            decider.to_wake(&freed)
         };
         ctx.pools_dirty.notify_one();
         ctx.wake(pending);

@@ -18,8 +18,8 @@ use super::request::{self as asks, Reading, read};
 use super::status::ALLOCATED_FROM;
 use crate::crd::ippool::IPPool;
 use crate::ipam::{
-    Allocator, AssignedAddress, Conflict, Existing, InvalidPool, Overlap, Pending, Pool, PoolSpec,
-    PoolUsage, RequestError, ScopeSpec, ServiceKey, ServiceRequest, overlaps,
+    Allocator, AssignedAddress, Conflict, Existing, Family, InvalidPool, Overlap, Pending, Pool,
+    PoolSpec, PoolUsage, RequestError, ScopeSpec, ServiceKey, ServiceRequest, overlaps,
 };
 
 pub use super::request::NamespaceLabels;
@@ -60,9 +60,53 @@ pub struct Decider {
     /// Services we never addressed, kept on addresses that earlier holders hold too (see
     /// [`adopt`]), with those conflicts.
     adopted: HashMap<ServiceKey, Vec<Conflict>>,
+    /// Services that a freed address may serve, with what they wait for, in the order they
+    /// began waiting (see [`Decider::to_wake`]).
+    waiting: HashMap<ServiceKey, Waiting>,
+    /// The next [`Waiting::since`].
+    next_waiting: u64,
     /// How Services' annotations are read (MetalLB's or not).
     reading: Reading,
 }
+
+/// A Service waiting for an address that a release may free.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Waiting {
+    /// Its place in the queue: kept while it goes on waiting, so the Service waiting longest is
+    /// woken first.
+    since: u64,
+    on: WaitsOn,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum WaitsOn {
+    /// Room of `family` in any of `pools` (exhausted pools, or a dual-stack Service's second
+    /// family).
+    Room { family: Family, pools: Vec<String> },
+    /// A particular address another Service holds (requested, or shared on a clashing port).
+    Address(IpAddr),
+}
+
+impl WaitsOn {
+    fn of(pending: &Pending) -> Option<WaitsOn> {
+        match pending {
+            Pending::PoolExhausted { family, pools } => Some(WaitsOn::Room {
+                family: *family,
+                pools: pools.0.clone(),
+            }),
+            Pending::AddressInUse { address, .. }
+            | Pending::SharingPortClash { address, .. }
+            | Pending::CrossNamespaceSharing { address, .. } => Some(WaitsOn::Address(*address)),
+            // A release frees nothing these wait for: pool and namespace changes (which
+            // reconcile every Service) and the periodic retry cover them.
+            _ => None,
+        }
+    }
+}
+
+/// How many more Services waiting for room in a pool are woken than addresses were freed
+/// there: a woken Service may lose the address to a new one, or fail its write and retry.
+const WAKE_SLACK: usize = 4;
 
 impl Decider {
     /// A decider reading annotations as `reading` says.
@@ -148,6 +192,7 @@ impl Decider {
                 .collect(),
         );
         self.pending.clear();
+        self.waiting.clear();
         self.outside.clear();
         self.adopted.clear();
         // Restore which Services are outside their pools now, so that pool status computed
@@ -216,6 +261,11 @@ impl Decider {
                 self.pending.remove(&key);
             }
         }
+        let waits = match &problem {
+            Some(Problem::Pending(pending) | Problem::Partial(pending)) => WaitsOn::of(pending),
+            None => None,
+        };
+        self.note_waiting(&key, waits);
         let previous_pools = previous_pools(service);
         let outside = self.note_outside(key, &addresses, &previous_pools);
         let mut outcome = outcome(
@@ -291,17 +341,33 @@ impl Decider {
         ips
     }
 
-    /// Frees what a Service holds (deleted, or no longer ours); whether it held anything.
-    pub fn release(&mut self, service: &Service) -> bool {
+    /// Frees what a Service holds (deleted, or no longer ours): the addresses it held.
+    pub fn release(&mut self, service: &Service) -> Vec<IpAddr> {
         self.release_key(&asks::key(service))
     }
 
     /// [`Decider::release`] by key.
-    pub fn release_key(&mut self, key: &ServiceKey) -> bool {
+    pub fn release_key(&mut self, key: &ServiceKey) -> Vec<IpAddr> {
         self.pending.remove(key);
+        self.waiting.remove(key);
         self.outside.remove(key);
         self.adopted.remove(key);
-        !self.allocator.release(key).is_empty()
+        self.allocator.release(key)
+    }
+
+    /// Keeps `key`'s place in the queue while it waits for the same kind of thing.
+    fn note_waiting(&mut self, key: &ServiceKey, waits: Option<WaitsOn>) {
+        let Some(on) = waits else {
+            self.waiting.remove(key);
+            return;
+        };
+        if let Some(waiting) = self.waiting.get_mut(key) {
+            waiting.on = on;
+            return;
+        }
+        let since = self.next_waiting;
+        self.next_waiting += 1;
+        self.waiting.insert(key.clone(), Waiting { since, on });
     }
 
     /// The addresses recorded for a Service (what we decided for it), in family order.
@@ -372,12 +438,48 @@ impl Decider {
         reports
     }
 
-    /// The Services to retry when an address is freed: the pending ones, and those kept on
-    /// conflicting addresses (their conflict may be over).
-    pub fn pending_services(&self) -> Vec<ServiceKey> {
-        (self.pending.keys().chain(self.adopted.keys()))
-            .cloned()
-            .collect()
+    /// The Services to retry once `freed` is free: those waiting for one of these addresses,
+    /// those kept on conflicting addresses (their conflict may be over), and of those waiting
+    /// for room in a pool that got some, the longest waiting — as many as addresses were
+    /// freed there, and [`WAKE_SLACK`] more. Not every pending Service: 100,000 Services waiting
+    /// on an exhausted pool would be reconciled again on every release. The others keep their
+    /// place for the next release (and the periodic retry).
+    pub fn to_wake(&self, freed: &[IpAddr]) -> Vec<ServiceKey> {
+        let mut wake: BTreeSet<ServiceKey> = self.adopted.keys().cloned().collect();
+        let mut room: BTreeMap<(&str, Family), usize> = BTreeMap::new();
+        for address in freed {
+            for pool in self
+                .allocator
+                .pools()
+                .iter()
+                .filter(|p| p.contains(*address))
+            {
+                *room.entry((pool.name(), Family::of(*address))).or_default() += 1;
+            }
+        }
+        let mut queues: BTreeMap<(&str, Family), Vec<(u64, &ServiceKey)>> = BTreeMap::new();
+        for (key, waiting) in &self.waiting {
+            match &waiting.on {
+                WaitsOn::Address(address) if freed.contains(address) => {
+                    wake.insert(key.clone());
+                }
+                WaitsOn::Address(_) => {}
+                WaitsOn::Room { family, pools } => {
+                    for pool in pools {
+                        if room.contains_key(&(pool.as_str(), *family)) {
+                            let queue = queues.entry((pool.as_str(), *family)).or_default();
+                            queue.push((waiting.since, key));
+                        }
+                    }
+                }
+            }
+        }
+        for (place, mut queue) in queues {
+            queue.sort_unstable();
+            let count = room[&place] + WAKE_SLACK;
+            wake.extend(queue.into_iter().take(count).map(|(_, key)| key.clone()));
+        }
+        wake.into_iter().collect()
     }
 
     /// Number of Services kept on addresses that another Service holds too.
@@ -692,8 +794,8 @@ mod tests {
         );
         let second = decider.decide(&service("second", &[]), &no_labels);
         assert_eq!(second.pending.unwrap().reason, "PoolExhausted");
-        assert!(decider.release(&first));
-        assert!(!decider.release(&first));
+        assert_eq!(decider.release(&first), [ip("192.0.2.10")]);
+        assert!(decider.release(&first).is_empty());
         let second = decider.decide(&service("second", &[]), &no_labels);
         assert_eq!(second.desired.ingress, [ip("192.0.2.10")]);
         assert!(decider.pending_by_reason().is_empty());
@@ -708,5 +810,86 @@ mod tests {
         let outcome = decider.decide(&svc, &no_labels);
         assert!(outcome.deprecated_field);
         assert_eq!(outcome.desired.ingress, [ip("192.0.2.99")]);
+    }
+
+    fn key(name: &str) -> ServiceKey {
+        asks::key(&service(name, &[]))
+    }
+
+    /// Many Services waiting on an exhausted pool: a release wakes the longest waiting, as many
+    /// as addresses were freed and a few more, not all of them; a Service waiting for the
+    /// freed address itself is woken; one waiting for another pool, or for something a release
+    /// cannot give (a malformed annotation), is not.
+    #[test]
+    fn a_release_wakes_the_longest_waiting_for_that_room_and_not_every_pending_service() {
+        let mut decider = Decider::default();
+        decider.refresh_pools(&[
+            pool("small", &["192.0.2.10/32", "192.0.2.11/32"]),
+            pool("other", &["198.51.100.1/32"]),
+        ]);
+        let holder = service("holder", &[("baremetal-ccm.io/ips", "192.0.2.10")]);
+        assert_eq!(
+            decider.decide(&holder, &no_labels).desired.ingress,
+            [ip("192.0.2.10")]
+        );
+        let neighbour = service("neighbour", &[("baremetal-ccm.io/pool", "small")]);
+        assert_eq!(
+            decider.decide(&neighbour, &no_labels).desired.ingress,
+            [ip("192.0.2.11")]
+        );
+        let other_holder = service("other-holder", &[("baremetal-ccm.io/pool", "other")]);
+        assert!(decider.decide(&other_holder, &no_labels).pending.is_none());
+        // 100 waiting for room in `small`, in this order; one for `other`; one asking for the
+        // holder's address; one with a malformed annotation.
+        let waiting: Vec<String> = (0..100).map(|i| format!("wait-{i:03}")).collect();
+        for name in &waiting {
+            let outcome = decider.decide(
+                &service(name, &[("baremetal-ccm.io/pool", "small")]),
+                &no_labels,
+            );
+            assert_eq!(outcome.pending.unwrap().reason, "PoolExhausted");
+        }
+        let elsewhere = service("elsewhere", &[("baremetal-ccm.io/pool", "other")]);
+        assert!(decider.decide(&elsewhere, &no_labels).pending.is_some());
+        let asking = service("asking", &[("baremetal-ccm.io/ips", "192.0.2.10")]);
+        assert_eq!(
+            decider.decide(&asking, &no_labels).pending.unwrap().reason,
+            "AddressInUse"
+        );
+        let malformed = service("malformed", &[("baremetal-ccm.io/ips", "not-an-address")]);
+        assert!(decider.decide(&malformed, &no_labels).pending.is_some());
+        // Deciding again keeps a Service's place in the queue.
+        for name in waiting.iter().rev() {
+            decider.decide(
+                &service(name, &[("baremetal-ccm.io/pool", "small")]),
+                &no_labels,
+            );
+        }
+
+        let freed = decider.release(&holder);
+        assert_eq!(freed, [ip("192.0.2.10")]);
+        let wake = decider.to_wake(&freed);
+        let mut expected: Vec<ServiceKey> = (waiting.iter().take(1 + WAKE_SLACK))
+            .map(|name| key(name))
+            .collect();
+        expected.push(key("asking"));
+        expected.sort();
+        assert_eq!(wake, expected);
+
+        // The first woken takes the address; the next release wakes the next in line.
+        let first = service(&waiting[0], &[("baremetal-ccm.io/pool", "small")]);
+        assert_eq!(
+            decider.decide(&first, &no_labels).desired.ingress,
+            [ip("192.0.2.10")]
+        );
+        let freed = decider.release(&neighbour);
+        let wake = decider.to_wake(&freed);
+        let expected: Vec<ServiceKey> = (waiting[1..].iter().take(1 + WAKE_SLACK))
+            .map(|name| key(name))
+            .collect();
+        assert_eq!(wake, expected);
+        // Nothing freed in `other` woke `elsewhere`; a release there does.
+        let freed = decider.release(&other_holder);
+        assert_eq!(decider.to_wake(&freed), [key("elsewhere")]);
     }
 }
