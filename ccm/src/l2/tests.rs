@@ -830,8 +830,14 @@ fn with_the_in_kernel_reply_the_kernel_answers_plain_requests_until_the_responde
             .copied()
             .unwrap_or(0)
     };
-    assert!(arping_answered_by(&client, VIP4, &mac), "ARP answered");
-    assert!(ndisc6_answered_by(&client, VIP6, &mac), "NS answered");
+    // The duty is applied once the responder runs, shortly after it opened (a loaded machine
+    // may take a while).
+    eventually(Duration::from_secs(10), "ARP answered", || {
+        arping_answered_by(&client, VIP4, &mac).then_some(())
+    });
+    eventually(Duration::from_secs(10), "NS answered", || {
+        ndisc6_answered_by(&client, VIP6, &mac).then_some(())
+    });
     for vip in [VIP4, VIP6] {
         revalidated(&client, vip, &mac);
     }
