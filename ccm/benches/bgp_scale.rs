@@ -4,14 +4,18 @@
 //! rig's apiserver. Prints a table:
 //!
 //! - cold start: the Services already addressed, the announcer process started → every path
-//!   (Services × 16) at BIRD, beside a floor measured in the same run: the same paths pushed
-//!   into a fresh gobgpd by a minimal client (`StartBgp`, `AddPeer`, `AddPathStream`);
+//!   (Services × 16) at BIRD, beside two floors measured in the same run: the same paths pushed
+//!   into a fresh gobgpd by a minimal client (`StartBgp`, `AddPeer`, `AddPathStream`), streamed
+//!   at once or once the session is Established (the faster is the floor);
 //! - memory: the announcer's and its gobgpd's resident set with everything announced, beside
 //!   the floor's gobgpd holding the same paths;
 //! - one node going NotReady → its next hops replaced at BIRD (and Ready again → back): time,
 //!   and the route updates and withdrawals BIRD received on the session (its route change
 //!   statistics), beside the minimum: one withdrawal and one new path per prefix the node
-//!   carried.
+//!   carried;
+//! - node-local placement on a few nodes (`BGP_SCALE_SPEAKERS`, 3): each speaker's time to
+//!   announce every address, its memory and its gobgpd's, its watches at the API server and
+//!   what it lists at start — the per-speaker costs docs/scale.md multiplies.
 //!
 //! The bench makes the Nodes itself (created with an InternalIP, then Ready by a status
 //! patch, as a kubelet would report it; no kubelet or kwok keeps them Ready) and writes the
@@ -20,7 +24,7 @@
 //! Services, and the controller's own cost is `service_lb`'s to measure.
 //!
 //! Scale: `BGP_SCALE_NODES` (1000), `BGP_SCALE_SERVICES` (10000), `BGP_SCALE_MAX_NEXT_HOPS`
-//! (16). Needs root (network namespaces) and the rig's tools: run `hack/bench bgp_scale`.
+//! (16), `BGP_SCALE_SPEAKERS` (3). Needs root (network namespaces) and the rig's tools: run `hack/bench bgp_scale`.
 
 #![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 #![allow(
