@@ -131,6 +131,11 @@ impl Gobgpd {
         connect(&self.socket).await
     }
 
+    /// The daemon's process ID (`ip netns exec` execs gobgpd in place: the same process).
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
     /// The API socket path.
     pub fn socket(&self) -> &Path {
         &self.socket

@@ -130,6 +130,8 @@ pub(crate) async fn run<C: Connect>(
     };
     let mut failures = 0_u32;
     let mut next_status = Instant::now();
+    // Next-hop rankings kept between plans: a node's change re-ranks only what it touches.
+    let mut memory = plan::Memory::default();
     loop {
         changed.borrow_and_update();
         let snapshot = world.snapshot();
@@ -144,7 +146,7 @@ pub(crate) async fn run<C: Connect>(
         // A password that cannot be had skips its peer; the reason is its status message.
         let password =
             |r: &_| (world.password(r)).map_err(|error| crate::telemetry::error_chain(&error));
-        let plan = plan::plan(&settings.speaker(&snapshot), inputs, &password);
+        let plan = plan::plan_with(&settings.speaker(&snapshot), inputs, &password, &mut memory);
         let started = Instant::now();
         let outcome = announcer.step(&plan.daemon).await;
         metrics.record(&plan, &outcome, started.elapsed());

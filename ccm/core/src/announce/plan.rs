@@ -3,7 +3,7 @@
 //! in node-local placement, every node's speaker) computes it alone from the same inputs, so
 //! no coordination is needed and routers see the same paths from every replica.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
@@ -45,6 +45,19 @@ pub struct Plan {
     pub skipped_peers: BTreeMap<String, String>,
     /// Names of the BGPPeers configured in this daemon, by address.
     pub peer_names: BTreeMap<IpAddr, String>,
+    /// Central placement: the largest `maxNextHops` of the pools with a prefix announced
+    /// (`None` in node-local placement, or with nothing announced).
+    pub max_next_hops: Option<usize>,
+}
+
+/// What central placement remembers from one plan to the next: each family's next-hop
+/// rankings ([`rendezvous::Rankings`]), so that a node becoming eligible or not re-ranks only
+/// the prefixes it touches instead of weighing every node for every prefix again (1,000 nodes
+/// and 10,000 prefixes are ten million hashes). Plans are the same with or without it.
+#[derive(Debug, Clone, Default)]
+pub struct Memory {
+    v4: rendezvous::Rankings,
+    v6: rendezvous::Rankings,
 }
 
 /// Computes the plan. `password` resolves a peer's Secret reference (an error skips the peer
@@ -53,6 +66,17 @@ pub fn plan(
     speaker: &Speaker,
     inputs: Inputs<'_>,
     password: &dyn Fn(&SecretKeyRef) -> Result<String, String>,
+) -> Plan {
+    plan_with(speaker, inputs, password, &mut Memory::default())
+}
+
+/// [`plan`], ranking next hops with what `memory` kept from the previous plan (and keeping
+/// this plan's rankings in it).
+pub fn plan_with(
+    speaker: &Speaker,
+    inputs: Inputs<'_>,
+    password: &dyn Fn(&SecretKeyRef) -> Result<String, String>,
+    memory: &mut Memory,
 ) -> Plan {
     let mut plan = Plan::default();
     let (asn, router_id) = match speaker {
@@ -79,6 +103,7 @@ pub fn plan(
     let by_pool: BTreeMap<&str, &PoolInput> =
         inputs.pools.iter().map(|p| (p.name.as_str(), p)).collect();
     let ids = path_ids(inputs.nodes);
+    let mut central = (this_node.is_none()).then(|| Central::new(inputs.nodes, &ids, memory));
     let mut prefixes_of_pool: BTreeMap<&str, BTreeSet<IpNet>> = BTreeMap::new();
     for service in inputs.services {
         let local = (service.local_only).then(|| {
@@ -96,22 +121,23 @@ pub fn plan(
             };
             let prefix = aggregate(*address, pool);
             let afi = Afi::of(address);
-            let next_hops: Vec<(IpAddr, u32)> = match this_node {
-                None => {
+            let k = pool.announcement.max_next_hops;
+            let next_hops: Vec<(IpAddr, u32)> = match (this_node, &mut central) {
+                (None, Some(central)) if local.is_none() => central.next_hops(prefix, k),
+                (None, _) => {
                     let mut carriers: Vec<(&str, IpAddr)> = (inputs.nodes.iter())
                         .filter(|n| carries(n))
                         .filter_map(|n| Some((n.name.as_str(), n.address(afi)?)))
                         .collect();
-                    let k = pool.announcement.max_next_hops;
                     rendezvous::keep_highest(&mut carriers, k, &ranking_key(prefix), |c| c.0);
                     (carriers.into_iter())
                         .map(|(name, address)| (address, ids[name]))
                         .collect()
                 }
-                Some(node) if carries(node) && node.address(afi).is_some() => {
+                (Some(node), _) if carries(node) && node.address(afi).is_some() => {
                     vec![(unspecified(afi), 0)]
                 }
-                Some(_) => Vec::new(),
+                (Some(_), _) => Vec::new(),
             };
             if next_hops.is_empty() {
                 continue;
@@ -130,7 +156,65 @@ pub fn plan(
         }
     }
     plan.daemon.export = export_rules(inputs, &plan, &prefixes_of_pool);
+    if let Some(central) = central {
+        central.forget_unused();
+        plan.max_next_hops = (prefixes_of_pool.keys())
+            .filter_map(|name| by_pool.get(name))
+            .map(|pool| pool.announcement.max_next_hops)
+            .max();
+    }
     plan
+}
+
+/// Central placement's candidates: every eligible node with an address of the family is a
+/// candidate next hop of every prefix (but those of `externalTrafficPolicy: Local`
+/// Services, ranked apart among the nodes with endpoints).
+struct Central<'a> {
+    memory: &'a mut Memory,
+    v4: HashMap<&'a str, IpAddr>,
+    v6: HashMap<&'a str, IpAddr>,
+    ids: &'a BTreeMap<&'a str, u32>,
+}
+
+impl<'a> Central<'a> {
+    fn new(
+        nodes: &'a [NodeInput],
+        ids: &'a BTreeMap<&'a str, u32>,
+        memory: &'a mut Memory,
+    ) -> Self {
+        let eligible = |afi| -> HashMap<&str, IpAddr> {
+            (nodes.iter())
+                .filter(|n| n.ineligible.is_none())
+                .filter_map(|n| Some((n.name.as_str(), n.address(afi)?)))
+                .collect()
+        };
+        let (v4, v6) = (eligible(Afi::Ipv4), eligible(Afi::Ipv6));
+        memory.v4.set_candidates(v4.keys().copied());
+        memory.v6.set_candidates(v6.keys().copied());
+        Self {
+            memory,
+            v4,
+            v6,
+            ids,
+        }
+    }
+
+    /// The next hops of `prefix` (at most `k`, the highest in rank) and their path IDs.
+    fn next_hops(&mut self, prefix: IpNet, k: usize) -> Vec<(IpAddr, u32)> {
+        let (rankings, addresses) = match Afi::of_net(&prefix) {
+            Afi::Ipv4 => (&mut self.memory.v4, &self.v4),
+            Afi::Ipv6 => (&mut self.memory.v6, &self.v6),
+        };
+        (rankings.top(&ranking_key(prefix), k).iter())
+            .map(|(_, name)| (addresses[&**name], self.ids[&**name]))
+            .collect()
+    }
+
+    /// Forgets the rankings of prefixes this plan did not announce.
+    fn forget_unused(self) {
+        self.memory.v4.forget_unused();
+        self.memory.v6.forget_unused();
+    }
 }
 
 fn select_peers(

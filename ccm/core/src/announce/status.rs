@@ -31,7 +31,7 @@ pub fn entries(
         sessions.iter().map(|s| (s.address, s)).collect();
     let mut entries = BTreeMap::new();
     for (address, name) in &plan.peer_names {
-        let entry = match by_address.get(address) {
+        let mut entry = match by_address.get(address) {
             Some(session) => speaker_session(speaker, session),
             None => SpeakerSession {
                 speaker: speaker.to_owned(),
@@ -39,6 +39,7 @@ pub fn entries(
                 ..SpeakerSession::default()
             },
         };
+        entry.max_next_hops = max_next_hops(plan, address);
         entries.insert(name.clone(), entry);
     }
     let skipped = plan.skipped_peers.iter();
@@ -57,6 +58,15 @@ pub fn entries(
     entries
 }
 
+/// The most next hops a prefix gets on the session with `peer`: the plan's largest
+/// `maxNextHops`, at most what the session may send per prefix (one without ADD-PATH).
+fn max_next_hops(plan: &Plan, peer: &IpAddr) -> Option<u32> {
+    let k = plan.max_next_hops?;
+    let send_max =
+        (plan.daemon.peers.get(peer)).map_or(1, |p| usize::from(p.add_path_send_max.max(1)));
+    u32::try_from(k.min(send_max)).ok()
+}
+
 /// A session as the status shows it: counts and ADD-PATH only while Established (before,
 /// they say nothing), times in RFC 3339.
 fn speaker_session(speaker: &str, status: &PeerStatus) -> SpeakerSession {
@@ -69,6 +79,7 @@ fn speaker_session(speaker: &str, status: &PeerStatus) -> SpeakerSession {
         ipv4_prefixes_sent: sent(Afi::Ipv4),
         ipv6_prefixes_sent: sent(Afi::Ipv6),
         add_path_negotiated: established.then_some(!status.router_receives_add_path.is_empty()),
+        max_next_hops: None,
         bfd_state: status.bfd.map(|bfd| format!("{bfd:?}")),
         last_error: status.last_error(),
         updated: String::new(),

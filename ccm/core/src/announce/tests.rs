@@ -14,7 +14,7 @@ use proptest::prelude::*;
 
 use super::desired::{Afi, DesiredPath};
 use super::inputs::*;
-use super::plan::{Inputs, Plan, Speaker, path_ids, plan};
+use super::plan::{Inputs, Memory, Plan, Speaker, path_ids, plan, plan_with};
 use crate::crd::bgppeer::{BGPPeer, BGPPeerSpec, Placement, SecretKeyRef};
 use crate::crd::ippool::{AnnounceMode, BgpAnnounce, pool_with_defaults};
 
@@ -616,6 +616,31 @@ fn central_placement_gives_each_prefix_at_most_max_next_hops_the_highest_in_rank
     );
 }
 
+#[test]
+fn the_status_says_the_next_hop_cap_in_effect_for_each_central_session() {
+    let world = bounded_world(10, 5, 3);
+    let plan = world.plan(&central());
+    assert_eq!(plan.max_next_hops, Some(3));
+    let entries = super::status::entries("ccm-a", &plan, &[], &BTreeMap::new(), false);
+    assert_eq!(entries["tor-v4"].max_next_hops, Some(3));
+    // ADD-PATH off on the session: the router gets one path a prefix, whatever the pool allows.
+    let mut one = bounded_world(10, 5, 3);
+    let mut spec = peer("tor-v4", "198.51.100.1", Placement::Central).spec;
+    spec.add_path_send_max = Some(0);
+    one.peers[0] = peer_input(&BGPPeer::new("tor-v4", spec)).unwrap();
+    let plan = one.plan(&central());
+    let entries = super::status::entries("ccm-a", &plan, &[], &BTreeMap::new(), false);
+    assert_eq!(entries["tor-v4"].max_next_hops, Some(1));
+    // Node-local placement: one path per speaker, no cap to report.
+    let mut local_world = bounded_world(10, 5, 3);
+    local_world.peers =
+        vec![peer_input(&peer("tor", "198.51.100.1", Placement::NodeLocal)).unwrap()];
+    let plan = local_world.plan(&local("n0"));
+    assert_eq!(plan.max_next_hops, None);
+    let entries = super::status::entries("n0", &plan, &[], &BTreeMap::new(), false);
+    assert_eq!(entries["tor"].max_next_hops, None);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
@@ -653,5 +678,32 @@ proptest! {
         let expected = f64::from(u32::from(k).min(u32::try_from(nodes).unwrap())) / nodes as f64;
         let share = carried as f64 / addresses as f64;
         prop_assert!((share - expected).abs() < 0.25, "carried {} of {} (expected about {})", carried, addresses, expected);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// A plan made with the rankings the previous plans left is the plan made afresh, through
+    /// any sequence of nodes becoming ineligible, eligible again, or leaving.
+    #[test]
+    fn plans_with_remembered_rankings_equal_fresh_plans(
+        steps in proptest::collection::vec(proptest::collection::btree_set(0_usize..12, 0..12), 1..6),
+        k in 1_u16..5,
+    ) {
+        let mut memory = Memory::default();
+        for ineligible in steps {
+            let mut world = bounded_world(12, 30, k);
+            for i in &ineligible {
+                world.nodes[*i].ineligible = Some("not Ready");
+            }
+            // A node that left the cluster altogether.
+            if ineligible.contains(&11) {
+                world.nodes.pop();
+            }
+            let password = |r: &SecretKeyRef| Err(format!("Secret {} is missing", r.name));
+            let remembered = plan_with(&central(), world.inputs(), &password, &mut memory);
+            prop_assert_eq!(remembered, world.plan(&central()));
+        }
     }
 }

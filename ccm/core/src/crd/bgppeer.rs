@@ -184,6 +184,11 @@ pub struct SpeakerSession {
     /// central speaker's router learns one next hop per address, not one per node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub add_path_negotiated: Option<bool>,
+    /// Central placement: the most next hops (paths) a prefix gets on this session — the
+    /// largest `maxNextHops` of the pools announced, at most `addPathSendMax` (1 without
+    /// ADD-PATH). Absent in node-local placement (one path per speaker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_next_hops: Option<u32>,
     /// The BFD session's state, when BFD is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bfd_state: Option<String>,

@@ -344,19 +344,32 @@ async fn add_policy(
     Ok(())
 }
 
+/// `paths` in batches of [`PATHS_PER_MESSAGE`] (one, empty, when there are none), each
+/// allocated for its own paths only. (Splitting the tail off again and again left every batch
+/// with the capacity of all the paths after it: 160,000 paths held about 1 GiB at once.)
+fn batches<T>(paths: Vec<T>) -> Vec<Vec<T>> {
+    let mut batches = Vec::with_capacity(paths.len().div_ceil(PATHS_PER_MESSAGE).max(1));
+    let mut rest = paths.into_iter();
+    loop {
+        let batch: Vec<T> = rest.by_ref().take(PATHS_PER_MESSAGE).collect();
+        if batch.is_empty() && !batches.is_empty() {
+            return batches;
+        }
+        let last = batch.len() < PATHS_PER_MESSAGE;
+        batches.push(batch);
+        if last {
+            return batches;
+        }
+    }
+}
+
 /// Streams the paths in batches; one call. Messages are built as the stream is sent, so
 /// encoding overlaps gobgpd's work on the previous batch.
 async fn add_paths(
     client: &mut Client,
     paths: Vec<(PathKey, IpAddr)>,
 ) -> Result<usize, GobgpError> {
-    let mut batches = Vec::with_capacity(paths.len().div_ceil(PATHS_PER_MESSAGE));
-    let mut rest = paths;
-    while rest.len() > PATHS_PER_MESSAGE {
-        let tail = rest.split_off(PATHS_PER_MESSAGE);
-        batches.push(std::mem::replace(&mut rest, tail));
-    }
-    batches.push(rest);
+    let batches = batches(paths);
     let messages = futures::stream::iter(batches).map(|batch| api::AddPathStreamRequest {
         table_type: TableType::Global as i32,
         vrf_id: String::new(),
@@ -409,6 +422,17 @@ async fn delete_paths(client: &Client, paths: &[(PathKey, IpAddr)]) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_batches_hold_only_their_own_paths() {
+        let paths: Vec<u32> = (0..10 * 500 + 7).collect();
+        let split = batches(paths);
+        assert_eq!(split.len(), 11);
+        assert!(split.iter().all(|b| b.capacity() <= PATHS_PER_MESSAGE));
+        assert_eq!(split.concat(), (0..10 * 500 + 7).collect::<Vec<u32>>());
+        assert_eq!(batches::<u32>(Vec::new()), vec![Vec::<u32>::new()]);
+        assert_eq!(batches((0..500).collect::<Vec<u32>>()).len(), 1);
+    }
 
     #[test]
     fn a_delete_always_names_the_path() {
