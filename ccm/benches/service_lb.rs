@@ -1,5 +1,22 @@
 //! Benchmark of the service-lb controller (the release binary) against a real apiserver and
-//! etcd from the test rig. Prints a table:
+//! etcd from the test rig. Prints two tables.
+//!
+//! At scale, in an API server sized for it (`ClusterOptions::scale`), with
+//! `SERVICE_LB_BENCH_SERVICES` Services (default 100,000):
+//!
+//! - the floor: the contract's two writes per Service (finalizer, then status) by a minimal
+//!   client without any client-side rate limit, `CONCURRENCY` Services at a time, on Services
+//!   of another class;
+//! - cold: as many Services of ours created while the controller is stopped, then the
+//!   controller started with its rate limit off at the same concurrency: time until all hold
+//!   an address (and until the first does: process start, the initial list, the rebuild), its
+//!   writes and failed writes, and its resident set with all of them;
+//! - the ratio of the two (issue 16's target: ≤ 1.3);
+//! - Service create → address, one at a time, while all of them exist, beside a minimal
+//!   client's create + two patches.
+//!
+//! Small, with the controller's usual client-side limit (`--kube-api-qps=500
+//! --kube-api-burst=1000`):
 //!
 //! - latency: Service create → address in status, one Service at a time, over 1,000 Services,
 //!   beside the same create and two patches made by a minimal client;
@@ -30,18 +47,30 @@ use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, ResourceExt as _};
-use rig::cluster::TestCluster;
+use rig::cluster::{ClusterOptions, TestCluster};
 use rig::measure::{ms, percentile, rss_kib};
 use rig::process::{Process, wait_for};
 use rig::service::Svc;
 use support::{BURST, QPS, controller, limited_client};
-use tokio::sync::{Mutex, Notify};
+use tokio::sync::Notify;
 
 const CONCURRENCY: usize = 4;
 const LATENCY_SERVICES: usize = 1000;
 const LATENCY_FLOOR_SERVICES: usize = 300;
 const BURST_SERVICES: usize = 5000;
 const RSS_SERVICES: usize = 10_000;
+/// The class of the floors' Services: the controller leaves them alone.
+const OTHER_CLASS: &str = "bench.example/other";
+const FINALIZER: &str = "service.kubernetes.io/load-balancer-cleanup";
+
+/// The scale section's Service count: `SERVICE_LB_BENCH_SERVICES`, 100,000 by default.
+fn scale_services() -> usize {
+    std::env::var("SERVICE_LB_BENCH_SERVICES").map_or(100_000, |v| {
+        v.replace(['_', ','], "")
+            .parse()
+            .expect("SERVICE_LB_BENCH_SERVICES is a count")
+    })
+}
 
 fn service_lb(kubeconfig: &std::path::Path, identity: &str) -> (Process, std::net::SocketAddr) {
     let concurrency = format!("--concurrent-service-syncs={CONCURRENCY}");
@@ -53,21 +82,27 @@ fn service_lb(kubeconfig: &std::path::Path, identity: &str) -> (Process, std::ne
 }
 
 /// The service-lb controller without its client-side rate limit (a limit no burst reaches):
-/// what bounds it is then the API server and our own code.
-fn service_lb_unlimited(kubeconfig: &std::path::Path, identity: &str) -> Process {
+/// what bounds it is then the API server and our own code. `extra`: e.g. the metrics flag.
+fn service_lb_unlimited(kubeconfig: &std::path::Path, identity: &str, extra: &[&str]) -> Process {
     let concurrency = format!("--concurrent-service-syncs={CONCURRENCY}");
+    let filter = std::env::var("BENCH_CONTROLLER_LOG").unwrap_or_else(|_| "warn".to_owned());
     let launch = rig::ccm::Launch::controller(kubeconfig, identity)
-        .log_filter("warn")
+        .log_filter(&filter)
         .args(&[
             "--kube-api-qps=1000000",
             "--kube-api-burst=1000000",
             "--controllers=service-lb",
             &concurrency,
-        ]);
-    launch.spawn().0
+        ])
+        .args(extra);
+    let (process, _) = launch.spawn();
+    if std::env::var_os("BENCH_CONTROLLER_LOG").is_some() {
+        eprintln!("controller log: {}", process.log_path().display());
+    }
+    process
 }
 
-/// An IPv6 LoadBalancer Service without NodePorts (15,000 Services exceed the NodePort range).
+/// An IPv6 LoadBalancer Service without NodePorts (more Services than the NodePort range).
 fn service(namespace: &str, name: &str, class: Option<&str>) -> Service {
     let svc = Svc::lb(namespace, name)
         .without_node_ports()
@@ -78,71 +113,118 @@ fn service(namespace: &str, name: &str, class: Option<&str>) -> Service {
     }
 }
 
+fn name(prefix: &str, i: usize) -> String {
+    format!("{prefix}-{i:06}")
+}
+
+/// Creates `count` Services `<prefix>-000000`…, 16 requests at a time; returns how long it took.
 async fn create_many(
     client: &Client,
     namespace: &str,
     prefix: &str,
     count: usize,
     class: Option<&str>,
-) {
+) -> Duration {
     let api: Api<Service> = Api::namespaced(client.clone(), namespace);
+    let started = Instant::now();
     futures::stream::iter(0..count)
         .map(|i| {
             let api = api.clone();
-            let svc = service(namespace, &format!("{prefix}-{i:05}"), class);
+            let svc = service(namespace, &name(prefix, i), class);
             async move { api.create(&PostParams::default(), &svc).await.map(drop) }
         })
         .buffer_unordered(16)
         .try_collect::<Vec<()>>()
         .await
         .unwrap();
+    started.elapsed()
 }
 
-/// When each Service (namespace/name) was first seen with an address.
+/// When each Service (namespace/name) was first seen with an address, and per namespace how
+/// many were and when the first and the last was (so waiting for all of 100,000 is not a scan
+/// of 100,000 per event).
 #[derive(Default)]
 struct Seen {
-    at: Mutex<HashMap<String, Instant>>,
+    state: std::sync::Mutex<SeenState>,
     changed: Notify,
+}
+
+#[derive(Default)]
+struct SeenState {
+    at: HashMap<String, Instant>,
+    namespaces: HashMap<String, Progress>,
+}
+
+#[derive(Clone, Copy)]
+struct Progress {
+    count: usize,
+    first: Instant,
+    last: Instant,
+}
+
+impl Seen {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SeenState> {
+        self.state.lock().expect("nothing panics holding the lock")
+    }
+
+    fn record(&self, namespace: String, name: &str) {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let key = format!("{namespace}/{name}");
+        if state.at.contains_key(&key) {
+            return;
+        }
+        state.at.insert(key, now);
+        let progress = state.namespaces.entry(namespace).or_insert(Progress {
+            count: 0,
+            first: now,
+            last: now,
+        });
+        progress.count += 1;
+        progress.last = now;
+        drop(state);
+        self.changed.notify_waiters();
+    }
+
+    fn progress(&self, namespace: &str) -> Option<Progress> {
+        self.lock().namespaces.get(namespace).copied()
+    }
 }
 
 fn watch_addresses(client: Client, seen: Arc<Seen>) {
     tokio::spawn(async move {
         let api: Api<Service> = Api::all(client);
         let mut events = watcher(api, watcher::Config::default())
+            .default_backoff()
             .applied_objects()
             .boxed();
-        while let Some(Ok(svc)) = events.next().await {
+        // A failed watch is retried (with backoff) by the watcher: errors are skipped, not an
+        // end of the stream.
+        while let Some(event) = events.next().await {
+            let Ok(svc) = event else { continue };
             let has_ip = (svc.status.as_ref().and_then(|s| s.load_balancer.as_ref()))
                 .and_then(|lb| lb.ingress.as_ref())
                 .is_some_and(|i| !i.is_empty());
             if has_ip {
-                let key = format!("{}/{}", svc.namespace().unwrap_or_default(), svc.name_any());
-                seen.at.lock().await.entry(key).or_insert_with(Instant::now);
-                seen.changed.notify_waiters();
+                seen.record(svc.namespace().unwrap_or_default(), &svc.name_any());
             }
         }
     });
 }
 
-async fn wait_count(seen: &Seen, namespace: &str, count: usize, timeout: Duration) -> Instant {
+/// Waits until `count` Services of `namespace` were seen addressed; returns their progress.
+async fn wait_count(seen: &Seen, namespace: &str, count: usize, timeout: Duration) -> Progress {
     let deadline = Instant::now() + timeout;
     loop {
         let notified = seen.changed.notified();
-        {
-            let at = seen.at.lock().await;
-            let prefix = format!("{namespace}/");
-            let done: Vec<&Instant> = at
-                .iter()
-                .filter(|(k, _)| k.starts_with(&prefix))
-                .map(|(_, t)| t)
-                .collect();
-            if done.len() >= count {
-                return **done.iter().max().unwrap();
-            }
+        let progress = seen.progress(namespace);
+        if let Some(progress) = progress.filter(|p| p.count >= count) {
+            return progress;
         }
         assert!(
             Instant::now() < deadline,
-            "{namespace}: not all {count} Services got addresses within {timeout:?}"
+            "{namespace}: {} of {count} Services got addresses within {timeout:?}",
+            progress.map_or(0, |p| p.count)
         );
         let _ = tokio::time::timeout(Duration::from_millis(200), notified).await;
     }
@@ -152,7 +234,7 @@ async fn wait_count(seen: &Seen, namespace: &str, count: usize, timeout: Duratio
 async fn first_seen(seen: &Seen, key: &str, started: Instant) -> Instant {
     loop {
         let notified = seen.changed.notified();
-        if let Some(at) = seen.at.lock().await.get(key) {
+        if let Some(at) = seen.lock().at.get(key) {
             return *at;
         }
         assert!(
@@ -177,26 +259,24 @@ async fn create_namespace(client: &Client, name: &str) {
         .unwrap();
 }
 
-/// The minimal client: for each Service of `namespace`, optionally the finalizer patch, then
-/// one status patch, `CONCURRENCY` Services at a time.
-async fn floor(client: &Client, namespace: &str, with_finalizer: bool, prefix: &str) -> Duration {
+/// The minimal client: for each of the `count` Services `<names>-*` of `namespace`,
+/// optionally the finalizer patch, then one status patch, `CONCURRENCY` Services at a time.
+async fn floor(
+    client: &Client,
+    (namespace, names, count): (&str, &str, usize),
+    with_finalizer: bool,
+    prefix: &str,
+) -> Duration {
     let api: Api<Service> = Api::namespaced(client.clone(), namespace);
-    let names: Vec<String> = api
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .iter()
-        .map(|s| s.name_any())
-        .collect();
     let started = Instant::now();
-    futures::stream::iter(names.into_iter().enumerate())
-        .map(|(i, name)| {
+    futures::stream::iter(0..count)
+        .map(|i| {
             let api = api.clone();
+            let name = name(names, i);
             async move {
                 let params = PatchParams::default();
                 if with_finalizer {
-                    let meta = serde_json::json!({"metadata": {"finalizers": ["service.kubernetes.io/load-balancer-cleanup"]}});
+                    let meta = serde_json::json!({"metadata": {"finalizers": [FINALIZER]}});
                     api.patch(&name, &params, &Patch::Merge(&meta)).await?;
                 }
                 let ip = format!("{prefix}{:x}", i + 1);
@@ -211,63 +291,73 @@ async fn floor(client: &Client, namespace: &str, with_finalizer: bool, prefix: &
     started.elapsed()
 }
 
-/// In a fresh API server: the contract's two writes for `BURST_SERVICES` Services by a minimal
-/// client without any client-side rate limit (the rig's client has none), then a burst of as
-/// many from cold by the controller with its rate limit off — both bounded only by the API
-/// server and the code, so their ratio says how close the controller comes to what the
-/// machine can do (issue 16).
-async fn unthrottled() -> (Duration, Duration) {
-    let cluster = TestCluster::start()
-        .await
-        .expect("a second apiserver starts");
-    cluster.install_project_crds().await.unwrap();
-    let client = cluster.client();
-    for ns in ["floor-free", "burst-free"] {
-        create_namespace(&client, ns).await;
+/// Service create → address seen by the watch, one at a time, `count` Services of ours in
+/// `namespace` (a controller must be running); sorted.
+async fn controller_latency(
+    client: &Client,
+    seen: &Seen,
+    namespace: &str,
+    count: usize,
+) -> Vec<Duration> {
+    let api: Api<Service> = Api::namespaced(client.clone(), namespace);
+    let mut latencies = Vec::with_capacity(count);
+    for i in 0..count {
+        let name = name("lat", i);
+        let started = Instant::now();
+        api.create(&PostParams::default(), &service(namespace, &name, None))
+            .await
+            .unwrap();
+        let at = first_seen(seen, &format!("{namespace}/{name}"), started).await;
+        latencies.push(at.saturating_duration_since(started));
     }
-    let pools: Api<baremetal_ccm_core::crd::ippool::IPPool> = Api::all(client.clone());
-    let pool = serde_json::from_value(serde_json::json!({
-        "apiVersion": "baremetal-ccm.io/v1alpha1", "kind": "IPPool", "metadata": {"name": "bench"},
-        "spec": {"addresses": ["2001:db8:100::/104"], "announce": {"mode": "none"}},
-    }))
-    .unwrap();
-    pools.create(&PostParams::default(), &pool).await.unwrap();
-    let seen = Arc::new(Seen::default());
-    watch_addresses(client.clone(), seen.clone());
-    create_many(
-        &client,
-        "floor-free",
-        "floor-free",
-        BURST_SERVICES,
-        Some("bench.example/other"),
-    )
-    .await;
-    let floor_free = floor(&client, "floor-free", true, "2001:db8:400::").await;
-    create_many(&client, "burst-free", "burst-free", BURST_SERVICES, None).await;
-    let started = Instant::now();
-    let mut unlimited = service_lb_unlimited(&cluster.admin_kubeconfig(), "bench-free");
-    let done = wait_count(
-        &seen,
-        "burst-free",
-        BURST_SERVICES,
-        Duration::from_secs(900),
-    )
-    .await;
-    unlimited.terminate(Duration::from_secs(5));
-    (floor_free, done.saturating_duration_since(started))
+    latencies.sort();
+    latencies
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        return;
+/// The same path by a minimal client: create, finalizer patch, status patch, seen by the same
+/// watch, one at a time (no controller acts on these: another class); sorted.
+async fn floor_latency(
+    client: &Client,
+    seen: &Seen,
+    namespace: &str,
+    count: usize,
+) -> Vec<Duration> {
+    let api: Api<Service> = Api::namespaced(client.clone(), namespace);
+    let mut latencies = Vec::with_capacity(count);
+    for i in 0..count {
+        let name = name("lat", i);
+        let started = Instant::now();
+        api.create(
+            &PostParams::default(),
+            &service(namespace, &name, Some(OTHER_CLASS)),
+        )
+        .await
+        .unwrap();
+        let params = PatchParams::default();
+        let meta = serde_json::json!({"metadata": {"finalizers": [FINALIZER]}});
+        api.patch(&name, &params, &Patch::Merge(&meta))
+            .await
+            .unwrap();
+        let ip = format!("2001:db8:500::{:x}", i + 1);
+        let status = serde_json::json!({"status": {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}}});
+        api.patch_status(&name, &params, &Patch::Merge(&status))
+            .await
+            .unwrap();
+        let at = first_seen(seen, &format!("{namespace}/{name}"), started).await;
+        latencies.push(at.saturating_duration_since(started));
     }
-    let cluster = TestCluster::start()
+    latencies.sort();
+    latencies
+}
+
+/// A cluster with the project's CRDs, `namespaces`, the bench pool, and the address watch.
+async fn prepare(options: ClusterOptions, namespaces: &[&str]) -> (TestCluster, Arc<Seen>) {
+    let cluster = TestCluster::start_with(options)
         .await
         .expect("the rig's apiserver starts (run `eval \"$(hack/tools)\"` first)");
     cluster.install_project_crds().await.unwrap();
     let client = cluster.client();
-    for ns in ["latency", "latency-floor", "floor", "burst", "rss"] {
+    for ns in namespaces {
         create_namespace(&client, ns).await;
     }
     let pools: Api<baremetal_ccm_core::crd::ippool::IPPool> = Api::all(client.clone());
@@ -278,7 +368,144 @@ async fn main() {
     .unwrap();
     pools.create(&PostParams::default(), &pool).await.unwrap();
     let seen = Arc::new(Seen::default());
-    watch_addresses(client.clone(), seen.clone());
+    watch_addresses(client, seen.clone());
+    (cluster, seen)
+}
+
+/// What the scale section measured.
+struct Scale {
+    services: usize,
+    create: Duration,
+    floor: Duration,
+    cold: Duration,
+    first: Duration,
+    /// Patches of Services, of IPPools (status), and Service patches refused with 409.
+    writes: (f64, f64, f64),
+    rss: u64,
+    hwm: u64,
+    latencies: Vec<Duration>,
+    floor_latencies: Vec<Duration>,
+}
+
+/// In a fresh API server sized for it: the contract's two writes for `n` Services by a
+/// minimal client without any client-side rate limit (the rig's client has none), then `n`
+/// Services of ours from cold by the controller with its rate limit off — both bounded only by
+/// the API server and the code, so their ratio says how close the controller comes to what
+/// the machine can do (issue 16) — then latency while all of them exist.
+async fn scale(n: usize) -> Scale {
+    let options = ClusterOptions {
+        scale: true,
+        ..ClusterOptions::default()
+    };
+    let namespaces = ["scale-floor", "scale-cold", "scale-lat", "scale-lat-floor"];
+    let (cluster, seen) = prepare(options, &namespaces).await;
+    let client = cluster.client();
+    let timeout = Duration::from_secs(900).max(Duration::from_millis(50 * n as u64));
+
+    let create = create_many(&client, "scale-floor", "floor", n, Some(OTHER_CLASS)).await;
+    eprintln!("scale: {n} Services created in {create:.1?}");
+    let floor = floor(&client, ("scale-floor", "floor", n), true, "2001:db8:400::").await;
+    eprintln!("scale: floor {floor:.1?}");
+    create_many(&client, "scale-cold", "cold", n, None).await;
+
+    let kubeconfig = cluster.admin_kubeconfig();
+    let metrics = rig::ccm::Metrics::on_free_port(&kubeconfig);
+    let started = Instant::now();
+    let mut ccm = service_lb_unlimited(&kubeconfig, "bench-scale", &[&metrics.flag()]);
+    let done = wait_count(&seen, "scale-cold", n, timeout).await;
+    let (rss, hwm) = rss_kib(ccm.pid());
+    eprintln!("scale: cold {:.1?}", done.last - started);
+    let written = |resource: &str| {
+        format!("baremetal_ccm_writer_patch_duration_seconds_count{{resource=\"{resource}\"}}")
+    };
+    let writes = (
+        metrics.series(&written("services")).await,
+        metrics.series(&written("ippools")).await,
+        (metrics.series(
+            "baremetal_ccm_writer_patch_errors_total{resource=\"services\",reason=\"conflict\"}",
+        ))
+        .await,
+    );
+    let latencies = controller_latency(&client, &seen, "scale-lat", LATENCY_SERVICES).await;
+    ccm.terminate(Duration::from_secs(5));
+    let floor_latencies =
+        floor_latency(&client, &seen, "scale-lat-floor", LATENCY_FLOOR_SERVICES).await;
+    Scale {
+        services: n,
+        create,
+        floor,
+        cold: done.last.saturating_duration_since(started),
+        first: done.first.saturating_duration_since(started),
+        writes,
+        rss,
+        hwm,
+        latencies,
+        floor_latencies,
+    }
+}
+
+fn print_scale(s: &Scale) {
+    let n = s.services;
+    println!(
+        "scale: {n} Services; --concurrent-service-syncs={CONCURRENCY}, the controller's client-side limit off (--kube-api-qps=1000000); release build; 2-core machine"
+    );
+    println!("| measure | value | floor | ratio | target |");
+    println!("|---|---:|---:|---:|---|");
+    println!(
+        "| {n} Services from cold, controller start to the last addressed (s) | {:.1} | {:.1} | {:.2} | ≤ 1.3× |",
+        s.cold.as_secs_f64(),
+        s.floor.as_secs_f64(),
+        s.cold.as_secs_f64() / s.floor.as_secs_f64()
+    );
+    println!(
+        "| controller start to the first addressed (start, initial list of {} Services, rebuild) (s) | {:.1} | — | — | — |",
+        2 * n,
+        s.first.as_secs_f64()
+    );
+    let (services, pools, conflicts) = s.writes;
+    println!(
+        "| controller's Service patches (of which 409) | {services:.0} ({conflicts:.0}) | {} (0) | {:.2} | — |",
+        2 * n,
+        services / (2 * n) as f64
+    );
+    println!("| controller's IPPool status patches | {pools:.0} | — | — | — |");
+    println!(
+        "| controller RSS with {n} Services of ours (+{n} of another class) (MiB) | {:.1} (peak {:.1}) | — | — | ≤ 256 |",
+        s.rss as f64 / 1024.0,
+        s.hwm as f64 / 1024.0
+    );
+    println!(
+        "| create → IP p50 / p99 while {} exist ({LATENCY_SERVICES} one at a time, ms) | {} / {} | {} / {} | {:.2} / {:.2} | — |",
+        2 * n,
+        ms(percentile(&s.latencies, 50.0)),
+        ms(percentile(&s.latencies, 99.0)),
+        ms(percentile(&s.floor_latencies, 50.0)),
+        ms(percentile(&s.floor_latencies, 99.0)),
+        percentile(&s.latencies, 50.0).as_secs_f64()
+            / percentile(&s.floor_latencies, 50.0).as_secs_f64(),
+        percentile(&s.latencies, 99.0).as_secs_f64()
+            / percentile(&s.floor_latencies, 99.0).as_secs_f64(),
+    );
+    println!(
+        "| (reference) {n} Services created by the bench, 16 at a time (s) | {:.1} | — | — | — |",
+        s.create.as_secs_f64()
+    );
+}
+
+/// What the small section measured (the controller's usual client-side limit).
+struct Small {
+    latencies: Vec<Duration>,
+    floor_latencies: Vec<Duration>,
+    burst: Duration,
+    floor_status: Duration,
+    floor_contract: Duration,
+    rss: u64,
+}
+
+async fn small() -> Small {
+    let namespaces = ["latency", "latency-floor", "floor", "burst", "rss"];
+    let (cluster, seen) = prepare(ClusterOptions::default(), &namespaces).await;
+    let client = cluster.client();
 
     // Latency, one Service at a time.
     let (mut ccm, admin) = service_lb(&cluster.admin_kubeconfig(), "bench-a");
@@ -287,146 +514,99 @@ async fn main() {
     })
     .await;
     assert!(ready.is_some(), "controller admin port came up");
-    let api: Api<Service> = Api::namespaced(client.clone(), "latency");
-    let mut latencies = Vec::with_capacity(LATENCY_SERVICES);
-    for i in 0..LATENCY_SERVICES {
-        let name = format!("lat-{i:05}");
-        let started = Instant::now();
-        api.create(&PostParams::default(), &service("latency", &name, None))
-            .await
-            .unwrap();
-        let key = format!("latency/{name}");
-        let at = first_seen(&seen, &key, started).await;
-        latencies.push(at.saturating_duration_since(started));
-    }
-    latencies.sort();
+    let latencies = controller_latency(&client, &seen, "latency", LATENCY_SERVICES).await;
     ccm.terminate(Duration::from_secs(5));
 
-    // The same path by a minimal client: create, finalizer patch, status patch, seen by the
-    // same watch; no controller running.
     let limited = limited_client(&cluster).await;
-    let floor_api: Api<Service> = Api::namespaced(limited.clone(), "latency-floor");
-    let mut floor_latencies = Vec::with_capacity(LATENCY_FLOOR_SERVICES);
-    for i in 0..LATENCY_FLOOR_SERVICES {
-        let name = format!("lat-{i:05}");
-        let started = Instant::now();
-        floor_api
-            .create(
-                &PostParams::default(),
-                &service("latency-floor", &name, Some("bench.example/other")),
-            )
-            .await
-            .unwrap();
-        let params = PatchParams::default();
-        let meta = serde_json::json!({"metadata": {"finalizers": ["service.kubernetes.io/load-balancer-cleanup"]}});
-        floor_api
-            .patch(&name, &params, &Patch::Merge(&meta))
-            .await
-            .unwrap();
-        let ip = format!("2001:db8:400::{:x}", i + 1);
-        let status = serde_json::json!({"status": {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}}});
-        floor_api
-            .patch_status(&name, &params, &Patch::Merge(&status))
-            .await
-            .unwrap();
-        let key = format!("latency-floor/{name}");
-        let at = first_seen(&seen, &key, started).await;
-        floor_latencies.push(at.saturating_duration_since(started));
-    }
-    floor_latencies.sort();
+    let floor_latencies =
+        floor_latency(&limited, &seen, "latency-floor", LATENCY_FLOOR_SERVICES).await;
 
     // Floors: a minimal client with the same rate limit and concurrency, on Services of
     // another class (the controller leaves them alone).
-    create_many(
-        &client,
-        "floor",
-        "floor",
-        BURST_SERVICES,
-        Some("bench.example/other"),
-    )
-    .await;
-    let floor_status = floor(&limited, "floor", false, "2001:db8:200::").await;
-    let floor_contract = floor(&limited, "floor", true, "2001:db8:300::").await;
+    create_many(&client, "floor", "floor", BURST_SERVICES, Some(OTHER_CLASS)).await;
+    let names = ("floor", "floor", BURST_SERVICES);
+    let floor_status = floor(&limited, names, false, "2001:db8:200::").await;
+    let floor_contract = floor(&limited, names, true, "2001:db8:300::").await;
 
     // Burst from cold.
     create_many(&client, "burst", "burst", BURST_SERVICES, None).await;
     let started = Instant::now();
     let (mut ccm, _) = service_lb(&cluster.admin_kubeconfig(), "bench-b");
     let done = wait_count(&seen, "burst", BURST_SERVICES, Duration::from_secs(900)).await;
-    let burst = done.saturating_duration_since(started);
+    let burst = done.last.saturating_duration_since(started);
 
     // Memory with 10,000 allocated Services.
     let rest = RSS_SERVICES - LATENCY_SERVICES - BURST_SERVICES;
     create_many(&client, "rss", "rss", rest, None).await;
     wait_count(&seen, "rss", rest, Duration::from_secs(900)).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let (rss, hwm) = rss_kib(ccm.pid());
+    let (rss, _) = rss_kib(ccm.pid());
     ccm.terminate(Duration::from_secs(5));
+    Small {
+        latencies,
+        floor_latencies,
+        burst,
+        floor_status,
+        floor_contract,
+        rss,
+    }
+}
 
-    drop(cluster);
-    let (floor_free, burst_free) = unthrottled().await;
-
-    let ratio = |floor: Duration| burst.as_secs_f64() / floor.as_secs_f64();
+fn print_small(s: &Small) {
+    let ratio = |floor: Duration| s.burst.as_secs_f64() / floor.as_secs_f64();
     println!(
-        "settings: --kube-api-qps={QPS} --kube-api-burst={BURST} --concurrent-service-syncs={CONCURRENCY}; release build; 2-core machine"
+        "small: --kube-api-qps={QPS} --kube-api-burst={BURST} --concurrent-service-syncs={CONCURRENCY}; release build; 2-core machine"
     );
     println!("| measure | value | target |");
     println!("|---|---:|---|");
     println!(
         "| create → IP p50 ({LATENCY_SERVICES} Services, ms) | {} | ≤ 10 |",
-        ms(percentile(&latencies, 50.0))
+        ms(percentile(&s.latencies, 50.0))
     );
     println!(
         "| create → IP p99 (ms) | {} | — |",
-        ms(percentile(&latencies, 99.0))
-    );
-    println!(
-        "| create → IP max (ms) | {} | — |",
-        ms(*latencies.last().unwrap())
+        ms(percentile(&s.latencies, 99.0))
     );
     println!(
         "| floor: create + finalizer patch + status patch by a minimal client, p50 / p99 ({LATENCY_FLOOR_SERVICES} Services, ms) | {} / {} | — |",
-        ms(percentile(&floor_latencies, 50.0)),
-        ms(percentile(&floor_latencies, 99.0))
+        ms(percentile(&s.floor_latencies, 50.0)),
+        ms(percentile(&s.floor_latencies, 99.0))
     );
     println!(
         "| burst of {BURST_SERVICES} from cold, all addressed (s) | {:.2} | — |",
-        burst.as_secs_f64()
+        s.burst.as_secs_f64()
     );
     println!(
         "| floor: {BURST_SERVICES} status patches (s) | {:.2} | — |",
-        floor_status.as_secs_f64()
+        s.floor_status.as_secs_f64()
     );
     println!(
         "| floor: {BURST_SERVICES} finalizer + status patches (s) | {:.2} | — |",
-        floor_contract.as_secs_f64()
-    );
-    println!(
-        "| burst ÷ status-patch floor | {:.2} | ≤ 1.5 |",
-        ratio(floor_status)
+        s.floor_contract.as_secs_f64()
     );
     println!(
         "| burst ÷ finalizer+status floor | {:.2} | — |",
-        ratio(floor_contract)
-    );
-    println!(
-        "| floor: {BURST_SERVICES} finalizer + status patches, no client-side rate limit (s) | {:.2} | — |",
-        floor_free.as_secs_f64()
-    );
-    println!(
-        "| burst of {BURST_SERVICES} from cold, the controller's rate limit off (s) | {:.2} | — |",
-        burst_free.as_secs_f64()
-    );
-    println!(
-        "| burst (limit off) ÷ unthrottled finalizer+status floor | {:.2} | ≤ 1.3 (issue 16) |",
-        burst_free.as_secs_f64() / floor_free.as_secs_f64()
+        ratio(s.floor_contract)
     );
     println!(
         "| controller RSS with {RSS_SERVICES} Services (+{BURST_SERVICES} foreign) (MiB) | {:.1} | ≤ 64 |",
-        rss as f64 / 1024.0
+        s.rss as f64 / 1024.0
     );
-    println!(
-        "| controller peak RSS (MiB) | {:.1} | — |",
-        hwm as f64 / 1024.0
-    );
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    // `SERVICE_LB_BENCH_SECTIONS`: which tables, `scale,small` by default.
+    let sections =
+        std::env::var("SERVICE_LB_BENCH_SECTIONS").unwrap_or_else(|_| "scale,small".into());
+    if sections.split(',').any(|s| s == "scale") {
+        let scale = scale(scale_services()).await;
+        print_scale(&scale);
+    }
+    if sections.split(',').any(|s| s == "small") {
+        let small = small().await;
+        print_small(&small);
+    }
 }

@@ -175,6 +175,23 @@ ensure_metallb() {
   METALLB_SPEAKER_BIN=$mdir/speaker
 }
 
+# ensure_kwok: kwok (sigs.k8s.io/kwok cmd/kwok) from its pinned Go module: the scale rig's
+# stand-in for kubelets, keeping fake Nodes Ready with heartbeats (tests/src/kwok.rs).
+ensure_kwok() {
+  need_cmd go "Install Go 1.24+ (Debian: golang-go, or the upstream tarball)."
+  local kdir=$TOOLS_BIN/kwok-$KWOK_VERSION
+  if [ ! -x "$kdir/kwok" ]; then
+    log "building kwok $KWOK_VERSION from its Go module (first run only)"
+    local w; w=$(mktemp -d)
+    printf 'module baremetal-ccm.io/hack/kwok\n\ngo 1.24\n\nrequire sigs.k8s.io/kwok v%s\n' "$KWOK_VERSION" >"$w/go.mod"
+    printf 'package hack\n\nimport _ "sigs.k8s.io/kwok/cmd/kwok"\n' >"$w/tools.go"
+    rm -rf "$kdir.tmp" && mkdir -p "$kdir.tmp"
+    go_wrapper_build "$w" "$kdir.tmp" sigs.k8s.io/kwok/cmd/kwok
+    rm -rf "$kdir" && mv "$kdir.tmp" "$kdir" && rm -rf "$w"
+  fi
+  KWOK_BIN=$kdir/kwok
+}
+
 # ensure_cargo_deny: cargo-deny at the pinned version, built from crates.io with its own
 # lock file into $TOOLS_BIN/cargo-deny-<version>/bin/.
 ensure_cargo_deny() {

@@ -340,7 +340,22 @@ impl Metrics {
     /// The sum of every series of `family` (e.g. `baremetal_ccm_node_lifecycle_errors_total`),
     /// 0 when it has none yet; waits for the listener to answer 200.
     pub async fn sum(&self, family: &str) -> f64 {
-        let body = wait_for(WAIT, || async {
+        family_sum(&self.text().await, family)
+    }
+
+    /// The value of one series, written as exposed (`family{label="value"}`), 0 when absent.
+    pub async fn series(&self, series: &str) -> f64 {
+        let text = self.text().await;
+        (text.lines())
+            .filter_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .filter_map(|value| value.split_whitespace().next()?.parse::<f64>().ok())
+            .sum::<f64>()
+            + 0.0
+    }
+
+    /// The whole exposition; waits for the listener to answer 200.
+    pub async fn text(&self) -> String {
+        wait_for(WAIT, || async {
             let reply = crate::https::get(
                 self.address,
                 "/metrics",
@@ -352,8 +367,7 @@ impl Metrics {
             (reply.status == 200).then_some(reply.body)
         })
         .await
-        .unwrap_or_else(|| panic!("no 200 from /metrics at {} within {WAIT:?}", self.address));
-        family_sum(&body, family)
+        .unwrap_or_else(|| panic!("no 200 from /metrics at {} within {WAIT:?}", self.address))
     }
 
     /// Waits until [`Metrics::sum`] of `family` is at least `at_least`; returns it.
@@ -386,7 +400,9 @@ fn family_sum(text: &str, family: &str) -> f64 {
             };
             value.split_whitespace().next()?.parse::<f64>().ok()
         })
-        .sum()
+        .sum::<f64>()
+        // An empty sum of floats is -0.0.
+        + 0.0
 }
 
 #[cfg(test)]

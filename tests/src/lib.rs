@@ -15,6 +15,7 @@
 //! - [`capture`]: tcpdump on a namespace's interface, its ARP and Neighbor Discovery frames read
 //!   back with kernel timestamps;
 //! - [`kubelet`]: Nodes as kubelets in external cloud-provider mode register them;
+//! - [`kwok`]: kwok keeping many such Nodes Ready (the scale rig's kubelets);
 //! - [`metrics_source`]: the metrics (and their labels) the program registers, read from its
 //!   source;
 //! - [`tools`]: where the binaries are, at the versions pinned in `hack/versions.env`.
@@ -44,6 +45,7 @@ pub mod gobgpd;
 pub mod https;
 pub mod invariants;
 pub mod kubelet;
+pub mod kwok;
 pub mod l2;
 pub mod manifests;
 pub mod measure;

@@ -44,6 +44,9 @@ pub enum Tool {
     /// MetalLB's controller, built by `hack/tools` from the pinned `go.universe.tf/metallb`
     /// module; its CRDs are in `crds/` beside it ([`metallb_crds_dir`]).
     MetallbController,
+    /// kwok, built by `hack/tools` from the pinned `sigs.k8s.io/kwok` module: the scale rig's
+    /// kubelets ([`crate::kwok`]).
+    Kwok,
 }
 
 impl Tool {
@@ -64,6 +67,7 @@ impl Tool {
             Tool::Vtysh => "BAREMETAL_CCM_VTYSH",
             Tool::Helm => "BAREMETAL_CCM_HELM",
             Tool::MetallbController => "BAREMETAL_CCM_METALLB_CONTROLLER",
+            Tool::Kwok => "BAREMETAL_CCM_KWOK",
         }
     }
 
@@ -84,6 +88,7 @@ impl Tool {
             Tool::Vtysh => "vtysh",
             Tool::Helm => "helm",
             Tool::MetallbController => "controller",
+            Tool::Kwok => "kwok",
         }
     }
 
@@ -122,6 +127,13 @@ impl Tool {
                 vec![
                     cache
                         .join(format!("metallb-{}", version("METALLB_VERSION")?))
+                        .join(self.file_name()),
+                ]
+            }
+            Tool::Kwok => {
+                vec![
+                    cache
+                        .join(format!("kwok-{}", version("KWOK_VERSION")?))
                         .join(self.file_name()),
                 ]
             }

@@ -65,6 +65,9 @@ async fn reconcile_ready(service: &Service, ctx: &Context) -> Result<Action, Rec
         // The event of our later write follows and reconciles the current version.
         return Ok(Action::await_change());
     }
+    if super::class::is_anothers(service, ctx.settings.class_policy) {
+        return Ok(Action::await_change());
+    }
     let deleting = service.metadata.deletion_timestamp.is_some();
     if deleting || !is_ours(service, ctx.settings.class_policy) {
         return release(service, ctx, deleting).await;

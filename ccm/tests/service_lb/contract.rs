@@ -177,6 +177,43 @@ async fn only_class_less_and_our_class_are_served() {
     assert!(events.is_empty(), "{events:?}");
 }
 
+/// Regression: the controller used to release every Service not of its class that held the
+/// cleanup finalizer, which every implementation shares: it stripped another implementation's
+/// finalizer and cleared its addresses (found by the 100,000-Service benchmark).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_implementations_finalizer_and_address_are_left_alone() {
+    let cluster = cluster(false).await;
+    let client = cluster.client();
+    create_bgp_pool(&client, "pool-a", &["192.0.2.0/28"]).await;
+    Svc::lb("default", "theirs")
+        .class("metallb.io/metallb")
+        .create(&client)
+        .await;
+    let api = Api::<Service>::namespaced(client.clone(), "default");
+    let finalizer = serde_json::json!({"metadata": {"finalizers": ["service.kubernetes.io/load-balancer-cleanup"]}});
+    api.patch("theirs", &PatchParams::default(), &Patch::Merge(&finalizer))
+        .await
+        .unwrap();
+    set_ingress(&client, "default", "theirs", "198.51.100.7").await;
+    let _ccm = start_controller(&cluster.admin_kubeconfig(), "ccm-a", &[]);
+    // The controller had its chance: it listed both and addressed the later one.
+    Svc::lb("default", "ours").create(&client).await;
+    wait_addresses(&client, "default", "ours", 1).await;
+    let theirs = api.get("theirs").await.unwrap();
+    assert_eq!(
+        ingress(&theirs),
+        [("198.51.100.7".to_owned(), Some("VIP".to_owned()))],
+        "their address stays"
+    );
+    assert_eq!(
+        theirs.metadata.finalizers.as_deref(),
+        Some(&["service.kubernetes.io/load-balancer-cleanup".to_owned()][..]),
+        "their finalizer stays"
+    );
+    let events = events_for(&client, "default", "theirs").await;
+    assert!(events.is_empty(), "{events:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explicit_class_only_mode_ignores_class_less_services() {
     let cluster = cluster(false).await;
