@@ -111,7 +111,7 @@ fn bulk_paths(count: usize) -> Vec<api::Path> {
                         })),
                     },
                 ],
-                family: Some(ipv4_family()),
+                family: Some(support::bgp::ipv4_family()),
                 identifier: u32::try_from(n + 1).unwrap(),
                 ..api::Path::default()
             });
@@ -120,82 +120,19 @@ fn bulk_paths(count: usize) -> Vec<api::Path> {
     paths
 }
 
-fn ipv4_family() -> api::Family {
-    api::Family {
-        afi: api::family::Afi::Ip as i32,
-        safi: api::family::Safi::Unicast as i32,
-    }
-}
-
 /// The floor: a minimal client starts a fresh gobgpd, adds BIRD as an ADD-PATH peer and streams
 /// the paths; returns the time from the first call until BIRD has them all, then removes the peer.
 async fn floor(fabric: &Fabric, bird: &mut BirdControl, paths: Vec<api::Path>) -> Duration {
     let mut client = fabric.gobgpd(3).client().await.unwrap();
     let expected = u64::try_from(paths.len()).unwrap();
     let started = Instant::now();
+    support::bgp::start_router_session(&mut client, v4(3), 16).await;
     client
-        .start_bgp(api::StartBgpRequest {
-            global: Some(api::Global {
-                asn: CLUSTER_ASN,
-                router_id: v4(3),
-                listen_port: -1,
-                ..api::Global::default()
-            }),
-        })
-        .await
-        .unwrap();
-    let peer = api::Peer {
-        conf: Some(api::PeerConf {
-            neighbor_address: ROUTER_V4.into(),
-            peer_asn: ROUTER_ASN,
-            ..api::PeerConf::default()
-        }),
-        timers: Some(api::Timers {
-            config: Some(api::TimersConfig {
-                connect_retry: 1,
-                ..api::TimersConfig::default()
-            }),
-            ..api::Timers::default()
-        }),
-        afi_safis: vec![api::AfiSafi {
-            config: Some(api::AfiSafiConfig {
-                family: Some(ipv4_family()),
-                enabled: true,
-            }),
-            add_paths: Some(api::AddPaths {
-                config: Some(api::AddPathsConfig {
-                    receive: false,
-                    send_max: 16,
-                }),
-                ..api::AddPaths::default()
-            }),
-            ..api::AfiSafi::default()
-        }],
-        ..api::Peer::default()
-    };
-    client
-        .add_peer(api::AddPeerRequest { peer: Some(peer) })
-        .await
-        .unwrap();
-    let chunks: Vec<api::AddPathStreamRequest> = (paths.chunks(1000))
-        .map(|chunk| api::AddPathStreamRequest {
-            table_type: api::TableType::Global as i32,
-            vrf_id: String::new(),
-            paths: chunk.to_vec(),
-        })
-        .collect();
-    client
-        .add_path_stream(futures::stream::iter(chunks))
+        .add_path_stream(futures::stream::iter(support::bgp::path_stream(&paths)))
         .await
         .unwrap();
     let done = wait_routes(bird, expected, Duration::from_secs(300)).await;
-    client
-        .delete_peer(api::DeletePeerRequest {
-            address: ROUTER_V4.into(),
-            interface: String::new(),
-        })
-        .await
-        .unwrap();
+    support::bgp::remove_router_peer(&mut client).await;
     wait_routes(bird, 0, Duration::from_secs(60)).await;
     done.saturating_duration_since(started)
 }

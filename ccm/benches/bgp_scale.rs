@@ -69,13 +69,6 @@ const SPEAKER_LABEL: &str = "bench.baremetal-ccm.io/speaker";
 /// Writes in flight while the bench creates Nodes and Services.
 const CONCURRENCY: usize = 32;
 
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name).map_or(default, |v| {
-        v.parse()
-            .unwrap_or_else(|_| panic!("{name} must be a number, not {v:?}"))
-    })
-}
-
 #[derive(Debug, Clone, Copy)]
 struct Scale {
     nodes: usize,
@@ -88,10 +81,10 @@ struct Scale {
 impl Scale {
     fn from_env() -> Self {
         let scale = Self {
-            nodes: env_or("BGP_SCALE_NODES", 1000),
-            services: env_or("BGP_SCALE_SERVICES", 10_000),
-            max_next_hops: env_or("BGP_SCALE_MAX_NEXT_HOPS", 16),
-            speakers: env_or("BGP_SCALE_SPEAKERS", 3),
+            nodes: support::count_from_env("BGP_SCALE_NODES", 1000),
+            services: support::count_from_env("BGP_SCALE_SERVICES", 10_000),
+            max_next_hops: support::count_from_env("BGP_SCALE_MAX_NEXT_HOPS", 16),
+            speakers: support::count_from_env("BGP_SCALE_SPEAKERS", 3),
         };
         assert!(
             scale.nodes <= 60_000 && scale.services <= 200_000 && scale.speakers <= 20,
@@ -153,13 +146,6 @@ fn placement(scale: Scale) -> Vec<Vec<(usize, u32)>> {
         .collect()
 }
 
-fn ipv4_family() -> api::Family {
-    api::Family {
-        afi: api::family::Afi::Ip as i32,
-        safi: api::family::Safi::Unicast as i32,
-    }
-}
-
 /// The placement's paths as the announcer sends them.
 fn paths(placement: &[Vec<(usize, u32)>]) -> Vec<api::Path> {
     let mut paths = Vec::new();
@@ -184,7 +170,7 @@ fn paths(placement: &[Vec<(usize, u32)>]) -> Vec<api::Path> {
                         })),
                     },
                 ],
-                family: Some(ipv4_family()),
+                family: Some(support::bgp::ipv4_family()),
                 identifier: *id,
                 ..api::Path::default()
             });
@@ -230,59 +216,10 @@ async fn floor(
     let mut client = gobgpd.client().await.unwrap();
     let session = format!("s{FLOOR}v4");
     let expected = u64::try_from(paths.len()).unwrap();
-    let chunks: Vec<api::AddPathStreamRequest> = (paths.chunks(1000))
-        .map(|chunk| api::AddPathStreamRequest {
-            table_type: api::TableType::Global as i32,
-            vrf_id: String::new(),
-            paths: chunk.to_vec(),
-        })
-        .collect();
+    let chunks = support::bgp::path_stream(&paths);
     drop(paths);
     let started = Instant::now();
-    client
-        .start_bgp(api::StartBgpRequest {
-            global: Some(api::Global {
-                asn: CLUSTER_ASN,
-                router_id: v4(FLOOR),
-                listen_port: -1,
-                ..api::Global::default()
-            }),
-        })
-        .await
-        .unwrap();
-    let peer = api::Peer {
-        conf: Some(api::PeerConf {
-            neighbor_address: ROUTER_V4.into(),
-            peer_asn: ROUTER_ASN,
-            ..api::PeerConf::default()
-        }),
-        timers: Some(api::Timers {
-            config: Some(api::TimersConfig {
-                connect_retry: 1,
-                ..api::TimersConfig::default()
-            }),
-            ..api::Timers::default()
-        }),
-        afi_safis: vec![api::AfiSafi {
-            config: Some(api::AfiSafiConfig {
-                family: Some(ipv4_family()),
-                enabled: true,
-            }),
-            add_paths: Some(api::AddPaths {
-                config: Some(api::AddPathsConfig {
-                    receive: false,
-                    send_max,
-                }),
-                ..api::AddPaths::default()
-            }),
-            ..api::AfiSafi::default()
-        }],
-        ..api::Peer::default()
-    };
-    client
-        .add_peer(api::AddPeerRequest { peer: Some(peer) })
-        .await
-        .unwrap();
+    support::bgp::start_router_session(&mut client, v4(FLOOR), send_max).await;
     if after_established {
         let router: std::net::IpAddr = ROUTER_V4.parse().unwrap();
         let established = api::peer_state::SessionState::Established as i32;
@@ -302,13 +239,7 @@ async fn floor(
     })
     .await;
     let (rss, _) = rss_kib(gobgpd.pid());
-    client
-        .delete_peer(api::DeletePeerRequest {
-            address: ROUTER_V4.into(),
-            interface: String::new(),
-        })
-        .await
-        .unwrap();
+    support::bgp::remove_router_peer(&mut client).await;
     wait_stats(
         bird,
         &session,

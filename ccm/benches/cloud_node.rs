@@ -54,11 +54,7 @@ fn ip(i: usize) -> String {
 
 /// `CLOUD_NODE_BENCH_NODES`, 1,000 by default: the unthrottled section's Node count.
 fn kwok_nodes() -> usize {
-    std::env::var("CLOUD_NODE_BENCH_NODES").map_or(1000, |v| {
-        v.replace(['_', ','], "")
-            .parse()
-            .expect("CLOUD_NODE_BENCH_NODES is a count")
-    })
+    support::count_from_env("CLOUD_NODE_BENCH_NODES", 1000)
 }
 
 async fn register(client: &Client, prefix: &str) {

@@ -65,11 +65,7 @@ const FINALIZER: &str = "service.kubernetes.io/load-balancer-cleanup";
 
 /// The scale section's Service count: `SERVICE_LB_BENCH_SERVICES`, 100,000 by default.
 fn scale_services() -> usize {
-    std::env::var("SERVICE_LB_BENCH_SERVICES").map_or(100_000, |v| {
-        v.replace(['_', ','], "")
-            .parse()
-            .expect("SERVICE_LB_BENCH_SERVICES is a count")
-    })
+    support::count_from_env("SERVICE_LB_BENCH_SERVICES", 100_000)
 }
 
 fn service_lb(kubeconfig: &std::path::Path, identity: &str) -> (Process, std::net::SocketAddr) {

@@ -11,6 +11,8 @@
     reason = "helpers shared by several bench crates through `mod support`"
 )]
 
+pub mod bgp;
+
 use std::path::Path;
 
 use baremetal_ccm::RateLimit;
@@ -63,4 +65,13 @@ pub async fn limited_client(cluster: &TestCluster) -> Client {
         .expect("a client builds from the rig's kubeconfig")
         .with_layer(&limit)
         .build()
+}
+
+/// A count from the environment variable `name` (`_` and `,` allowed as separators), or
+/// `default` when it is not set.
+pub fn count_from_env(name: &str, default: usize) -> usize {
+    std::env::var(name).map_or(default, |v| {
+        (v.replace(['_', ','], "").parse())
+            .unwrap_or_else(|_| panic!("{name} must be a count, not {v:?}"))
+    })
 }
