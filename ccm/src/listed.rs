@@ -42,6 +42,16 @@ impl Listings {
         Listing { done }
     }
 
+    /// The wait for the watches named `what` (among those tracked so far) only.
+    pub(crate) fn only(&self, what: &[&str]) -> AllListed {
+        AllListed {
+            waiting: (self.waiting.iter())
+                .filter(|(name, _)| what.contains(name))
+                .cloned()
+                .collect(),
+        }
+    }
+
     /// The wait for every watch tracked so far.
     pub(crate) fn all(self) -> AllListed {
         AllListed {
@@ -113,5 +123,19 @@ mod tests {
         nodes.observe(&Event::Ok(watcher::Event::InitDone));
         drop(services);
         assert_eq!(all.wait().await, Err(WatchStopped { what: "Services" }));
+    }
+
+    #[tokio::test]
+    async fn a_wait_for_some_watches_needs_only_those_listed() {
+        let mut listings = Listings::default();
+        let nodes = listings.track("Nodes");
+        let _services = listings.track("Services");
+        let some = listings.only(&["Nodes"]);
+        let all = listings.all();
+        let waiting_all = tokio::spawn(async move { all.wait().await });
+        nodes.observe(&Event::Ok(watcher::Event::InitDone));
+        assert_eq!(some.wait().await, Ok(()));
+        tokio::task::yield_now().await;
+        assert!(!waiting_all.is_finished(), "Services not listed yet");
     }
 }

@@ -64,6 +64,16 @@ pub(crate) trait Sidecar: Send {
         desired: &DesiredDaemon,
     ) -> impl Future<Output = Result<bool, SidecarError<Self::Error>>> + Send;
 
+    /// Opens the sessions of `desired` on a daemon that holds nothing yet, before the rest of
+    /// the desired state is known (its paths are ignored); whether anything was opened. A
+    /// daemon that holds state is left alone.
+    fn open(
+        &mut self,
+        _desired: &DesiredDaemon,
+    ) -> impl Future<Output = Result<bool, SidecarError<Self::Error>>> + Send {
+        std::future::ready(Ok(false))
+    }
+
     /// Whether converging the same desired state again would change nothing (a daemon whose
     /// configuration depends on its sessions' states says no after they changed).
     fn settled(&self) -> bool {
@@ -163,6 +173,28 @@ impl<C: Connect> Announcer<C> {
         Ok(Step::Converged { restarted, changed })
     }
 
+    /// Opens the sessions of `desired` early on a daemon that holds nothing (see
+    /// [`Sidecar::open`]); whether anything was opened. After an error the connection is
+    /// dropped, and the next step starts over.
+    pub(crate) async fn open(&mut self, desired: &DesiredDaemon) -> Result<bool, ErrorOf<C>> {
+        if desired.peers.is_empty() {
+            return Ok(false);
+        }
+        let sidecar = match &mut self.sidecar {
+            Some(sidecar) => sidecar,
+            None => self.sidecar.insert(self.connect.connect().await?),
+        };
+        let result = sidecar.open(desired).await;
+        match &result {
+            Ok(opened) => self.ever_applied |= *opened,
+            Err(_) => {
+                self.sidecar = None;
+                self.applied = None;
+            }
+        }
+        result
+    }
+
     /// The daemon's sessions, when connected.
     pub(crate) async fn sessions(&mut self) -> Result<Vec<PeerStatus>, ErrorOf<C>> {
         match &mut self.sidecar {
@@ -253,6 +285,11 @@ mod tests {
                 }));
             }
             self.log().lost_state = false;
+            Ok(true)
+        }
+
+        async fn open(&mut self, _: &DesiredDaemon) -> Result<bool, SidecarError<FakeError>> {
+            self.fail("open")?;
             Ok(true)
         }
 
@@ -416,5 +453,35 @@ mod tests {
             "the same desired state is refused again: retried rarely"
         );
         assert!(refused.retry_after(1) > unreachable.retry_after(1));
+    }
+
+    #[tokio::test]
+    async fn opening_early_uses_the_connection_the_first_step_converges_on() {
+        let fake = Fake::default();
+        let mut announcer = Announcer::new(fake.clone());
+        assert!(!announcer.open(&DesiredDaemon::default()).await.unwrap());
+        assert!(
+            fake.calls().is_empty(),
+            "no peers: nothing to open, no daemon needed"
+        );
+        assert!(announcer.open(&desired(0)).await.unwrap());
+        assert_eq!(fake.calls(), ["connect", "open"]);
+        announcer.step(&desired(2)).await.unwrap();
+        assert_eq!(fake.calls(), ["restarted", "converge"]);
+        // Withdrawn before anything was announced: the opened sessions are still removed.
+        let step = announcer.step(&DesiredDaemon::default()).await.unwrap();
+        assert_ne!(step, Step::Idle);
+    }
+
+    #[tokio::test]
+    async fn a_failed_opening_leaves_the_first_step_to_connect_again() {
+        let fake = Fake::default();
+        let mut announcer = Announcer::new(fake.clone());
+        fake.log().broken = true;
+        assert!(announcer.open(&desired(0)).await.is_err());
+        fake.log().broken = false;
+        fake.calls();
+        announcer.step(&desired(2)).await.unwrap();
+        assert_eq!(fake.calls(), ["connect", "converge"]);
     }
 }

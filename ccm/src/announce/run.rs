@@ -119,9 +119,10 @@ pub(crate) async fn run<C: Connect>(
 ) {
     let (changes, mut changed) = watch::channel(0_u64);
     let world = World::start(&client, &settings.password_namespace, changes);
+    let mut announcer = Announcer::new(connect);
+    open_sessions(&world, &settings, &mut announcer).await;
     world.listed().await;
     tracing::info!(speaker = settings.speaker, role = ?settings.role, "announcer started");
-    let mut announcer = Announcer::new(connect);
     let mut reporter = Reporter {
         writer: StatusWriter::new(client, &settings.speaker),
         speaker: settings.speaker.clone(),
@@ -191,6 +192,38 @@ pub(crate) async fn run<C: Connect>(
             }
             () = tokio::time::sleep(wait) => {}
         }
+    }
+}
+
+/// On a daemon that holds nothing (a fresh sidecar), opens the sessions as soon as the
+/// pools, peers and Nodes are read, while the Services and EndpointSlices (the large lists)
+/// still are: a session takes seconds to come up, and gobgpd sends paths added once it is up
+/// several times faster than a table that was waiting for it. A daemon that holds state is
+/// left alone until the first full plan; an error only logs (the loop's first step retries).
+async fn open_sessions<C: Connect>(
+    world: &World,
+    settings: &Settings,
+    announcer: &mut Announcer<C>,
+) {
+    world.listed_for_sessions().await;
+    let snapshot = world.snapshot();
+    world.track_passwords(&snapshot.peers).await;
+    let inputs = Inputs {
+        pools: &snapshot.pools,
+        peers: &snapshot.peers,
+        services: &[],
+        endpoints: &Default::default(),
+        nodes: &snapshot.nodes,
+    };
+    let password =
+        |r: &_| (world.password(r)).map_err(|error| crate::telemetry::error_chain(&error));
+    let speaker = settings.speaker(&snapshot);
+    let plan = plan::plan_with(&speaker, inputs, &password, &mut plan::Memory::default());
+    if let Err(error) = announcer.open(&plan.daemon).await {
+        tracing::debug!(
+            error = crate::telemetry::error_chain(&error),
+            "opening the BGP sessions early failed; the first converge retries"
+        );
     }
 }
 

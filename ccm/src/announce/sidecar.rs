@@ -62,6 +62,10 @@ impl Sidecar for GobgpSidecar {
         Ok(report.changed())
     }
 
+    async fn open(&mut self, desired: &DesiredDaemon) -> Result<bool, SidecarError<GobgpError>> {
+        (self.daemon.open(desired).await).map_err(SidecarError::Call)
+    }
+
     fn settled(&self) -> bool {
         self.daemon.settled()
     }

@@ -33,6 +33,8 @@ pub(crate) struct World {
     peers: Store<BGPPeer>,
     passwords: Passwords,
     listed: AllListed,
+    /// The small lists a session needs: pools, peers and Nodes (not Services or slices).
+    sessions_listed: AllListed,
 }
 
 impl std::fmt::Debug for World {
@@ -79,6 +81,7 @@ impl World {
         let pools = watch_all(Api::all(client.clone()), |_| {}, watch("IPPools"));
         let peers = watch_all(Api::all(client.clone()), |_| {}, watch("BGPPeers"));
         let passwords = Passwords::new(client, password_namespace, changed);
+        let sessions_listed = listings.only(&["IPPools", "BGPPeers", "Nodes"]);
         World {
             services,
             nodes,
@@ -87,6 +90,7 @@ impl World {
             peers,
             passwords,
             listed: listings.all(),
+            sessions_listed,
         }
     }
 
@@ -95,6 +99,14 @@ impl World {
         tracing::debug!("waiting for the initial lists");
         if let Err(stopped) = self.listed.wait().await {
             // The watch task ended (shutdown): nothing to wait for.
+            tracing::debug!(%stopped, "not waiting for the initial lists");
+        }
+    }
+
+    /// Waits until the pools, peers and Nodes have listed once: enough to configure the
+    /// sessions (the router ID may be the Node's address), not the paths.
+    pub(crate) async fn listed_for_sessions(&self) {
+        if let Err(stopped) = self.sessions_listed.wait().await {
             tracing::debug!(%stopped, "not waiting for the initial lists");
         }
     }

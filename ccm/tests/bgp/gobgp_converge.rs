@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::lab::*;
-use baremetal_ccm::gobgp::{ConvergeReport, Daemon};
+use baremetal_ccm::gobgp::{ConvergeReport, Daemon, DaemonOptions};
 use baremetal_ccm_core::announce::desired::{Afi, DesiredDaemon};
 use baremetal_ccm_core::announce::gobgp::{PeerStatus, SessionState};
 use rig::process::wait_for;
@@ -84,6 +84,11 @@ async fn two_family_lab(kind: RouterKind) -> (BgpLab, Router, DesiredDaemon, Dae
     assert!(
         first.bgp_started && first.peers_added == 2 && first.paths_added == 4,
         "{first:?}"
+    );
+    assert_eq!(
+        first.sessions_up_before_paths,
+        Some(true),
+        "a fresh daemon's paths are streamed once its sessions are up"
     );
     wait_kernel(&lab, 0, &net(V4), &[ip("192.0.2.2")], &router).await;
     wait_kernel(&lab, 0, &net(V6), &[ip("2001:db8::2")], &router).await;
@@ -432,4 +437,118 @@ async fn the_path_table_is_trusted_between_resyncs_and_read_back_after() {
     assert_eq!(repaired.paths_added, 1, "{repaired:?}");
     wait_kernel(&lab, 0, &net(V4), &[ip("192.0.2.2")], &router).await;
     assert!(!checking.converge(&want).await.expect("converge").changed());
+}
+
+/// Whether gobgpd was told to greet `peer` as a restarting speaker.
+async fn greeted_as_restarting(lab: &BgpLab, peer: std::net::IpAddr) -> Option<bool> {
+    let mut client = lab.gobgpd.client().await.expect("API client");
+    let mut stream = client
+        .list_peer(gobgp_api_proto::api::ListPeerRequest {
+            address: peer.to_string(),
+            enable_advertised: false,
+        })
+        .await
+        .expect("ListPeer")
+        .into_inner();
+    let reply = stream.message().await.expect("ListPeer stream")?;
+    Some(reply.peer?.graceful_restart?.local_restarting)
+}
+
+/// The cold start of a fresh daemon: opened while the cluster is read (BGP started, the
+/// plain IPv4 session brought up with nothing in it, the graceful-restart IPv6 peer left for
+/// later), then converged: the paths go into the Established session, and the IPv6 peer is
+/// added after them as a restarting speaker, so that it starts with the final table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_opened_early_gets_its_paths_in_the_established_session_and_restarting_peers_last()
+{
+    let lab = BgpLab::new(1).await;
+    let mut v6_session = session(0, Afi::Ipv6);
+    v6_session.graceful_restart = true;
+    let router = start_router(
+        RouterKind::Bird,
+        &lab,
+        0,
+        vec![session(0, Afi::Ipv4), v6_session],
+    )
+    .await;
+    let mut v6_peer = peer(router_v6(0), ROUTER_ASN, "tor-a");
+    v6_peer.graceful_restart = Some(Duration::from_secs(60));
+    let want = desired(
+        [peer(router_v4(0), ROUTER_ASN, "tor-a"), v6_peer],
+        [path(V4, "192.0.2.2", 0), path(V6, "2001:db8::2", 0)],
+        vec![rule("pool-a", &[V4, V6])],
+    );
+    let mut daemon = Daemon::connect(&lab.gobgpd.endpoint())
+        .await
+        .expect("connect");
+    assert!(
+        daemon.open(&want).await.expect("open"),
+        "a fresh daemon opens"
+    );
+    let came_up = wait_for(SESSION_WAIT, || async {
+        established(&router, "spk4").then_some(())
+    })
+    .await;
+    assert!(
+        came_up.is_some(),
+        "the plain session comes up before any path is known"
+    );
+    let up = statuses(&mut daemon).await;
+    assert_eq!(up[&router_v4(0)].session, SessionState::Established);
+    assert!(
+        !up.contains_key(&router_v6(0)),
+        "the graceful-restart peer waits for the final table: {up:?}"
+    );
+    assert_eq!(Some(0), imported(&router, "spk4"));
+
+    // Another handle finds BGP running and opens nothing (it never empties a daemon).
+    let mut other = Daemon::connect(&lab.gobgpd.endpoint())
+        .await
+        .expect("connect");
+    assert!(!other.open(&want).await.expect("open"));
+    drop(other);
+
+    let report = daemon.converge(&want).await.expect("converge");
+    assert!(
+        !report.bgp_started && report.peers_added == 1 && report.paths_added == 2,
+        "{report:?}"
+    );
+    assert_eq!(report.sessions_up_before_paths, Some(true), "{report:?}");
+    assert_eq!(greeted_as_restarting(&lab, router_v6(0)).await, Some(true));
+    wait_kernel(&lab, 0, &net(V4), &[ip("192.0.2.2")], &router).await;
+    wait_kernel(&lab, 0, &net(V6), &[ip("2001:db8::2")], &router).await;
+    assert!(!daemon.converge(&want).await.expect("converge").changed());
+}
+
+/// A router that never answers does not hold the paths back for longer than the session
+/// wait: they are in gobgpd's table after it, for the router to get when it comes up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_never_comes_up_delays_a_fresh_daemons_paths_only_by_the_session_wait() {
+    let lab = BgpLab::new(1).await;
+    let want = desired(
+        [peer(router_v4(0), ROUTER_ASN, "tor-a")],
+        [path(V4, "192.0.2.2", 0)],
+        vec![rule("pool-a", &[V4])],
+    );
+    let options = DaemonOptions {
+        session_wait: Duration::from_secs(2),
+        ..DaemonOptions::default()
+    };
+    let mut daemon = Daemon::connect_with(&lab.gobgpd.endpoint(), options)
+        .await
+        .expect("connect");
+    let started = std::time::Instant::now();
+    let report = daemon.converge(&want).await.expect("converge");
+    let took = started.elapsed();
+    assert_eq!(report.sessions_up_before_paths, Some(false), "{report:?}");
+    assert_eq!(report.paths_added, 1, "{report:?}");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(30),
+        "waited {took:?}"
+    );
+    let rib = lab
+        .gobgpd
+        .cli(&["global", "rib", "-a", "ipv4"])
+        .expect("gobgp global rib");
+    assert!(rib.contains(V4), "{rib}");
 }

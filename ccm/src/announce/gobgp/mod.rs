@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use gobgp_api_proto::GoBgpServiceClient;
 use tonic::transport::Channel;
 
+use baremetal_ccm_core::announce::gobgp::plan::Op;
 use baremetal_ccm_core::announce::gobgp::{PathKey, PeerStatus, PlanError, plan};
 
 pub(crate) use self::connect::{Endpoint, EndpointError};
@@ -102,11 +103,30 @@ pub struct ConvergeReport {
     pub paths_deleted: usize,
     pub soft_resets: usize,
     pub writes: usize,
+    /// On a starting daemon with sessions without graceful restart, whether they were all
+    /// Established before the paths were streamed (`None`: no such wait).
+    pub sessions_up_before_paths: Option<bool>,
 }
 
 impl ConvergeReport {
     pub fn changed(&self) -> bool {
         self.writes > 0
+    }
+
+    /// Adds what `other` (a later part of the same converge) changed.
+    fn absorb(&mut self, other: ConvergeReport) {
+        self.bgp_started |= other.bgp_started;
+        self.bgp_stopped |= other.bgp_stopped;
+        self.peers_added += other.peers_added;
+        self.peers_updated += other.peers_updated;
+        self.peers_deleted += other.peers_deleted;
+        self.policy_writes += other.policy_writes;
+        self.paths_added += other.paths_added;
+        self.paths_deleted += other.paths_deleted;
+        self.soft_resets += other.soft_resets;
+        self.writes += other.writes;
+        self.sessions_up_before_paths =
+            (self.sessions_up_before_paths).or(other.sessions_up_before_paths);
     }
 }
 
@@ -120,6 +140,12 @@ pub struct DaemonOptions {
     /// How long a converge may trust the path table it left the daemon with instead of
     /// reading it back (everything else is read every time).
     pub path_resync: Duration,
+    /// On a daemon this handle started, how long the path stream waits for the sessions
+    /// without graceful restart to come up, counted from when they were added. gobgpd sends
+    /// paths added to an Established session several times faster than a table that already
+    /// exists when the session comes up; a session that is not up by then gets the table
+    /// when it comes up.
+    pub session_wait: Duration,
 }
 
 impl Default for DaemonOptions {
@@ -128,6 +154,7 @@ impl Default for DaemonOptions {
             connect_timeout: Duration::from_secs(5),
             probe_interval: Duration::from_secs(5),
             path_resync: Duration::from_secs(60),
+            session_wait: Duration::from_secs(5),
         }
     }
 }
@@ -148,6 +175,10 @@ pub struct Daemon {
     sweep: sessions::StaleSweep,
     /// The session transitions the last converge had seen (see [`Daemon::settled`]).
     transitions_seen: u64,
+    /// When [`Daemon::open`] started BGP and added the plain sessions, until the next
+    /// converge.
+    opened: Option<Instant>,
+    session_wait: Duration,
 }
 
 impl Drop for Daemon {
@@ -200,6 +231,8 @@ impl Daemon {
             resync: options.path_resync,
             sweep: sessions::StaleSweep::default(),
             transitions_seen: 0,
+            opened: None,
+            session_wait: options.session_wait,
         })
     }
 
@@ -232,17 +265,27 @@ impl Daemon {
         // BFD only on Established sessions (see `sessions`).
         let desired = sessions::bfd_while_established(desired, &snapshot.listed_peers);
         let desired = desired.as_ref();
-        let ops = plan::plan(&snapshot.actual, desired)?;
+        let opened = (self.opened.take()).filter(|_| snapshot.actual.global.is_some());
+        let starting = snapshot.actual.global.is_none() || opened.is_some();
+        let ops = match opened {
+            Some(_) => plan::plan_after_opening(&snapshot.actual, desired)?,
+            None => plan::plan(&snapshot.actual, desired)?,
+        };
         tracing::debug!(
             operations = ops.len(),
             read_back = trusted.is_none(),
             "converge planned"
         );
-        if snapshot.actual.global.is_none() {
+        if starting {
             // A fresh daemon: the routers may hold its predecessor's paths as stale.
             self.sweep.arm(desired);
         }
-        let mut report = apply::apply(&mut self.client, ops, &snapshot.listed_peers).await?;
+        let mut report = if starting {
+            self.apply_starting(ops, desired, &snapshot.listed_peers, opened)
+                .await?
+        } else {
+            apply::apply(&mut self.client, ops, &snapshot.listed_peers).await?
+        };
         let sweeps = (self.sweep)
             .run(&mut self.client, desired, &snapshot.listed_peers)
             .await?;
@@ -259,6 +302,112 @@ impl Daemon {
             tracing::debug!(?report, "daemon converged");
         }
         Ok(report)
+    }
+
+    /// Opens a fresh daemon's sessions before the rest of `desired` is known (its paths are
+    /// ignored): starts BGP, builds the export policy and adds the peers without graceful
+    /// restart, so that they come up while the caller reads the cluster. The next converge
+    /// then plans from there as for a starting daemon. A daemon that already runs BGP is left
+    /// alone (its paths stay until the next converge); whether anything was opened.
+    pub async fn open(&mut self, desired: &DesiredDaemon) -> Result<bool, GobgpError> {
+        let opening = plan::opening(desired);
+        if opening.peers.is_empty() {
+            return Ok(false);
+        }
+        let snapshot = actual::read(&mut self.client, None).await?;
+        if snapshot.actual.global.is_some() {
+            return Ok(false);
+        }
+        let opening = sessions::bfd_while_established(&opening, &snapshot.listed_peers);
+        let ops = plan::plan(&snapshot.actual, opening.as_ref())?;
+        apply::apply(&mut self.client, ops, &snapshot.listed_peers).await?;
+        self.shared.started.store(true, Ordering::Release);
+        self.known_paths = Some((BTreeMap::new(), Instant::now()));
+        self.opened = Some(Instant::now());
+        tracing::info!(
+            peers = opening.peers.len(),
+            "BGP started and sessions opened while the cluster is read"
+        );
+        Ok(true)
+    }
+
+    /// Applies a starting daemon's plan in two parts: up to the paths (BGP, policy, the plain
+    /// sessions), then, once those sessions are up or `session_wait` after they were added
+    /// (`opened`, or now), the paths and the graceful-restart peers.
+    async fn apply_starting(
+        &mut self,
+        mut ops: Vec<Op>,
+        desired: &DesiredDaemon,
+        listed_peers: &BTreeMap<IpAddr, gobgp_api_proto::api::Peer>,
+        opened: Option<Instant>,
+    ) -> Result<ConvergeReport, GobgpError> {
+        let split = (ops.iter())
+            .position(|op| matches!(op, Op::AddPaths(_)))
+            .unwrap_or(ops.len());
+        let paths = ops.split_off(split);
+        let mut report = apply::apply(&mut self.client, ops, listed_peers).await?;
+        if paths.is_empty() {
+            return Ok(report);
+        }
+        let plain: Vec<IpAddr> = (desired.peers.iter())
+            .filter(|(_, peer)| peer.graceful_restart.is_none())
+            .map(|(address, _)| *address)
+            .collect();
+        if !plain.is_empty() {
+            let from = opened.unwrap_or_else(Instant::now);
+            let waited = Instant::now();
+            let up = self.sessions_up(&plain, from + self.session_wait).await?;
+            tracing::info!(
+                sessions = plain.len(),
+                all_up = up,
+                waited_ms = waited.elapsed().as_millis(),
+                "streaming the paths to a starting daemon"
+            );
+            report.sessions_up_before_paths = Some(up);
+        }
+        report.absorb(apply::apply(&mut self.client, paths, listed_peers).await?);
+        Ok(report)
+    }
+
+    /// Waits until every session with `peers` is Established or `deadline` passed; whether
+    /// they all are. The watch's events wake it; the daemon's own listing is read as well
+    /// every 200 ms, in case an event came before the watch started.
+    async fn sessions_up(
+        &mut self,
+        peers: &[IpAddr],
+        deadline: Instant,
+    ) -> Result<bool, GobgpError> {
+        const POLL: Duration = Duration::from_millis(200);
+        loop {
+            let shared = self.shared.clone();
+            let event = shared.session_event.notified();
+            tokio::pin!(event);
+            event.as_mut().enable();
+            if peers.iter().all(|p| shared.sessions().established(p)) {
+                return Ok(true);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            let woken = tokio::time::timeout((deadline - now).min(POLL), event).await;
+            if woken.is_err() {
+                let listed = actual::list_peers(&mut self.client, false).await?;
+                let established = |address: &IpAddr| {
+                    listed.iter().any(|peer| {
+                        let state = peer.state.as_ref();
+                        state.is_some_and(|s| {
+                            s.neighbor_address.parse() == Ok(*address)
+                                && status::session_state(s.session_state)
+                                    == baremetal_ccm_core::announce::gobgp::SessionState::Established
+                        })
+                    })
+                };
+                if peers.iter().all(established) {
+                    return Ok(true);
+                }
+            }
+        }
     }
 
     /// Whether the last converge is still all there is to do for the same desired state.

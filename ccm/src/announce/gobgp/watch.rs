@@ -50,6 +50,11 @@ impl Sessions {
         self.transitions
     }
 
+    /// Whether the session with `address` is Established, as the last event said.
+    pub(crate) fn established(&self, address: &IpAddr) -> bool {
+        (self.states.get(address)).is_some_and(|r| r.state == SessionState::Established)
+    }
+
     pub(crate) fn last_down(&self, address: &IpAddr) -> Option<LastDown> {
         self.last_down.get(address).cloned()
     }
@@ -92,6 +97,8 @@ pub(crate) struct Shared {
     pub sessions: Mutex<Sessions>,
     /// Set once BGP was seen (or made) started, so that "not started" means restarted.
     pub started: AtomicBool,
+    /// Woken after every session event.
+    pub session_event: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -137,6 +144,7 @@ async fn watch_until_restart(
                         && let Some(peer) = &event.peer
                     {
                         shared.sessions().record(peer, SystemTime::now());
+                        shared.session_event.notify_waiters();
                     }
                 }
                 Ok(None) => return RestartCause::StreamEnded,

@@ -16,7 +16,13 @@
 //!    changed policy only to routes it sends afterwards).
 //! 6. Peers updated and added last, so a new session starts with the final table — except,
 //!    on a fresh daemon, new sessions without graceful restart, which are opened before the
-//!    paths are streamed (after the policy) so that connecting overlaps the stream.
+//!    paths are streamed (after the policy), so that the adapter can let them come up
+//!    first: gobgpd sends a table that exists when a session comes up several times slower
+//!    than paths added to an Established session.
+//!
+//! Opening: a fresh daemon's plain sessions can be opened even earlier, before the cluster
+//! is read in full, with [`opening`]'s state (no paths, no graceful-restart peers); the
+//! daemon is then planned on with [`plan_after_opening`], which treats it as still starting.
 
 mod export;
 #[cfg(test)]
@@ -117,6 +123,33 @@ pub enum PlanError {
 
 /// The operations that make a daemon holding `actual` hold `desired`, in order.
 pub fn plan(actual: &Actual, desired: &DesiredDaemon) -> Result<Vec<Op>, PlanError> {
+    plan_from(actual, desired, false)
+}
+
+/// The state that opens a fresh daemon's sessions while the rest of `desired` is not known
+/// yet: its global settings, export rules and peers without graceful restart, and no paths.
+/// A graceful-restart peer is left out: it must start with the final table, because its
+/// first End-of-RIB makes the router drop the routes it kept for us.
+pub fn opening(desired: &DesiredDaemon) -> DesiredDaemon {
+    DesiredDaemon {
+        global: desired.global.clone(),
+        peers: (desired.peers.iter())
+            .filter(|(_, peer)| peer.graceful_restart.is_none())
+            .map(|(address, peer)| (*address, peer.clone()))
+            .collect(),
+        paths: BTreeSet::new(),
+        export: desired.export.clone(),
+    }
+}
+
+/// Plans from a daemon that this handle started with an [`opening`] state (and nothing
+/// since) to `desired`, as for a daemon still starting: graceful-restart peers are greeted
+/// as restarting and added after the paths.
+pub fn plan_after_opening(actual: &Actual, desired: &DesiredDaemon) -> Result<Vec<Op>, PlanError> {
+    plan_from(actual, desired, true)
+}
+
+fn plan_from(actual: &Actual, desired: &DesiredDaemon, opened: bool) -> Result<Vec<Op>, PlanError> {
     if desired.global.asn == 0 {
         return Err(PlanError::NoAsn);
     }
@@ -127,7 +160,7 @@ pub fn plan(actual: &Actual, desired: &DesiredDaemon) -> Result<Vec<Op>, PlanErr
     let mut ops = Vec::new();
     let empty = Actual::default();
     let (base, starting) = match &actual.global {
-        Some(global) if *global == want_global => (actual, false),
+        Some(global) if *global == want_global => (actual, opened),
         Some(_) => {
             ops.push(Op::StopBgp);
             ops.push(Op::StartBgp(desired.global.clone()));

@@ -539,3 +539,88 @@ proptest! {
         }
     }
 }
+
+/// Applies `ops` to the model.
+fn apply_all(actual: &mut Actual, ops: &[Op]) {
+    for op in ops {
+        model::apply(actual, op);
+    }
+}
+
+/// Where each kind of operation sits in `ops`: the first `AddPaths`, and the peers added
+/// with their `restarting` flag and position.
+fn added_peers(ops: &[Op]) -> Vec<(usize, IpAddr, bool)> {
+    (ops.iter().enumerate())
+        .filter_map(|(i, op)| match op {
+            Op::AddPeer {
+                address,
+                restarting,
+                ..
+            } => Some((i, *address, *restarting)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_daemon_opened_early_gets_its_paths_then_its_graceful_restart_peers_as_restarting() {
+    let mut desired = desired();
+    let v4 = ip("192.0.2.254");
+    let v6 = ip("2001:db8::fe");
+    desired.peers.get_mut(&v4).expect("peer").graceful_restart = Some(Duration::from_secs(60));
+
+    let opening = opening(&desired);
+    assert!(opening.paths.is_empty());
+    assert_eq!(opening.peers.keys().copied().collect::<Vec<_>>(), [v6]);
+    assert_eq!(opening.global, desired.global);
+    let mut actual = converged(&opening);
+    assert!(actual.paths.is_empty() && actual.peers.contains_key(&v6));
+
+    let ops = plan_after_opening(&actual, &desired).expect("valid");
+    assert_eq!(kinds(&ops), ["AddPaths", "AddPeer"], "{ops:?}");
+    assert!(
+        matches!(&ops[1], Op::AddPeer { address, restarting: true, .. } if *address == v4),
+        "the restarting peer starts with the final table: {ops:?}"
+    );
+    // Planned as an ordinary running daemon, the router would not be told we restarted.
+    assert!(matches!(
+        plan(&actual, &desired).expect("valid").as_slice(),
+        [
+            _,
+            Op::AddPeer {
+                restarting: false,
+                ..
+            }
+        ]
+    ));
+    apply_all(&mut actual, &ops);
+    assert_eq!(actual, converged(&desired));
+}
+
+proptest! {
+    #[test]
+    fn opening_early_then_planning_reaches_the_desired_state_with_nothing_resent(
+        early in arb_desired(),
+        mut desired in arb_desired(),
+        graceful in proptest::collection::vec(any::<bool>(), 3),
+    ) {
+        for (peer, graceful) in desired.peers.values_mut().zip(graceful) {
+            peer.graceful_restart = graceful.then(|| Duration::from_secs(60));
+        }
+        let mut actual = converged(&opening(&early));
+        prop_assert!(actual.paths.is_empty());
+        let ops = plan_after_opening(&actual, &desired).expect("valid");
+        // Nothing was exported yet, so nothing is sent twice.
+        prop_assert!(!ops.iter().any(|op| matches!(op, Op::SoftResetOut | Op::StopBgp)), "{:?}", kinds(&ops));
+        let first_paths = ops.iter().position(|op| matches!(op, Op::AddPaths(_)));
+        for (at, address, restarting) in added_peers(&ops) {
+            let graceful = desired.peers[&address].graceful_restart.is_some();
+            prop_assert_eq!(restarting, graceful, "{}", address);
+            if let Some(first_paths) = first_paths {
+                prop_assert_eq!(at > first_paths, graceful, "{}: {:?}", address, kinds(&ops));
+            }
+        }
+        apply_all(&mut actual, &ops);
+        prop_assert_eq!(plan(&actual, &desired).expect("valid"), Vec::<Op>::new());
+    }
+}
