@@ -13,6 +13,11 @@
 //!   and the route updates and withdrawals BIRD received on the session (its route change
 //!   statistics), beside the minimum: one withdrawal and one new path per prefix the node
 //!   carried;
+//! - `externalTrafficPolicy: Local` (`BGP_SCALE_LOCAL_SERVICES` of the Services, 1,000): each
+//!   has an EndpointSlice as the EndpointSlice controller writes it, with ready endpoints on
+//!   3 nodes, so its address gets those nodes as next hops only; one endpoint going not ready
+//!   → that node's path withdrawn at BIRD (and ready again → back), beside the minimum: one
+//!   withdrawal, then one path;
 //! - node-local placement on a few nodes (`BGP_SCALE_SPEAKERS`, 3): each speaker's time to
 //!   announce every address, its memory and its gobgpd's, its watches at the API server and
 //!   what it lists at start — the per-speaker costs docs/scale.md multiplies.
@@ -23,8 +28,8 @@
 //! `allocated-from` annotation, `status.loadBalancer.ingress`): the announcer only reads
 //! Services, and the controller's own cost is `service_lb`'s to measure.
 //!
-//! Scale: `BGP_SCALE_NODES` (1000), `BGP_SCALE_SERVICES` (10000), `BGP_SCALE_MAX_NEXT_HOPS`
-//! (16), `BGP_SCALE_SPEAKERS` (3). Needs root (network namespaces) and the rig's tools: run `hack/bench bgp_scale`.
+//! Scale: `BGP_SCALE_NODES` (1000), `BGP_SCALE_SERVICES` (10000), `BGP_SCALE_LOCAL_SERVICES`
+//! (1000 of them), `BGP_SCALE_MAX_NEXT_HOPS` (16), `BGP_SCALE_SPEAKERS` (3). Needs root (network namespaces) and the rig's tools: run `hack/bench bgp_scale`.
 
 #![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 #![allow(
@@ -44,6 +49,7 @@ use baremetal_ccm_core::contract::{ALLOCATED_FROM, FINALIZER};
 use futures::{StreamExt as _, TryStreamExt as _};
 use gobgp_api_proto::api;
 use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use rig::bird_control::{BirdControl, ProtocolStats};
@@ -68,12 +74,16 @@ const FIRST_SPEAKER: u8 = 4;
 const SPEAKER_LABEL: &str = "bench.baremetal-ccm.io/speaker";
 /// Writes in flight while the bench creates Nodes and Services.
 const CONCURRENCY: usize = 32;
+/// Nodes with a ready endpoint of each `externalTrafficPolicy: Local` Service.
+const ENDPOINTS_PER_LOCAL: usize = 3;
 
 #[derive(Debug, Clone, Copy)]
 struct Scale {
     nodes: usize,
     services: usize,
     max_next_hops: usize,
+    /// The last this many Services have `externalTrafficPolicy: Local`.
+    local_services: usize,
     /// Node-local speakers measured at the end.
     speakers: usize,
 }
@@ -84,17 +94,33 @@ impl Scale {
             nodes: support::count_from_env("BGP_SCALE_NODES", 1000),
             services: support::count_from_env("BGP_SCALE_SERVICES", 10_000),
             max_next_hops: support::count_from_env("BGP_SCALE_MAX_NEXT_HOPS", 16),
+            local_services: support::count_from_env("BGP_SCALE_LOCAL_SERVICES", 1000),
             speakers: support::count_from_env("BGP_SCALE_SPEAKERS", 3),
         };
         assert!(
             scale.nodes <= 60_000 && scale.services <= 200_000 && scale.speakers <= 20,
             "the node network is a /16, the pool a /14, speakers at most 20"
         );
+        assert!(
+            scale.local_services <= scale.services.min(2000)
+                && (scale.local_services == 0 || scale.nodes > ENDPOINTS_PER_LOCAL),
+            "Local Services: at most the Services and 2,000 (each takes a health-check node \
+             port), and more nodes than endpoints"
+        );
         scale
     }
 
-    fn paths(&self) -> u64 {
-        u64::try_from(self.services * self.max_next_hops.min(self.nodes)).unwrap()
+    /// Whether Service `s` has `externalTrafficPolicy: Local`.
+    fn is_local(&self, s: usize) -> bool {
+        s >= self.services - self.local_services
+    }
+
+    /// The nodes with a ready endpoint of Local Service `s`: distinct, never node 0 (the one
+    /// whose readiness the bench changes).
+    fn endpoint_nodes(&self, s: usize) -> [usize; ENDPOINTS_PER_LOCAL] {
+        let others = self.nodes - 1;
+        let base = s * 7 % others;
+        std::array::from_fn(|j| 1 + (base + j) % others)
     }
 }
 
@@ -134,6 +160,10 @@ fn placement(scale: Scale) -> Vec<Vec<(usize, u32)>> {
                 .enumerate()
                 .map(|(n, name)| (n, name.as_str()))
                 .collect();
+            if scale.is_local(s) {
+                let endpoints = scale.endpoint_nodes(s);
+                carriers.retain(|(n, _)| endpoints.contains(n));
+            }
             let key = service_address(s).to_string();
             baremetal_ccm_core::rendezvous::keep_highest(
                 &mut carriers,
@@ -284,13 +314,45 @@ async fn create_nodes(client: &Client, count: usize) {
         .unwrap();
 }
 
-/// Creates `count` LoadBalancer Services and gives each its address as the service-lb
-/// controller would: our finalizer and `allocated-from` at creation, then the status.
-async fn create_services(client: &Client, count: usize) {
+/// The EndpointSlice of Local Service `s` as the EndpointSlice controller writes it: one
+/// endpoint (a pod address) on each of its nodes, ready, except the one on `not_ready`.
+fn endpoint_slice(scale: Scale, s: usize, not_ready: Option<usize>) -> EndpointSlice {
+    let endpoints: Vec<serde_json::Value> = (scale.endpoint_nodes(s).iter())
+        .map(|&node| {
+            let ready = not_ready != Some(node);
+            let pod = Ipv4Addr::from(
+                u32::from(Ipv4Addr::new(10, 128, 0, 0)) + u32::try_from(node * 64).unwrap(),
+            );
+            serde_json::json!({
+                "addresses": [pod.to_string()], "nodeName": node_name(node),
+                "conditions": {"ready": ready, "serving": ready, "terminating": false},
+                "targetRef": {"kind": "Pod", "namespace": "default", "name": format!("svc-{s:06}-{node}")},
+            })
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": format!("svc-{s:06}-1"), "namespace": "default", "labels": {
+            "kubernetes.io/service-name": format!("svc-{s:06}"),
+            "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
+        }},
+        "addressType": "IPv4",
+        "ports": [{"name": "", "port": 80, "protocol": "TCP"}],
+        "endpoints": endpoints,
+    }))
+    .unwrap()
+}
+
+/// Creates the LoadBalancer Services and gives each its address as the service-lb
+/// controller would: our finalizer and `allocated-from` at creation, then the status. The
+/// Local ones get their EndpointSlice first.
+async fn create_services(client: &Client, scale: Scale) {
     let api: Api<Service> = Api::namespaced(client.clone(), "default");
-    futures::stream::iter(0..count)
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "default");
+    futures::stream::iter(0..scale.services)
         .map(|i| {
             let api = api.clone();
+            let slices = slices.clone();
             async move {
                 let name = format!("svc-{i:06}");
                 let mut service = Svc::lb("default", &name)
@@ -298,6 +360,13 @@ async fn create_services(client: &Client, count: usize) {
                     .annotate(ALLOCATED_FROM, POOL)
                     .service;
                 service.metadata.finalizers = Some(vec![FINALIZER.into()]);
+                if scale.is_local(i) {
+                    let spec = service.spec.as_mut().unwrap();
+                    spec.external_traffic_policy = Some("Local".into());
+                    slices
+                        .create(&PostParams::default(), &endpoint_slice(scale, i, None))
+                        .await?;
+                }
                 api.create(&PostParams::default(), &service).await?;
                 let status = serde_json::json!({"status": {"loadBalancer": {"ingress": [
                     {"ip": service_address(i).to_string(), "ipMode": "VIP"},
@@ -386,6 +455,58 @@ async fn readiness_change(
     }
 }
 
+/// Sets the endpoint of Local Service `s` on `node` not ready (`ready` false) or ready again,
+/// as the EndpointSlice controller would rewrite the slice, and waits until BIRD's session
+/// shows the change complete: the node's path for the address gone or back (the routes via
+/// the node one fewer than `via_before`, or equal again), the table one path short or whole.
+async fn endpoint_change(
+    client: &Client,
+    bird: &mut BirdControl,
+    scale: Scale,
+    (s, node): (usize, usize),
+    ready: bool,
+    (via_before, total): (u64, u64),
+) -> Change {
+    let session = format!("s{ANNOUNCER}v4");
+    let gw = format!("gw = {}", node_address(node));
+    let (want_via, want_total) = if ready {
+        (via_before, total)
+    } else {
+        (via_before - 1, total - 1)
+    };
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "default");
+    let before = bird.protocol_stats(&session).await.unwrap();
+    let slice = endpoint_slice(scale, s, (!ready).then_some(node));
+    let started = Instant::now();
+    let name = format!("svc-{s:06}-1");
+    slices
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&slice))
+        .await
+        .unwrap();
+    let deadline = started + Duration::from_secs(300);
+    let (done, stats) = loop {
+        let (at, stats) = wait_stats(bird, &session, Duration::from_secs(300), "endpoint", |st| {
+            st.imported == want_total
+        })
+        .await;
+        if bird.count_where(&gw).await.unwrap() == want_via {
+            break (at, stats);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "routes via {}",
+            node_address(node)
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    Change {
+        time: done.saturating_duration_since(started),
+        updates: stats.updates_received - before.updates_received,
+        withdraws: stats.withdraws_received - before.withdraws_received,
+        late: 0,
+    }
+}
+
 /// The API server's open watches (`apiserver_longrunning_requests`, verb WATCH, summed).
 async fn open_watches(client: &Client) -> u64 {
     let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
@@ -435,14 +556,15 @@ struct PerSpeaker {
 }
 
 /// Starts `count` speakers (nodes 0.., fabric members from [`FIRST_SPEAKER`]) with a
-/// node-local peer selecting their nodes, each announcing every Service address itself.
+/// node-local peer selecting their nodes, each announcing every Service address itself (the
+/// Local ones where its node has a ready endpoint).
 async fn node_local(
     client: &Client,
     kubeconfig: &std::path::Path,
     fabric: &Fabric,
     bird: &mut BirdControl,
     count: usize,
-    services: u64,
+    scale: Scale,
 ) -> PerSpeaker {
     let nodes: Api<Node> = Api::all(client.clone());
     for i in 0..count {
@@ -480,7 +602,14 @@ async fn node_local(
         running.push((member, started, process));
     }
     let mut speakers = Vec::new();
-    for (member, started, process) in &running {
+    for (i, (member, started, process)) in running.iter().enumerate() {
+        // Every Cluster Service, and the Local ones with a ready endpoint on its node.
+        let services = u64::try_from(
+            (0..scale.services)
+                .filter(|&s| !scale.is_local(s) || scale.endpoint_nodes(s).contains(&i))
+                .count(),
+        )
+        .unwrap();
         let (done, _) = wait_stats(
             bird,
             &format!("s{member}v4"),
@@ -553,7 +682,7 @@ async fn main() {
         scale.nodes,
         planned.elapsed().as_secs_f64()
     );
-    let total = scale.paths();
+    let total = u64::try_from(placement.iter().map(Vec::len).sum::<usize>()).unwrap();
     let (floor_time, floor_rss) =
         floor(&fabric, &mut bird, paths(&placement), send_max, false).await;
     eprintln!(
@@ -576,7 +705,7 @@ async fn main() {
     create_pool_and_peer(&client, scale.max_next_hops, send_max).await;
     let made = Instant::now();
     create_nodes(&client, scale.nodes).await;
-    create_services(&client, scale.services).await;
+    create_services(&client, scale).await;
     eprintln!(
         "{} Nodes and {} Services written in {:.1} s",
         scale.nodes,
@@ -635,6 +764,23 @@ async fn main() {
         - (cold_stats.updates_received + cold_stats.withdraws_received)
         - down.updates
         - down.withdraws;
+
+    // A Local Service's endpoint goes not ready, then ready again: the first Local Service,
+    // its highest-ranked endpoint node (one of its next hops).
+    let endpoint = (scale.local_services > 0).then(|| {
+        let s = scale.services - scale.local_services;
+        (s, placement[s][0].0)
+    });
+    let mut endpoint_changes = None;
+    if let Some((s, node)) = endpoint {
+        let via = bird
+            .count_where(&format!("gw = {}", node_address(node)))
+            .await
+            .unwrap();
+        let gone = endpoint_change(&client, &mut bird, scale, (s, node), false, (via, total)).await;
+        let back = endpoint_change(&client, &mut bird, scale, (s, node), true, (via, total)).await;
+        endpoint_changes = Some((gone, back));
+    }
     announcer.terminate(Duration::from_secs(5));
     // The central paths leave BIRD with their daemon, so that the speakers are measured alone.
     fabric.kill_gobgpd(ANNOUNCER);
@@ -653,18 +799,19 @@ async fn main() {
         &fabric,
         &mut bird,
         scale.speakers,
-        u64::try_from(scale.services).unwrap(),
+        scale,
     )
     .await;
     let load_end = load_average();
 
     println!(
-        "settings: {} Ready Nodes, {} LoadBalancer Services, maxNextHops {}, central placement, \
+        "settings: {} Ready Nodes, {} LoadBalancer Services ({} of them externalTrafficPolicy Local with \
+         {ENDPOINTS_PER_LOCAL} ready endpoints each), maxNextHops {}, central placement, \
          IPv4 session with ADD-PATH to BIRD 2, release build, 2-core machine; load average \
          (1/5/15 min) at start {load_start}, before the cold start {load_cold}, before the \
          readiness changes {load_change}, before the node-local speakers {load_local}, at the \
          end {load_end}",
-        scale.nodes, scale.services, scale.max_next_hops
+        scale.nodes, scale.services, scale.local_services, scale.max_next_hops
     );
     println!("| measure | value | floor | ratio | target |");
     println!("|---|---:|---:|---:|---|");
@@ -719,12 +866,35 @@ async fn main() {
         "| after NotReady was complete, further updates + withdrawals before Ready | {} | 0 | — | — |",
         down.late
     );
+    if let Some((gone, back)) = &endpoint_changes {
+        for (what, change, minimum) in [
+            ("not ready → its node's path withdrawn", gone, (0, 1)),
+            ("ready again → its node's path back", back, (1, 0)),
+        ] {
+            println!(
+                "| eTP Local: an endpoint {what} at BIRD (ms) | {:.1} | — | — | — |",
+                change.time.as_secs_f64() * 1000.0
+            );
+            println!(
+                "| eTP Local, endpoint {}: route updates / withdrawals BIRD received | {} / {} | {} / {} | — | — |",
+                if minimum.0 == 0 {
+                    "not ready"
+                } else {
+                    "ready again"
+                },
+                change.updates,
+                change.withdraws,
+                minimum.0,
+                minimum.1
+            );
+        }
+    }
     let n = local.speakers.len();
     let mean =
         |f: &dyn Fn(&SpeakerCost) -> f64| local.speakers.iter().map(f).sum::<f64>() / n as f64;
     println!(
-        "| node-local, {n} speakers: speaker started → its {} paths at BIRD, mean (s) | {:.2} | — | — | — |",
-        scale.services,
+        "| node-local, {n} speakers: speaker started → its {} paths (and its nodes' Local ones) at BIRD, mean (s) | {:.2} | — | — | — |",
+        scale.services - scale.local_services,
         mean(&|s| s.time.as_secs_f64())
     );
     println!(
@@ -734,7 +904,7 @@ async fn main() {
     );
     println!(
         "| node-local: speaker's gobgpd RSS with its {} paths, mean (MiB) | {:.1} | — | — | — |",
-        scale.services,
+        scale.services - scale.local_services,
         mean(&|s| s.gobgpd as f64 / 1024.0)
     );
     println!(
