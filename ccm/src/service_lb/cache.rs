@@ -1,18 +1,21 @@
 //! What the controller keeps of a Service in its cache: only what deciding reads, so that
 //! memory follows the Services we serve, not every Service of the cluster.
 
+use baremetal_ccm_core::contract::{METALLB_IPS, METALLB_POOL, METALLB_SHARING_KEY};
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use kube::ResourceExt as _;
 
 use super::class::{ClassPolicy, is_anothers, is_ours};
 use super::status;
 
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+/// The prefix of our annotations.
+const OUR_PREFIX: &str = "baremetal-ccm.io/";
 
 /// Drops from a cached Service what deciding never reads, so that memory follows the
-/// Services we serve: managedFields and kubectl's last-applied copy (most of an object's
-/// size), the spec fields of routing and node ports, and, for a Service that is not ours and
-/// carries none of our state, everything but what says whether it is ours.
+/// Services we serve: managedFields, the annotations deciding does not read (kubectl's
+/// last-applied copy among them: with managedFields most of an object's size), the spec fields
+/// of routing and node ports, and, for a Service that is not ours and carries none of our
+/// state, everything but what says whether it is ours.
 ///
 /// A Service not ours carries our state when it holds the cleanup finalizer and is not
 /// another implementation's (`class::is_anothers`: the finalizer is every implementation's,
@@ -21,7 +24,9 @@ const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 /// small as one without (the rule still holds on what is kept: type and class, no annotation).
 pub(crate) fn slim(service: &mut Service, policy: ClassPolicy) {
     service.managed_fields_mut().clear();
-    service.annotations_mut().remove(LAST_APPLIED);
+    if let Some(annotations) = service.metadata.annotations.as_mut() {
+        annotations.retain(|key, _| is_read(key));
+    }
     if !carries_our_state(service, policy) {
         service.metadata.annotations = None;
         service.metadata.labels = None;
@@ -55,6 +60,16 @@ pub(crate) fn slim(service: &mut Service, policy: ClassPolicy) {
     }
 }
 
+/// Whether deciding reads the annotation `key`: ours (`baremetal-ccm.io/…`) and the MetalLB ones
+/// read in their place (`request::read`). Every other annotation (kubectl's last-applied copy,
+/// Helm's and Argo CD's marks, …) is dropped from the cache.
+fn is_read(key: &str) -> bool {
+    key.starts_with(OUR_PREFIX)
+        || [METALLB_IPS, METALLB_POOL, METALLB_SHARING_KEY]
+            .iter()
+            .any(|names| names.contains(&key))
+}
+
 /// Whether deciding reads more of `service` than whether it is ours: it is ours, it is being
 /// deleted, or it holds the cleanup finalizer without being another implementation's.
 fn carries_our_state(service: &Service, policy: ClassPolicy) -> bool {
@@ -76,6 +91,8 @@ mod tests {
     use crate::crd::ippool::IPPool;
     use crate::service_lb::decide::Decider;
     use crate::service_lb::request::Reading;
+
+    const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
     use kube::api::ObjectMeta;
 
     fn full(class: Option<&str>, finalized: bool) -> Service {
@@ -89,6 +106,8 @@ mod tests {
                 annotations: Some(
                     [
                         (LAST_APPLIED.to_owned(), "{...}".to_owned()),
+                        ("meta.helm.sh/release-name".to_owned(), "web".to_owned()),
+                        ("metallb.io/allow-shared-ip".to_owned(), "k".to_owned()),
                         ("baremetal-ccm.io/pool".to_owned(), "a".to_owned()),
                     ]
                     .into(),
@@ -128,6 +147,8 @@ mod tests {
         );
         let annotations = ours.metadata.annotations.clone().unwrap();
         assert!(!annotations.contains_key(LAST_APPLIED));
+        assert!(!annotations.contains_key("meta.helm.sh/release-name"));
+        assert_eq!(annotations["metallb.io/allow-shared-ip"], "k");
         assert_eq!(annotations["baremetal-ccm.io/pool"], "a");
         assert!(ours.metadata.labels.is_some());
         let spec = ours.spec.clone().unwrap();
