@@ -1,23 +1,33 @@
 //! What the controller keeps of a Service in its cache: only what deciding reads, so that
 //! memory follows the Services we serve, not every Service of the cluster.
 
+use baremetal_ccm_core::contract::{METALLB_IPS, METALLB_POOL, METALLB_SHARING_KEY};
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use kube::ResourceExt as _;
 
-use super::class::{ClassPolicy, is_ours};
+use super::class::{ClassPolicy, is_anothers, is_ours};
 use super::status;
 
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+/// The prefix of our annotations.
+const OUR_PREFIX: &str = "baremetal-ccm.io/";
 
 /// Drops from a cached Service what deciding never reads, so that memory follows the
-/// Services we serve: managedFields and kubectl's last-applied copy (most of an object's
-/// size), the spec fields of routing and node ports, and, for a Service that is not ours and
-/// carries none of our state (no finalizer), everything but what says whether it is ours.
+/// Services we serve: managedFields, the annotations deciding does not read (kubectl's
+/// last-applied copy among them: with managedFields most of an object's size), the spec fields
+/// of routing and node ports, and, for a Service that is not ours and carries none of our
+/// state, everything but what says whether it is ours.
+///
+/// A Service not ours carries our state when it holds the cleanup finalizer and is not
+/// another implementation's (`class::is_anothers`: the finalizer is every implementation's,
+/// only our `allocated-from` annotation marks our writes): its release reads the rest. One of
+/// another implementation is never read past that rule, finalizer or not, so it is kept as
+/// small as one without (the rule still holds on what is kept: type and class, no annotation).
 pub(crate) fn slim(service: &mut Service, policy: ClassPolicy) {
     service.managed_fields_mut().clear();
-    service.annotations_mut().remove(LAST_APPLIED);
-    let finalized = (service.metadata.finalizers.iter().flatten()).any(|f| f == status::FINALIZER);
-    if !is_ours(service, policy) && !finalized && service.metadata.deletion_timestamp.is_none() {
+    if let Some(annotations) = service.metadata.annotations.as_mut() {
+        annotations.retain(|key, _| is_read(key));
+    }
+    if !carries_our_state(service, policy) {
         service.metadata.annotations = None;
         service.metadata.labels = None;
         service.metadata.owner_references = None;
@@ -50,10 +60,39 @@ pub(crate) fn slim(service: &mut Service, policy: ClassPolicy) {
     }
 }
 
+/// Whether deciding reads the annotation `key`: ours (`baremetal-ccm.io/…`) and the MetalLB ones
+/// read in their place (`request::read`). Every other annotation (kubectl's last-applied copy,
+/// Helm's and Argo CD's marks, …) is dropped from the cache.
+fn is_read(key: &str) -> bool {
+    key.starts_with(OUR_PREFIX)
+        || [METALLB_IPS, METALLB_POOL, METALLB_SHARING_KEY]
+            .iter()
+            .any(|names| names.contains(&key))
+}
+
+/// Whether deciding reads more of `service` than whether it is ours: it is ours, it is being
+/// deleted, or it holds the cleanup finalizer without being another implementation's.
+fn carries_our_state(service: &Service, policy: ClassPolicy) -> bool {
+    let finalized = (service.metadata.finalizers.iter().flatten()).any(|f| f == status::FINALIZER);
+    is_ours(service, policy)
+        || service.metadata.deletion_timestamp.is_some()
+        || (finalized && !is_anothers(service, policy))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+    use std::sync::Arc;
+
+    use baremetal_ccm_core::contract::{ALLOCATED_FROM, LOAD_BALANCER_CLASS, held_addresses};
+    use k8s_openapi::api::core::v1::{LoadBalancerIngress, LoadBalancerStatus, ServiceStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ManagedFieldsEntry, Time};
+
+    use crate::crd::ippool::IPPool;
+    use crate::service_lb::decide::Decider;
+    use crate::service_lb::request::Reading;
+
+    const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
     use kube::api::ObjectMeta;
 
     fn full(class: Option<&str>, finalized: bool) -> Service {
@@ -67,6 +106,8 @@ mod tests {
                 annotations: Some(
                     [
                         (LAST_APPLIED.to_owned(), "{...}".to_owned()),
+                        ("meta.helm.sh/release-name".to_owned(), "web".to_owned()),
+                        ("metallb.io/allow-shared-ip".to_owned(), "k".to_owned()),
                         ("baremetal-ccm.io/pool".to_owned(), "a".to_owned()),
                     ]
                     .into(),
@@ -106,6 +147,8 @@ mod tests {
         );
         let annotations = ours.metadata.annotations.clone().unwrap();
         assert!(!annotations.contains_key(LAST_APPLIED));
+        assert!(!annotations.contains_key("meta.helm.sh/release-name"));
+        assert_eq!(annotations["metallb.io/allow-shared-ip"], "k");
         assert_eq!(annotations["baremetal-ccm.io/pool"], "a");
         assert!(ours.metadata.labels.is_some());
         let spec = ours.spec.clone().unwrap();
@@ -131,9 +174,12 @@ mod tests {
             Some("example.com/other")
         );
         assert!(spec.ports.is_none());
-        // One that still carries our finalizer (its class just changed) keeps its state for
-        // the release.
+        // One that still carries our finalizer and our mark (its class changed after we
+        // addressed it) keeps its state for the release.
         let mut leaving = full(Some("example.com/other"), true);
+        leaving
+            .annotations_mut()
+            .insert(ALLOCATED_FROM.into(), "a".into());
         slim(&mut leaving, ClassPolicy::DefaultAndExplicit);
         assert!(
             leaving
@@ -142,5 +188,140 @@ mod tests {
                 .unwrap()
                 .contains_key("baremetal-ccm.io/pool")
         );
+    }
+
+    #[test]
+    fn another_implementations_service_with_the_shared_finalizer_is_cached_as_small_as_one_without()
+    {
+        let mut theirs = addressed(Some("example.com/other"), false);
+        slim(&mut theirs, ClassPolicy::DefaultAndExplicit);
+        assert!(theirs.metadata.annotations.is_none() && theirs.status.is_none());
+        assert!(theirs.spec.as_ref().unwrap().ports.is_none());
+        // What the rule that leaves it alone reads is kept.
+        assert!(is_anothers(&theirs, ClassPolicy::DefaultAndExplicit));
+        assert_eq!(
+            theirs.metadata.finalizers,
+            Some(vec![status::FINALIZER.to_owned()])
+        );
+    }
+
+    fn bench_pool() -> Arc<IPPool> {
+        Arc::new(
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "baremetal-ccm.io/v1alpha1", "kind": "IPPool",
+                "metadata": {"name": "bench", "resourceVersion": "1"},
+                "spec": {"addresses": ["2001:db8:100::/104"], "announce": {"mode": "none"}},
+            }))
+            .unwrap(),
+        )
+    }
+
+    /// A Service as the API returns it after our writes (finalizer, mark, address, condition,
+    /// as the decider wants them, so that nothing is left to write), then given `class`.
+    fn addressed(class: Option<&str>, marked: bool) -> Service {
+        let mut service = full(None, true);
+        service.spec.as_mut().unwrap().ip_families = Some(vec!["IPv6".into()]);
+        (service.annotations_mut()).insert("baremetal-ccm.io/pool".into(), "bench".into());
+        let mut decider = Decider::new(Reading { metallb: true });
+        decider.refresh_pools(&[bench_pool()]);
+        let desired = decider
+            .decide(&service, &|_: &str| std::collections::BTreeMap::new())
+            .desired;
+        let when = Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+        service.status = Some(ServiceStatus {
+            load_balancer: Some(LoadBalancerStatus {
+                ingress: Some(
+                    (desired.ingress.iter())
+                        .map(|ip| LoadBalancerIngress {
+                            ip: Some(ip.to_string()),
+                            ip_mode: Some("VIP".into()),
+                            ..LoadBalancerIngress::default()
+                        })
+                        .collect(),
+                ),
+            }),
+            conditions: Some(
+                (desired.conditions.iter())
+                    .map(|c| Condition {
+                        type_: c.type_.into(),
+                        status: if c.status { "True" } else { "False" }.into(),
+                        reason: c.reason.clone(),
+                        message: c.message.clone(),
+                        observed_generation: None,
+                        last_transition_time: when.clone(),
+                    })
+                    .collect(),
+            ),
+        });
+        if marked {
+            let from = desired.allocated_from.clone().unwrap();
+            service
+                .annotations_mut()
+                .insert(ALLOCATED_FROM.into(), from);
+        }
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let left = status::plan_with_finalizer(&service, &desired, now);
+        assert!(
+            !marked || left.is_empty(),
+            "the fixture is what our writes leave"
+        );
+        service.metadata.name = Some(format!("web-{}", class.unwrap_or("ours")));
+        service.spec.as_mut().unwrap().load_balancer_class = class.map(Into::into);
+        service
+    }
+
+    /// Everything the reconcile reads of a cached Service, on the full object and on the
+    /// slimmed one, must be the same: the rules (ours, another's), the decision, the planned
+    /// writes, the release, and the addresses held.
+    #[test]
+    fn a_slimmed_service_decides_and_plans_exactly_as_the_full_one() {
+        let policy = ClassPolicy::DefaultAndExplicit;
+        let pool = bench_pool();
+        let mut deleting = addressed(None, true);
+        deleting.metadata.deletion_timestamp = Some(Time(k8s_openapi::jiff::Timestamp::now()));
+        let mut fresh = full(None, false);
+        fresh.spec.as_mut().unwrap().ip_families = Some(vec!["IPv6".into()]);
+        let cases = [
+            fresh,
+            addressed(None, true),
+            addressed(Some(LOAD_BALANCER_CLASS), true),
+            addressed(Some("example.com/other"), true),
+            addressed(Some("example.com/other"), false),
+            deleting,
+        ];
+        let no_labels = |_: &str| std::collections::BTreeMap::new();
+        let now = k8s_openapi::jiff::Timestamp::now();
+        for full in cases {
+            let mut slimmed = full.clone();
+            slim(&mut slimmed, policy);
+            let name = full.name_any();
+            assert_eq!(is_ours(&full, policy), is_ours(&slimmed, policy), "{name}");
+            let anothers = is_anothers(&full, policy);
+            assert_eq!(anothers, is_anothers(&slimmed, policy), "{name}");
+            if anothers {
+                continue;
+            }
+            let mut deciders = [&full, &slimmed].map(|service| {
+                let mut decider = Decider::new(Reading { metallb: true });
+                decider.refresh_pools(std::slice::from_ref(&pool));
+                let outcome = decider.decide(service, &no_labels);
+                let plan = status::plan_with_finalizer(service, &outcome.desired, now);
+                (decider, outcome, plan)
+            });
+            assert_eq!(deciders[0].1, deciders[1].1, "{name}: outcome");
+            assert_eq!(deciders[0].2, deciders[1].2, "{name}: planned writes");
+            assert_eq!(
+                status::plan_release(&full),
+                status::plan_release(&slimmed),
+                "{name}: release"
+            );
+            assert_eq!(
+                held_addresses(&full),
+                held_addresses(&slimmed),
+                "{name}: held"
+            );
+            let [(first, ..), (second, ..)] = &mut deciders;
+            assert_eq!(first.release(&full), second.release(&slimmed), "{name}");
+        }
     }
 }

@@ -399,7 +399,7 @@ fn docs_reference_lists_exactly_the_flags_and_variables_of_the_program() {
 /// Flags of other programs that the docs name (the kubelet's, the API server's and the
 /// controller manager's, gobgpd's, etcd's, the GoBGP CLI's, cargo's, kube-proxy's, MetalLB's),
 /// so that a typo in one of ours is not taken for one of theirs.
-const FOREIGN_FLAGS: [&str; 15] = [
+const FOREIGN_FLAGS: [&str; 16] = [
     "--allocate-node-cidrs",
     "--kubelet-preferred-address-types",
     "--node-monitor-grace-period",
@@ -415,6 +415,7 @@ const FOREIGN_FLAGS: [&str; 15] = [
     "--ipvs-strict-arp",
     "--lb-class",
     "--pod-name",
+    "--service-cluster-ip-range",
 ];
 
 #[test]
