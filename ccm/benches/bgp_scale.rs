@@ -411,6 +411,22 @@ struct Change {
     late: u64,
 }
 
+impl Change {
+    /// From `started` (BIRD's figures then: `before`) until `done` (its figures then).
+    fn between(
+        started: Instant,
+        before: &ProtocolStats,
+        (done, after): (Instant, &ProtocolStats),
+    ) -> Self {
+        Change {
+            time: done.saturating_duration_since(started),
+            updates: after.updates_received - before.updates_received,
+            withdraws: after.withdraws_received - before.withdraws_received,
+            late: 0,
+        }
+    }
+}
+
 /// Sets node `index` Ready or not and waits until BIRD's session shows the change complete:
 /// every path via the node gone (`ready` false) or back (`ready` true), the table whole again,
 /// and at least `carried` updates and `carried` withdrawals received.
@@ -447,12 +463,7 @@ async fn readiness_change(
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
-    Change {
-        time: done.saturating_duration_since(started),
-        updates: stats.updates_received - before.updates_received,
-        withdraws: stats.withdraws_received - before.withdraws_received,
-        late: 0,
-    }
+    Change::between(started, &before, (done, &stats))
 }
 
 /// Sets the endpoint of Local Service `s` on `node` not ready (`ready` false) or ready again,
@@ -499,12 +510,7 @@ async fn endpoint_change(
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
-    Change {
-        time: done.saturating_duration_since(started),
-        updates: stats.updates_received - before.updates_received,
-        withdraws: stats.withdraws_received - before.withdraws_received,
-        late: 0,
-    }
+    Change::between(started, &before, (done, &stats))
 }
 
 /// The API server's open watches (`apiserver_longrunning_requests`, verb WATCH, summed).

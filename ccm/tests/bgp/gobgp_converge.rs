@@ -32,8 +32,8 @@ async fn statuses(daemon: &mut Daemon) -> BTreeMap<std::net::IpAddr, PeerStatus>
         .collect()
 }
 
-/// UPDATE messages gobgpd sent to `peer`, from its own counters.
-async fn sent_updates(lab: &BgpLab, peer: std::net::IpAddr) -> u64 {
+/// `peer` as gobgpd lists it.
+async fn listed_peer(lab: &BgpLab, peer: std::net::IpAddr) -> Option<gobgp_api_proto::api::Peer> {
     let mut client = lab.gobgpd.client().await.expect("API client");
     let mut stream = client
         .list_peer(gobgp_api_proto::api::ListPeerRequest {
@@ -43,12 +43,13 @@ async fn sent_updates(lab: &BgpLab, peer: std::net::IpAddr) -> u64 {
         .await
         .expect("ListPeer")
         .into_inner();
-    let reply = stream
-        .message()
-        .await
-        .expect("ListPeer stream")
-        .expect("the peer");
-    let messages = reply.peer.and_then(|p| p.state).and_then(|s| s.messages);
+    stream.message().await.expect("ListPeer stream")?.peer
+}
+
+/// UPDATE messages gobgpd sent to `peer`, from its own counters.
+async fn sent_updates(lab: &BgpLab, peer: std::net::IpAddr) -> u64 {
+    let listed = listed_peer(lab, peer).await.expect("the peer");
+    let messages = listed.state.and_then(|s| s.messages);
     messages.and_then(|m| m.sent).map_or(0, |sent| sent.update)
 }
 
@@ -441,17 +442,12 @@ async fn the_path_table_is_trusted_between_resyncs_and_read_back_after() {
 
 /// Whether gobgpd was told to greet `peer` as a restarting speaker.
 async fn greeted_as_restarting(lab: &BgpLab, peer: std::net::IpAddr) -> Option<bool> {
-    let mut client = lab.gobgpd.client().await.expect("API client");
-    let mut stream = client
-        .list_peer(gobgp_api_proto::api::ListPeerRequest {
-            address: peer.to_string(),
-            enable_advertised: false,
-        })
-        .await
-        .expect("ListPeer")
-        .into_inner();
-    let reply = stream.message().await.expect("ListPeer stream")?;
-    Some(reply.peer?.graceful_restart?.local_restarting)
+    Some(
+        listed_peer(lab, peer)
+            .await?
+            .graceful_restart?
+            .local_restarting,
+    )
 }
 
 /// The cold start of a fresh daemon: opened while the cluster is read (BGP started, the
