@@ -109,7 +109,9 @@ pub(crate) async fn list_peers(
         .collect())
 }
 
-async fn read_peers(client: &mut Client) -> Result<BTreeMap<IpAddr, api::Peer>, GobgpError> {
+pub(super) async fn read_peers(
+    client: &mut Client,
+) -> Result<BTreeMap<IpAddr, api::Peer>, GobgpError> {
     list_peers(client, false)
         .await?
         .into_iter()

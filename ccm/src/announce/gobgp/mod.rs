@@ -392,15 +392,11 @@ impl Daemon {
             }
             let woken = tokio::time::timeout((deadline - now).min(POLL), event).await;
             if woken.is_err() {
-                let listed = actual::list_peers(&mut self.client, false).await?;
+                let listed = actual::read_peers(&mut self.client).await?;
                 let established = |address: &IpAddr| {
-                    listed.iter().any(|peer| {
-                        let state = peer.state.as_ref();
-                        state.is_some_and(|s| {
-                            s.neighbor_address.parse() == Ok(*address)
-                                && status::session_state(s.session_state)
-                                    == baremetal_ccm_core::announce::gobgp::SessionState::Established
-                        })
+                    (listed.get(address)).is_some_and(|peer| {
+                        status::peer_status(peer, *address, None).session
+                            == baremetal_ccm_core::announce::gobgp::SessionState::Established
                     })
                 };
                 if peers.iter().all(established) {
