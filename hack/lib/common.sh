@@ -19,3 +19,14 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 need_cmd() {
   command -v "$1" >/dev/null 2>&1 || die "'$1' is not installed. $2"
 }
+
+# need_free_space DIR MIB WHAT: fail, saying so, when the file system holding DIR (or its nearest
+# existing parent) has less than MIB MiB free; a full disk otherwise surfaces much later as
+# something else (the lab's kubelets evicting its pods, a linker killed half-way).
+need_free_space() {
+  local dir=$1 want=$2 what=$3 free
+  while [ ! -e "$dir" ]; do dir=$(dirname "$dir"); done
+  free=$(df -Pm "$dir" | awk 'NR == 2 { print $4 }')
+  [ "$free" -ge "$want" ] \
+    || die "only $free MiB free on the file system of $dir; $what needs at least $want MiB: free some space (old clones, target directories)"
+}

@@ -28,6 +28,8 @@ lab_preflight() {
   if [ -e "$LAB_STATE" ]; then
     die "$LAB_STATE exists from an earlier lab: run 'hack/lab down' first"
   fi
+  # Three nodes' containerd state, the images, logs and etcd; the kubelets evict below 256 MiB.
+  need_free_space "$LAB_STATE" 1536 "the lab (three nodes' containers and images)"
 }
 
 lab_install() {
