@@ -494,3 +494,123 @@ async fn a_prefix_gets_at_most_max_next_hops_the_highest_in_rank_with_bird() {
         .wait_kernel(&prefix, &nodes(&[a, b], false), ROUTE)
         .await;
 }
+
+/// A session that flaps under load (600 paths resent at every flap): the BGPPeer status
+/// follows it, written at most twice per flap (down, up) and at most once per status period
+/// (2 s), and nothing else is written for it (no Service, pool or Event writes: no status
+/// storm). gobgpd holds a session the router reset down for 5 s, so flaps come no faster than
+/// one per 5-7 s: of the two bounds the per-flap one binds here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flapping_peer_under_load_writes_its_status_at_most_every_two_seconds_with_bird() {
+    const SERVICES: usize = 200;
+    const FLAPS: u32 = 5;
+    let paths = u64::try_from(SERVICES * 3).unwrap();
+    let fabric = Fabric::start(RouterKind::Bird, &[Session::to(2)]).await;
+    let cluster = cluster(true).await;
+    let client = cluster.client();
+    three_nodes(&client).await;
+    bgp_pool(&client, "pool-a", &["192.0.2.0/24"], serde_json::json!({})).await;
+    central_peers(&client, serde_json::json!({})).await;
+    let _ccm = start_replica(&cluster, &fabric, "ccm-a", 2);
+    for i in 0..SERVICES {
+        Svc::lb("default", &format!("web-{i}"))
+            .create(&client)
+            .await;
+    }
+    let imported = |want: u64| {
+        let fabric = &fabric;
+        move || async move {
+            (fabric.established("s2v4") && fabric.imported("s2v4") == Some(want)).then_some(())
+        }
+    };
+    let all = rig::process::wait_for(Duration::from_secs(60), imported(paths)).await;
+    assert!(
+        all.is_some(),
+        "{:?} of {paths} paths at BIRD",
+        fabric.imported("s2v4")
+    );
+    let before = wait_session(&client, "tor-v4", "ccm-a", |s| {
+        s.state == "Established" && s.ipv4_prefixes_sent == Some(paths)
+    })
+    .await;
+    let router: std::net::IpAddr = ROUTER_V4.parse().unwrap();
+    let flops = |state: Option<gobgp_api_proto::api::PeerState>| state.map_or(0, |s| s.flops);
+    let flops_before = flops(fabric.gobgpd(2).peer_state(router).await.unwrap());
+    let bird = fabric.router.bird().unwrap();
+    let established = gobgp_api_proto::api::peer_state::SessionState::Established as i32;
+    let writes_before = window_writes(&cluster);
+
+    // The router drops the session, gobgpd sees it go, the router takes it back and gets
+    // every path again: FLAPS times, as fast as the session allows.
+    let started = std::time::Instant::now();
+    for flap in 0..FLAPS {
+        bird.birdc(&["disable", "s2v4"]).unwrap();
+        let down = rig::process::wait_for(Duration::from_secs(30), || async {
+            let state = fabric.gobgpd(2).peer_state(router).await.ok()??;
+            (state.session_state != established).then_some(())
+        })
+        .await;
+        assert!(down.is_some(), "flap {flap}: gobgpd kept the session up");
+        bird.birdc(&["enable", "s2v4"]).unwrap();
+        let up = rig::process::wait_for(Duration::from_secs(60), imported(paths)).await;
+        assert!(
+            up.is_some(),
+            "flap {flap}: {:?} of {paths} paths back",
+            fabric.imported("s2v4")
+        );
+    }
+    let window = started.elapsed();
+    let writes: Vec<_> = window_writes(&cluster)
+        .into_iter()
+        .filter(|w| !writes_before.iter().any(|b| b.audit_id == w.audit_id))
+        .collect();
+    let flopped = flops(fabric.gobgpd(2).peer_state(router).await.unwrap()) - flops_before;
+    assert!(flopped >= FLAPS, "gobgpd counted {flopped} flaps");
+
+    // Only the flapping peer's status was written: at most down and up per flap, and at most
+    // once per 2 s status period.
+    let described: Vec<String> = (writes.iter())
+        .map(|w| format!("{} {}", w.verb, w.request_uri))
+        .collect();
+    let status_of = |w: &rig::cluster::AuditedRequest| {
+        w.object_ref.as_ref().is_some_and(|o| {
+            o.resource == "bgppeers"
+                && o.name.as_deref() == Some("tor-v4")
+                && o.subresource.as_deref() == Some("status")
+        })
+    };
+    assert!(writes.iter().all(status_of), "{described:#?}");
+    let per_flap = usize::try_from(2 * FLAPS + 2).unwrap();
+    let bound = usize::try_from(window.as_secs() / 2 + 2)
+        .unwrap()
+        .min(per_flap);
+    assert!(
+        (1..=bound).contains(&writes.len()),
+        "{} status writes in {window:?} for {FLAPS} flaps (at most {bound})",
+        writes.len()
+    );
+    // And it ends saying what is true: up again, since after the flaps, every path sent.
+    let after = wait_session(&client, "tor-v4", "ccm-a", |s| {
+        s.state == "Established"
+            && s.ipv4_prefixes_sent == Some(paths)
+            && s.established_since != before.established_since
+    })
+    .await;
+    assert!(
+        after.established_since > before.established_since,
+        "{after:?}"
+    );
+    eprintln!(
+        "{FLAPS} flaps ({flopped} counted by gobgpd) of a session with {paths} paths in {window:?}: {} status writes (bound {bound})",
+        writes.len()
+    );
+}
+
+/// The controller's writes so far (made as the rig's admin, as the test's own are: the test
+/// writes nothing while it counts), its Lease renewals aside.
+fn window_writes(cluster: &rig::cluster::TestCluster) -> Vec<rig::cluster::AuditedRequest> {
+    (cluster.audited_writes().unwrap().into_iter())
+        .filter(|w| w.user.username == "rig-admin")
+        .filter(|w| w.object_ref.as_ref().is_none_or(|o| o.resource != "leases"))
+        .collect()
+}
