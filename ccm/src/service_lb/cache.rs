@@ -16,19 +16,19 @@ use super::status;
 const OUR_PREFIX: &str = "baremetal-ccm.io/";
 
 /// A Service as the cache keeps it: slimmed ([`slim`]), then packed: its namespace and name in
-/// the metadata that kube's store and controller read, the rest as JSON, decoded for each
-/// reconcile ([`CachedService::service`]).
+/// the metadata that kube's store and controller read, the rest as abbreviated JSON
+/// ([`abbreviate`]), decoded for each reconcile ([`CachedService::service`]).
 ///
 /// Why packed: a k8s-openapi `Service` is about 830 bytes inline even when empty, and every
 /// map in it costs a whole B-tree node (over 500 bytes for one annotation), so a slimmed Service
-/// of ours still took about 2.8 KiB of heap; its JSON takes about a quarter of that. Decoding
-/// costs a few microseconds per reconcile, against the milliseconds of a write.
+/// of ours still took about 2.7 KiB of heap; packed, about 0.7 KiB (`hack/bench service_memory`).
+/// Decoding costs a few microseconds per reconcile, against the milliseconds of a write.
 #[derive(Debug, Clone)]
 pub struct CachedService {
     /// Only the namespace and the name: the store's key and the controller's requests read
     /// no more, and everything else is in `rest`.
     metadata: ObjectMeta,
-    /// The slimmed Service without its namespace and name, as JSON.
+    /// The slimmed Service without its namespace and name, as abbreviated JSON.
     rest: Box<str>,
 }
 
@@ -69,8 +69,8 @@ impl CachedService {
 }
 
 /// What [`abbreviate`] replaces, each with one control character (the first with U+0001, the
-/// second with U+0002, …): what every cached Service of ours spells out, longest first where one
-/// contains another. Compact JSON holds no control character (in strings they are escaped as
+/// second with U+0002, …): what every cached Service of ours spells out. Their order changes only
+/// how much is saved, never what [`expand`] gives back. Compact JSON holds no control character (in strings they are escaped as
 /// `\u00XX`, and there is no whitespace between tokens), so [`expand`] cannot misread one; at most
 /// 31 (U+0001 to U+001F).
 const WORDS: [&str; 25] = [
@@ -100,6 +100,9 @@ const WORDS: [&str; 25] = [
     r#"","ipMode":"VIP"}"#,
     " from pool ",
 ];
+
+// A 32nd word would be abbreviated to a space, which JSON strings hold.
+const _: () = assert!(WORDS.len() <= 31, "only U+0001 to U+001F abbreviate");
 
 /// `json` with every one of [`WORDS`] replaced by its control character.
 fn abbreviate(mut json: String) -> String {
