@@ -56,6 +56,11 @@ pub mod providers {
     pub use crate::provider::{InstanceProvider, ProviderError};
 }
 
+/// What the service-lb controller keeps of a Service in its cache, for the memory bench.
+pub mod service_cache {
+    pub use crate::service_lb::cache::{CachedService, slim};
+}
+
 /// The API client's rate limit, for benches that measure the controllers under it.
 pub use apiserver::RateLimit;
 

@@ -6,12 +6,12 @@
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt as _;
-use k8s_openapi::api::core::v1::Service;
 use kube::Client;
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::{ObjectRef, Store};
 use tokio::sync::{Notify, OnceCell, mpsc};
 
+use super::cache::CachedService;
 use super::class::ClassPolicy;
 use super::decide::Decider;
 use super::events;
@@ -35,18 +35,18 @@ pub(crate) struct Settings {
 
 pub(super) struct Context {
     pub(super) settings: Settings,
-    pub(super) services: Store<Service>,
+    pub(super) services: Store<CachedService>,
     pub(super) pools: Store<IPPool>,
     pub(super) namespaces: Store<NamespaceMeta>,
     decider: Mutex<Decider>,
     rebuilt: OnceCell<()>,
     pub(super) events: crate::events::Recorder,
     pub(super) metrics: Metrics,
-    pub(super) attempts: crate::retry::Attempts<ObjectRef<Service>>,
+    pub(super) attempts: crate::retry::Attempts<ObjectRef<CachedService>>,
     pub(super) writer: ServiceWriter,
     pub(super) pool_writer: PoolStatusWriter,
     /// Services to reconcile again: pending ones after a release, displaced ones.
-    wake: mpsc::UnboundedSender<ObjectRef<Service>>,
+    wake: mpsc::UnboundedSender<ObjectRef<CachedService>>,
     /// Something the pool status depends on changed.
     pub(super) pools_dirty: Arc<Notify>,
     /// Services whose addresses another writer keeps replacing.
@@ -121,10 +121,13 @@ impl Context {
         self.rebuilt
             .get_or_try_init(|| async {
                 self.listed.wait().await?;
+                // Each cached Service is decoded in turn, so that they are never all decoded at
+                // once.
+                let cached = self.services.state();
                 let summary = self.lock().rebuild(
                     &self.pools.state(),
                     &namespace_labels(&self.namespaces),
-                    &self.services.state(),
+                    cached.iter().map(|service| Box::new(service.service())),
                     self.settings.class_policy,
                 );
                 tracing::info!(

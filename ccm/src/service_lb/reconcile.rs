@@ -10,6 +10,7 @@ use kube::ResourceExt as _;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 
+use super::cache::CachedService;
 use super::class::is_ours;
 use super::contest::Verdict;
 use super::controller::Context;
@@ -43,19 +44,19 @@ impl ReconcileError {
     }
 }
 
-#[tracing::instrument(skip_all, fields(namespace = service.namespace(), name = service.name_any()))]
+#[tracing::instrument(skip_all, fields(namespace = cached.namespace(), name = cached.name_any()))]
 pub(super) async fn reconcile(
-    service: Arc<Service>,
+    cached: Arc<CachedService>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
     ctx.ready().await?;
     let started = std::time::Instant::now();
-    let result = reconcile_ready(&service, &ctx).await;
+    let result = reconcile_ready(&cached.service(), &ctx).await;
     ctx.metrics
         .sync_seconds
         .observe(started.elapsed().as_secs_f64());
     if result.is_ok() {
-        ctx.attempts.succeeded(&ObjectRef::from_obj(&*service));
+        ctx.attempts.succeeded(&ObjectRef::from_obj(&*cached));
     }
     result
 }
@@ -228,11 +229,11 @@ async fn release(
 }
 
 pub(super) fn error_policy(
-    service: Arc<Service>,
+    cached: Arc<CachedService>,
     error: &ReconcileError,
     ctx: Arc<Context>,
 ) -> Action {
-    let attempt = ctx.attempts.failed(ObjectRef::from_obj(&*service));
+    let attempt = ctx.attempts.failed(ObjectRef::from_obj(&*cached));
     let reason = Reason {
         reason: error.class().to_owned(),
     };

@@ -11,7 +11,7 @@ use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, Client, ResourceExt as _};
 use tokio::sync::mpsc;
 
-use super::cache;
+use super::cache::CachedService;
 use super::class::ClassPolicy;
 use crate::crd::ippool::IPPool;
 use crate::ipam::ServiceKey;
@@ -25,16 +25,17 @@ pub(super) enum Gone {
     Relisted,
 }
 
-/// The watch of every Service into `Store`, slimmed to what deciding reads; deletions and the
-/// ends of (re)lists go to `gone`. The stream yields the applied Services for the controller.
+/// The watch of every Service into `Store`, each slimmed to what deciding reads and packed
+/// ([`CachedService`]); deletions and the ends of (re)lists go to `gone`. The stream yields the
+/// applied Services for the controller.
 pub(super) fn services(
     client: &Client,
     class_policy: ClassPolicy,
     listing: Listing,
     gone: mpsc::UnboundedSender<Gone>,
 ) -> (
-    Store<Service>,
-    impl Stream<Item = Result<Service, watcher::Error>> + Send + 'static,
+    Store<CachedService>,
+    impl Stream<Item = Result<CachedService, watcher::Error>> + Send + 'static,
 ) {
     let (store, writer) = reflector::store();
     // The cache keeps only what deciding reads: managedFields and kubectl's copy of the last
@@ -44,7 +45,7 @@ pub(super) fn services(
         watcher::Config::default().streaming_lists(),
     )
     .default_backoff()
-    .modify(move |service| cache::slim(service, class_policy));
+    .map(move |event| event.map(|event| cached(event, class_policy)));
     let stream = reflector::reflector(writer, events)
         .inspect(move |event| {
             listing.observe(event);
@@ -67,6 +68,18 @@ pub(super) fn services(
         })
         .applied_objects();
     (store, stream)
+}
+
+/// A watch event with its Service as the cache keeps it.
+fn cached(event: watcher::Event<Service>, policy: ClassPolicy) -> watcher::Event<CachedService> {
+    let cache = |service| CachedService::new(service, policy);
+    match event {
+        watcher::Event::Apply(service) => watcher::Event::Apply(cache(service)),
+        watcher::Event::Delete(service) => watcher::Event::Delete(cache(service)),
+        watcher::Event::Init => watcher::Event::Init,
+        watcher::Event::InitApply(service) => watcher::Event::InitApply(cache(service)),
+        watcher::Event::InitDone => watcher::Event::InitDone,
+    }
 }
 
 /// A watch driven on its own task (see [`drive`]): its store, the task, and one item per

@@ -69,6 +69,15 @@ pub struct Decider {
     reading: Reading,
 }
 
+/// What the rebuild reads of a Service holding addresses.
+struct Holding {
+    existing: Existing,
+    /// Its `allocated-from` pools (see [`previous_pools`]).
+    previous_pools: Vec<String>,
+    /// Whether we never addressed it (see [`adopt::never_addressed_by_us`]).
+    foreign: bool,
+}
+
 /// A Service waiting for an address that a release may free.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Waiting {
@@ -163,32 +172,41 @@ impl Decider {
     /// Forgets every allocation and records those the Services hold, in creation order.
     /// Deleted Services that still carry our finalizer are included: their addresses are not
     /// free until they are released.
-    pub fn rebuild(
+    pub fn rebuild<S: AsRef<Service>>(
         &mut self,
         pools: &[Arc<IPPool>],
         namespaces: NamespaceLabels<'_>,
-        services: &[Arc<Service>],
+        services: impl IntoIterator<Item = S>,
         policy: ClassPolicy,
     ) -> RebuildSummary {
         self.fingerprint.clear();
         self.refresh_pools(pools);
-        let holding: Vec<(&Arc<Service>, Existing)> = services
-            .iter()
-            .filter(|s| is_ours(s, policy) || s.metadata.deletion_timestamp.is_some())
+        let reading = self.reading;
+        // What the rest of the rebuild reads of each Service is taken now, so that a Service
+        // need not outlive this pass (the controller decodes each from its cache in turn).
+        let holding: Vec<Holding> = (services.into_iter())
             .filter_map(|service| {
+                let service = service.as_ref();
+                if !(is_ours(service, policy) || service.metadata.deletion_timestamp.is_some()) {
+                    return None;
+                }
                 let addresses = asks::held_addresses(service);
                 let existing = Existing {
-                    request: read(service, namespaces, self.reading).request,
+                    request: read(service, namespaces, reading).request,
                     addresses,
                 };
-                (!existing.addresses.is_empty()).then_some((service, existing))
+                (!existing.addresses.is_empty()).then(|| Holding {
+                    existing,
+                    previous_pools: previous_pools(service),
+                    foreign: adopt::never_addressed_by_us(service),
+                })
             })
             .collect();
         let services = holding.len();
         let report = (self.allocator).rebuild(
             holding
                 .iter()
-                .map(|(_, existing)| existing.clone())
+                .map(|holding| holding.existing.clone())
                 .collect(),
         );
         self.pending.clear();
@@ -198,15 +216,15 @@ impl Decider {
         // Restore which Services are outside their pools now, so that pool status computed
         // before every Service is reconciled again is already right (an idle restart writes
         // nothing).
-        for (service, existing) in &holding {
-            let addresses = self.allocator.allocations(&existing.request);
-            let key = existing.request.key.clone();
-            self.note_outside(key, &addresses, &previous_pools(service));
+        for holding in &holding {
+            let addresses = self.allocator.allocations(&holding.existing.request);
+            let key = holding.existing.request.key.clone();
+            self.note_outside(key, &addresses, &holding.previous_pools);
         }
         for conflict in &report.conflicts {
             let foreign = (holding.iter())
-                .find(|(_, e)| e.request.key == conflict.service)
-                .is_some_and(|(s, _)| adopt::never_addressed_by_us(s));
+                .find(|h| h.existing.request.key == conflict.service)
+                .is_some_and(|h| h.foreign);
             // One we never addressed keeps the address as found; one we addressed whose
             // status was edited by hand is given another.
             let outcome = if foreign {
