@@ -65,6 +65,7 @@ const OTHER_CLASS: &str = "bench.example/other";
 /// cold): the address watch does not count them.
 const SCALE_FLOOR_PREFIX: &str = "2001:db8:400::";
 const FINALIZER: &str = "service.kubernetes.io/load-balancer-cleanup";
+const ALLOCATED_FROM: &str = "baremetal-ccm.io/allocated-from";
 
 /// The scale section's Service count: `SERVICE_LB_BENCH_SERVICES`, 100,000 by default.
 fn scale_services() -> usize {
@@ -271,12 +272,24 @@ async fn create_namespace(client: &Client, name: &str) {
         .unwrap();
 }
 
-/// The minimal client: for each of the `count` Services `<names>-*` of `namespace`,
-/// optionally the finalizer patch, then one status patch, `CONCURRENCY` Services at a time.
+/// What a floor writes to each Service.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FloorWrites {
+    /// One status patch (the address).
+    Status,
+    /// The contract's two: the finalizer, then the address.
+    Contract,
+    /// The same two patches with what the controller writes besides: its `allocated-from`
+    /// annotation with the finalizer, its `AddressAllocated` condition with the address.
+    AsController,
+}
+
+/// The minimal client: for each of the `count` Services `<names>-*` of `namespace`, what
+/// `writes` says, `CONCURRENCY` Services at a time.
 async fn floor(
     client: &Client,
     (namespace, names, count): (&str, &str, usize),
-    with_finalizer: bool,
+    writes: FloorWrites,
     prefix: &str,
 ) -> Duration {
     let api: Api<Service> = Api::namespaced(client.clone(), namespace);
@@ -287,12 +300,25 @@ async fn floor(
             let name = name(names, i);
             async move {
                 let params = PatchParams::default();
-                if with_finalizer {
-                    let meta = serde_json::json!({"metadata": {"finalizers": [FINALIZER]}});
+                let rich = writes == FloorWrites::AsController;
+                if writes != FloorWrites::Status {
+                    let mut meta = serde_json::json!({"metadata": {"finalizers": [FINALIZER]}});
+                    if rich {
+                        meta["metadata"]["annotations"] =
+                            serde_json::json!({ALLOCATED_FROM: "bench"});
+                    }
                     api.patch(&name, &params, &Patch::Merge(&meta)).await?;
                 }
                 let ip = format!("{prefix}{:x}", i + 1);
-                let status = serde_json::json!({"status": {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}}});
+                let mut status = serde_json::json!({"status": {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}}});
+                if rich {
+                    let now = k8s_openapi::jiff::Timestamp::now().round(k8s_openapi::jiff::Unit::Second).unwrap();
+                    status["status"]["conditions"] = serde_json::json!([{
+                        "type": "baremetal-ccm.io/AddressAllocated", "status": "True",
+                        "reason": "Allocated", "message": format!("{ip} from pool bench"),
+                        "lastTransitionTime": now.to_string(),
+                    }]);
+                }
                 api.patch_status(&name, &params, &Patch::Merge(&status)).await.map(drop)
             }
         })
@@ -313,10 +339,12 @@ async fn unfloor(client: &Client, (namespace, names, count): (&str, &str, usize)
             let name = name(names, i);
             async move {
                 let params = PatchParams::default();
-                let status = serde_json::json!({"status": {"loadBalancer": null}});
+                let status =
+                    serde_json::json!({"status": {"loadBalancer": null, "conditions": null}});
                 api.patch_status(&name, &params, &Patch::Merge(&status))
                     .await?;
-                let meta = serde_json::json!({"metadata": {"finalizers": null}});
+                let meta =
+                    serde_json::json!({"metadata": {"finalizers": null, "annotations": null}});
                 api.patch(&name, &params, &Patch::Merge(&meta))
                     .await
                     .map(drop)
@@ -414,6 +442,8 @@ struct Scale {
     services: usize,
     create: Duration,
     floor: Duration,
+    /// The floor writing what the controller writes (annotation, condition).
+    floor_as_controller: Duration,
     cold: Duration,
     first: Duration,
     /// Patches of Services, of IPPools (status), and Service patches refused with 409.
@@ -444,9 +474,14 @@ async fn scale(n: usize) -> Scale {
 
     let create = create_many(&client, "scale-cold", "cold", n, None).await;
     eprintln!("scale: {n} Services created in {create:.1?}");
-    let floor = floor(&client, ("scale-cold", "cold", n), true, SCALE_FLOOR_PREFIX).await;
-    eprintln!("scale: floor {floor:.1?}");
-    unfloor(&client, ("scale-cold", "cold", n)).await;
+    let cold = ("scale-cold", "cold", n);
+    let floor_writes = floor(&client, cold, FloorWrites::Contract, SCALE_FLOOR_PREFIX).await;
+    eprintln!("scale: floor {floor_writes:.1?}");
+    unfloor(&client, cold).await;
+    let floor_as_controller =
+        floor(&client, cold, FloorWrites::AsController, SCALE_FLOOR_PREFIX).await;
+    eprintln!("scale: floor with the controller's content {floor_as_controller:.1?}");
+    unfloor(&client, cold).await;
     assert!(
         seen.progress("scale-cold").is_none(),
         "the floor's addresses are not counted"
@@ -477,7 +512,8 @@ async fn scale(n: usize) -> Scale {
     Scale {
         services: n,
         create,
-        floor,
+        floor: floor_writes,
+        floor_as_controller,
         cold: done.last.saturating_duration_since(started),
         first: done.first.saturating_duration_since(started),
         writes,
@@ -500,6 +536,12 @@ fn print_scale(s: &Scale) {
         s.cold.as_secs_f64(),
         s.floor.as_secs_f64(),
         s.cold.as_secs_f64() / s.floor.as_secs_f64()
+    );
+    println!(
+        "| the same, beside a floor writing what the controller writes (its annotation with the finalizer, its condition with the address) (s) | {:.1} | {:.1} | {:.2} | — |",
+        s.cold.as_secs_f64(),
+        s.floor_as_controller.as_secs_f64(),
+        s.cold.as_secs_f64() / s.floor_as_controller.as_secs_f64()
     );
     println!(
         "| controller start to the first addressed (start, initial list of {n} Services, rebuild) (s) | {:.1} | — | — | — |",
@@ -567,8 +609,8 @@ async fn small() -> Small {
     // another class (the controller leaves them alone).
     create_many(&client, "floor", "floor", BURST_SERVICES, Some(OTHER_CLASS)).await;
     let names = ("floor", "floor", BURST_SERVICES);
-    let floor_status = floor(&limited, names, false, "2001:db8:200::").await;
-    let floor_contract = floor(&limited, names, true, "2001:db8:300::").await;
+    let floor_status = floor(&limited, names, FloorWrites::Status, "2001:db8:200::").await;
+    let floor_contract = floor(&limited, names, FloorWrites::Contract, "2001:db8:300::").await;
 
     // Burst from cold.
     create_many(&client, "burst", "burst", BURST_SERVICES, None).await;
