@@ -444,6 +444,8 @@ struct Scale {
     floor: Duration,
     /// The floor writing what the controller writes (annotation, condition).
     floor_as_controller: Duration,
+    /// CPU used in the minimal floor, the floor with the controller's content, the cold run.
+    cpu: [Cpu; 3],
     cold: Duration,
     first: Duration,
     /// Patches of Services, of IPPools (status), and Service patches refused with 409.
@@ -475,11 +477,15 @@ async fn scale(n: usize) -> Scale {
     let create = create_many(&client, "scale-cold", "cold", n, None).await;
     eprintln!("scale: {n} Services created in {create:.1?}");
     let cold = ("scale-cold", "cold", n);
+    let before = Cpu::now(&cluster, std::process::id());
     let floor_writes = floor(&client, cold, FloorWrites::Contract, SCALE_FLOOR_PREFIX).await;
+    let floor_cpu = Cpu::now(&cluster, std::process::id()).since(&before);
     eprintln!("scale: floor {floor_writes:.1?}");
     unfloor(&client, cold).await;
+    let before = Cpu::now(&cluster, std::process::id());
     let floor_as_controller =
         floor(&client, cold, FloorWrites::AsController, SCALE_FLOOR_PREFIX).await;
+    let floor_as_controller_cpu = Cpu::now(&cluster, std::process::id()).since(&before);
     eprintln!("scale: floor with the controller's content {floor_as_controller:.1?}");
     unfloor(&client, cold).await;
     assert!(
@@ -490,8 +496,12 @@ async fn scale(n: usize) -> Scale {
     let kubeconfig = cluster.admin_kubeconfig();
     let metrics = rig::ccm::Metrics::on_free_port(&kubeconfig);
     let started = Instant::now();
+    let server_before = Cpu::now(&cluster, std::process::id());
     let mut ccm = service_lb_unlimited(&kubeconfig, "bench-scale", &[&metrics.flag()]);
     let done = wait_count(&seen, "scale-cold", n, timeout).await;
+    let mut cold_cpu = Cpu::now(&cluster, ccm.pid()).since(&server_before);
+    // The controller's own: all it used from its start (the bench's watch is left out here).
+    cold_cpu.client = rig::measure::cpu_time(ccm.pid());
     let (rss, hwm) = rss_kib(ccm.pid());
     eprintln!("scale: cold {:.1?}", done.last - started);
     let written = |resource: &str| {
@@ -514,6 +524,7 @@ async fn scale(n: usize) -> Scale {
         create,
         floor: floor_writes,
         floor_as_controller,
+        cpu: [floor_cpu, floor_as_controller_cpu, cold_cpu],
         cold: done.last.saturating_duration_since(started),
         first: done.first.saturating_duration_since(started),
         writes,
@@ -542,6 +553,16 @@ fn print_scale(s: &Scale) {
         s.cold.as_secs_f64(),
         s.floor_as_controller.as_secs_f64(),
         s.cold.as_secs_f64() / s.floor_as_controller.as_secs_f64()
+    );
+    let [floor_cpu, rich_cpu, cold_cpu] = &s.cpu;
+    println!(
+        "| CPU per Service, API server / etcd / writer / all (ms): cold run (writer: the controller) vs the minimal floor (writer: the bench process) | {} | {} | — | — |",
+        cold_cpu.per_service(n),
+        floor_cpu.per_service(n)
+    );
+    println!(
+        "| CPU per Service, the same, the floor writing what the controller writes (ms) | — | {} | — | — |",
+        rich_cpu.per_service(n)
     );
     println!(
         "| controller start to the first addressed (start, initial list of {n} Services, rebuild) (s) | {:.1} | — | — | — |",
@@ -574,6 +595,48 @@ fn print_scale(s: &Scale) {
         "| (reference) {n} Services created by the bench, 16 at a time (s) | {:.1} | — | — | — |",
         s.create.as_secs_f64()
     );
+}
+
+/// CPU time used in a phase by the API server, etcd and the writing client (the bench process
+/// for a floor: its watch too; the controller for the cold run).
+#[derive(Clone, Copy)]
+struct Cpu {
+    apiserver: Duration,
+    etcd: Duration,
+    client: Duration,
+}
+
+impl Cpu {
+    /// The CPU used so far by the cluster and the process `client`.
+    fn now(cluster: &TestCluster, client: u32) -> Self {
+        let (apiserver, etcd) = cluster.cpu_times();
+        Self {
+            apiserver,
+            etcd,
+            client: rig::measure::cpu_time(client),
+        }
+    }
+
+    fn since(&self, before: &Self) -> Self {
+        Self {
+            apiserver: self.apiserver.saturating_sub(before.apiserver),
+            etcd: self.etcd.saturating_sub(before.etcd),
+            client: self.client.saturating_sub(before.client),
+        }
+    }
+
+    /// Milliseconds per Service: API server / etcd / client / all.
+    fn per_service(&self, n: usize) -> String {
+        let each = |d: Duration| d.as_secs_f64() * 1000.0 / n as f64;
+        let all = self.apiserver + self.etcd + self.client;
+        format!(
+            "{:.2} / {:.2} / {:.2} / {:.2}",
+            each(self.apiserver),
+            each(self.etcd),
+            each(self.client),
+            each(all)
+        )
+    }
 }
 
 /// What the small section measured (the controller's usual client-side limit).

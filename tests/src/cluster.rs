@@ -272,6 +272,15 @@ impl TestCluster {
         &self.url
     }
 
+    /// The CPU time the API server and etcd have used so far (benchmarks: what a phase cost
+    /// them).
+    pub fn cpu_times(&self) -> (Duration, Duration) {
+        (
+            crate::measure::cpu_time(self.apiserver.pid()),
+            crate::measure::cpu_time(self.etcd.pid()),
+        )
+    }
+
     /// A kubeconfig file for the admin, for processes under test (`--kubeconfig`).
     pub fn admin_kubeconfig(&self) -> PathBuf {
         self.dir.path().join("admin.kubeconfig")
