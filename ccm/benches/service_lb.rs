@@ -11,7 +11,10 @@
 //!   concurrency: time until all hold an address (and until the first does: process start,
 //!   the initial list, the rebuild), its writes and failed writes, and its resident set with
 //!   all of them;
-//! - the ratio of the two (issue 16's target: ≤ 1.3);
+//! - a second floor: the same two patches carrying what the controller writes besides (its
+//!   `allocated-from` annotation, its `AddressAllocated` condition);
+//! - the ratio of the cold run to each (issue 16's target: ≤ 1.3 the first), and the CPU per
+//!   Service the API server, etcd and the writer used in each phase;
 //! - Service create → address, one at a time, while all of them exist, beside a minimal
 //!   client's create + two patches.
 //!
