@@ -375,33 +375,7 @@ fn slimmed_services(report: &mut Report, runtime: &Runtime, wires: &[String]) {
         "  key (ObjectRef) and table slot (the rest)",
         cached.since(service),
     );
-    let before = live();
-    let mut decider = Decider::new(Reading { metallb: true });
-    decider.rebuild(
-        std::slice::from_ref(&bench_pool()),
-        &no_labels,
-        store.state(),
-        policy,
-    );
-    for service in store.state() {
-        let outcome = decider.decide(&service, &no_labels);
-        assert!(
-            outcome.pending.is_none(),
-            "every Service keeps its addresses"
-        );
-    }
-    report.add(
-        "allocator (Decider), rebuilt, every Service decided",
-        live().since(before),
-    );
-    let controller = runtime.block_on(controller_after_one_reconcile_each(
-        store,
-        Arc::new(services),
-    ));
-    report.add(
-        "kube Controller after reconciling each once (cold start)",
-        controller,
-    );
+    decide_and_reconcile(report, runtime, store, services, |service| service.clone());
 }
 
 /// Each Service as the cache keeps it now: a `CachedService`.
@@ -447,18 +421,34 @@ fn cached_services(report: &mut Report, runtime: &Runtime, wires: &[String]) {
         "  key (ObjectRef) and table slot (the rest)",
         cached.since(service),
     );
+    decide_and_reconcile(report, runtime, store, services, CachedService::service);
+}
+
+/// What either layout adds past the store: the allocator rebuilt from it (one decoded Service
+/// at a time, as the controller does) and deciding every Service, then kube's `Controller`
+/// after reconciling each once. `service` is what a reconcile reads of a cached object.
+fn decide_and_reconcile<K>(
+    report: &mut Report,
+    runtime: &Runtime,
+    store: Store<K>,
+    objects: Vec<K>,
+    service: impl Fn(&K) -> Service,
+) where
+    K: Clone + Resource<DynamicType = ()> + DeserializeOwned + std::fmt::Debug,
+    K: Send + Sync + 'static,
+{
     let before = live();
     let mut decider = Decider::new(Reading { metallb: true });
     let listed = store.state();
     decider.rebuild(
         std::slice::from_ref(&bench_pool()),
         &no_labels,
-        listed.iter().map(|cached| Box::new(cached.service())),
-        policy,
+        listed.iter().map(|object| Box::new(service(object))),
+        ClassPolicy::DefaultAndExplicit,
     );
     drop(listed);
-    for cached in store.state() {
-        let outcome = decider.decide(&cached.service(), &no_labels);
+    for object in store.state() {
+        let outcome = decider.decide(&service(&object), &no_labels);
         assert!(
             outcome.pending.is_none(),
             "every Service keeps its addresses"
@@ -470,7 +460,7 @@ fn cached_services(report: &mut Report, runtime: &Runtime, wires: &[String]) {
     );
     let controller = runtime.block_on(controller_after_one_reconcile_each(
         store,
-        Arc::new(services),
+        Arc::new(objects),
     ));
     report.add(
         "kube Controller after reconciling each once (cold start)",
