@@ -14,7 +14,8 @@
 //! - a second floor: the same two patches carrying what the controller writes besides (its
 //!   `allocated-from` annotation, its `AddressAllocated` condition);
 //! - the ratio of the cold run to each (issue 16's target: ≤ 1.3 the first), and the CPU per
-//!   Service the API server, etcd and the writer used in each phase;
+//!   Service the API server, etcd and the writer used in each phase (each phase starts once the
+//!   API server is idle);
 //! - Service create → address, one at a time, while all of them exist, beside a minimal
 //!   client's create + two patches.
 //!
@@ -480,11 +481,13 @@ async fn scale(n: usize) -> Scale {
     let create = create_many(&client, "scale-cold", "cold", n, None).await;
     eprintln!("scale: {n} Services created in {create:.1?}");
     let cold = ("scale-cold", "cold", n);
+    settle(&cluster, "the floor").await;
     let before = Cpu::now(&cluster, std::process::id());
     let floor_writes = floor(&client, cold, FloorWrites::Contract, SCALE_FLOOR_PREFIX).await;
     let floor_cpu = Cpu::now(&cluster, std::process::id()).since(&before);
     eprintln!("scale: floor {floor_writes:.1?}");
     unfloor(&client, cold).await;
+    settle(&cluster, "the same-content floor").await;
     let before = Cpu::now(&cluster, std::process::id());
     let floor_as_controller =
         floor(&client, cold, FloorWrites::AsController, SCALE_FLOOR_PREFIX).await;
@@ -498,6 +501,7 @@ async fn scale(n: usize) -> Scale {
 
     let kubeconfig = cluster.admin_kubeconfig();
     let metrics = rig::ccm::Metrics::on_free_port(&kubeconfig);
+    settle(&cluster, "the cold run").await;
     let started = Instant::now();
     let server_before = Cpu::now(&cluster, std::process::id());
     let mut ccm = service_lb_unlimited(&kubeconfig, "bench-scale", &[&metrics.flag()]);
@@ -598,6 +602,27 @@ fn print_scale(s: &Scale) {
         "| (reference) {n} Services created by the bench, 16 at a time (s) | {:.1} | — | — | — |",
         s.create.as_secs_f64()
     );
+}
+
+/// Waits until the API server is idle (under 5 % of a core over a second), at most 2 minutes,
+/// before a timed phase: after thousands of creates or patches it goes on working for a while
+/// (watch fan-out, garbage collection), which would otherwise be charged to the next phase.
+async fn settle(cluster: &TestCluster, phase: &str) {
+    let started = Instant::now();
+    let mut last = cluster.cpu_times().0;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = cluster.cpu_times().0;
+        let used = now.saturating_sub(last);
+        last = now;
+        if used < Duration::from_millis(50) || started.elapsed() > Duration::from_secs(120) {
+            eprintln!(
+                "scale: API server settled before {phase} in {:.1?} ({used:?} CPU in the last second)",
+                started.elapsed()
+            );
+            return;
+        }
+    }
 }
 
 /// CPU time used in a phase by the API server, etcd and the writing client (the bench process
