@@ -481,19 +481,11 @@ async fn scale(n: usize) -> Scale {
     let create = create_many(&client, "scale-cold", "cold", n, None).await;
     eprintln!("scale: {n} Services created in {create:.1?}");
     let cold = ("scale-cold", "cold", n);
-    settle(&cluster, "the floor").await;
-    let before = Cpu::now(&cluster, std::process::id());
-    let floor_writes = floor(&client, cold, FloorWrites::Contract, SCALE_FLOOR_PREFIX).await;
-    let floor_cpu = Cpu::now(&cluster, std::process::id()).since(&before);
+    let (floor_writes, floor_cpu) = scale_floor(&cluster, cold, FloorWrites::Contract).await;
     eprintln!("scale: floor {floor_writes:.1?}");
-    unfloor(&client, cold).await;
-    settle(&cluster, "the same-content floor").await;
-    let before = Cpu::now(&cluster, std::process::id());
-    let floor_as_controller =
-        floor(&client, cold, FloorWrites::AsController, SCALE_FLOOR_PREFIX).await;
-    let floor_as_controller_cpu = Cpu::now(&cluster, std::process::id()).since(&before);
+    let (floor_as_controller, floor_as_controller_cpu) =
+        scale_floor(&cluster, cold, FloorWrites::AsController).await;
     eprintln!("scale: floor with the controller's content {floor_as_controller:.1?}");
-    unfloor(&client, cold).await;
     assert!(
         seen.progress("scale-cold").is_none(),
         "the floor's addresses are not counted"
@@ -503,12 +495,11 @@ async fn scale(n: usize) -> Scale {
     let metrics = rig::ccm::Metrics::on_free_port(&kubeconfig);
     settle(&cluster, "the cold run").await;
     let started = Instant::now();
-    let server_before = Cpu::now(&cluster, std::process::id());
+    let before = Cpu::before_start(&cluster);
     let mut ccm = service_lb_unlimited(&kubeconfig, "bench-scale", &[&metrics.flag()]);
     let done = wait_count(&seen, "scale-cold", n, timeout).await;
-    let mut cold_cpu = Cpu::now(&cluster, ccm.pid()).since(&server_before);
-    // The controller's own: all it used from its start (the bench's watch is left out here).
-    cold_cpu.client = rig::measure::cpu_time(ccm.pid());
+    // The writer is the controller: all it used from its start (the bench's watch left out).
+    let cold_cpu = Cpu::now(&cluster, ccm.pid()).since(&before);
     let (rss, hwm) = rss_kib(ccm.pid());
     eprintln!("scale: cold {:.1?}", done.last - started);
     let written = |resource: &str| {
@@ -604,6 +595,22 @@ fn print_scale(s: &Scale) {
     );
 }
 
+/// One floor of the scale table on the Services `cold` once the API server is idle: its time
+/// and CPU (the writer is this process), then its writes taken back.
+async fn scale_floor(
+    cluster: &TestCluster,
+    cold: (&str, &str, usize),
+    writes: FloorWrites,
+) -> (Duration, Cpu) {
+    let client = cluster.client();
+    settle(cluster, "a floor").await;
+    let before = Cpu::now(cluster, std::process::id());
+    let time = floor(&client, cold, writes, SCALE_FLOOR_PREFIX).await;
+    let cpu = Cpu::now(cluster, std::process::id()).since(&before);
+    unfloor(&client, cold).await;
+    (time, cpu)
+}
+
 /// Waits until the API server is idle (under 5 % of a core over a second), at most 2 minutes,
 /// before a timed phase: after thousands of creates or patches it goes on working for a while
 /// (watch fan-out, garbage collection), which would otherwise be charged to the next phase.
@@ -642,6 +649,16 @@ impl Cpu {
             apiserver,
             etcd,
             client: rig::measure::cpu_time(client),
+        }
+    }
+
+    /// The cluster's CPU so far, before the writing process starts (which has used none).
+    fn before_start(cluster: &TestCluster) -> Self {
+        let (apiserver, etcd) = cluster.cpu_times();
+        Self {
+            apiserver,
+            etcd,
+            client: Duration::ZERO,
         }
     }
 
