@@ -42,7 +42,7 @@
 
 mod support;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -288,6 +288,16 @@ enum FloorWrites {
     AsController,
 }
 
+impl FloorWrites {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Status => "status-floor",
+            Self::Contract => "minimal-floor",
+            Self::AsController => "same-content-floor",
+        }
+    }
+}
+
 /// The minimal client: for each of the `count` Services `<names>-*` of `namespace`, what
 /// `writes` says, `CONCURRENCY` Services at a time.
 async fn floor(
@@ -450,10 +460,14 @@ struct Scale {
     floor_as_controller: Duration,
     /// CPU used in the minimal floor, the floor with the controller's content, the cold run.
     cpu: [Cpu; 3],
+    /// The API server's requests and watch events in the same three phases.
+    requests: [Requests; 3],
     cold: Duration,
     first: Duration,
     /// Patches of Services, of IPPools (status), and Service patches refused with 409.
     writes: (f64, f64, f64),
+    /// Events dropped by the controller (its queue full) by the time all were addressed.
+    events_dropped: f64,
     rss: u64,
     hwm: u64,
     latencies: Vec<Duration>,
@@ -481,9 +495,10 @@ async fn scale(n: usize) -> Scale {
     let create = create_many(&client, "scale-cold", "cold", n, None).await;
     eprintln!("scale: {n} Services created in {create:.1?}");
     let cold = ("scale-cold", "cold", n);
-    let (floor_writes, floor_cpu) = scale_floor(&cluster, cold, FloorWrites::Contract).await;
+    let (floor_writes, floor_cpu, floor_requests) =
+        scale_floor(&cluster, cold, FloorWrites::Contract).await;
     eprintln!("scale: floor {floor_writes:.1?}");
-    let (floor_as_controller, floor_as_controller_cpu) =
+    let (floor_as_controller, floor_as_controller_cpu, floor_as_controller_requests) =
         scale_floor(&cluster, cold, FloorWrites::AsController).await;
     eprintln!("scale: floor with the controller's content {floor_as_controller:.1?}");
     assert!(
@@ -494,12 +509,16 @@ async fn scale(n: usize) -> Scale {
     let kubeconfig = cluster.admin_kubeconfig();
     let metrics = rig::ccm::Metrics::on_free_port(&kubeconfig);
     settle(&cluster, "the cold run").await;
+    let requests_before = Requests::now(&client).await;
+    let profile = Profile::start(&client, "cold");
     let started = Instant::now();
     let before = Cpu::before_start(&cluster);
     let mut ccm = service_lb_unlimited(&kubeconfig, "bench-scale", &[&metrics.flag()]);
     let done = wait_count(&seen, "scale-cold", n, timeout).await;
     // The writer is the controller: all it used from its start (the bench's watch left out).
     let cold_cpu = Cpu::now(&cluster, ccm.pid()).since(&before);
+    let cold_requests = Requests::now(&client).await.since(&requests_before);
+    profile.finish().await;
     let (rss, hwm) = rss_kib(ccm.pid());
     eprintln!("scale: cold {:.1?}", done.last - started);
     let written = |resource: &str| {
@@ -513,6 +532,7 @@ async fn scale(n: usize) -> Scale {
         ))
         .await,
     );
+    let events_dropped = metrics.series("baremetal_ccm_events_dropped_total").await;
     let latencies = controller_latency(&client, &seen, "scale-lat", LATENCY_SERVICES).await;
     ccm.terminate(Duration::from_secs(5));
     let floor_latencies =
@@ -523,9 +543,11 @@ async fn scale(n: usize) -> Scale {
         floor: floor_writes,
         floor_as_controller,
         cpu: [floor_cpu, floor_as_controller_cpu, cold_cpu],
+        requests: [floor_requests, floor_as_controller_requests, cold_requests],
         cold: done.last.saturating_duration_since(started),
         first: done.first.saturating_duration_since(started),
         writes,
+        events_dropped,
         rss,
         hwm,
         latencies,
@@ -574,6 +596,11 @@ fn print_scale(s: &Scale) {
     );
     println!("| controller's IPPool status patches | {pools:.0} | — | — | — |");
     println!(
+        "| controller's Events dropped by then (queue full; published on their own budget, `--event-qps`) | {:.0} | — | — | — |",
+        s.events_dropped
+    );
+    print_requests(n, &s.requests);
+    println!(
         "| controller RSS with {n} Services of ours (MiB) | {:.1} (peak {:.1}) | — | — | ≤ 256 |",
         s.rss as f64 / 1024.0,
         s.hwm as f64 / 1024.0
@@ -595,20 +622,173 @@ fn print_scale(s: &Scale) {
     );
 }
 
-/// One floor of the scale table on the Services `cold` once the API server is idle: its time
-/// and CPU (the writer is this process), then its writes taken back.
+/// One floor of the scale table on the Services `cold` once the API server is idle: its time,
+/// CPU (the writer is this process) and the API server's requests, then its writes taken back.
 async fn scale_floor(
     cluster: &TestCluster,
     cold: (&str, &str, usize),
     writes: FloorWrites,
-) -> (Duration, Cpu) {
+) -> (Duration, Cpu, Requests) {
     let client = cluster.client();
     settle(cluster, "a floor").await;
+    let requests = Requests::now(&client).await;
+    let profile = Profile::start(&client, writes.label());
     let before = Cpu::now(cluster, std::process::id());
     let time = floor(&client, cold, writes, SCALE_FLOOR_PREFIX).await;
     let cpu = Cpu::now(cluster, std::process::id()).since(&before);
+    let requests = Requests::now(&client).await.since(&requests);
+    profile.finish().await;
     unfloor(&client, cold).await;
-    (time, cpu)
+    (time, cpu, requests)
+}
+
+/// What the API server served in a phase, from its own metrics: requests by verb, resource and
+/// response code (`apiserver_request_total`), with the seconds spent in their handlers
+/// (`apiserver_request_duration_seconds_sum`), and the watch events it sent and their bytes
+/// (`apiserver_watch_events_total`, `apiserver_watch_events_sizes_sum`), by kind. Shows any
+/// request a phase makes beyond its patches (a re-list, a GET, an Event) and the fan-out of
+/// its writes to watchers.
+#[derive(Default, Clone)]
+struct Requests(BTreeMap<String, (f64, f64)>);
+
+impl Requests {
+    async fn now(client: &Client) -> Self {
+        let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
+        let text = client.request_text(request).await.unwrap();
+        let mut counts: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+        for line in text.lines() {
+            let Some((series, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let Some((metric, labels)) = series.split_once('{') else {
+                continue;
+            };
+            let label = |key: &str| {
+                labels.split(',').find_map(|pair| {
+                    let (k, v) = pair.split_once('=')?;
+                    (k == key).then(|| v.trim_end_matches('}').trim_matches('"').to_owned())
+                })
+            };
+            let Ok(value) = value.parse::<f64>() else {
+                continue;
+            };
+            let (key, slot) = match metric {
+                "apiserver_request_total" | "apiserver_request_duration_seconds_sum" => {
+                    let resource = label("resource").unwrap_or_default();
+                    if resource.is_empty() {
+                        continue; // /metrics, /healthz and other non-resource paths
+                    }
+                    let subresource = label("subresource").unwrap_or_default();
+                    let code = label("code").map(|c| format!(" {c}")).unwrap_or_default();
+                    let verb = label("verb").unwrap_or_default();
+                    let path = [resource, subresource].join("/");
+                    let path = path.trim_end_matches('/');
+                    if metric == "apiserver_request_total" {
+                        (format!("{verb} {path}{code}"), 0)
+                    } else {
+                        (format!("{verb} {path}"), 1)
+                    }
+                }
+                "apiserver_watch_events_total" | "apiserver_watch_events_sizes_sum" => {
+                    let kind = label("kind").unwrap_or_default();
+                    let slot = usize::from(metric == "apiserver_watch_events_sizes_sum");
+                    (format!("watch events {kind} (KiB)"), slot)
+                }
+                _ => continue,
+            };
+            let entry = counts.entry(key).or_default();
+            if slot == 0 {
+                entry.0 += value;
+            } else {
+                entry.1 += value;
+            }
+        }
+        Self(counts)
+    }
+
+    fn since(&self, before: &Self) -> Self {
+        let mut diff = BTreeMap::new();
+        for (key, (count, sum)) in &self.0 {
+            let (was_count, was_sum) = before.0.get(key).copied().unwrap_or_default();
+            if count - was_count > 0.0 || sum - was_sum > 0.0 {
+                diff.insert(key.clone(), (count - was_count, sum - was_sum));
+            }
+        }
+        Self(diff)
+    }
+
+    /// Per Service: the count (requests with this code, or watch events) and the handler
+    /// milliseconds (requests, summed over codes) or KiB (watch events).
+    fn per_service(&self, key: &str, n: usize) -> Option<(f64, f64)> {
+        let (count, sum) = self.0.get(key).copied()?;
+        let sum = if key.starts_with("watch events") {
+            sum / 1024.0
+        } else {
+            let (verb_path, _) = key.rsplit_once(' ').unwrap_or((key, ""));
+            self.0.get(verb_path).map_or(sum, |(_, s)| *s) * 1000.0
+        };
+        Some((count / n as f64, sum / n as f64))
+    }
+}
+
+/// The API server's requests (per Service, with handler ms per Service) and watch events (per
+/// Service, with KiB per Service) in the three scale phases; rows under 1 in 1,000 Services in
+/// every phase left out.
+fn print_requests(n: usize, phases: &[Requests; 3]) {
+    println!(
+        "| API server requests and watch events per Service (handler ms or KiB): minimal floor · same content · cold run | | | | |"
+    );
+    let keys: std::collections::BTreeSet<&String> = phases
+        .iter()
+        .flat_map(|p| p.0.iter().filter(|(_, (count, _))| *count > 0.0).map(|(k, _)| k))
+        .collect();
+    for key in keys {
+        let cells: Vec<Option<(f64, f64)>> = phases.iter().map(|p| p.per_service(key, n)).collect();
+        if cells.iter().flatten().all(|(count, _)| *count < 0.001) {
+            continue;
+        }
+        let cell = |c: &Option<(f64, f64)>| {
+            c.map_or("—".to_owned(), |(count, sum)| format!("{count:.3} ({sum:.2})"))
+        };
+        println!(
+            "| {key} | {} · {} · {} | | | |",
+            cell(&cells[0]),
+            cell(&cells[1]),
+            cell(&cells[2])
+        );
+    }
+}
+
+/// A CPU profile of the API server over the first 20 s of a phase, when
+/// `SERVICE_LB_BENCH_PPROF` names a directory (`<dir>/<phase>.pprof`; read with `go tool pprof`).
+struct Profile(Option<tokio::task::JoinHandle<()>>);
+
+impl Profile {
+    fn start(client: &Client, phase: &str) -> Self {
+        let Some(dir) = std::env::var_os("SERVICE_LB_BENCH_PPROF") else {
+            return Self(None);
+        };
+        let path = std::path::PathBuf::from(dir).join(format!("{phase}.pprof"));
+        let (client, phase) = (client.clone(), phase.to_owned());
+        Self(Some(tokio::spawn(async move {
+            let request = http::Request::get("/debug/pprof/profile?seconds=20")
+                .body(Vec::new())
+                .unwrap();
+            let mut body = client.request_stream(request).await.unwrap();
+            let mut bytes = Vec::new();
+            futures::AsyncReadExt::read_to_end(&mut body, &mut bytes)
+                .await
+                .unwrap();
+            std::fs::write(&path, bytes).unwrap();
+            eprintln!("scale: API server profile of {phase} in {}", path.display());
+        })))
+    }
+
+    async fn finish(self) {
+        if let Some(task) = self.0 {
+            task.await.unwrap();
+        }
+    }
 }
 
 /// Waits until the API server is idle (under 5 % of a core over a second), at most 2 minutes,

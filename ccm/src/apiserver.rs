@@ -42,6 +42,15 @@ pub(crate) async fn client(args: &KubeArgs) -> Result<Client, ApiserverError> {
 /// fence is consulted after the rate-limit wait, when the request is actually sent.
 pub(crate) async fn fenced_client(args: &KubeArgs, fence: Fence) -> Result<Client, ApiserverError> {
     let limit = RateLimit::new(args.kube_api_qps, args.kube_api_burst);
+    fenced_client_limited(args, fence, limit).await
+}
+
+/// [`fenced_client`] with its own rate limit (the Events' client: `--event-qps`).
+pub(crate) async fn fenced_client_limited(
+    args: &KubeArgs,
+    fence: Fence,
+    limit: RateLimit,
+) -> Result<Client, ApiserverError> {
     Ok(ClientBuilder::try_from(config(args).await?)
         .map_err(ApiserverError::Client)?
         .with_layer(&FenceLayer::new(fence))

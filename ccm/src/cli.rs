@@ -222,6 +222,14 @@ pub struct ControllerArgs {
     /// Nodes initialized, refreshed or checked concurrently.
     #[arg(long, default_value_t = 4, env = "BAREMETAL_CCM_CONCURRENT_NODE_SYNCS")]
     pub concurrent_node_syncs: u16,
+    /// Events' own client-side queries per second, apart from `--kube-api-qps`: in a burst of
+    /// work (thousands of Services at once) the writes go first and Events follow, Warnings
+    /// before Normal ones; 0 for no limit.
+    #[arg(long, default_value_t = 20.0, env = "BAREMETAL_CCM_EVENT_QPS")]
+    pub event_qps: f32,
+    /// Events' own client-side burst.
+    #[arg(long, default_value_t = 100, env = "BAREMETAL_CCM_EVENT_BURST")]
+    pub event_burst: u32,
     /// How often the addresses of initialized nodes are refreshed from the provider.
     #[arg(long, default_value = "5m", value_parser = baremetal_ccm_core::duration::parse_period, env = "BAREMETAL_CCM_NODE_STATUS_UPDATE_FREQUENCY")]
     pub node_status_update_frequency: Duration,

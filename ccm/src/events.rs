@@ -7,15 +7,21 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, ObjectMeta, PostParams};
 use kube::{Client, Resource};
 use prometheus_client::metrics::counter::Counter;
+use std::task::Poll;
+
 use tokio::sync::mpsc;
 
-/// How many Events may wait to be published before new ones are dropped.
+/// How many Normal Events may wait to be published before new ones are dropped.
 const QUEUE: usize = 8192;
+/// How many Warnings may wait (their own queue: a burst of Normal Events never crowds one out).
+const WARNING_QUEUE: usize = 1024;
 /// Events published at once.
 const PUBLISHERS: usize = 4;
 
 /// Publishes Events in the background: recording an Event never delays the work it reports.
-/// Give it its own client (its own rate-limit budget). Failures are retried while they look
+/// Give it its own client with its own budget (`--event-qps`): in a burst of writes the
+/// Events then trail behind instead of taking the API server's time from the writes. Waiting
+/// Warnings are published before waiting Normal Events. Failures are retried while they look
 /// transient (for up to two minutes), then logged and counted, never fatal: Events are best
 /// effort.
 ///
@@ -24,7 +30,8 @@ const PUBLISHERS: usize = 4;
 /// aggregation cache would cost memory and time with every object.
 #[derive(Clone)]
 pub(crate) struct Publisher {
-    queue: mpsc::Sender<Event>,
+    warnings: mpsc::Sender<Event>,
+    normal: mpsc::Sender<Event>,
     instance: String,
     dropped: Counter,
 }
@@ -68,11 +75,11 @@ impl Publisher {
     /// Starts the publisher task. `instance` is the `reportingInstance` (this replica);
     /// `dropped` counts Events lost to a full queue or an error.
     pub(crate) fn start(client: Client, instance: &str, dropped: Counter) -> Self {
-        let (queue, receiver) = mpsc::channel::<Event>(QUEUE);
+        let (warnings, waiting_warnings) = mpsc::channel::<Event>(WARNING_QUEUE);
+        let (normal, waiting_normal) = mpsc::channel::<Event>(QUEUE);
         let failed = dropped.clone();
         tokio::spawn(async move {
-            let mut receiver = receiver;
-            futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+            waiting(waiting_warnings, waiting_normal)
                 .for_each_concurrent(PUBLISHERS, |event| {
                     let failed = failed.clone();
                     let namespace = event.metadata.namespace.clone().unwrap_or_default();
@@ -87,7 +94,8 @@ impl Publisher {
                 .await;
         });
         Self {
-            queue,
+            warnings,
+            normal,
             instance: instance.to_owned(),
             dropped,
         }
@@ -110,11 +118,46 @@ impl Publisher {
         note: String,
     ) {
         let event = event(object, controller, &self.instance, type_, reason, note);
-        if self.queue.try_send(event).is_err() {
+        let queue = if type_ == "Warning" {
+            &self.warnings
+        } else {
+            &self.normal
+        };
+        if queue.try_send(event).is_err() {
             self.dropped.inc();
             tracing::warn!(reason, "event queue full; event dropped");
         }
     }
+}
+
+/// The waiting Events in the order they are published: a waiting Warning before any waiting
+/// Normal Event, each kind first in, first out. Ends when both queues are closed and empty.
+fn waiting(
+    mut warnings: mpsc::Receiver<Event>,
+    mut normal: mpsc::Receiver<Event>,
+) -> impl futures::Stream<Item = Event> {
+    let (mut warnings_open, mut normal_open) = (true, true);
+    futures::stream::poll_fn(move |cx| {
+        if warnings_open {
+            match warnings.poll_recv(cx) {
+                Poll::Ready(Some(event)) => return Poll::Ready(Some(event)),
+                Poll::Ready(None) => warnings_open = false,
+                Poll::Pending => {}
+            }
+        }
+        if normal_open {
+            match normal.poll_recv(cx) {
+                Poll::Ready(Some(event)) => return Poll::Ready(Some(event)),
+                Poll::Ready(None) => normal_open = false,
+                Poll::Pending => {}
+            }
+        }
+        if warnings_open || normal_open {
+            Poll::Pending
+        } else {
+            Poll::Ready(None)
+        }
+    })
 }
 
 /// Creates `event`, retrying while the API server is away or overloaded (connection errors,
@@ -241,6 +284,24 @@ mod tests {
             std::io::ErrorKind::ConnectionRefused,
         )));
         assert!(is_transient(&away));
+    }
+
+    #[tokio::test]
+    async fn waiting_warnings_are_published_before_waiting_normal_events() {
+        let (warning_tx, warning_rx) = mpsc::channel(8);
+        let (normal_tx, normal_rx) = mpsc::channel(8);
+        let node = Node::default();
+        let make = |type_: &str, reason: &str| event(&node, "c", "i", type_, reason, String::new());
+        normal_tx.try_send(make("Normal", "N1")).unwrap();
+        normal_tx.try_send(make("Normal", "N2")).unwrap();
+        warning_tx.try_send(make("Warning", "W1")).unwrap();
+        warning_tx.try_send(make("Warning", "W2")).unwrap();
+        drop((warning_tx, normal_tx));
+        let order: Vec<String> = waiting(warning_rx, normal_rx)
+            .map(|e| e.reason.unwrap())
+            .collect()
+            .await;
+        assert_eq!(order, ["W1", "W2", "N1", "N2"]);
     }
 
     #[test]

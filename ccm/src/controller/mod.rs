@@ -182,7 +182,8 @@ struct Clients {
     plain: kube::Client,
     /// For the leader-only controllers' reads and writes.
     leader: kube::Client,
-    /// Events have their own budget: recording them never delays a write.
+    /// Events have their own budget (`--event-qps`): recording them never delays a write, and
+    /// in a burst of writes they do not take the API server's time from them.
     events: kube::Client,
     /// So does the lease: a burst of writes must not delay a renewal past its deadline.
     lease: kube::Client,
@@ -198,7 +199,12 @@ impl Clients {
         Ok(Clients {
             plain: crate::apiserver::client(&args.kube).await?,
             leader: crate::apiserver::fenced_client(&args.kube, fence.clone()).await?,
-            events: crate::apiserver::fenced_client(&args.kube, fence.clone()).await?,
+            events: crate::apiserver::fenced_client_limited(
+                &args.kube,
+                fence.clone(),
+                crate::apiserver::RateLimit::new(args.event_qps, args.event_burst),
+            )
+            .await?,
             lease: crate::apiserver::client(&args.kube).await?,
             fence,
         })
