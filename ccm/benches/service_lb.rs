@@ -690,7 +690,9 @@ impl Requests {
                     }
                 }
                 "apiserver_watch_events_total" | "apiserver_watch_events_sizes_sum" => {
-                    let kind = label("kind").unwrap_or_default();
+                    let kind = (label("kind").filter(|k| !k.is_empty()))
+                        .or_else(|| label("resource"))
+                        .unwrap_or_default();
                     let slot = usize::from(metric == "apiserver_watch_events_sizes_sum");
                     (format!("watch events {kind} (KiB)"), slot)
                 }
