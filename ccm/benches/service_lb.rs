@@ -742,7 +742,11 @@ fn print_requests(n: usize, phases: &[Requests; 3]) {
     );
     let keys: std::collections::BTreeSet<&String> = phases
         .iter()
-        .flat_map(|p| p.0.iter().filter(|(_, (count, _))| *count > 0.0).map(|(k, _)| k))
+        .flat_map(|p| {
+            p.0.iter()
+                .filter(|(_, (count, _))| *count > 0.0)
+                .map(|(k, _)| k)
+        })
         .collect();
     for key in keys {
         let cells: Vec<Option<(f64, f64)>> = phases.iter().map(|p| p.per_service(key, n)).collect();
@@ -750,7 +754,9 @@ fn print_requests(n: usize, phases: &[Requests; 3]) {
             continue;
         }
         let cell = |c: &Option<(f64, f64)>| {
-            c.map_or("—".to_owned(), |(count, sum)| format!("{count:.3} ({sum:.2})"))
+            c.map_or("—".to_owned(), |(count, sum)| {
+                format!("{count:.3} ({sum:.2})")
+            })
         };
         println!(
             "| {key} | {} · {} · {} | | | |",
