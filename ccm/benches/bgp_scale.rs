@@ -644,6 +644,73 @@ async fn node_local(
     }
 }
 
+/// The window over which the announcer's quiet cost is measured.
+const QUIET: Duration = Duration::from_secs(10);
+
+/// What the announcer costs when nothing it plans from changes.
+struct Quiet {
+    idle_cpu: Duration,
+    idle_plans: f64,
+    beats_took: Duration,
+    beats_cpu: Duration,
+    beat_plans: f64,
+}
+
+/// The announcer `pid`'s CPU and plans (`baremetal_ccm_bgp_plans_total` on its admin
+/// address) over [`QUIET`] with nothing changing, then while every one of the `nodes` Nodes
+/// sends a status heartbeat (its Ready condition unchanged, its times new) and for [`QUIET`]
+/// after: both change nothing planning reads.
+async fn quiet_cost(client: &Client, pid: u32, admin: std::net::SocketAddr, nodes: usize) -> Quiet {
+    let plans = || async {
+        let text = rig::ccm::http_get(admin, "/metrics")
+            .await
+            .expect("metrics answered");
+        (text.lines())
+            .find_map(|line| line.strip_prefix("baremetal_ccm_bgp_plans_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            // A build from before the counter (BAREMETAL_CCM_BINARY): CPU only.
+            .unwrap_or(f64::NAN)
+    };
+    let (cpu, plans_before) = (rig::measure::cpu_time(pid), plans().await);
+    tokio::time::sleep(QUIET).await;
+    let idle_cpu = rig::measure::cpu_time(pid).saturating_sub(cpu);
+    let idle_plans = plans().await - plans_before;
+
+    let (cpu, plans_before, started) = (rig::measure::cpu_time(pid), plans().await, Instant::now());
+    let api: Api<Node> = Api::all(client.clone());
+    futures::stream::iter(0..nodes)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                let now = k8s_openapi::jiff::Timestamp::now().to_string();
+                let patch = serde_json::json!({"status": {"conditions": [{
+                    "type": "Ready", "status": "True", "reason": "KubeletReady",
+                    "lastHeartbeatTime": now,
+                }]}});
+                api.patch_status(
+                    &node_name(i),
+                    &PatchParams::default(),
+                    &Patch::Strategic(&patch),
+                )
+                .await
+                .map(drop)
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await
+        .unwrap();
+    let beats_took = started.elapsed();
+    tokio::time::sleep(QUIET).await;
+    Quiet {
+        idle_cpu,
+        idle_plans,
+        beats_took,
+        beats_cpu: rig::measure::cpu_time(pid).saturating_sub(cpu),
+        beat_plans: plans().await - plans_before,
+    }
+}
+
 fn mib(kib: u64) -> String {
     format!("{:.1}", kib as f64 / 1024.0)
 }
@@ -731,7 +798,7 @@ async fn main() {
     let session = format!("s{ANNOUNCER}v4");
     let load_cold = load_average();
     let started = Instant::now();
-    let (mut announcer, _) = controller(&kubeconfig, "bench-bgp", &args);
+    let (mut announcer, admin) = controller(&kubeconfig, "bench-bgp", &args);
     let (first, _) = wait_stats(
         &mut bird,
         &session,
@@ -787,6 +854,7 @@ async fn main() {
         let back = endpoint_change(&client, &mut bird, scale, (s, node), true, (via, total)).await;
         endpoint_changes = Some((gone, back));
     }
+    let quiet = quiet_cost(&client, announcer.pid(), admin, scale.nodes).await;
     announcer.terminate(Duration::from_secs(5));
     // The central paths leave BIRD with their daemon, so that the speakers are measured alone.
     fabric.kill_gobgpd(ANNOUNCER);
@@ -895,6 +963,20 @@ async fn main() {
             );
         }
     }
+    println!(
+        "| announcer CPU with nothing changing, over {} s (% of a core; plans made) | {:.1} ({:.0}) | — | — | — |",
+        QUIET.as_secs(),
+        quiet.idle_cpu.as_secs_f64() * 100.0 / QUIET.as_secs_f64(),
+        quiet.idle_plans
+    );
+    println!(
+        "| {} Node status heartbeats (each Node's Ready condition with a new lastHeartbeatTime, as a kubelet sends every 5 minutes), sent in {:.1} s: announcer CPU until {} s after (core-seconds; plans made) | {:.2} ({:.0}) | — | — | — |",
+        scale.nodes,
+        quiet.beats_took.as_secs_f64(),
+        QUIET.as_secs(),
+        quiet.beats_cpu.as_secs_f64(),
+        quiet.beat_plans
+    );
     let n = local.speakers.len();
     let mean =
         |f: &dyn Fn(&SpeakerCost) -> f64| local.speakers.iter().map(f).sum::<f64>() / n as f64;

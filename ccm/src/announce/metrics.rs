@@ -30,6 +30,7 @@ pub(crate) struct State {
 #[derive(Debug, Clone)]
 pub(crate) struct Metrics {
     pub converges: Family<Outcome, Counter>,
+    pub plans: Counter,
     pub converge_seconds: Histogram,
     pub paths: Gauge,
     pub peers: Gauge,
@@ -40,6 +41,7 @@ impl Metrics {
     pub(crate) fn new(registry: &mut Registry) -> Self {
         let metrics = Self {
             converges: Family::default(),
+            plans: Counter::default(),
             converge_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             paths: Gauge::default(),
             peers: Gauge::default(),
@@ -50,6 +52,11 @@ impl Metrics {
             "converges",
             "Converges of the BGP daemon that changed something, or failed",
             metrics.converges.clone(),
+        );
+        bgp.register(
+            "plans",
+            "Plans of the desired BGP state: one per change of what planning reads, not per tick",
+            metrics.plans.clone(),
         );
         bgp.register(
             "converge_duration_seconds",

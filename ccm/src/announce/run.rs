@@ -133,28 +133,43 @@ pub(crate) async fn run<C: Connect>(
     let mut next_status = Instant::now();
     // Next-hop rankings kept between plans: a node's change re-ranks only what it touches.
     let mut memory = plan::Memory::default();
+    // The last plan and what it was made from: planned again only when an input changed
+    // (the world's signal), not at every tick, which only re-checks the daemon.
+    let mut planned: Option<(Snapshot, plan::Plan)> = None;
+    // Whether the inputs changed since the last plan (woken by the signal, or signalled while
+    // the last step ran).
+    let mut inputs_changed = true;
     loop {
+        inputs_changed |= changed.has_changed().unwrap_or(true);
         changed.borrow_and_update();
-        let snapshot = world.snapshot();
-        world.track_passwords(&snapshot.peers).await;
-        let inputs = Inputs {
-            pools: &snapshot.pools,
-            peers: &snapshot.peers,
-            services: &snapshot.services,
-            endpoints: &snapshot.endpoints,
-            nodes: &snapshot.nodes,
+        if std::mem::take(&mut inputs_changed) || planned.is_none() {
+            let snapshot = world.snapshot();
+            world.track_passwords(&snapshot.peers).await;
+            let inputs = Inputs {
+                pools: &snapshot.pools,
+                peers: &snapshot.peers,
+                services: &snapshot.services,
+                endpoints: &snapshot.endpoints,
+                nodes: &snapshot.nodes,
+            };
+            // A password that cannot be had skips its peer; the reason is its status message.
+            let password =
+                |r: &_| (world.password(r)).map_err(|error| crate::telemetry::error_chain(&error));
+            let plan =
+                plan::plan_with(&settings.speaker(&snapshot), inputs, &password, &mut memory);
+            metrics.plans.inc();
+            planned = Some((snapshot, plan));
+        }
+        let Some((snapshot, plan)) = &planned else {
+            continue;
         };
-        // A password that cannot be had skips its peer; the reason is its status message.
-        let password =
-            |r: &_| (world.password(r)).map_err(|error| crate::telemetry::error_chain(&error));
-        let plan = plan::plan_with(&settings.speaker(&snapshot), inputs, &password, &mut memory);
         let started = Instant::now();
         let outcome = announcer.step(&plan.daemon).await;
-        metrics.record(&plan, &outcome, started.elapsed());
+        metrics.record(plan, &outcome, started.elapsed());
         let (wait, daemon_error) = match &outcome {
             Ok(step) => {
                 failures = 0;
-                log_step(*step, &plan);
+                log_step(*step, plan);
                 (TICK, None)
             }
             Err(error) => {
@@ -179,7 +194,7 @@ pub(crate) async fn run<C: Connect>(
             let (sessions, unreadable) = session_outcome(daemon_error, read);
             metrics.sessions(&sessions);
             reporter
-                .report(&plan, &snapshot, &sessions, unreadable.as_deref())
+                .report(plan, snapshot, &sessions, unreadable.as_deref())
                 .await;
             next_status = Instant::now() + STATUS_PERIOD;
         }
@@ -188,6 +203,7 @@ pub(crate) async fn run<C: Connect>(
                 if result.is_err() {
                     return;
                 }
+                inputs_changed = true;
                 tokio::time::sleep(DEBOUNCE).await;
             }
             () = tokio::time::sleep(wait) => {}

@@ -156,7 +156,7 @@ impl World {
 }
 
 /// Drives a reflector for `api` on its own task; marks its listing after the first list and
-/// bumps `changed` on every event.
+/// bumps `changed` when what the watch delivers changed what planning reads ([`Changes`]).
 pub(crate) fn watch_all<K>(
     api: Api<K>,
     slim: impl FnMut(&mut K) + Send + 'static,
@@ -166,6 +166,7 @@ where
     K: Resource<DynamicType = ()>
         + Clone
         + DeserializeOwned
+        + serde::Serialize
         + std::fmt::Debug
         + Send
         + Sync
@@ -188,21 +189,104 @@ async fn drive<K>(
     what: String,
     listing: Listing,
     changed: Arc<watch::Sender<u64>>,
-) {
+) where
+    K: Resource<DynamicType = ()> + serde::Serialize,
+{
     let mut stream = std::pin::pin!(stream);
+    let mut changes = Changes::new(&what);
     while let Some(event) = stream.next().await {
         listing.observe(&event);
-        match event {
-            Ok(watcher::Event::InitDone) => {}
-            Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => continue,
-            Ok(_) => {}
+        let bump = match &event {
+            Ok(event) => changes.observe(event),
             Err(error) => {
                 tracing::warn!(%error, kind = what, "watch failed; retrying");
-                continue;
+                false
+            }
+        };
+        if bump {
+            changed.send_modify(|generation| *generation = generation.wrapping_add(1));
+        }
+    }
+}
+
+/// Which watch events change what planning reads. A Node's status heartbeat, an object's
+/// `resourceVersion`, or the status an IPPool or BGPPeer is given (ours among them) change
+/// nothing planning reads, yet each arrives as an event: with 1,000 Nodes reporting their
+/// status every few minutes, a plan over every Service for each would keep a core busy.
+/// So each object's content is kept as a 64-bit fingerprint of what is left after slimming
+/// (without `resourceVersion` and `managedFields`, and without the status of IPPools and
+/// BGPPeers), and an event counts only when the fingerprint differs or the object is gone.
+/// A re-list counts once, at its end.
+struct Changes {
+    ignore_status: bool,
+    seen: std::collections::HashMap<(Option<String>, String), u64>,
+    relisted: Option<std::collections::HashMap<(Option<String>, String), u64>>,
+}
+
+impl Changes {
+    fn new(kind: &str) -> Self {
+        Self {
+            ignore_status: matches!(kind, "IPPool" | "BGPPeer"),
+            seen: std::collections::HashMap::new(),
+            relisted: None,
+        }
+    }
+
+    /// Whether `event` changes what planning reads.
+    fn observe<K: Resource<DynamicType = ()> + serde::Serialize>(
+        &mut self,
+        event: &watcher::Event<K>,
+    ) -> bool {
+        match event {
+            watcher::Event::Init => {
+                self.relisted = Some(std::collections::HashMap::new());
+                false
+            }
+            watcher::Event::InitApply(object) => {
+                let fingerprint = self.fingerprint(object);
+                (self.relisted.get_or_insert_with(Default::default))
+                    .insert(key(object), fingerprint);
+                false
+            }
+            watcher::Event::InitDone => {
+                self.seen = self.relisted.take().unwrap_or_default();
+                true
+            }
+            watcher::Event::Apply(object) => {
+                let fingerprint = self.fingerprint(object);
+                self.seen.insert(key(object), fingerprint) != Some(fingerprint)
+            }
+            watcher::Event::Delete(object) => {
+                self.seen.remove(&key(object));
+                true
             }
         }
-        changed.send_modify(|generation| *generation = generation.wrapping_add(1));
     }
+
+    fn fingerprint<K: serde::Serialize>(&self, object: &K) -> u64 {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut value = serde_json::to_value(object).unwrap_or_default();
+        if let Some(fields) = value.as_object_mut() {
+            if self.ignore_status {
+                fields.remove("status");
+            }
+            if let Some(metadata) = fields.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+                metadata.remove("resourceVersion");
+                metadata.remove("managedFields");
+            }
+        }
+        let mut hasher = std::hash::DefaultHasher::new();
+        value.to_string().hash(&mut hasher);
+        hasher.finish()
+    }
+}
+
+fn key<K: Resource<DynamicType = ()>>(object: &K) -> (Option<String>, String) {
+    let meta = object.meta();
+    (
+        meta.namespace.clone(),
+        meta.name.clone().unwrap_or_default(),
+    )
 }
 
 /// Keeps what [`inputs::service_input`] reads.
@@ -259,4 +343,61 @@ pub(crate) fn slim_slice(slice: &mut EndpointSlice) {
             })
             .collect()
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(version: &str, ready: &str, heartbeat: &str) -> Node {
+        let mut node: Node = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "n1", "resourceVersion": version},
+            "status": {"conditions": [{"type": "Ready", "status": ready,
+                "lastHeartbeatTime": heartbeat}]},
+        }))
+        .unwrap();
+        slim_node(&mut node);
+        node
+    }
+
+    #[test]
+    fn a_heartbeat_is_no_change_and_readiness_is() {
+        let mut changes = Changes::new("Node");
+        assert!(!changes.observe(&watcher::Event::<Node>::Init));
+        let first = node("1", "True", "2026-12-07T10:00:00Z");
+        assert!(!changes.observe(&watcher::Event::InitApply(first.clone())));
+        assert!(changes.observe(&watcher::Event::<Node>::InitDone));
+        let beat = node("2", "True", "2026-12-07T10:05:00Z");
+        assert!(!changes.observe(&watcher::Event::Apply(beat)));
+        assert!(changes.observe(&watcher::Event::Apply(node(
+            "3",
+            "False",
+            "2026-12-07T10:06:00Z"
+        ))));
+        assert!(changes.observe(&watcher::Event::Apply(node(
+            "4",
+            "True",
+            "2026-12-07T10:07:00Z"
+        ))));
+        assert!(changes.observe(&watcher::Event::Delete(first.clone())));
+        // Gone, then back as it was: a change.
+        assert!(changes.observe(&watcher::Event::Apply(first)));
+    }
+
+    #[test]
+    fn the_status_of_a_peer_is_no_change_and_its_spec_is() {
+        let peer = |version: &str, asn: u32, state: &str| -> BGPPeer {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "baremetal-ccm.io/v1alpha1", "kind": "BGPPeer",
+                "metadata": {"name": "tor", "resourceVersion": version},
+                "spec": {"peerAddress": "192.0.2.1", "peerASN": asn, "localASN": 64512},
+                "status": {"speakers": [{"speaker": "a", "state": state, "updated": "2026-12-07T10:00:00Z"}]},
+            }))
+            .unwrap()
+        };
+        let mut changes = Changes::new("BGPPeer");
+        assert!(changes.observe(&watcher::Event::Apply(peer("1", 65000, "Active"))));
+        assert!(!changes.observe(&watcher::Event::Apply(peer("2", 65000, "Established"))));
+        assert!(changes.observe(&watcher::Event::Apply(peer("3", 65001, "Established"))));
+    }
 }

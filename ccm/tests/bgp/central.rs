@@ -614,3 +614,66 @@ fn window_writes(cluster: &rig::cluster::TestCluster) -> Vec<rig::cluster::Audit
         .filter(|w| w.object_ref.as_ref().is_none_or(|o| o.resource != "leases"))
         .collect()
 }
+
+/// Status heartbeats of Nodes (a kubelet reports its status every few minutes: 1,000 Nodes
+/// make several a second) change nothing the announcer plans from, nor do its own BGPPeer
+/// status writes or the IPPool status service-lb writes: none of them causes a plan (each
+/// plan is over every Service). A change that matters after them (a node NotReady) does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_heartbeats_and_status_writes_cause_no_plan_with_bird() {
+    let fabric = Fabric::start(RouterKind::Bird, &[Session::to(2)]).await;
+    let cluster = cluster(false).await;
+    let client = cluster.client();
+    three_nodes(&client).await;
+    bgp_pool(&client, "pool-a", &["192.0.2.0/28"], serde_json::json!({})).await;
+    central_peers(&client, serde_json::json!({})).await;
+    let endpoint = format!("--gobgp-endpoint={}", fabric.endpoint(2));
+    let router_id = format!("--bgp-router-id={}", v4(2));
+    let args = [
+        "--controllers=service-lb,bgp-announcer",
+        &endpoint,
+        &router_id,
+    ];
+    let (_ccm, admin) = start_ccm(&cluster.admin_kubeconfig(), "ccm-a", &args);
+    Svc::lb("default", "web").create(&client).await;
+    let ip = wait_addresses(&client, "default", "web", 1).await.remove(0);
+    let prefix = format!("{ip}/32");
+    fabric
+        .wait_kernel(&prefix, &nodes(&[11, 12, 13], false), ROUTE)
+        .await;
+    wait_session(&client, "tor-v4", "ccm-a", |s| s.state == "Established").await;
+    let plans = || async {
+        let text = http_get(admin, "/metrics").await.expect("metrics answered");
+        (text.lines())
+            .find_map(|line| line.strip_prefix("baremetal_ccm_bgp_plans_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .expect("the plans counter is exported")
+    };
+    let before = plans().await;
+
+    // 20 heartbeats per node: the Ready condition unchanged, its times new.
+    let api: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    for beat in 0..20 {
+        for node in ["n1", "n2", "n3"] {
+            let now = k8s_openapi::jiff::Timestamp::now().to_string();
+            let patch = serde_json::json!({"status": {"conditions": [{
+                "type": "Ready", "status": "True", "reason": "KubeletReady",
+                "message": format!("heartbeat {beat}"),
+                "lastHeartbeatTime": now,
+            }]}});
+            api.patch_status(node, &PatchParams::default(), &Patch::Strategic(&patch))
+                .await
+                .unwrap();
+        }
+    }
+    // Then a change that matters, on the same watch: its plan comes after theirs would.
+    set_ready(&client, "n2", false).await;
+    fabric
+        .wait_kernel(&prefix, &nodes(&[11, 13], false), ROUTE)
+        .await;
+    let planned = plans().await - before;
+    assert!(
+        (1.0..=3.0).contains(&planned),
+        "60 heartbeats and one node NotReady made {planned} plans (1 expected, at most 3)"
+    );
+}
