@@ -1,7 +1,8 @@
 # Debian packages the tests and the lab need. Sourced after common.sh.
 # shellcheck shell=bash
 
-# package:command-it-provides pairs; the command proves the package is usable. A command
+# package:command-it-provides pairs; the command proves the package is usable. nftables: the
+# layer-2 tests cut a host's gossip or API traffic with nft rules in its network namespace. A command
 # given as an absolute path (a daemon outside PATH) is checked as that file.
 DEBIAN_PACKAGES=(
   bird2:bird
@@ -16,6 +17,7 @@ DEBIAN_PACKAGES=(
   runc:runc
   file:file
   socat:socat
+  nftables:nft
 )
 
 # The lab's real cluster (hack/lab): a container runtime per node, CNI plugins, kube-proxy's
