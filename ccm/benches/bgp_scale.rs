@@ -285,29 +285,40 @@ async fn floor(
 /// (as their kubelets would; nothing keeps them Ready after).
 async fn create_nodes(client: &Client, count: usize) {
     let api: Api<Node> = Api::all(client.clone());
+    on_each(count, |i| {
+        let api = api.clone();
+        let client = client.clone();
+        async move {
+            let name = node_name(i);
+            KubeletNode::registers(&name)
+                .initialized()
+                .not_ready()
+                .try_create(&client)
+                .await?;
+            let status = serde_json::json!({"status": {
+                "addresses": [
+                    {"type": "InternalIP", "address": node_address(i).to_string()},
+                    {"type": "Hostname", "address": name},
+                ],
+                "conditions": [rig::kubelet::ready_condition("True")],
+            }});
+            api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+                .await
+                .map(drop)
+        }
+    })
+    .await;
+}
+
+/// `write(i)` for `0..count` (Nodes or Services), `CONCURRENCY` at a time; panics on a failed
+/// write.
+async fn on_each<F, Fut>(count: usize, write: F)
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<(), kube::Error>>,
+{
     futures::stream::iter(0..count)
-        .map(|i| {
-            let api = api.clone();
-            let client = client.clone();
-            async move {
-                let name = node_name(i);
-                KubeletNode::registers(&name)
-                    .initialized()
-                    .not_ready()
-                    .try_create(&client)
-                    .await?;
-                let status = serde_json::json!({"status": {
-                    "addresses": [
-                        {"type": "InternalIP", "address": node_address(i).to_string()},
-                        {"type": "Hostname", "address": name},
-                    ],
-                    "conditions": [rig::kubelet::ready_condition("True")],
-                }});
-                api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
-                    .await
-                    .map(drop)
-            }
-        })
+        .map(write)
         .buffer_unordered(CONCURRENCY)
         .try_collect::<Vec<()>>()
         .await
@@ -349,37 +360,33 @@ fn endpoint_slice(scale: Scale, s: usize, not_ready: Option<usize>) -> EndpointS
 async fn create_services(client: &Client, scale: Scale) {
     let api: Api<Service> = Api::namespaced(client.clone(), "default");
     let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "default");
-    futures::stream::iter(0..scale.services)
-        .map(|i| {
-            let api = api.clone();
-            let slices = slices.clone();
-            async move {
-                let name = format!("svc-{i:06}");
-                let mut service = Svc::lb("default", &name)
-                    .without_node_ports()
-                    .annotate(ALLOCATED_FROM, POOL)
-                    .service;
-                service.metadata.finalizers = Some(vec![FINALIZER.into()]);
-                if scale.is_local(i) {
-                    let spec = service.spec.as_mut().unwrap();
-                    spec.external_traffic_policy = Some("Local".into());
-                    slices
-                        .create(&PostParams::default(), &endpoint_slice(scale, i, None))
-                        .await?;
-                }
-                api.create(&PostParams::default(), &service).await?;
-                let status = serde_json::json!({"status": {"loadBalancer": {"ingress": [
-                    {"ip": service_address(i).to_string(), "ipMode": "VIP"},
-                ]}}});
-                api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
-                    .await
-                    .map(drop)
+    on_each(scale.services, |i| {
+        let api = api.clone();
+        let slices = slices.clone();
+        async move {
+            let name = format!("svc-{i:06}");
+            let mut service = Svc::lb("default", &name)
+                .without_node_ports()
+                .annotate(ALLOCATED_FROM, POOL)
+                .service;
+            service.metadata.finalizers = Some(vec![FINALIZER.into()]);
+            if scale.is_local(i) {
+                let spec = service.spec.as_mut().unwrap();
+                spec.external_traffic_policy = Some("Local".into());
+                slices
+                    .create(&PostParams::default(), &endpoint_slice(scale, i, None))
+                    .await?;
             }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .try_collect::<Vec<()>>()
-        .await
-        .unwrap();
+            api.create(&PostParams::default(), &service).await?;
+            let status = serde_json::json!({"status": {"loadBalancer": {"ingress": [
+                {"ip": service_address(i).to_string(), "ipMode": "VIP"},
+            ]}}});
+            api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+                .await
+                .map(drop)
+        }
+    })
+    .await;
 }
 
 async fn create_pool_and_peer(client: &Client, max_next_hops: usize, send_max: u32) {
@@ -678,28 +685,24 @@ async fn quiet_cost(client: &Client, pid: u32, admin: std::net::SocketAddr, node
 
     let (cpu, plans_before, started) = (rig::measure::cpu_time(pid), plans().await, Instant::now());
     let api: Api<Node> = Api::all(client.clone());
-    futures::stream::iter(0..nodes)
-        .map(|i| {
-            let api = api.clone();
-            async move {
-                let now = k8s_openapi::jiff::Timestamp::now().to_string();
-                let patch = serde_json::json!({"status": {"conditions": [{
-                    "type": "Ready", "status": "True", "reason": "KubeletReady",
-                    "lastHeartbeatTime": now,
-                }]}});
-                api.patch_status(
-                    &node_name(i),
-                    &PatchParams::default(),
-                    &Patch::Strategic(&patch),
-                )
-                .await
-                .map(drop)
-            }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .try_collect::<Vec<()>>()
-        .await
-        .unwrap();
+    on_each(nodes, |i| {
+        let api = api.clone();
+        async move {
+            let now = k8s_openapi::jiff::Timestamp::now().to_string();
+            let patch = serde_json::json!({"status": {"conditions": [{
+                "type": "Ready", "status": "True", "reason": "KubeletReady",
+                "lastHeartbeatTime": now,
+            }]}});
+            api.patch_status(
+                &node_name(i),
+                &PatchParams::default(),
+                &Patch::Strategic(&patch),
+            )
+            .await
+            .map(drop)
+        }
+    })
+    .await;
     let beats_took = started.elapsed();
     tokio::time::sleep(QUIET).await;
     Quiet {
