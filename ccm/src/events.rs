@@ -7,8 +7,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, ObjectMeta, PostParams};
 use kube::{Client, Resource};
 use prometheus_client::metrics::counter::Counter;
-use std::task::Poll;
-
 use tokio::sync::mpsc;
 
 /// How many Normal Events may wait to be published before new ones are dropped.
@@ -136,27 +134,11 @@ fn waiting(
     mut warnings: mpsc::Receiver<Event>,
     mut normal: mpsc::Receiver<Event>,
 ) -> impl futures::Stream<Item = Event> {
-    let (mut warnings_open, mut normal_open) = (true, true);
-    futures::stream::poll_fn(move |cx| {
-        if warnings_open {
-            match warnings.poll_recv(cx) {
-                Poll::Ready(Some(event)) => return Poll::Ready(Some(event)),
-                Poll::Ready(None) => warnings_open = false,
-                Poll::Pending => {}
-            }
-        }
-        if normal_open {
-            match normal.poll_recv(cx) {
-                Poll::Ready(Some(event)) => return Poll::Ready(Some(event)),
-                Poll::Ready(None) => normal_open = false,
-                Poll::Pending => {}
-            }
-        }
-        if warnings_open || normal_open {
-            Poll::Pending
-        } else {
-            Poll::Ready(None)
-        }
+    let warnings = futures::stream::poll_fn(move |cx| warnings.poll_recv(cx));
+    let normal = futures::stream::poll_fn(move |cx| normal.poll_recv(cx));
+    // Always the warnings first; the normal queue only while none waits.
+    futures::stream::select_with_strategy(warnings, normal, |_: &mut ()| {
+        futures::stream::PollNext::Left
     })
 }
 

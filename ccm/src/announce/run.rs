@@ -137,12 +137,12 @@ pub(crate) async fn run<C: Connect>(
     // (the world's signal), not at every tick, which only re-checks the daemon.
     let mut planned: Option<(Snapshot, plan::Plan)> = None;
     // Whether the inputs changed since the last plan (woken by the signal, or signalled while
-    // the last step ran).
+    // the last step ran); true at first, so the first turn plans.
     let mut inputs_changed = true;
     loop {
         inputs_changed |= changed.has_changed().unwrap_or(true);
         changed.borrow_and_update();
-        if std::mem::take(&mut inputs_changed) || planned.is_none() {
+        if std::mem::take(&mut inputs_changed) {
             let snapshot = world.snapshot();
             world.track_passwords(&snapshot.peers).await;
             let inputs = Inputs {
