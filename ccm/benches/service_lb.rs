@@ -6,7 +6,9 @@
 //!
 //! - the floor: the contract's two writes per Service (finalizer, then status) by a minimal
 //!   client without any client-side rate limit, `CONCURRENCY` Services at a time, on Services
-//!   of ours created while the controller is stopped (then both writes are taken back);
+//!   of ours that exist while the controller is stopped (then both writes are taken back).
+//!   They are written straight into etcd as the API server would store them, each with its
+//!   `IPAddress` (`seed_many`): creating 100,000 through kube-apiserver 1.33+ takes hours;
 //! - cold: the controller started on those Services with its rate limit off at the same
 //!   concurrency: time until all hold an address (and until the first does: process start,
 //!   the initial list, the rebuild), its writes and failed writes, and its resident set with
@@ -17,7 +19,7 @@
 //!   Service the API server, etcd and the writer used in each phase (each phase starts once the
 //!   API server is idle);
 //! - Service create → address, one at a time, while all of them exist, beside a minimal
-//!   client's create + two patches.
+//!   client's create + two patches, and the create request alone (the API server's share).
 //!
 //! Small, with the controller's usual client-side limit (`--kube-api-qps=500
 //! --kube-api-burst=1000`):
@@ -61,12 +63,16 @@ use tokio::sync::Notify;
 const CONCURRENCY: usize = 4;
 const LATENCY_SERVICES: usize = 1000;
 const LATENCY_FLOOR_SERVICES: usize = 300;
+/// Objects a second written into etcd by `seed_many` (a Service and its IPAddress are two).
+const SEED_PER_SECOND: u32 = 1000;
+/// Creates timed alone at scale: what the API server's side of create → IP costs.
+const CREATE_ALONE_SERVICES: usize = 50;
 const BURST_SERVICES: usize = 5000;
 const RSS_SERVICES: usize = 10_000;
 /// The class of the floors' Services: the controller leaves them alone.
 const OTHER_CLASS: &str = "bench.example/other";
 /// The addresses the scale floor writes (on the Services the controller then serves from
-/// cold): the address watch does not count them.
+/// cold), counted up from this one: the address watch does not count them.
 const SCALE_FLOOR_PREFIX: &str = "2001:db8:400::";
 const FINALIZER: &str = "service.kubernetes.io/load-balancer-cleanup";
 const ALLOCATED_FROM: &str = "baremetal-ccm.io/allocated-from";
@@ -152,6 +158,145 @@ async fn create_many(
         }
     }
     started.elapsed()
+}
+
+/// Puts `count` Services `<prefix>-000000`… of `namespace` straight into the rig's etcd, past
+/// the API server, and beside each the `IPAddress` object its ClusterIP allocator would have
+/// made; returns how long it took. Each is a copy of one Service the API server created (and
+/// then deleted, with its `IPAddress`) with its own name, uid and ClusterIP, so the API server
+/// serves them as it would created ones (same defaults, same managed fields) and its ClusterIP
+/// repair finds nothing to repair. Why: creating them through the API costs a count of every
+/// ClusterIP per create (docs/scale.md), hours at 100,000 on this machine.
+async fn seed_many(cluster: &TestCluster, namespace: &str, prefix: &str, count: usize) -> Duration {
+    let client = cluster.client();
+    let api: Api<Service> = Api::namespaced(client.clone(), namespace);
+    let started = Instant::now();
+    let template = api
+        .create(
+            &PostParams::default(),
+            &service(namespace, "seed-template", None),
+        )
+        .await
+        .unwrap();
+    let template_ip: std::net::Ipv6Addr = template
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.cluster_ip.as_deref())
+        .and_then(|ip| ip.parse().ok())
+        .expect("the API server gives the template an IPv6 ClusterIP");
+    let ip_path = format!("/apis/networking.k8s.io/v1/ipaddresses/{template_ip}");
+    let request = http::Request::get(&ip_path).body(Vec::new()).unwrap();
+    let mut ip_template: serde_json::Value = client.request(request).await.unwrap();
+    api.delete("seed-template", &Default::default())
+        .await
+        .unwrap();
+    let mut service_template = serde_json::to_value(&template).unwrap();
+    for object in [&mut service_template, &mut ip_template] {
+        let metadata = object["metadata"].as_object_mut().unwrap();
+        metadata.remove("resourceVersion");
+    }
+    // The scale range is a /108: the seeded ClusterIPs from its 65,536th address on.
+    let range = u128::from(template_ip) & !0xf_ffff;
+    assert!(count < 0xf_0000, "{count} ClusterIPs fit the scale range");
+    let uid = |i: usize| format!("5eed0000-0000-4000-8000-{i:012x}");
+    let ip = |i: usize| std::net::Ipv6Addr::from(range + 0x1_0000 + i as u128).to_string();
+    // Created now, as far as the API server can tell: its ClusterIP repair deletes an
+    // IPAddress older than a minute whose Service it cannot find yet.
+    let now = || {
+        let now = k8s_openapi::jiff::Timestamp::now();
+        serde_json::Value::from(
+            now.round(k8s_openapi::jiff::Unit::Second)
+                .unwrap()
+                .to_string(),
+        )
+    };
+    let address = |i: usize| {
+        let mut address = ip_template.clone();
+        address["metadata"]["creationTimestamp"] = now();
+        address["metadata"]["name"] = ip(i).into();
+        address["metadata"]["uid"] = uid(count + i).into();
+        address["spec"]["parentRef"]["name"] = name(prefix, i).into();
+        (
+            format!("/registry/ipaddresses/{}", ip(i)),
+            serde_json::to_vec(&address).unwrap(),
+        )
+    };
+    let service = |i: usize| {
+        let mut svc = service_template.clone();
+        svc["metadata"]["creationTimestamp"] = now();
+        svc["metadata"]["name"] = name(prefix, i).into();
+        svc["metadata"]["uid"] = uid(i).into();
+        svc["spec"]["clusterIP"] = ip(i).into();
+        svc["spec"]["clusterIPs"] = serde_json::json!([ip(i)]);
+        (
+            format!("/registry/services/specs/{namespace}/{}", name(prefix, i)),
+            serde_json::to_vec(&svc).unwrap(),
+        )
+    };
+    // As the API server creates them: each IPAddress before its Service, here `LEAD` Services
+    // ahead, so that its ClusterIP repair (which watches both) sees the address first.
+    const LEAD: usize = 200;
+    let objects = (0..count + LEAD).flat_map(|i| {
+        let address = (i < count).then(|| address(i));
+        let service = i.checked_sub(LEAD).map(service);
+        address.into_iter().chain(service)
+    });
+    let before = Requests::now(&client).await;
+    let put = cluster
+        .etcd()
+        .put_all(objects, SEED_PER_SECOND)
+        .await
+        .unwrap();
+    assert_eq!(put, 2 * count);
+    // Served by the API server as its own: all listed, the last one's IPAddress readable.
+    wait_for(Duration::from_secs(300), || {
+        let api = api.clone();
+        async move {
+            let list = api
+                .list(&kube::api::ListParams::default().limit(1))
+                .await
+                .ok()?;
+            let listed = list.items.len() as i64 + list.metadata.remaining_item_count.unwrap_or(0);
+            (listed == count as i64).then_some(())
+        }
+    })
+    .await
+    .expect("the API server lists every seeded Service");
+    let last = api.get(&name(prefix, count - 1)).await.unwrap();
+    let last_ip = last.spec.and_then(|spec| spec.cluster_ip).unwrap();
+    let request = http::Request::get(format!("/apis/networking.k8s.io/v1/ipaddresses/{last_ip}"))
+        .body(Vec::new())
+        .unwrap();
+    let address: serde_json::Value = client.request(request).await.unwrap();
+    assert_eq!(
+        address["spec"]["parentRef"]["name"],
+        name(prefix, count - 1)
+    );
+    // Paced so that the API server's informers (its ClusterIP repair among them) keep up: no
+    // IPAddress created or deleted, no Event. Watchers it closed as too slow (a watch that falls
+    // 100 events behind; they list again) are said, not failed: at 100,000 one or two are.
+    let took = started.elapsed();
+    settle(cluster, "checking the seeded Services").await;
+    let seeded = Requests::now(&client).await.since(&before);
+    let count_of = |prefix: &str| -> Vec<(&String, f64)> {
+        (seeded.0.iter())
+            .filter(|(key, _)| key.starts_with(prefix))
+            .map(|(key, (n, _))| (key, *n))
+            .collect()
+    };
+    let repaired: Vec<_> = ["POST ipaddresses", "DELETE ipaddresses", "POST events"]
+        .iter()
+        .flat_map(|prefix| count_of(prefix))
+        .collect();
+    assert!(
+        repaired.is_empty(),
+        "seeding made the API server repair: {repaired:?}"
+    );
+    eprintln!(
+        "scale: seeding closed these watchers as too slow: {:?}",
+        count_of("watchers closed")
+    );
+    took
 }
 
 /// When each Service (namespace/name) was first seen with an address, and per namespace how
@@ -323,7 +468,8 @@ async fn floor(
                     }
                     api.patch(&name, &params, &Patch::Merge(&meta)).await?;
                 }
-                let ip = format!("{prefix}{:x}", i + 1);
+                let base: std::net::Ipv6Addr = prefix.parse().unwrap();
+                let ip = std::net::Ipv6Addr::from(u128::from(base) + i as u128 + 1).to_string();
                 let mut status = serde_json::json!({"status": {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}}});
                 if rich {
                     let now = k8s_openapi::jiff::Timestamp::now().round(k8s_openapi::jiff::Unit::Second).unwrap();
@@ -391,6 +537,21 @@ async fn controller_latency(
     }
     latencies.sort();
     latencies
+}
+
+/// `count` Service creates (another class, so nothing acts on them), one at a time: how long
+/// each request took; sorted.
+async fn create_alone(client: &Client, namespace: &str, count: usize) -> Vec<Duration> {
+    let api: Api<Service> = Api::namespaced(client.clone(), namespace);
+    let mut took = Vec::with_capacity(count);
+    for i in 0..count {
+        let svc = service(namespace, &name("alone", i), Some(OTHER_CLASS));
+        let started = Instant::now();
+        api.create(&PostParams::default(), &svc).await.unwrap();
+        took.push(started.elapsed());
+    }
+    took.sort();
+    took
 }
 
 /// The same path by a minimal client: create, finalizer patch, status patch, seen by the same
@@ -472,6 +633,8 @@ struct Scale {
     hwm: u64,
     latencies: Vec<Duration>,
     floor_latencies: Vec<Duration>,
+    /// A Service create request alone while all exist (another class), sorted.
+    creates: Vec<Duration>,
 }
 
 /// In a fresh API server sized for it, `n` Services of ours: first the contract's two writes
@@ -492,8 +655,8 @@ async fn scale(n: usize) -> Scale {
     let client = cluster.client();
     let timeout = Duration::from_secs(900).max(Duration::from_millis(50 * n as u64));
 
-    let create = create_many(&client, "scale-cold", "cold", n, None).await;
-    eprintln!("scale: {n} Services created in {create:.1?}");
+    let create = seed_many(&cluster, "scale-cold", "cold", n).await;
+    eprintln!("scale: {n} Services seeded in {create:.1?}");
     let cold = ("scale-cold", "cold", n);
     let (floor_writes, floor_cpu, floor_requests) =
         scale_floor(&cluster, cold, FloorWrites::Contract).await;
@@ -533,6 +696,7 @@ async fn scale(n: usize) -> Scale {
         .await,
     );
     let events_dropped = metrics.series("baremetal_ccm_events_dropped_total").await;
+    let creates = create_alone(&client, "scale-lat-floor", CREATE_ALONE_SERVICES).await;
     let latencies = controller_latency(&client, &seen, "scale-lat", LATENCY_SERVICES).await;
     ccm.terminate(Duration::from_secs(5));
     let floor_latencies =
@@ -552,6 +716,7 @@ async fn scale(n: usize) -> Scale {
         hwm,
         latencies,
         floor_latencies,
+        creates,
     }
 }
 
@@ -617,7 +782,12 @@ fn print_scale(s: &Scale) {
             / percentile(&s.floor_latencies, 99.0).as_secs_f64(),
     );
     println!(
-        "| (reference) {n} Services created by the bench, 16 at a time (s) | {:.1} | — | — | — |",
+        "| (reference) of which the API server's create request alone, p50 / p99 ({CREATE_ALONE_SERVICES} one at a time, ms) | {} / {} | — | — | — |",
+        ms(percentile(&s.creates, 50.0)),
+        ms(percentile(&s.creates, 99.0)),
+    );
+    println!(
+        "| (reference) {n} Services written into etcd as the API server would store them, with their IPAddress objects (s) | {:.1} | — | — | — |",
         s.create.as_secs_f64()
     );
 }
@@ -695,6 +865,10 @@ impl Requests {
                         .unwrap_or_default();
                     let slot = usize::from(metric == "apiserver_watch_events_sizes_sum");
                     (format!("watch events {kind} (KiB)"), slot)
+                }
+                "apiserver_terminated_watchers_total" => {
+                    let resource = label("resource").unwrap_or_default();
+                    (format!("watchers closed as too slow, {resource}"), 0)
                 }
                 _ => continue,
             };

@@ -71,6 +71,7 @@ pub struct TestCluster {
     // Field order is drop order: the apiserver goes before etcd, the directory last.
     apiserver: Process,
     etcd: Process,
+    etcd_port: u16,
     url: String,
     client: Client,
     dir: tempfile::TempDir,
@@ -226,6 +227,7 @@ impl TestCluster {
         let mut cluster = Self {
             apiserver,
             etcd,
+            etcd_port: etcd_client,
             url,
             client,
             dir,
@@ -279,6 +281,13 @@ impl TestCluster {
             crate::measure::cpu_time(self.apiserver.pid()),
             crate::measure::cpu_time(self.etcd.pid()),
         )
+    }
+
+    /// Writes straight into this cluster's etcd, past the API server (benchmarks' setup).
+    pub fn etcd(&self) -> crate::etcd::Etcd {
+        crate::etcd::Etcd {
+            port: self.etcd_port,
+        }
     }
 
     /// A kubeconfig file for the admin, for processes under test (`--kubeconfig`).

@@ -1,7 +1,7 @@
 //! Test rig for baremetal-ccm: real components brought up per test and torn down on drop.
 //!
 //! - [`cluster`]: etcd + kube-apiserver on free loopback ports, admin and ServiceAccount clients,
-//!   CRD installation;
+//!   CRD installation; [`etcd`]: writes straight into its etcd (benchmarks' setup);
 //! - [`netns`]: network-namespace topologies (hosts, bridges, veth links);
 //! - [`gobgpd`]: a real gobgpd in a namespace, driven through `gobgp-api-proto`;
 //! - [`bird`]: a real BIRD 2 in a namespace, with its routes parsed; [`bird_control`]: its
@@ -39,6 +39,7 @@ pub mod bird_control;
 pub mod capture;
 pub mod ccm;
 pub mod cluster;
+pub mod etcd;
 pub mod fabric;
 pub mod frr;
 pub mod gobgpd;
