@@ -211,27 +211,23 @@ async fn seed_many(cluster: &TestCluster, namespace: &str, prefix: &str, count: 
         )
     };
     let address = |i: usize| {
-        let mut address = ip_template.clone();
+        let (ip, mut address) = (ip(i), ip_template.clone());
         address["metadata"]["creationTimestamp"] = now();
-        address["metadata"]["name"] = ip(i).into();
+        address["metadata"]["name"] = ip.clone().into();
         address["metadata"]["uid"] = uid(count + i).into();
         address["spec"]["parentRef"]["name"] = name(prefix, i).into();
-        (
-            format!("/registry/ipaddresses/{}", ip(i)),
-            serde_json::to_vec(&address).unwrap(),
-        )
+        let key = format!("/registry/ipaddresses/{ip}");
+        (key, serde_json::to_vec(&address).unwrap())
     };
     let service = |i: usize| {
-        let mut svc = service_template.clone();
+        let (ip, name, mut svc) = (ip(i), name(prefix, i), service_template.clone());
         svc["metadata"]["creationTimestamp"] = now();
-        svc["metadata"]["name"] = name(prefix, i).into();
+        svc["metadata"]["name"] = name.clone().into();
         svc["metadata"]["uid"] = uid(i).into();
-        svc["spec"]["clusterIP"] = ip(i).into();
-        svc["spec"]["clusterIPs"] = serde_json::json!([ip(i)]);
-        (
-            format!("/registry/services/specs/{namespace}/{}", name(prefix, i)),
-            serde_json::to_vec(&svc).unwrap(),
-        )
+        svc["spec"]["clusterIPs"] = serde_json::json!([ip]);
+        svc["spec"]["clusterIP"] = ip.into();
+        let key = format!("/registry/services/specs/{namespace}/{name}");
+        (key, serde_json::to_vec(&svc).unwrap())
     };
     // As the API server creates them: each IPAddress before its Service, here `LEAD` Services
     // ahead, so that its ClusterIP repair (which watches both) sees the address first.
@@ -252,11 +248,7 @@ async fn seed_many(cluster: &TestCluster, namespace: &str, prefix: &str, count: 
     wait_for(Duration::from_secs(300), || {
         let api = api.clone();
         async move {
-            let list = api
-                .list(&kube::api::ListParams::default().limit(1))
-                .await
-                .ok()?;
-            let listed = list.items.len() as i64 + list.metadata.remaining_item_count.unwrap_or(0);
+            let listed = listed(&api).await.ok()?;
             (listed == count as i64).then_some(())
         }
     })
@@ -292,13 +284,13 @@ async fn seed_many(cluster: &TestCluster, namespace: &str, prefix: &str, count: 
         "the API server deleted seeded IPAddresses"
     );
     let addresses: Api<k8s_openapi::api::networking::v1::IPAddress> = Api::all(client.clone());
-    let list = addresses
-        .list_metadata(&kube::api::ListParams::default().limit(1))
-        .await
-        .unwrap();
-    let listed = list.items.len() as i64 + list.metadata.remaining_item_count.unwrap_or(0);
     // Ours, and the `kubernetes` Service's.
-    assert_eq!(listed, count as i64 + 1, "every seeded IPAddress is there");
+    let addresses = listed(&addresses).await.unwrap();
+    assert_eq!(
+        addresses,
+        count as i64 + 1,
+        "every seeded IPAddress is there"
+    );
     let repairs: Vec<_> = ["POST ipaddresses", "POST events", "watchers closed"]
         .iter()
         .flat_map(|prefix| count_of(prefix))
@@ -307,6 +299,17 @@ async fn seed_many(cluster: &TestCluster, namespace: &str, prefix: &str, count: 
         "scale: while seeding, the API server's watch cache and ClusterIP repair: {repairs:?}"
     );
     took
+}
+
+/// How many objects `api` lists, from one page of one (the API server counts the rest).
+async fn listed<K>(api: &Api<K>) -> Result<i64, kube::Error>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let list = api
+        .list_metadata(&kube::api::ListParams::default().limit(1))
+        .await?;
+    Ok(list.items.len() as i64 + list.metadata.remaining_item_count.unwrap_or(0))
 }
 
 /// When each Service (namespace/name) was first seen with an address, and per namespace how
@@ -462,6 +465,7 @@ async fn floor(
     prefix: &str,
 ) -> Duration {
     let api: Api<Service> = Api::namespaced(client.clone(), namespace);
+    let base = u128::from(prefix.parse::<std::net::Ipv6Addr>().unwrap());
     let started = Instant::now();
     futures::stream::iter(0..count)
         .map(|i| {
@@ -478,8 +482,7 @@ async fn floor(
                     }
                     api.patch(&name, &params, &Patch::Merge(&meta)).await?;
                 }
-                let base: std::net::Ipv6Addr = prefix.parse().unwrap();
-                let ip = std::net::Ipv6Addr::from(u128::from(base) + i as u128 + 1).to_string();
+                let ip = std::net::Ipv6Addr::from(base + i as u128 + 1).to_string();
                 let mut status = serde_json::json!({"status": {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}}});
                 if rich {
                     let now = k8s_openapi::jiff::Timestamp::now().round(k8s_openapi::jiff::Unit::Second).unwrap();
